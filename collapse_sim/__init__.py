@@ -1,0 +1,46 @@
+"""collapse_sim: see, measure and understand model collapse.
+
+Generative models trained on data produced by earlier models degrade
+(Shumailov et al., Nature 631, 2024). ``collapse_sim`` chains fit -> sample ->
+fit over generations for thousands of independent chains at once, and measures
+how each chain's model drifts from the truth.
+
+>>> import collapse_sim as cs
+>>> sim = cs.simulate(cs.Gaussian(mean=0.0, var=1.0), cs.GaussianFit(estimator="mle"),
+...                   n_samples=100, generations=50, chains=200, seed=0)
+>>> sim.metrics["variance"].shape
+(51, 200)
+"""
+
+from . import metrics, sampling, theory
+from .engine import simulate
+from .fitting import GaussianFit
+from .models import Gaussian
+from .policies import (
+    Accumulate,
+    AccumulateSubsample,
+    Augment,
+    FreshReal,
+    KeepReal,
+    Replace,
+)
+from .results import Simulation
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Accumulate",
+    "AccumulateSubsample",
+    "Augment",
+    "FreshReal",
+    "Gaussian",
+    "GaussianFit",
+    "KeepReal",
+    "Replace",
+    "Simulation",
+    "__version__",
+    "metrics",
+    "sampling",
+    "simulate",
+    "theory",
+]

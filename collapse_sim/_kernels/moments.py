@@ -1,0 +1,115 @@
+"""Per-chain sample moments (count, mean, centred scatter), jitted.
+
+The scatter is computed in two passes (mean first, then sum of centred outer
+products), which keeps it exact to rounding when the points are nearly equal:
+the regime a collapsing chain lives in.
+"""
+
+import numba as nb
+import numpy as np
+
+from .rng import _fill_normal_row, next_below
+
+
+@nb.njit(inline="always")
+def _row_moments(x, mean, m2):
+    """Mean ``(d,)`` and centred scatter ``(d, d)`` of the points ``x`` ``(k, d)``."""
+    k, d = x.shape
+    for j in range(d):
+        acc = 0.0
+        for i in range(k):
+            acc += x[i, j]
+        mean[j] = acc / k
+    for a in range(d):
+        for b in range(a, d):
+            acc = 0.0
+            ma = mean[a]
+            mb = mean[b]
+            for i in range(k):
+                acc += (x[i, a] - ma) * (x[i, b] - mb)
+            m2[a, b] = acc
+            m2[b, a] = acc
+
+
+@nb.njit(inline="always")
+def _row_moments_1d(x, mean, m2):
+    k = x.shape[0]
+    acc = 0.0
+    for i in range(k):
+        acc += x[i, 0]
+    mu = acc / k
+    acc = 0.0
+    for i in range(k):
+        dev = x[i, 0] - mu
+        acc += dev * dev
+    mean[0] = mu
+    m2[0, 0] = acc
+
+
+@nb.njit(parallel=True, cache=True)
+def moments(x, mean, m2):
+    """Fill ``mean[c]`` and ``m2[c]`` with the moments of ``x[c]`` ``(k, d)`` for every chain."""
+    chains = x.shape[0]
+    if x.shape[2] == 1:
+        for c in nb.prange(chains):
+            _row_moments_1d(x[c], mean[c], m2[c])
+    else:
+        for c in nb.prange(chains):
+            _row_moments(x[c], mean[c], m2[c])
+
+
+@nb.njit(parallel=True, cache=True)
+def normal_moments(states, buf, mean, m2):
+    """Draw ``buf[c]`` ``(k, d)`` standard normals from ``states[c]`` and take their moments."""
+    chains = buf.shape[0]
+    d = buf.shape[2]
+    flat = buf.reshape(chains, -1)
+    for c in nb.prange(chains):
+        _fill_normal_row(states[c], flat[c])
+        if d == 1:
+            _row_moments_1d(buf[c], mean[c], m2[c])
+        else:
+            _row_moments(buf[c], mean[c], m2[c])
+
+
+@nb.njit(parallel=True, cache=True)
+def subsample_rows(states, pool, size, k, out):
+    """Copy ``k`` rows drawn without replacement from ``pool[c, :size]`` into ``out[c]``.
+
+    Robert Floyd's algorithm (Bentley & Floyd, CACM 30(9), 1987): every
+    ``k``-subset is equally likely, with ``k`` draws and an open-addressing set of
+    the chosen indices, so the cost is O(k) whatever the pool size.
+    """
+    chains = pool.shape[0]
+    tsize = 1
+    while tsize < 2 * k:
+        tsize *= 2
+    for c in nb.prange(chains):
+        s = states[c]
+        table = np.full(tsize, -1, dtype=np.int64)
+        filled = 0
+        for j in range(size - k, size):
+            r = next_below(s, j + 1)
+            pick = j if _contains(table, r) else r
+            _insert(table, pick)
+            out[c, filled, :] = pool[c, pick, :]
+            filled += 1
+
+
+@nb.njit(inline="always")
+def _slot(table, value):
+    mask = table.shape[0] - 1
+    h = (value * 0x9E3779B1) & mask
+    while table[h] != -1 and table[h] != value:
+        h = (h + 1) & mask
+    return h
+
+
+@nb.njit(inline="always")
+def _contains(table, value):
+    return table[_slot(table, value)] == value
+
+
+@nb.njit(inline="always")
+def _insert(table, value):
+    table[_slot(table, value)] = value

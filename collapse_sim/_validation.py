@@ -1,0 +1,58 @@
+"""Boundary checks shared by the public API: one place, messages that name the parameter."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def check_int(name: str, value, *, minimum: int, maximum: int | None = None) -> int:
+    """Return ``value`` as ``int`` if it is an integer in ``[minimum, maximum]``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    value = int(value)
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = "inf" if maximum is None else str(maximum)
+        raise ValueError(f"{name} must be an int in [{minimum}, {upper}], got {value}")
+    return value
+
+
+def check_real(
+    name: str,
+    value,
+    *,
+    low: float = -np.inf,
+    high: float = np.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Return ``value`` as ``float`` if it is a finite real number in the given interval."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    below = value <= low if low_open else value < low
+    above = value >= high if high_open else value > high
+    if not np.isfinite(value) or below or above:
+        lo = ("(" if low_open else "[") + f"{low:g}"
+        hi = f"{high:g}" + (")" if high_open else "]")
+        raise ValueError(f"{name} must be a finite number in {lo}, {hi}, got {value}")
+    return value
+
+
+def check_choice(name: str, value, choices: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value
+
+
+def as_float_array(name: str, value) -> np.ndarray:
+    """``value`` as a float64 array, rejecting non-numeric input and non-finite entries."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be numeric array-like, got {type(value).__name__}") from exc
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must contain only finite values")
+    return arr

@@ -1,0 +1,284 @@
+r"""The recursive fit/sample loop: ``simulate``.
+
+For every chain independently,
+
+.. math::
+
+    \text{truth} \xrightarrow{\text{sample } n} D_1 \xrightarrow{\text{fit}} M_1
+    \xrightarrow{\text{sample}} D_2 \xrightarrow{\text{fit}} M_2 \;\cdots\; M_G,
+
+where the policy decides what :math:`D_t` holds for :math:`t \ge 2` (see
+:mod:`collapse_sim.policies`). All chains advance together, one generation at a
+time, through chain-parallel kernels; memory stays :math:`O(\text{chains}\times n)`
+plus the ``(generations + 1, chains)`` metric arrays, unless models are recorded or
+the policy must keep accumulated points.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import _random
+from . import metrics as _metrics
+from .fitting import GaussianFit
+from .models import Gaussian
+from .policies import Replace, _Policy
+from .results import Simulation
+from .sampling import ChainStreams, Moments, gaussian_moments, gaussian_points, subsample
+from ._validation import check_int
+
+#: Runs expected to take longer than this many seconds show a progress bar when ``progress=None``.
+PROGRESS_DELAY = 2.0
+
+
+def simulate(
+    truth: Gaussian,
+    fitter: GaussianFit,
+    *,
+    n_samples: int,
+    generations: int,
+    chains: int = 1,
+    policy: _Policy = Replace(),  # noqa: B008 - immutable dataclass
+    seed: _random.SeedLike = None,
+    metrics=_metrics.DEFAULT,
+    record_models: bool = False,
+    progress: bool | None = None,
+) -> Simulation:
+    r"""Run ``chains`` independent fit → sample → fit … chains for ``generations`` generations.
+
+    Parameters
+    ----------
+    truth : Gaussian
+        The data-generating distribution (a batch of one), positive definite.
+    fitter : GaussianFit
+        Estimator applied to every generation's training set.
+    n_samples : int
+        :math:`n`, the sample size each generation draws (>= 2).
+    generations : int
+        Number :math:`G` of fitted generations (>= 0).
+    chains : int
+        Independent replicates (>= 1).
+    policy : Replace, KeepReal, Accumulate, AccumulateSubsample, FreshReal or Augment
+        What each generation trains on (see :mod:`collapse_sim.policies`).
+    seed : int, SeedSequence, Generator or None
+        Root of all randomness. Chain ``c`` uses its own stream derived from
+        ``(seed, c)``, so results are bit-identical for any thread count and the
+        first ``k`` chains of a run equal a ``k``-chain run. ``None`` draws fresh
+        entropy, recorded in ``Simulation.config["seed"]``.
+    metrics : str or sequence of str
+        Names from :data:`collapse_sim.metrics.AVAILABLE` (default: all).
+    record_models : bool
+        Keep every generation's parameters in ``Simulation.models``
+        (``mean`` ``(G+1, chains, d)``, ``cov`` ``(G+1, chains, d, d)``).
+    progress : bool or None
+        Show a tqdm bar: ``True`` always, ``False`` never, ``None`` only when the
+        run lasts longer than :data:`PROGRESS_DELAY` seconds.
+
+    Returns
+    -------
+    Simulation
+        ``metrics[name]`` is ``(generations + 1, chains)``; row 0 is the truth,
+        row ``t`` the model fitted at generation ``t``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On invalid arguments, before any sampling. ``ValueError`` also when the
+        policy would keep more points than its ``max_bytes`` allows.
+
+    Examples
+    --------
+    >>> import collapse_sim as cs
+    >>> sim = cs.simulate(cs.Gaussian(mean=0.0, var=1.0), cs.GaussianFit(),
+    ...                   n_samples=10, generations=5, chains=3, seed=0)
+    >>> sim.metrics["variance"].shape
+    (6, 3)
+    """
+    n_samples = check_int("n_samples", n_samples, minimum=2)
+    generations = check_int("generations", generations, minimum=0)
+    chains = check_int("chains", chains, minimum=1)
+    _check_truth(truth)
+    _check_fitter(fitter, truth)
+    if not isinstance(policy, _Policy):
+        raise TypeError(
+            "policy must be Replace(), KeepReal(f), Accumulate(), AccumulateSubsample(), "
+            f"FreshReal(f) or Augment(r); got {type(policy).__name__}"
+        )
+    names = _metrics.check_names(metrics)
+    if not isinstance(record_models, bool):
+        raise TypeError("record_models must be True or False")
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError("progress must be True, False or None")
+    plan = policy.plan(n_samples)
+    for t in (1, 2):
+        size = policy.training_size(n_samples, t)
+        if size < fitter.min_points():
+            raise ValueError(
+                f"{policy!r} trains generation {t} on {size} points; {fitter!r} needs at "
+                f"least {fitter.min_points()}: raise n_samples or the policy's fraction/ratio"
+            )
+    uses_moments = bool(getattr(fitter, "uses_moments", False))
+    kept = policy.kept_bytes(chains, n_samples, generations, truth.dim, uses_moments)
+    if kept > getattr(policy, "max_bytes", np.inf):
+        raise ValueError(
+            f"{type(policy).__name__} must keep {chains} chains x {n_samples * generations} "
+            f"points x {truth.dim} dims = {kept / 2**30:.2f} GiB of training data, above its "
+            f"max_bytes={policy.max_bytes} ({policy.max_bytes / 2**30:.2f} GiB); lower chains "
+            f"or generations, or raise max_bytes"
+        )
+
+    root = _random.as_seed_sequence(seed)
+    streams = ChainStreams(_random.chain_states(root, chains))
+    heldout = None
+    if "nll" in names:
+        shared = ChainStreams(_random.shared_state(root, 0))
+        heldout = gaussian_points(truth, _metrics.HELDOUT_SIZE, shared)[0]
+    ctx = _metrics.MetricContext(heldout)
+
+    out = {name: np.empty((generations + 1, chains)) for name in names}
+    for name, value in _metrics.evaluate(names, truth, truth, ctx).items():
+        out[name][0] = value[0]
+    models = None
+    if record_models:
+        d = truth.dim
+        models = {"mean": np.empty((generations + 1, chains, d)),
+                  "cov": np.empty((generations + 1, chains, d, d))}
+        models["mean"][0] = truth.mean[0]
+        models["cov"][0] = truth.cov[0]
+
+    loop = _Loop(truth, fitter, plan, n_samples, generations, streams,
+                 points=not uses_moments or plan.pool == "subsample")
+    # progress=None: tqdm's own rule (off when stderr is not a terminal) after a delay.
+    disable = {True: False, False: True, None: None}[progress]
+    bar = tqdm(total=generations, desc="generations", unit="gen", leave=False,
+               disable=disable, delay=0.0 if progress else PROGRESS_DELAY)
+    try:
+        for t in range(1, generations + 1):
+            model = loop.step(t)
+            _check_finite(model, t)
+            for name, value in _metrics.evaluate(names, truth, model, ctx).items():
+                out[name][t] = value
+            if models is not None:
+                models["mean"][t] = model.mean
+                models["cov"][t] = model.cov
+            bar.update(1)
+    finally:
+        bar.close()
+
+    config = {
+        "truth": truth.to_dict(),
+        "fitter": fitter.to_dict(),
+        "policy": policy.to_dict(),
+        "n_samples": n_samples,
+        "generations": generations,
+        "chains": chains,
+        "seed": _random.seed_record(root),
+        "metrics": list(names),
+    }
+    return Simulation(metrics=out, config=config, models=models)
+
+
+class _Loop:
+    """State carried across generations: the real sample, the pool, the current model."""
+
+    def __init__(self, truth, fitter, plan, n, generations, streams, *, points: bool):
+        self.truth = truth.broadcast(streams.chains)
+        self.fitter = fitter
+        self.plan = plan
+        self.n = n
+        self.streams = streams
+        self.points = points
+        real = gaussian_points(self.truth, n, streams)
+        self.real_all = real if points else Moments.of(real)
+        k = plan.real
+        if 0 < k < n:
+            self.real_part = real[:, :k] if points else Moments.of(real[:, :k])
+        else:
+            self.real_part = self.real_all
+        self.pool = None
+        if plan.pool == "subsample" or (plan.pool == "all" and points):
+            self.pool = np.empty((streams.chains, n * max(generations, 1), truth.dim))
+            self.pool[:, :n] = real
+            self.pool_size = n
+        elif plan.pool == "all":
+            self.pool = self.real_all
+        self.model = None
+
+    def _draw(self, model, k):
+        if self.points:
+            return gaussian_points(model, k, self.streams)
+        return gaussian_moments(model, k, self.streams)
+
+    def _fit(self, data):
+        if self.points:
+            return self.fitter.fit(data)
+        return self.fitter.fit_moments(data)
+
+    def step(self, t: int) -> Gaussian:
+        """Fit generation ``t`` (drawing its training data from generation ``t - 1``)."""
+        if t == 1:
+            self.model = self._fit(self.real_all)
+            return self.model
+        plan, n = self.plan, self.n
+        parts = []
+        if plan.real:
+            parts.append(self.real_part)
+        if plan.fresh:
+            parts.append(self._draw(self.truth, plan.fresh))
+        if plan.synthetic:
+            syn = self._draw(self.model, plan.synthetic)
+            if plan.pool == "none":
+                parts.append(syn)
+            elif isinstance(self.pool, Moments):
+                self.pool = self.pool + syn
+                parts.append(self.pool)
+            else:
+                self.pool[:, self.pool_size:self.pool_size + n] = syn
+                self.pool_size += n
+                if plan.pool == "all":
+                    parts.append(self.pool[:, :self.pool_size])
+                else:
+                    parts.append(subsample(self.pool, self.pool_size, n, self.streams))
+        self.model = self._fit(_combine(parts, self.points))
+        return self.model
+
+
+def _combine(parts, points: bool):
+    if len(parts) == 1:
+        return parts[0]
+    if points:
+        return np.concatenate(parts, axis=1)
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
+def _check_truth(truth) -> None:
+    if not isinstance(truth, Gaussian):
+        raise TypeError(f"truth must be a collapse_sim.Gaussian, got {type(truth).__name__}")
+    if truth.batch_size != 1:
+        raise ValueError(f"truth must be a single distribution, got a batch of {truth.batch_size}")
+    lam = np.linalg.eigvalsh(truth.cov[0])
+    if lam.min() <= 1e-12 * max(lam.max(), 1e-300):
+        raise ValueError(
+            "truth covariance must be positive definite (smallest eigenvalue "
+            f"{lam.min():.3g}); the tail and KL metrics are undefined otherwise"
+        )
+
+
+def _check_fitter(fitter, truth) -> None:
+    if not (hasattr(fitter, "fit") and hasattr(fitter, "min_points")):
+        raise TypeError(f"fitter must be a collapse_sim fitter, got {type(fitter).__name__}")
+    fitter.check_truth(truth)
+
+
+def _check_finite(model: Gaussian, t: int) -> None:
+    bad_mean = ~np.isfinite(model.mean).all(axis=1)
+    bad_cov = ~np.isfinite(model.cov).all(axis=(1, 2))
+    bad = np.flatnonzero(bad_mean | bad_cov)
+    if bad.size:
+        raise FloatingPointError(
+            f"generation {t}: the fit of chain {bad[0]} (and {bad.size - 1} others) is not finite"
+        )

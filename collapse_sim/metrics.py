@@ -1,0 +1,279 @@
+r"""Per-generation, per-chain measures of how far each model is from the truth.
+
+Every metric maps a truth (a batch of one) and a batch of ``B`` fitted models to
+a ``(B,)`` array; :func:`collapse_sim.simulate` stacks them into
+``(generations + 1, chains)`` arrays whose row 0 is the truth itself.
+
+=============  =========================================================================
+name           definition (model :math:`\mathcal N(m, S)`, truth :math:`\mathcal N(\mu,\Sigma)`)
+=============  =========================================================================
+``variance``   :math:`\operatorname{tr} S`
+``mean_shift`` :math:`\lVert m-\mu\rVert_2`
+``w2``         :math:`W_2 = \big(\lVert m-\mu\rVert^2 + \operatorname{tr}(S+\Sigma
+               -2(\Sigma^{1/2}S\Sigma^{1/2})^{1/2})\big)^{1/2}`
+``kl``         :math:`\mathrm{KL}(\text{truth}\,\|\,\text{model}) = \tfrac12[\operatorname{tr}
+               (S^{-1}\Sigma) + (m-\mu)^\top S^{-1}(m-\mu) - d + \log\frac{\det S}{\det\Sigma}]`
+``nll``        mean of :math:`-\log p_{\text{model}}(x)` over a held-out real sample of
+               :data:`HELDOUT_SIZE` points, the same for every chain
+``tail_mass``  model probability outside the truth's central 99% region (1-D: outside
+               the 0.5% and 99.5% quantiles; d-D: outside the ellipsoid
+               :math:`(x-\mu)^\top\Sigma^{-1}(x-\mu) \le \chi^2_{d,0.99}`); the truth has 0.01
+=============  =========================================================================
+
+Degenerate models. A model whose covariance is singular (relative eigenvalue
+below ``1e-14``, or exactly 0 in 1-D) has no density: ``kl`` and ``nll`` are
+then ``+inf``, their mathematically right value, and finite everywhere else
+(a value beyond the float range also shows as ``inf``). ``variance``,
+``mean_shift``, ``w2`` and ``tail_mass`` stay finite for every model.
+
+Accuracy. Everything is closed form except ``tail_mass`` for ``d >= 2``, which
+uses the directional decomposition of a normal vector (Deák 1980): in the
+truth-whitened eigenbasis of the model, ``x = b + A^{1/2} r u`` with radius
+``r ~ chi_d`` and direction ``u`` uniform on the sphere; for each direction the
+radial probability is exact (chi-square series), and the average over directions
+uses a fixed set (:func:`tail_directions`: 128 equally spaced angles for
+``d = 2``, a 256-point spherical Fibonacci lattice for ``d = 3``, 512 antithetic
+scrambled-Sobol' directions beyond), the same for every chain and generation.
+It is exact at the truth (0.01) and for isotropic models. Measured absolute
+error against a 400,000-direction reference on random anisotropic models
+(``benchmarks/tail_mass_accuracy.py``): below 1e-9 for ``d = 2``, below 3e-4
+for ``d = 3``, a few 1e-3 for ``d >= 4``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+from scipy import special, stats
+
+from ._kernels import tails as _tails
+from .models import Gaussian
+
+#: Size of the held-out real sample used by ``nll``.
+HELDOUT_SIZE = 10_000
+#: Central probability of the truth's region used by ``tail_mass``.
+TAIL_LEVEL = 0.99
+_REL_SINGULAR = 1e-14
+
+
+def variance(truth: Gaussian, model: Gaussian) -> np.ndarray:
+    r"""Total variance :math:`\operatorname{tr} S` of each model, ``(B,)``."""
+    return np.trace(model.cov, axis1=1, axis2=2).copy()
+
+
+def mean_shift(truth: Gaussian, model: Gaussian) -> np.ndarray:
+    r"""Euclidean distance :math:`\lVert m - \mu\rVert` of each model's mean from the truth's."""
+    return np.sqrt(np.sum((model.mean - truth.mean) ** 2, axis=1))
+
+
+def w2(truth: Gaussian, model: Gaussian) -> np.ndarray:
+    r"""Wasserstein-2 distance between each model and the truth (closed form for Gaussians).
+
+    .. math::
+
+        W_2^2 = \lVert m-\mu\rVert^2 + \operatorname{tr} S + \operatorname{tr}\Sigma
+                - 2\operatorname{tr}\big(\Sigma^{1/2} S \Sigma^{1/2}\big)^{1/2},
+
+    which in 1-D is :math:`(m-\mu)^2 + (s-\sigma)^2`.
+    """
+    shift2 = np.sum((model.mean - truth.mean) ** 2, axis=1)
+    if model.dim == 1:
+        spread2 = (np.sqrt(model.cov[:, 0, 0]) - math.sqrt(truth.cov[0, 0, 0])) ** 2
+        return np.sqrt(shift2 + spread2)
+    root = _sym_sqrt(truth.cov[0])
+    inner = np.linalg.eigvalsh(root @ model.cov @ root)
+    cross = np.sum(np.sqrt(np.clip(inner, 0.0, None)), axis=1)
+    spread2 = np.trace(model.cov, axis1=1, axis2=2) + np.trace(truth.cov[0]) - 2.0 * cross
+    return np.sqrt(np.clip(shift2 + spread2, 0.0, None))
+
+
+def kl(truth: Gaussian, model: Gaussian) -> np.ndarray:
+    r"""KL divergence :math:`\mathrm{KL}(\text{truth} \,\|\, \text{model})`, ``+inf`` for degenerate models.
+
+    .. math::
+
+        \tfrac12\big[\operatorname{tr}(S^{-1}\Sigma) + (m-\mu)^\top S^{-1}(m-\mu) - d
+        + \log\det S - \log\det\Sigma\big]
+    """
+    d = model.dim
+    _, logdet_truth = np.linalg.slogdet(truth.cov[0])
+    lam, vec, singular = _eigh(model)
+    delta = truth.mean - model.mean
+    proj = np.einsum("bij,bi->bj", vec, delta)
+    spread = np.einsum("bij,jk,bki->bi", np.swapaxes(vec, 1, 2), truth.cov[0], vec)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        quad = np.sum((spread + proj**2) / lam, axis=1)
+        value = 0.5 * (quad - d + np.sum(np.log(lam), axis=1) - logdet_truth)
+    return np.where(singular | ~np.isfinite(value), np.inf, np.maximum(value, 0.0))
+
+
+def nll(truth: Gaussian, model: Gaussian, heldout: np.ndarray) -> np.ndarray:
+    r"""Mean negative log-likelihood of the held-out points ``heldout`` ``(m, d)`` per model.
+
+    Through the held-out sample's mean :math:`\bar x` and MLE covariance :math:`C`:
+
+    .. math::
+
+        \tfrac12\big[d\log 2\pi + \log\det S + \operatorname{tr}(S^{-1}C)
+        + (\bar x-m)^\top S^{-1}(\bar x-m)\big].
+
+    ``+inf`` for a degenerate model (held-out points lie off its support a.s.).
+    """
+    heldout = np.asarray(heldout, dtype=np.float64)
+    if heldout.ndim != 2 or heldout.shape[1] != model.dim:
+        raise ValueError(f"heldout must have shape (m, {model.dim}), got {heldout.shape}")
+    xbar = heldout.mean(axis=0)
+    dev = heldout - xbar
+    cov_h = dev.T @ dev / heldout.shape[0]
+    lam, vec, singular = _eigh(model)
+    proj = np.einsum("bij,bi->bj", vec, xbar[None, :] - model.mean)
+    spread = np.einsum("bij,jk,bki->bi", np.swapaxes(vec, 1, 2), cov_h, vec)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        quad = np.sum((spread + proj**2) / lam, axis=1)
+        value = 0.5 * (model.dim * math.log(2 * math.pi) + np.sum(np.log(lam), axis=1) + quad)
+    return np.where(singular | np.isnan(value), np.inf, value)
+
+
+def tail_mass(truth: Gaussian, model: Gaussian) -> np.ndarray:
+    r"""Model probability outside the truth's central 99% region.
+
+    1-D, with truth quantiles :math:`q_{0.005}, q_{0.995}` and model :math:`\mathcal N(m,s^2)`:
+    :math:`\Phi((q_{0.005}-m)/s) + \Phi((m-q_{0.995})/s)`; a point mass (``s = 0``)
+    gives 0 or 1. d-D: the probability that :math:`(x-\mu)^\top\Sigma^{-1}(x-\mu)
+    > \chi^2_{d,0.99}` under the model (see the module notes for the estimator).
+    """
+    tail = 0.5 * (1.0 - TAIL_LEVEL)
+    if model.dim == 1:
+        mu, sigma = truth.mean[0, 0], math.sqrt(truth.cov[0, 0, 0])
+        lo = mu + sigma * special.ndtri(tail)
+        hi = mu + sigma * special.ndtri(1.0 - tail)
+        m = model.mean[:, 0]
+        s = np.sqrt(model.cov[:, 0, 0])
+        point = ((m < lo) | (m > hi)).astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            spread = special.ndtr((lo - m) / s) + special.ndtr((m - hi) / s)
+        return np.where(s > 0.0, spread, point)
+    d = model.dim
+    chol0 = np.linalg.cholesky(truth.cov[0])
+    inv0 = np.linalg.inv(chol0)
+    b = (model.mean - truth.mean) @ inv0.T
+    a = inv0 @ model.cov @ inv0.T
+    lam, vec = np.linalg.eigh(a)
+    lam = np.clip(lam, 0.0, None)
+    beta = np.einsum("bij,bi->bj", vec, b)
+    out = np.empty(model.batch_size)
+    _tails.outside_ball(
+        np.ascontiguousarray(beta),
+        np.ascontiguousarray(lam),
+        float(stats.chi2.ppf(TAIL_LEVEL, d)),
+        _directions(d),
+        out,
+    )
+    return out
+
+
+_DIRECTIONS_CACHE: dict[int, np.ndarray] = {}
+
+
+def _directions(d: int) -> np.ndarray:
+    """Fixed unit vectors ``(tail_directions(d), d)`` spread evenly over the sphere.
+
+    d = 2: equally spaced angles (the periodic trapezoid rule, spectrally
+    accurate); d = 3: the spherical Fibonacci lattice; d >= 4: antithetic pairs
+    of normalised scrambled-Sobol' normal vectors (fixed seed).
+    """
+    if d not in _DIRECTIONS_CACHE:
+        count = tail_directions(d)
+        if d == 2:
+            angle = 2.0 * np.pi * (np.arange(count) + 0.5) / count
+            u = np.column_stack([np.cos(angle), np.sin(angle)])
+        elif d == 3:
+            i = np.arange(count) + 0.5
+            z = 1.0 - 2.0 * i / count
+            phi = np.pi * (1.0 + math.sqrt(5.0)) * i
+            r = np.sqrt(1.0 - z * z)
+            u = np.column_stack([r * np.cos(phi), r * np.sin(phi), z])
+        else:
+            sobol = stats.qmc.Sobol(d, scramble=True, seed=20240724)
+            half = special.ndtri(sobol.random(count // 2))
+            half /= np.linalg.norm(half, axis=1, keepdims=True)
+            u = np.vstack([half, -half])
+        _DIRECTIONS_CACHE[d] = np.ascontiguousarray(u)
+    return _DIRECTIONS_CACHE[d]
+
+
+def tail_directions(d: int) -> int:
+    """Number of directions the ``d``-dimensional ``tail_mass`` estimate averages over."""
+    return {2: 128, 3: 256}.get(d, 512)
+
+
+def _sym_sqrt(mat: np.ndarray) -> np.ndarray:
+    lam, vec = np.linalg.eigh(mat)
+    return (vec * np.sqrt(np.clip(lam, 0.0, None))) @ vec.T
+
+
+def _eigh(model: Gaussian) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Eigen-decomposition of every model covariance, and which members are singular."""
+    if model.dim == 1:
+        lam = model.cov[:, 0, :].copy()
+        vec = np.ones_like(model.cov)
+        return lam, vec, lam[:, 0] <= 0.0
+    lam, vec = np.linalg.eigh(model.cov)
+    top = lam.max(axis=1)
+    singular = (lam.min(axis=1) <= _REL_SINGULAR * top) | (top <= 0.0)
+    return lam, vec, singular
+
+
+# -- registry used by the engine -------------------------------------------------------------
+
+MetricFn = Callable[[Gaussian, Gaussian, "MetricContext"], np.ndarray]
+
+
+class MetricContext:
+    """What metrics share across generations: the held-out real sample."""
+
+    def __init__(self, heldout: np.ndarray):
+        self.heldout = heldout
+
+
+_REGISTRY: dict[str, MetricFn] = {
+    "variance": lambda t, m, ctx: variance(t, m),
+    "mean_shift": lambda t, m, ctx: mean_shift(t, m),
+    "w2": lambda t, m, ctx: w2(t, m),
+    "kl": lambda t, m, ctx: kl(t, m),
+    "nll": lambda t, m, ctx: nll(t, m, ctx.heldout),
+    "tail_mass": lambda t, m, ctx: tail_mass(t, m),
+}
+
+#: Names accepted by ``simulate(metrics=...)``.
+AVAILABLE: tuple[str, ...] = tuple(_REGISTRY)
+#: Metrics computed when ``simulate`` is not told otherwise.
+DEFAULT: tuple[str, ...] = AVAILABLE
+
+
+def check_names(names) -> tuple[str, ...]:
+    """Validate a metric selection: a name or an iterable of names from :data:`AVAILABLE`."""
+    if isinstance(names, str):
+        names = (names,)
+    try:
+        names = tuple(names)
+    except TypeError:
+        raise TypeError(
+            f"metrics must be a name or an iterable of names, got {type(names).__name__}"
+        ) from None
+    if not names:
+        raise ValueError("metrics must name at least one metric")
+    for name in names:
+        if not isinstance(name, str) or name not in _REGISTRY:
+            raise ValueError(f"unknown metric {name!r}; metrics must be among {AVAILABLE}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"metrics contains duplicates: {names}")
+    return names
+
+
+def evaluate(names: tuple[str, ...], truth: Gaussian, model: Gaussian,
+             ctx: MetricContext) -> dict[str, np.ndarray]:
+    """Every metric in ``names`` for the batch ``model``: ``{name: (B,) array}``."""
+    return {name: _REGISTRY[name](truth, model, ctx) for name in names}

@@ -1,0 +1,224 @@
+"""Parametric families, batched over chains: parameters, ``logpdf`` and ``sample``.
+
+No fitting happens here (see :mod:`collapse_sim.fitting`). A model holds a batch
+of ``B`` distributions, one per chain; a truth is a batch of one. Arrays follow
+the library's conventions: points ``(..., n, d)``, means ``(B, d)``, covariances
+``(B, d, d)``; 1-D input is promoted to ``d = 1`` at the boundary.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import sampling
+from ._kernels import linalg as _linalg
+from ._random import SeedLike
+from ._validation import as_float_array
+
+
+class Gaussian:
+    r"""A (batch of) multivariate normal distribution(s) :math:`\mathcal N(\mu, \Sigma)`.
+
+    .. math::
+
+        \log p(x) = -\tfrac12\big[d\log 2\pi + \log\det\Sigma
+                    + (x-\mu)^\top \Sigma^{-1} (x-\mu)\big]
+
+    Parameters
+    ----------
+    mean : float or array_like
+        Scalar (1-D), ``(d,)``, or ``(B, d)`` for a batch of ``B`` chains.
+        With ``var``, a ``(B,)`` array is a batch of 1-D means.
+    var : float or array_like, optional
+        Variance of a 1-D Gaussian: scalar or ``(B,)``. Give either ``var`` or ``cov``.
+    cov : array_like, optional
+        Covariance: ``(d, d)`` or ``(B, d, d)``; symmetric positive semi-definite.
+
+    Notes
+    -----
+    A covariance may be singular (a collapsed model): it then has no density, and
+    :meth:`logpdf` returns ``-inf`` off its support and ``+inf`` on it.
+
+    Examples
+    --------
+    >>> import collapse_sim as cs
+    >>> g = cs.Gaussian(mean=0.0, var=2.0)
+    >>> g.dim, g.batch_size, float(g.var[0])
+    (1, 1, 2.0)
+    >>> cs.Gaussian(mean=[0.0, 1.0], cov=[[1.0, 0.5], [0.5, 2.0]]).dim
+    2
+    """
+
+    def __init__(self, mean=0.0, var=None, *, cov=None):
+        if (var is None) == (cov is None):
+            raise TypeError("Gaussian needs exactly one of var (1-D) or cov (d-D)")
+        mean_arr = as_float_array("mean", mean)
+        if var is not None:
+            var_arr = as_float_array("var", var)
+            if var_arr.ndim > 1 or mean_arr.ndim > 1:
+                raise ValueError("with var, mean and var must be scalars or (B,) arrays")
+            mean_b, var_b = np.broadcast_arrays(np.atleast_1d(mean_arr), np.atleast_1d(var_arr))
+            if np.any(var_b < 0):
+                raise ValueError("var must be >= 0")
+            self.mean = np.ascontiguousarray(mean_b, dtype=np.float64)[:, None]
+            self.cov = np.ascontiguousarray(var_b, dtype=np.float64)[:, None, None]
+        else:
+            cov_arr = as_float_array("cov", cov)
+            if cov_arr.ndim == 0:
+                cov_arr = cov_arr.reshape(1, 1)
+            if cov_arr.ndim == 2:
+                cov_arr = cov_arr[None]
+            if cov_arr.ndim != 3 or cov_arr.shape[1] != cov_arr.shape[2]:
+                raise ValueError(f"cov must have shape (d, d) or (B, d, d), got {cov_arr.shape}")
+            d = cov_arr.shape[1]
+            if mean_arr.ndim == 0:
+                mean_arr = np.full(d, float(mean_arr))
+            if mean_arr.ndim == 1:
+                mean_arr = mean_arr[None]
+            if mean_arr.ndim != 2 or mean_arr.shape[1] != d:
+                raise ValueError(
+                    f"mean must have shape ({d},) or (B, {d}) to match cov {cov_arr.shape}, "
+                    f"got {np.shape(mean)}"
+                )
+            batch = max(mean_arr.shape[0], cov_arr.shape[0])
+            if mean_arr.shape[0] not in (1, batch) or cov_arr.shape[0] not in (1, batch):
+                raise ValueError(
+                    f"mean batch {mean_arr.shape[0]} and cov batch {cov_arr.shape[0]} differ"
+                )
+            _check_psd("cov", cov_arr)
+            self.mean = np.ascontiguousarray(np.broadcast_to(mean_arr, (batch, d)))
+            sym = 0.5 * (cov_arr + np.swapaxes(cov_arr, 1, 2))
+            self.cov = np.ascontiguousarray(np.broadcast_to(sym, (batch, d, d)))
+        self.mean.flags.writeable = False
+        self.cov.flags.writeable = False
+        self._chol: np.ndarray | None = None
+
+    @classmethod
+    def _from_arrays(cls, mean: np.ndarray, cov: np.ndarray) -> Gaussian:
+        """Trusted constructor for fitted batches (no validation, no copies)."""
+        obj = cls.__new__(cls)
+        obj.mean = mean
+        obj.cov = cov
+        obj._chol = None
+        return obj
+
+    # -- shape -------------------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        """Dimension ``d`` of the sample space."""
+        return self.mean.shape[1]
+
+    @property
+    def batch_size(self) -> int:
+        """Number ``B`` of distributions in the batch (1 for a truth)."""
+        return self.mean.shape[0]
+
+    @property
+    def var(self) -> np.ndarray:
+        """Total variance :math:`\\operatorname{tr}\\Sigma` of each member, ``(B,)``."""
+        return np.trace(self.cov, axis1=1, axis2=2)
+
+    def broadcast(self, chains: int) -> Gaussian:
+        """This single distribution repeated ``chains`` times (views, no copies)."""
+        if self.batch_size == chains:
+            return self
+        if self.batch_size != 1:
+            raise ValueError(f"cannot broadcast a batch of {self.batch_size} to {chains} chains")
+        return Gaussian._from_arrays(
+            np.broadcast_to(self.mean, (chains, self.dim)),
+            np.broadcast_to(self.cov, (chains, self.dim, self.dim)),
+        )
+
+    def cholesky(self) -> np.ndarray:
+        """Lower factors ``L`` with ``L L^T = cov``, ``(B, d, d)`` (rank-deficient allowed)."""
+        if self._chol is None:
+            chol = np.empty_like(self.cov, shape=self.cov.shape)
+            _linalg.psd_cholesky(np.ascontiguousarray(self.cov), chol)
+            self._chol = chol
+        return self._chol
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable description (parameters as nested lists)."""
+        return {"type": "Gaussian", "mean": self.mean.tolist(), "cov": self.cov.tolist()}
+
+    def __repr__(self) -> str:
+        if self.batch_size == 1 and self.dim == 1:
+            return f"Gaussian(mean={self.mean[0, 0]:g}, var={self.cov[0, 0, 0]:g})"
+        return f"Gaussian(dim={self.dim}, batch_size={self.batch_size})"
+
+    # -- densities ---------------------------------------------------------------------------
+    def logpdf(self, x) -> np.ndarray:
+        """Log-density at points ``x``.
+
+        Parameters
+        ----------
+        x : array_like
+            ``(n, d)`` (or ``(n,)`` when ``d = 1``) evaluated under every member, or
+            ``(B, n, d)`` with one row of points per member.
+
+        Returns
+        -------
+        ndarray
+            ``(n,)`` for a batch of one with 2-D input, else ``(B, n)``.
+        """
+        pts = as_float_array("x", x)
+        if self.dim == 1 and pts.ndim == 1:
+            pts = pts[:, None]
+        if pts.ndim not in (2, 3) or pts.shape[-1] != self.dim:
+            raise ValueError(f"x must have shape (n, {self.dim}) or (B, n, {self.dim})")
+        squeeze = pts.ndim == 2 and self.batch_size == 1
+        if pts.ndim == 2:
+            pts = np.broadcast_to(pts, (self.batch_size, *pts.shape))
+        if pts.shape[0] != self.batch_size:
+            raise ValueError(f"x has {pts.shape[0]} rows of points, the batch has {self.batch_size}")
+        out = _gaussian_logpdf(self.mean, self.cov, pts)
+        return out[0] if squeeze else out
+
+    def sample(self, n: int, seed: SeedLike = None) -> np.ndarray:
+        """Draw ``n`` points from every member of the batch.
+
+        Member ``c`` uses the stream of chain ``c`` derived from ``seed`` (see
+        :func:`collapse_sim.sampling.chain_streams`).
+
+        Returns
+        -------
+        ndarray
+            ``(n, d)`` for a batch of one, else ``(B, n, d)``.
+        """
+        streams = sampling.chain_streams(seed, self.batch_size)
+        pts = sampling.gaussian_points(self, n, streams)
+        return pts[0] if self.batch_size == 1 else pts
+
+
+def _check_psd(name: str, cov: np.ndarray) -> None:
+    asym = np.abs(cov - np.swapaxes(cov, 1, 2)).max(initial=0.0)
+    scale = np.abs(cov).max(initial=0.0)
+    if asym > 1e-10 * max(scale, 1e-300):
+        raise ValueError(f"{name} must be symmetric (max asymmetry {asym:.3g})")
+    eig = np.linalg.eigvalsh(cov)
+    if np.any(eig < -1e-10 * max(scale, 1e-300)):
+        raise ValueError(
+            f"{name} must be positive semi-definite (smallest eigenvalue {eig.min():.3g})"
+        )
+
+
+def _gaussian_logpdf(mean: np.ndarray, cov: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """``(B, n)`` log-densities by eigen-decomposition; singular members handled exactly."""
+    d = mean.shape[1]
+    lam, vec = np.linalg.eigh(cov)
+    dev = pts - mean[:, None, :]
+    proj = np.einsum("bij,bni->bnj", vec, dev)
+    tol = 1e-14 * np.maximum(lam.max(axis=1, keepdims=True), 1e-300)
+    singular = lam <= tol
+    safe = np.where(singular, 1.0, lam)
+    maha = np.sum(np.where(singular[:, None, :], 0.0, proj**2 / safe[:, None, :]), axis=2)
+    logdet = np.sum(np.log(safe), axis=1)
+    out = -0.5 * (d * math.log(2 * math.pi) + logdet[:, None] + maha)
+    any_singular = singular.any(axis=1)
+    if any_singular.any():
+        off = np.any(singular[:, None, :] & (np.abs(proj) > 0.0), axis=2)
+        degenerate = np.where(off, -np.inf, np.inf)
+        out = np.where(any_singular[:, None], degenerate, out)
+    return out

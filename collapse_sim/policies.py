@@ -1,0 +1,211 @@
+r"""What each generation trains on.
+
+Generation 1 always trains on the chain's original real sample: ``n_samples``
+points from the truth, drawn once per chain. From generation :math:`t \ge 2` on
+the policy decides; "synthetic" points are drawn from the model of generation
+:math:`t-1` and :math:`n` is ``n_samples``.
+
+===========================  ===========================================================
+policy                       training set of generation :math:`t \ge 2`
+===========================  ===========================================================
+``Replace()``                :math:`n` synthetic points (Shumailov et al. 2024)
+``KeepReal(f)``              the first :math:`k=\mathrm{round}(fn)` points of the original
+                             real sample (the same :math:`k` points every generation)
+                             + :math:`n-k` synthetic
+``Accumulate()``             the original real sample + :math:`n` synthetic points from
+                             each of generations :math:`1..t-1`: :math:`tn` points
+                             (Gerstgrasser et al. 2024)
+``AccumulateSubsample()``    :math:`n` points drawn without replacement from the pool of
+                             ``Accumulate`` (Kazdan et al. 2024, "Collapse or Thrive?")
+``FreshReal(f)``             :math:`k=\mathrm{round}(fn)` new points from the truth
+                             + :math:`n-k` synthetic (Alemohammad et al. 2023, "fresh
+                             data loop")
+``Augment(r)``               the whole original real sample + :math:`\mathrm{round}(rn)`
+                             synthetic (Bertrand et al. 2023; Alemohammad et al.'s
+                             "synthetic augmentation loop")
+===========================  ===========================================================
+
+``Accumulate`` keeps only running sufficient statistics when the fitter needs
+nothing else (:class:`~collapse_sim.GaussianFit`); otherwise, and always for
+``AccumulateSubsample``, the points are kept, and the engine refuses to start a
+run whose pool would exceed the policy's ``max_bytes``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._validation import check_int, check_real
+
+#: Default memory ceiling for kept training points (2 GiB).
+DEFAULT_MAX_BYTES = 2 * 1024**3
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Composition of one generation's training set (generations >= 2).
+
+    Attributes
+    ----------
+    real : int
+        Points taken from the start of the chain's original real sample.
+    fresh : int
+        New points from the truth.
+    synthetic : int
+        Points from the previous generation's model.
+    pool : str
+        ``"none"``, ``"all"`` (train on everything accumulated) or ``"subsample"``
+        (train on ``n`` points drawn from it).
+    """
+
+    real: int
+    fresh: int
+    synthetic: int
+    pool: str = "none"
+
+
+class _Policy:
+    """Shared behaviour: a JSON description and the memory the policy must keep."""
+
+    def plan(self, n_samples: int) -> Plan:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable description."""
+        out = {"type": type(self).__name__}
+        out.update({k: getattr(self, k) for k in self.__dataclass_fields__})
+        return out
+
+    def training_size(self, n_samples: int, generation: int) -> int:
+        """Number of points generation ``generation`` (>= 1) trains on."""
+        if generation == 1:
+            return n_samples
+        p = self.plan(n_samples)
+        if p.pool == "all":
+            return generation * n_samples
+        if p.pool == "subsample":
+            return n_samples
+        return p.real + p.fresh + p.synthetic
+
+    def kept_bytes(self, chains: int, n_samples: int, generations: int, dim: int,
+                   fitter_uses_moments: bool) -> int:
+        """Bytes of training points the run must keep across generations (0 if none)."""
+        p = self.plan(n_samples)
+        if p.pool == "subsample" or (p.pool == "all" and not fitter_uses_moments):
+            return 8 * chains * n_samples * max(generations, 1) * dim
+        return 0
+
+
+@dataclass(frozen=True)
+class Replace(_Policy):
+    """Train on ``n_samples`` synthetic points from the previous model (pure recursion)."""
+
+    def plan(self, n_samples: int) -> Plan:
+        return Plan(0, 0, n_samples)
+
+
+@dataclass(frozen=True)
+class KeepReal(_Policy):
+    """Keep ``round(fraction * n)`` original real points, fill up with synthetic ones.
+
+    The kept points are the first ``k`` of the chain's original real sample, the
+    same every generation (Shumailov et al. 2024's "10% of the original data
+    preserved"). ``KeepReal(1.0)`` refits the original sample forever: no drift.
+
+    Parameters
+    ----------
+    fraction : float
+        In [0, 1].
+    """
+
+    fraction: float = 0.1
+
+    def __post_init__(self):
+        check_real("fraction", self.fraction, low=0.0, high=1.0)
+
+    def plan(self, n_samples: int) -> Plan:
+        k = round(self.fraction * n_samples)
+        return Plan(k, 0, n_samples - k)
+
+
+@dataclass(frozen=True)
+class FreshReal(_Policy):
+    """Mix ``round(fraction * n)`` fresh points from the truth with synthetic ones.
+
+    ``FreshReal(1.0)`` is i.i.d. refits of the truth every generation.
+
+    Parameters
+    ----------
+    fraction : float
+        In [0, 1].
+    """
+
+    fraction: float = 0.5
+
+    def __post_init__(self):
+        check_real("fraction", self.fraction, low=0.0, high=1.0)
+
+    def plan(self, n_samples: int) -> Plan:
+        k = round(self.fraction * n_samples)
+        return Plan(0, k, n_samples - k)
+
+
+@dataclass(frozen=True)
+class Augment(_Policy):
+    """The whole original real sample plus ``round(ratio * n)`` synthetic points.
+
+    Parameters
+    ----------
+    ratio : float
+        Synthetic-to-real ratio, >= 0.
+    """
+
+    ratio: float = 1.0
+
+    def __post_init__(self):
+        check_real("ratio", self.ratio, low=0.0)
+
+    def plan(self, n_samples: int) -> Plan:
+        return Plan(n_samples, 0, round(self.ratio * n_samples))
+
+
+@dataclass(frozen=True)
+class Accumulate(_Policy):
+    """Train on all real and synthetic data so far: ``t * n`` points at generation ``t``.
+
+    Parameters
+    ----------
+    max_bytes : int
+        Ceiling on the memory for kept points when the fitter needs the points
+        themselves (a Gaussian fit keeps only running moments, using none).
+    """
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+    def __post_init__(self):
+        check_int("max_bytes", self.max_bytes, minimum=0)
+
+    def plan(self, n_samples: int) -> Plan:
+        return Plan(0, 0, n_samples, pool="all")
+
+
+@dataclass(frozen=True)
+class AccumulateSubsample(_Policy):
+    """Accumulate everything, but train on ``n`` points drawn without replacement from it.
+
+    Parameters
+    ----------
+    max_bytes : int
+        Ceiling on the memory for the kept pool (``8 * chains * n * generations * d`` bytes).
+    """
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+    def __post_init__(self):
+        check_int("max_bytes", self.max_bytes, minimum=0)
+
+    def plan(self, n_samples: int) -> Plan:
+        return Plan(0, 0, n_samples, pool="subsample")
+
+
+Policy = Replace | KeepReal | FreshReal | Augment | Accumulate | AccumulateSubsample

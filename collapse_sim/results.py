@@ -1,0 +1,141 @@
+"""The result of a simulation: metric arrays, the configuration, tables and files."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+_FORMAT = "collapse_sim.Simulation/1"
+
+
+class Simulation:
+    """Metrics of every chain at every generation, with the configuration that made them.
+
+    Attributes
+    ----------
+    metrics : dict of str to ndarray
+        ``(generations + 1, chains)`` per metric; row 0 is the truth.
+    config : dict
+        JSON-serialisable description of the run (truth, fitter, policy, sizes,
+        seed entropy, metric names): enough to repeat it.
+    models : dict of str to ndarray or None
+        Recorded parameters (``mean`` ``(G+1, chains, d)``, ``cov``
+        ``(G+1, chains, d, d)``) when ``simulate(record_models=True)``.
+    """
+
+    def __init__(self, metrics: dict[str, np.ndarray], config: dict,
+                 models: dict[str, np.ndarray] | None = None):
+        self.metrics = dict(metrics)
+        self.config = dict(config)
+        self.models = None if models is None else dict(models)
+
+    @property
+    def generations(self) -> int:
+        """Number of fitted generations ``G`` (rows are ``0..G``)."""
+        return next(iter(self.metrics.values())).shape[0] - 1
+
+    @property
+    def chains(self) -> int:
+        """Number of chains."""
+        return next(iter(self.metrics.values())).shape[1]
+
+    def __repr__(self) -> str:
+        return (f"Simulation(generations={self.generations}, chains={self.chains}, "
+                f"metrics={list(self.metrics)})")
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long table: one row per ``(generation, chain)``, one column per metric."""
+        g, c = self.generations + 1, self.chains
+        data = {"generation": np.repeat(np.arange(g), c), "chain": np.tile(np.arange(c), g)}
+        data.update({name: arr.ravel() for name, arr in self.metrics.items()})
+        return pd.DataFrame(data)
+
+    def summary(self, generations: Sequence[int] | None = None,
+                quantiles: Sequence[float] = (0.1, 0.5, 0.9)) -> pd.DataFrame:
+        """Mean and quantiles of every metric across chains at selected generations.
+
+        Parameters
+        ----------
+        generations : sequence of int, optional
+            Rows to report; default: 0, 1 and about five log-spaced generations up to ``G``.
+        quantiles : sequence of float
+            Quantile levels in [0, 1].
+
+        Returns
+        -------
+        DataFrame
+            Index ``(metric, generation)``; columns ``mean`` and ``q10``, ``q50`` …
+            (``inf`` values count as +inf in quantiles and make the mean inf).
+        """
+        if generations is None:
+            generations = default_report_generations(self.generations)
+        gens = [int(g) for g in generations]
+        for g in gens:
+            if not 0 <= g <= self.generations:
+                raise ValueError(f"generations must lie in [0, {self.generations}], got {g}")
+        rows = []
+        for name, arr in self.metrics.items():
+            for g in gens:
+                row = {"metric": name, "generation": g, "mean": float(np.mean(arr[g]))}
+                for q in quantiles:
+                    row[f"q{round(100 * q):02d}"] = float(np.quantile(arr[g], q))
+                rows.append(row)
+        return pd.DataFrame(rows).set_index(["metric", "generation"])
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write to ``path`` (``.npz``), atomically.
+
+        Arrays go into a compressed npz, the configuration into a JSON string
+        inside it. The file is written to a temporary name in the same folder,
+        flushed to disk and renamed over ``path``, so a crash mid-save leaves any
+        previous file intact.
+        """
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(
+                ".npz")
+        arrays = {f"metric__{k}": v for k, v in self.metrics.items()}
+        if self.models is not None:
+            arrays.update({f"model__{k}": v for k, v in self.models.items()})
+        meta = json.dumps({"format": _FORMAT, "config": self.config})
+        arrays["__meta__"] = np.array(meta)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Simulation:
+        """Read a file written by :meth:`save`."""
+        with np.load(Path(path), allow_pickle=False) as data:
+            if "__meta__" not in data.files:
+                raise ValueError(f"{path} is not a collapse_sim Simulation file")
+            meta = json.loads(str(data["__meta__"]))
+            if meta.get("format") != _FORMAT:
+                raise ValueError(f"{path}: unsupported format {meta.get('format')!r}")
+            metrics = {k[len("metric__"):]: data[k] for k in data.files if k.startswith("metric__")}
+            models = {k[len("model__"):]: data[k] for k in data.files if k.startswith("model__")}
+        return cls(metrics=metrics, config=meta["config"], models=models or None)
+
+
+def default_report_generations(generations: int) -> list[int]:
+    """0, 1 and roughly log-spaced generations up to ``generations`` (inclusive)."""
+    if generations <= 1:
+        return list(range(generations + 1))
+    pts = np.unique(np.round(np.geomspace(1, generations, 6)).astype(int))
+    return sorted({0, *pts.tolist()})

@@ -1,0 +1,191 @@
+r"""Statistical approximation error: drawing finite samples for every chain.
+
+Every chain owns one xoshiro256++ stream (Blackman & Vigna 2021) seeded from
+``SeedSequence(seed).spawn``-style children keyed by the chain index, and the
+jitted kernels advance chain ``c``'s stream only inside chain ``c``'s iteration
+of a ``prange``. The same ``seed`` therefore gives bit-identical draws on any
+number of threads, and chain ``c``'s draws do not depend on how many other
+chains run.
+
+Gaussian points are drawn as :math:`x = \mu + L z` with :math:`LL^\top=\Sigma`
+and :math:`z` standard normal (Marsaglia's polar method). When only the sample
+moments are needed they are computed in :math:`z`-space and mapped exactly,
+
+.. math::
+
+    \bar x = \mu + L\bar z, \qquad
+    \textstyle\sum_i (x_i-\bar x)(x_i-\bar x)^\top = L\,\big[\sum_i (z_i-\bar z)(z_i-\bar z)^\top\big] L^\top,
+
+so a collapsing chain's variance decays to exactly 0 instead of stalling at the
+rounding floor :math:`(\epsilon\mu)^2` that summing nearly equal points leaves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _random
+from ._kernels import linalg as _linalg
+from ._kernels import moments as _mk
+from ._kernels import rng as _rng
+from ._random import SeedLike
+from ._validation import check_int
+
+
+class ChainStreams:
+    """Independent random streams, one per chain, advanced in place by the kernels.
+
+    Parameters
+    ----------
+    states : ndarray
+        ``(chains, 4)`` uint64 xoshiro256++ states.
+
+    See Also
+    --------
+    chain_streams : build the streams from a seed.
+    """
+
+    def __init__(self, states: np.ndarray):
+        states = np.ascontiguousarray(states, dtype=np.uint64)
+        if states.ndim != 2 or states.shape[1] != 4:
+            raise ValueError(f"states must have shape (chains, 4), got {states.shape}")
+        self.states = states
+
+    @property
+    def chains(self) -> int:
+        """Number of streams."""
+        return self.states.shape[0]
+
+    def standard_normal(self, k: int, d: int = 1, out: np.ndarray | None = None) -> np.ndarray:
+        """``(chains, k, d)`` standard normals; row ``c`` from stream ``c``."""
+        if out is None:
+            out = np.empty((self.chains, k, d))
+        _rng.fill_standard_normal(self.states, out)
+        return out
+
+    def uniform(self, k: int) -> np.ndarray:
+        """``(chains, k)`` uniforms on [0, 1)."""
+        out = np.empty((self.chains, k))
+        _rng.fill_uniform(self.states, out)
+        return out
+
+
+def chain_streams(seed: SeedLike, chains: int, first: int = 0) -> ChainStreams:
+    """Streams for chains ``first, ..., first + chains - 1`` of the run seeded by ``seed``.
+
+    Parameters
+    ----------
+    seed : int, SeedSequence, Generator or None
+        Root of the run's randomness (see :func:`collapse_sim.simulate`).
+    chains : int
+        Number of streams (>= 1).
+    first : int
+        Index of the first chain, so a run can be split into batches whose
+        chains are the same as in the unsplit run.
+
+    Examples
+    --------
+    >>> from collapse_sim.sampling import chain_streams
+    >>> a = chain_streams(0, 4).standard_normal(3)
+    >>> b = chain_streams(0, 2, first=2).standard_normal(3)
+    >>> bool((a[2:] == b).all())
+    True
+    """
+    chains = check_int("chains", chains, minimum=1)
+    first = check_int("first", first, minimum=0)
+    root = _random.as_seed_sequence(seed)
+    return ChainStreams(_random.chain_states(root, chains, first))
+
+
+@dataclass(frozen=True)
+class Moments:
+    r"""Sufficient statistics of a Gaussian fit, per chain.
+
+    Attributes
+    ----------
+    count : int
+        Number of points :math:`k` (the same in every chain).
+    mean : ndarray
+        ``(chains, d)`` sample means :math:`\bar x`.
+    scatter : ndarray
+        ``(chains, d, d)`` centred scatter :math:`\sum_i (x_i-\bar x)(x_i-\bar x)^\top`.
+    """
+
+    count: int
+    mean: np.ndarray
+    scatter: np.ndarray
+
+    def __add__(self, other: Moments) -> Moments:
+        r"""Moments of the union (Chan, Golub & LeVeque 1979 pairwise update).
+
+        With :math:`\delta = \bar x_b - \bar x_a` and :math:`k = k_a + k_b`:
+        :math:`\bar x = \bar x_a + \delta k_b/k`,
+        :math:`M = M_a + M_b + \delta\delta^\top k_a k_b / k`.
+        """
+        if self.count == 0:
+            return other
+        if other.count == 0:
+            return self
+        k = self.count + other.count
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.count / k)
+        outer = delta[:, :, None] * delta[:, None, :]
+        scatter = self.scatter + other.scatter + outer * (self.count * other.count / k)
+        return Moments(k, mean, scatter)
+
+    @staticmethod
+    def of(points: np.ndarray) -> Moments:
+        """Moments of ``points`` ``(chains, k, d)`` (two-pass, jitted)."""
+        points = np.ascontiguousarray(points, dtype=np.float64)
+        chains, k, d = points.shape
+        mean = np.empty((chains, d))
+        scatter = np.empty((chains, d, d))
+        _mk.moments(points, mean, scatter)
+        return Moments(k, mean, scatter)
+
+
+def gaussian_points(model, n: int, streams: ChainStreams) -> np.ndarray:
+    """``(chains, n, d)`` points, row ``c`` drawn from member ``c`` of ``model`` with stream ``c``.
+
+    ``model`` is a :class:`~collapse_sim.Gaussian` whose batch is 1 or ``streams.chains``.
+    """
+    model = model.broadcast(streams.chains)
+    z = streams.standard_normal(n, model.dim)
+    if model.dim == 1:
+        out = model.mean[:, None, :] + np.sqrt(model.cov[:, :, 0])[:, None, :] * z
+        return out
+    out = np.empty_like(z)
+    _linalg.affine_points(
+        np.ascontiguousarray(model.mean), np.ascontiguousarray(model.cholesky()), z, out
+    )
+    return out
+
+
+def gaussian_moments(model, n: int, streams: ChainStreams) -> Moments:
+    """Moments of ``n`` points per chain from ``model``, without forming the points.
+
+    Consumes the streams exactly as :func:`gaussian_points` does, so both give
+    the same fit up to rounding.
+    """
+    model = model.broadcast(streams.chains)
+    chains, d = streams.chains, model.dim
+    buf = np.empty((chains, n, d))
+    zmean = np.empty((chains, d))
+    zscatter = np.empty((chains, d, d))
+    _mk.normal_moments(streams.states, buf, zmean, zscatter)
+    if d == 1:
+        sd = np.sqrt(model.cov[:, :, 0])
+        return Moments(n, model.mean + sd * zmean, zscatter * model.cov)
+    chol = model.cholesky()
+    mean = model.mean + np.einsum("cij,cj->ci", chol, zmean)
+    scatter = chol @ zscatter @ np.swapaxes(chol, 1, 2)
+    return Moments(n, mean, scatter)
+
+
+def subsample(pool: np.ndarray, size: int, k: int, streams: ChainStreams) -> np.ndarray:
+    """``k`` rows per chain drawn uniformly without replacement from ``pool[:, :size]``."""
+    out = np.empty((pool.shape[0], k, pool.shape[2]))
+    _mk.subsample_rows(streams.states, pool, size, k, out)
+    return out
