@@ -21,12 +21,12 @@ from tqdm.auto import tqdm
 
 from . import _random
 from . import metrics as _metrics
+from ._validation import check_int
 from .fitting import GaussianFit
 from .models import Gaussian
 from .policies import Replace, _Policy
 from .results import Simulation
 from .sampling import ChainStreams, Moments, gaussian_moments, gaussian_points, subsample
-from ._validation import check_int
 
 #: Runs expected to take longer than this many seconds show a progress bar when ``progress=None``.
 PROGRESS_DELAY = 2.0

@@ -12,9 +12,9 @@ from typing import Literal
 
 import numpy as np
 
+from ._validation import check_choice
 from .models import Gaussian
 from .sampling import Moments
-from ._validation import check_choice
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ def w2(truth: Gaussian, model: Gaussian) -> np.ndarray:
 
 
 def kl(truth: Gaussian, model: Gaussian) -> np.ndarray:
-    r"""KL divergence :math:`\mathrm{KL}(\text{truth} \,\|\, \text{model})`, ``+inf`` for degenerate models.
+    r"""KL divergence :math:`\mathrm{KL}(\text{truth}\,\|\,\text{model})`; ``+inf`` if degenerate.
 
     .. math::
 

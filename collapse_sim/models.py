@@ -172,7 +172,9 @@ class Gaussian:
         if pts.ndim == 2:
             pts = np.broadcast_to(pts, (self.batch_size, *pts.shape))
         if pts.shape[0] != self.batch_size:
-            raise ValueError(f"x has {pts.shape[0]} rows of points, the batch has {self.batch_size}")
+            raise ValueError(
+                f"x has {pts.shape[0]} rows of points, the batch has {self.batch_size}"
+            )
         out = _gaussian_logpdf(self.mean, self.cov, pts)
         return out[0] if squeeze else out
 

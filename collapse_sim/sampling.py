@@ -14,7 +14,8 @@ moments are needed they are computed in :math:`z`-space and mapped exactly,
 .. math::
 
     \bar x = \mu + L\bar z, \qquad
-    \textstyle\sum_i (x_i-\bar x)(x_i-\bar x)^\top = L\,\big[\sum_i (z_i-\bar z)(z_i-\bar z)^\top\big] L^\top,
+    \sum_i (x_i-\bar x)(x_i-\bar x)^\top
+        = L\,\Big[\sum_i (z_i-\bar z)(z_i-\bar z)^\top\Big] L^\top,
 
 so a collapsing chain's variance decays to exactly 0 instead of stalling at the
 rounding floor :math:`(\epsilon\mu)^2` that summing nearly equal points leaves.

@@ -108,25 +108,32 @@ def _validate_generations(generations: object) -> np.ndarray:
     array-like of non-negative integers (integral floats are accepted).
     """
     if isinstance(generations, bool | np.bool_):
-        raise TypeError("generations must be an int >= 0 or a 1-D array-like of ints >= 0, "
-                        "got bool")
+        raise TypeError(
+            "generations must be an int >= 0 or a 1-D array-like of ints >= 0, got bool"
+        )
     if isinstance(generations, numbers.Integral):
         g = int(generations)
         if g < 0:
             raise ValueError(f"generations must be an int >= 0, got {g}")
         return np.arange(g + 1, dtype=np.int64)
     if isinstance(generations, str | bytes) or isinstance(generations, numbers.Number):
-        raise TypeError("generations must be an int >= 0 or a 1-D array-like of ints >= 0, "
-                        f"got {type(generations).__name__}")
+        raise TypeError(
+            "generations must be an int >= 0 or a 1-D array-like of ints >= 0, "
+            f"got {type(generations).__name__}"
+        )
     try:
         arr = np.asarray(generations)
     except (TypeError, ValueError) as exc:  # ragged input etc.
         raise TypeError("generations must be an int >= 0 or a 1-D array-like of ints >= 0") from exc
+    if arr.ndim == 0 and np.issubdtype(arr.dtype, np.integer):
+        return _validate_generations(int(arr))
     if arr.dtype == np.bool_ or not (
         np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
     ):
-        raise TypeError("generations must be an int >= 0 or a 1-D array-like of ints >= 0, "
-                        f"got an array of dtype {arr.dtype}")
+        raise TypeError(
+            "generations must be an int >= 0 or a 1-D array-like of ints >= 0, "
+            f"got an array of dtype {arr.dtype}"
+        )
     if arr.ndim != 1:
         raise ValueError(f"generations must be an int or a 1-D array-like, got ndim={arr.ndim}")
     if np.issubdtype(arr.dtype, np.floating):
@@ -156,15 +163,18 @@ def _validate_threshold(threshold: object) -> tuple[np.ndarray, bool]:
 def _as_real_1d(name: str, value: object) -> tuple[np.ndarray, bool]:
     if isinstance(value, bool | np.bool_ | str | bytes):
         raise TypeError(f"{name} must be a real number or a 1-D array-like of real numbers")
+    message = f"{name} must be a real number or a 1-D array-like of real numbers"
     try:
         arr = np.asarray(value)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a real number or a 1-D array-like of real numbers") from exc
+        raise TypeError(message) from exc
     if arr.dtype == np.bool_ or not (
         np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
     ):
-        raise TypeError(f"{name} must be a real number or a 1-D array-like of real numbers, "
-                        f"got dtype {arr.dtype}")
+        raise TypeError(
+            f"{name} must be a real number or a 1-D array-like of real numbers, "
+            f"got dtype {arr.dtype}"
+        )
     if arr.ndim > 1:
         raise ValueError(f"{name} must be a scalar or 1-D, got ndim={arr.ndim}")
     return np.atleast_1d(arr.astype(np.float64)), arr.ndim == 0
@@ -193,8 +203,8 @@ _STIRLING_MIN = 10.0
 # Power series used for |w| < _SERIES_RADIUS (truncation error < 1e-20 there):
 #   log(1 + w) - w            = sum_{j>=2} (-1)^(j+1) w^j / j
 #   (1 + w) log(1 + w) - w    = sum_{j>=2} (-1)^j w^j / (j (j-1))
-_SERIES_RADIUS = 0.25
-_J = np.arange(2, 36)
+_SERIES_RADIUS = 0.1
+_J = np.arange(2, 20)
 _LOG1P_COEF = (-1.0) ** (_J + 1) / _J
 _XLOG1P_COEF = (-1.0) ** _J / (_J * (_J - 1.0))
 
@@ -279,10 +289,30 @@ def _centred_loggamma(a: float, s: np.ndarray) -> np.ndarray:
     shift = max(0, math.ceil(_STIRLING_MIN - a))
     big_a = a + shift
     w = s / big_a
-    out = (big_a * _xlog1p_minus_id(w) - 0.5 * _log1p_minus_id(w) + s * _gap_tail(big_a)
-           + (_binet(big_a + s) - _binet(np.asarray(big_a, dtype=np.complex128))))
-    for i in range(shift):
-        out -= _log1p_minus_id(s / (a + i))
+    out = (
+        big_a * _xlog1p_minus_id(w)
+        - 0.5 * _log1p_minus_id(w)
+        + s * _gap_tail(big_a)
+        + (_binet(big_a + s) - _binet(np.asarray(big_a, dtype=np.complex128)))
+    )
+    if shift:
+        # sum_i [log(1 + s/(a+i)) - s/(a+i)] = sum_j (-1)^(j+1) s^j/j sum_i (a+i)^(-j),
+        # one power series in s where |s| < R a (every |s/(a+i)| < R); direct elsewhere.
+        inv_shifted = 1.0 / (a + np.arange(shift))
+        small = np.abs(s) < _SERIES_RADIUS * a
+        if np.any(small):
+            coef = _LOG1P_COEF * np.sum(inv_shifted[None, :] ** _J[:, None], axis=1)
+            ss = s[small]
+            acc = np.zeros_like(ss)
+            for c in coef[::-1]:
+                acc = acc * ss + c
+            out[small] -= acc * ss * ss
+        if not np.all(small):
+            sl = s[~small]
+            corr = np.zeros_like(sl)
+            for inv in inv_shifted:
+                corr += _log1p_minus_id(sl * inv)
+            out[~small] -= corr
     return out
 
 
@@ -308,8 +338,9 @@ def _log_ratio_moments(nu: int, k: int, t: np.ndarray) -> tuple[np.ndarray, np.n
     return tf * per_gen_mean, np.sqrt(tf * float(special.polygamma(1, a)))
 
 
-def _tail_reach(a: float, t: np.ndarray, sd: np.ndarray, log_eps: float
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _tail_reach(
+    a: float, t: np.ndarray, sd: np.ndarray, log_eps: float
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Chernoff bounds on the standardised tails of :math:`Y_t`.
 
     Returns ``(A_left, A_right)`` with :math:`P(Z_t < -A_{\rm left}) \le \varepsilon` and
@@ -328,6 +359,35 @@ def _tail_reach(a: float, t: np.ndarray, sd: np.ndarray, log_eps: float
     c_right = special.gammaln(a + x_right) - lg_a - x_right * psi_a
     reach_right = np.min((tf * c_right - log_eps) / (x_right * sdc), axis=1)
     return reach_left, reach_right
+
+
+def _phi_cutoff(a: float, t: np.ndarray, sd: np.ndarray, log_tol: float) -> np.ndarray:
+    r"""Standardised frequency :math:`v` with :math:`|\varphi_{Z_t}(v)| = e^{\text{log\_tol}}`.
+
+    :math:`\log|\varphi_{Z_t}(v)| = t\,[\operatorname{Re}\ln\Gamma(a + iv/\mathrm{sd}_t)
+    - \ln\Gamma(a)]` decreases in :math:`v`; solved by doubling then bisection (a margin of
+    ``e`` is added, so that ``loggamma``'s cancellation error is irrelevant here).
+    """
+    tf = t.astype(np.float64)
+    target = log_tol - 1.0
+    lg_a = special.gammaln(a)
+
+    def log_abs_phi(u: np.ndarray) -> np.ndarray:
+        return tf * (special.loggamma(a + 1j * u).real - lg_a)
+
+    hi = 8.0 / sd
+    for _ in range(200):
+        grow = log_abs_phi(hi) > target
+        if not np.any(grow):
+            break
+        hi = np.where(grow, 2.0 * hi, hi)
+    lo = np.zeros_like(hi)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        above = log_abs_phi(mid) > target
+        lo = np.where(above, mid, lo)
+        hi = np.where(above, hi, mid)
+    return hi * sd
 
 
 class _StandardisedInverter:
@@ -360,19 +420,16 @@ class _StandardisedInverter:
         self.reach_left, self.reach_right = _tail_reach(a, t, sd, log_eps)
         period = float(np.max(self.reach_left + self.reach_right)) + 0.5
         h = 2.0 * math.pi / period
-        tf = t.astype(np.float64)[:, None]
-        sdc = sd[:, None]
-        n_freq = max(16, math.ceil(10.0 / h))
-        while True:
-            v = (np.arange(n_freq) + 0.5) * h
-            log_phi = tf * _centred_loggamma(a, 1j * v / sdc)
-            big = np.max(log_phi.real, axis=0) >= math.log(_PHI_TOL)
-            if not big[-1] or n_freq >= 1 << 18:
-                break
-            n_freq *= 2
-        n_keep = int(np.nonzero(big)[0][-1]) + 1 if np.any(big) else 1
-        v, log_phi = v[:n_keep], log_phi[:, :n_keep]
-        phi = np.exp(log_phi)
+        # Per generation, the frequency beyond which |phi_t(v)| < _PHI_TOL (|phi| decreases
+        # in v); a crude loggamma is accurate enough to place the cut-off.
+        v_cut = _phi_cutoff(a, t, sd, math.log(_PHI_TOL))
+        n_per_t = np.maximum(1, np.ceil(v_cut / h).astype(np.int64))
+        n_keep = int(np.max(n_per_t))
+        v = (np.arange(n_keep) + 0.5) * h
+        used = np.arange(n_keep)[None, :] < n_per_t[:, None]
+        phi = np.zeros((t.size, n_keep), dtype=np.complex128)
+        rows, cols = np.nonzero(used)
+        phi[rows, cols] = np.exp(t[rows] * _centred_loggamma(a, 1j * v[cols] / sd[rows]))
         weight = 1.0 / (math.pi * (np.arange(n_keep) + 0.5))
         self.h = h
         self.v = v
@@ -381,8 +438,9 @@ class _StandardisedInverter:
         self.phi_re = phi.real
         self.phi_im = phi.imag
 
-    def cdf_pdf(self, z: np.ndarray, rows: np.ndarray, with_pdf: bool = True
-                ) -> tuple[np.ndarray, np.ndarray | None]:
+    def cdf_pdf(
+        self, z: np.ndarray, rows: np.ndarray, with_pdf: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """CDF (and density) of ``Z_t`` at points ``z`` for generation rows ``rows``."""
         cdf = np.empty(z.shape)
         pdf = np.empty(z.shape) if with_pdf else None
@@ -393,12 +451,17 @@ class _StandardisedInverter:
             arg = z[sl, None] * self.v
             cos, sin = np.cos(arg), np.sin(arg)
             # Im[e^{-ivz} phi] = Im(phi) cos(vz) - Re(phi) sin(vz)
-            cdf[sl] = 0.5 - np.einsum("ij,ij->i", self.phi_im_w[r], cos) + np.einsum(
-                "ij,ij->i", self.phi_re_w[r], sin)
+            cdf[sl] = (
+                0.5
+                - np.einsum("ij,ij->i", self.phi_im_w[r], cos)
+                + np.einsum("ij,ij->i", self.phi_re_w[r], sin)
+            )
             if pdf is not None:
                 # Re[e^{-ivz} phi] = Re(phi) cos(vz) + Im(phi) sin(vz)
-                pdf[sl] = (self.h / math.pi) * (np.einsum("ij,ij->i", self.phi_re[r], cos)
-                                                + np.einsum("ij,ij->i", self.phi_im[r], sin))
+                pdf[sl] = (self.h / math.pi) * (
+                    np.einsum("ij,ij->i", self.phi_re[r], cos)
+                    + np.einsum("ij,ij->i", self.phi_im[r], sin)
+                )
         return np.clip(cdf, 0.0, 1.0), pdf
 
 
@@ -408,18 +471,21 @@ def _cornish_fisher(a: float, t: np.ndarray, sd: np.ndarray, q: np.ndarray) -> n
     tf = t.astype(np.float64)
     g1 = (tf * float(special.polygamma(2, a)) / sd**3)[:, None]
     g2 = (tf * float(special.polygamma(3, a)) / sd**4)[:, None]
-    return (x + g1 * (x * x - 1.0) / 6.0 + g2 * (x**3 - 3.0 * x) / 24.0
-            - g1 * g1 * (2.0 * x**3 - 5.0 * x) / 36.0)
+    return (
+        x
+        + g1 * (x * x - 1.0) / 6.0
+        + g2 * (x**3 - 3.0 * x) / 24.0
+        - g1 * g1 * (2.0 * x**3 - 5.0 * x) / 36.0
+    )
 
 
-def _standardised_quantiles(a: float, t: np.ndarray, sd: np.ndarray, q: np.ndarray
-                            ) -> np.ndarray:
+def _standardised_quantiles(a: float, t: np.ndarray, sd: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Quantiles of ``Z_t`` for distinct ``t >= 1``: safeguarded Newton on the exact CDF."""
     tail = float(min(np.min(q), 1.0 - np.max(q)))
     log_eps = min(_LOG_EPS_ALIAS, math.log(tail) - math.log(1e3))
     out = np.empty((t.size, q.size))
     for b0 in range(0, t.size, _BLOCK_T):
-        tb, sdb = t[b0:b0 + _BLOCK_T], sd[b0:b0 + _BLOCK_T]
+        tb, sdb = t[b0 : b0 + _BLOCK_T], sd[b0 : b0 + _BLOCK_T]
         inv = _StandardisedInverter(a, tb, sdb, log_eps)
         rows = np.repeat(np.arange(tb.size), q.size)
         target = np.tile(q, tb.size)
@@ -443,11 +509,14 @@ def _standardised_quantiles(a: float, t: np.ndarray, sd: np.ndarray, q: np.ndarr
             ok = (pdf > 0.0) & (newton > la) & (newton < ha)
             znew = np.where(ok, newton, 0.5 * (la + ha))
             scale = np.maximum(1.0, np.abs(za))
-            done = (diff == 0.0) | (ok & (np.abs(znew - za) <= 1e-13 * scale)) | (
-                ha - la <= 1e-13 * scale)
+            done = (
+                (diff == 0.0)
+                | (ok & (np.abs(znew - za) <= 1e-13 * scale))
+                | (ha - la <= 1e-13 * scale)
+            )
             z[active] = np.where(diff == 0.0, za, znew)
             active = active[~done]
-        out[b0:b0 + _BLOCK_T] = z.reshape(tb.size, q.size)
+        out[b0 : b0 + _BLOCK_T] = z.reshape(tb.size, q.size)
     return out
 
 
@@ -455,15 +524,15 @@ def _standardised_cdf(a: float, t: np.ndarray, sd: np.ndarray, z: np.ndarray) ->
     """CDF of ``Z_t`` for distinct ``t >= 1`` at points ``z`` (shape ``(len(t), m)``)."""
     out = np.empty(z.shape)
     for b0 in range(0, t.size, _BLOCK_T):
-        tb, sdb = t[b0:b0 + _BLOCK_T], sd[b0:b0 + _BLOCK_T]
-        zb = z[b0:b0 + _BLOCK_T]
+        tb, sdb = t[b0 : b0 + _BLOCK_T], sd[b0 : b0 + _BLOCK_T]
+        zb = z[b0 : b0 + _BLOCK_T]
         inv = _StandardisedInverter(a, tb, sdb, _LOG_EPS_ALIAS)
         res = np.where(zb > inv.reach_right[:, None], 1.0, 0.0)
         inside = (zb >= -inv.reach_left[:, None]) & (zb <= inv.reach_right[:, None])
         rows = np.broadcast_to(np.arange(tb.size)[:, None], zb.shape)[inside]
         if rows.size:
             res[inside] = inv.cdf_pdf(zb[inside], rows, with_pdf=False)[0]
-        out[b0:b0 + _BLOCK_T] = res
+        out[b0 : b0 + _BLOCK_T] = res
     return out
 
 

@@ -5,8 +5,10 @@ import math
 import numba as nb
 import numpy as np
 
+from ._dispatch import chain_kernel
 
-@nb.njit(parallel=True, cache=True)
+
+@chain_kernel
 def psd_cholesky(cov, out):
     """Lower factor ``L`` with ``L L^T = cov[c]`` for positive semi-definite ``cov[c]``.
 
@@ -41,7 +43,7 @@ def psd_cholesky(cov, out):
                 L[i, j] = acc2 / ljj
 
 
-@nb.njit(parallel=True, cache=True)
+@chain_kernel
 def affine_points(mean, chol, z, out):
     """``out[c, i] = mean[c] + chol[c] @ z[c, i]`` for every chain and point."""
     chains, k, d = z.shape

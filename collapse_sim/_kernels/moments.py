@@ -8,6 +8,7 @@ the regime a collapsing chain lives in.
 import numba as nb
 import numpy as np
 
+from ._dispatch import chain_kernel
 from .rng import _fill_normal_row, next_below
 
 
@@ -46,7 +47,7 @@ def _row_moments_1d(x, mean, m2):
     m2[0, 0] = acc
 
 
-@nb.njit(parallel=True, cache=True)
+@chain_kernel
 def moments(x, mean, m2):
     """Fill ``mean[c]`` and ``m2[c]`` with the moments of ``x[c]`` ``(k, d)`` for every chain."""
     chains = x.shape[0]
@@ -58,7 +59,7 @@ def moments(x, mean, m2):
             _row_moments(x[c], mean[c], m2[c])
 
 
-@nb.njit(parallel=True, cache=True)
+@chain_kernel
 def normal_moments(states, buf, mean, m2):
     """Draw ``buf[c]`` ``(k, d)`` standard normals from ``states[c]`` and take their moments."""
     chains = buf.shape[0]
@@ -72,7 +73,7 @@ def normal_moments(states, buf, mean, m2):
             _row_moments(buf[c], mean[c], m2[c])
 
 
-@nb.njit(parallel=True, cache=True)
+@chain_kernel
 def subsample_rows(states, pool, size, k, out):
     """Copy ``k`` rows drawn without replacement from ``pool[c, :size]`` into ``out[c]``.
 

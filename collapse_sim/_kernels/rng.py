@@ -13,6 +13,8 @@ import math
 import numba as nb
 import numpy as np
 
+from ._dispatch import chain_kernel
+
 _U64 = nb.uint64
 _SHIFT_53 = 1.0 / 9007199254740992.0  # 2**-53
 
@@ -79,7 +81,7 @@ def _fill_normal_row(s, out):
         i += 2
 
 
-@nb.njit(parallel=True, cache=True)
+@chain_kernel
 def fill_standard_normal(states, out):
     """Fill ``out[c]`` (any trailing shape, C-contiguous) with normals from ``states[c]``."""
     chains = out.shape[0]
@@ -88,7 +90,7 @@ def fill_standard_normal(states, out):
         _fill_normal_row(states[c], flat[c])
 
 
-@nb.njit(parallel=True, cache=True)
+@chain_kernel
 def fill_uniform(states, out):
     """Fill ``out[c]`` (2-D, C-contiguous) with uniforms in [0, 1) from ``states[c]``."""
     for c in nb.prange(out.shape[0]):
@@ -98,7 +100,7 @@ def fill_uniform(states, out):
             row[i] = next_double(s)
 
 
-@nb.njit(parallel=True, cache=True)
+@chain_kernel
 def fill_raw(states, out):
     """Fill ``out[c]`` (2-D uint64) with raw 64-bit outputs (for generator tests)."""
     for c in nb.prange(out.shape[0]):

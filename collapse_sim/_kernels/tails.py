@@ -4,34 +4,38 @@ import math
 
 import numba as nb
 
+from ._dispatch import chain_kernel
+
 
 @nb.njit(inline="always")
 def chi2_sf(x, d):
-    """Upper tail ``P(chi2_d > x)`` for an integer ``d >= 1`` (closed-form finite series)."""
+    """Upper tail ``P(chi2_d > x)`` for an integer ``d >= 1`` (closed-form finite series).
+
+    Even ``d``: ``e^{-y} sum_{k < d/2} y^k / k!``; odd ``d``: ``erfc(sqrt y) +
+    sum_{i < (d-1)/2} e^{-y} y^{i+1/2} / Gamma(i + 3/2)``, with ``y = x / 2``. Terms
+    are formed in log space, so huge ``x`` (a collapsed model far from the
+    boundary) gives 0, never ``0 * inf``.
+    """
     if x <= 0.0:
         return 1.0
+    if not x < math.inf:
+        return 0.0
     y = 0.5 * x
+    logy = math.log(y)
     if d % 2 == 0:
-        term = math.exp(-y)
-        total = term
-        for k in range(1, d // 2):
-            term *= y / k
-            total += term
+        total = 0.0
+        for k in range(d // 2):
+            total += math.exp(-y + k * logy - math.lgamma(k + 1.0))
         return min(total, 1.0)
     total = math.erfc(math.sqrt(y))
-    if d > 1:
-        # Q(j + 1/2, y) = erfc(sqrt y) + e^{-y} sum_{i<j} y^{i+1/2} / Gamma(i + 3/2)
-        term = math.exp(-y) * math.sqrt(y) / math.gamma(1.5)
-        total += term
-        for i in range(1, (d - 1) // 2):
-            term *= y / (i + 0.5)
-            total += term
+    for i in range((d - 1) // 2):
+        total += math.exp(-y + (i + 0.5) * logy - math.lgamma(i + 1.5))
     return min(total, 1.0)
 
 
-@nb.njit(parallel=True, cache=True)
+@chain_kernel
 def outside_ball(beta, lam, radius2, directions, out):
-    r"""``out[c] = P(||w||^2 > radius2)``, ``w = beta[c] + diag(sqrt(lam[c])) z``, ``z ~ N(0, I_d)``.
+    r"""``out[c] = P(||w||^2 > radius2)``, ``w = beta[c] + sqrt(lam[c]) * z``, ``z ~ N(0, I_d)``.
 
     Directional decomposition (Deak 1980): ``z = r u`` with ``r ~ chi_d`` and ``u``
     uniform on the sphere, independent. For a fixed direction ``u`` the event
@@ -48,27 +52,31 @@ def outside_ball(beta, lam, radius2, directions, out):
             e += beta[c, j] * beta[c, j]
         acc = 0.0
         for i in range(m):
+            # v = sqrt(lam) * u = scale * vhat with |vhat| = 1; along vhat, rho = r * scale.
             a = 0.0
-            b = 0.0
             for j in range(d):
                 v = math.sqrt(max(lam[c, j], 0.0)) * directions[i, j]
                 a += v * v
-                b += beta[c, j] * v
-            if a <= 0.0:
+            scale = math.sqrt(a)
+            if not scale > 0.0:
                 acc += 1.0 if e > 0.0 else 0.0
                 continue
-            disc = b * b - a * e
+            b = 0.0
+            for j in range(d):
+                b += beta[c, j] * (math.sqrt(max(lam[c, j], 0.0)) * directions[i, j] / scale)
+            # |beta + rho vhat|^2 <= radius2  <=>  rho^2 + 2 b rho + e <= 0
+            disc = b * b - e
             if disc <= 0.0:
                 acc += 1.0
                 continue
             root = math.sqrt(disc)
-            q = -(b + root) if b >= 0.0 else -(b - root)
-            r_lo = min(q / a, e / q) if q != 0.0 else -root / a
-            r_hi = max(q / a, e / q) if q != 0.0 else root / a
-            if r_hi <= 0.0:
+            rho_hi = -b + root
+            if rho_hi <= 0.0:
                 acc += 1.0
                 continue
-            lo2 = max(r_lo, 0.0) ** 2
-            # outside = P(r < r_lo) + P(r > r_hi) = (1 - sf(lo2)) + sf(hi2)
-            acc += (1.0 - chi2_sf(lo2, d)) + chi2_sf(r_hi * r_hi, d)
+            rho_lo = max(-b - root, 0.0)
+            r_lo = rho_lo / scale
+            r_hi = rho_hi / scale
+            # outside = P(r < r_lo) + P(r > r_hi), r ~ chi_d
+            acc += (1.0 - chi2_sf(r_lo * r_lo, d)) + chi2_sf(r_hi * r_hi, d)
         out[c] = acc / m
