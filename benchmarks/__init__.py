@@ -1,0 +1,1 @@
+"""Benchmarks of collapse_sim against the baselines users would write (``python -m benchmarks``)."""

@@ -1,0 +1,52 @@
+"""Run every benchmark, print a table and write ``benchmarks/results/latest.json``.
+
+Usage: ``python -m benchmarks [--quick] [--repeats R]``. Ratios are baseline time
+over our time, measured in the same run (best of ``R`` repeats each), so they
+survive a noisy shared machine better than absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numba
+
+from . import bench_gaussian
+
+SUITES = {"gaussian": bench_gaussian}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "latest.json"))
+    args = parser.parse_args()
+    rows = []
+    for name, suite in SUITES.items():
+        for row in suite.run(repeats=args.repeats, quick=args.quick):
+            rows.append({"suite": name, **row})
+    print(f"{'case':<58} {'ours s':>8} {'base s':>8} {'ratio':>7} {'goal':>6}")
+    for r in rows:
+        base = "" if r["baseline_s"] is None else f"{r['baseline_s']:.3f}"
+        ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+        goal = "" if r["goal"] is None else f">={r['goal']:g}x"
+        print(f"{r['case']:<58} {r['ours_s']:>8.3f} {base:>8} {ratio:>7} {goal:>6}")
+        if r.get("baseline"):
+            print(f"{'':<4}baseline: {r['baseline']}" + (f"; {r['note']}" if r.get("note") else ""))
+    meta = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.machine(),
+            "cpus": os.cpu_count(), "numba_threads": numba.get_num_threads(),
+            "python": platform.python_version(), "quick": args.quick}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
