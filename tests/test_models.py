@@ -169,7 +169,7 @@ def test_logpdf_zero_variance_1d():
 def test_logpdf_all_zero_cov():
     mean = np.array([0.5, -1.0, 2.0])
     g = cs.Gaussian(mean=mean, cov=np.zeros((3, 3)))
-    out = g.logpdf(np.vstack([mean, mean + [0.0, 0.0, 1e-6], np.zeros(3)]))
+    out = g.logpdf(np.vstack([mean, mean + np.array([0.0, 0.0, 1e-6]), np.zeros(3)]))
     np.testing.assert_array_equal(out, [np.inf, -np.inf, -np.inf])
 
 
