@@ -82,11 +82,20 @@ def w2(truth: Gaussian, model: Gaussian) -> np.ndarray:
     if model.dim == 1:
         spread2 = (np.sqrt(model.cov[:, 0, 0]) - math.sqrt(truth.cov[0, 0, 0])) ** 2
         return np.sqrt(shift2 + spread2)
-    root = _sym_sqrt(truth.cov[0])
-    inner = np.linalg.eigvalsh(root @ model.cov @ root)
-    cross = np.sum(np.sqrt(np.clip(inner, 0.0, None)), axis=1)
-    spread2 = np.trace(model.cov, axis1=1, axis2=2) + np.trace(truth.cov[0]) - 2.0 * cross
-    return np.sqrt(np.clip(shift2 + spread2, 0.0, None))
+    # With R = Sigma^(1/2) and T = (R S R)^(1/2): tr S + tr Sigma - 2 tr T
+    # = tr(Sigma^-1 (T - Sigma)^2) = ||R^-1 (T - Sigma)||_F^2, a sum of squares, so a model
+    # near the truth gets W2 ~ rounding, not sqrt(rounding) from cancelling traces.
+    sigma = truth.cov[0]
+    lam0, vec0 = np.linalg.eigh(sigma)
+    root = (vec0 * np.sqrt(lam0)) @ vec0.T
+    inv_root = (vec0 / np.sqrt(lam0)) @ vec0.T
+    lam, vec = np.linalg.eigh(root @ model.cov @ root)
+    # Eigenvalues at rounding level (relative 1e-14) are zeros of a singular model: taking
+    # their square root would turn 1e-16 noise into a 1e-8 error.
+    lam = np.where(lam > _REL_SINGULAR * lam.max(axis=1, keepdims=True), lam, 0.0)
+    cross = (vec * np.sqrt(lam)[:, None, :]) @ np.swapaxes(vec, 1, 2)
+    spread2 = np.sum((inv_root @ (cross - sigma)) ** 2, axis=(1, 2))
+    return np.sqrt(shift2 + spread2)
 
 
 def kl(truth: Gaussian, model: Gaussian) -> np.ndarray:
@@ -207,11 +216,6 @@ def _directions(d: int) -> np.ndarray:
 def tail_directions(d: int) -> int:
     """Number of directions the ``d``-dimensional ``tail_mass`` estimate averages over."""
     return {2: 128, 3: 256}.get(d, 512)
-
-
-def _sym_sqrt(mat: np.ndarray) -> np.ndarray:
-    lam, vec = np.linalg.eigh(mat)
-    return (vec * np.sqrt(np.clip(lam, 0.0, None))) @ vec.T
 
 
 def _eigh(model: Gaussian) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -39,7 +39,10 @@ class Gaussian:
     Notes
     -----
     A covariance may be singular (a collapsed model): it then has no density, and
-    :meth:`logpdf` returns ``-inf`` off its support and ``+inf`` on it.
+    :meth:`logpdf` returns ``-inf`` off its support and ``+inf`` on it (a point counts
+    as on the support when its component along every null direction is below
+    ``1e-10`` times the larger of the model's spread and the point's distance from
+    the mean: rounding level).
 
     Examples
     --------
@@ -59,11 +62,18 @@ class Gaussian:
             var_arr = as_float_array("var", var)
             if var_arr.ndim > 1 or mean_arr.ndim > 1:
                 raise ValueError("with var, mean and var must be scalars or (B,) arrays")
-            mean_b, var_b = np.broadcast_arrays(np.atleast_1d(mean_arr), np.atleast_1d(var_arr))
+            try:
+                mean_b, var_b = np.broadcast_arrays(np.atleast_1d(mean_arr),
+                                                    np.atleast_1d(var_arr))
+            except ValueError:
+                raise ValueError(
+                    f"mean {mean_arr.shape} and var {var_arr.shape} must be scalars or "
+                    "(B,) arrays of the same length"
+                ) from None
             if np.any(var_b < 0):
                 raise ValueError("var must be >= 0")
-            self.mean = np.ascontiguousarray(mean_b, dtype=np.float64)[:, None]
-            self.cov = np.ascontiguousarray(var_b, dtype=np.float64)[:, None, None]
+            self.mean = np.array(mean_b, dtype=np.float64)[:, None]
+            self.cov = np.array(var_b, dtype=np.float64)[:, None, None]
         else:
             cov_arr = as_float_array("cov", cov)
             if cov_arr.ndim == 0:
@@ -88,9 +98,9 @@ class Gaussian:
                     f"mean batch {mean_arr.shape[0]} and cov batch {cov_arr.shape[0]} differ"
                 )
             _check_psd("cov", cov_arr)
-            self.mean = np.ascontiguousarray(np.broadcast_to(mean_arr, (batch, d)))
+            self.mean = np.array(np.broadcast_to(mean_arr, (batch, d)))
             sym = 0.5 * (cov_arr + np.swapaxes(cov_arr, 1, 2))
-            self.cov = np.ascontiguousarray(np.broadcast_to(sym, (batch, d, d)))
+            self.cov = np.array(np.broadcast_to(sym, (batch, d, d)))
         self.mean.flags.writeable = False
         self.cov.flags.writeable = False
         self._chol: np.ndarray | None = None
@@ -220,7 +230,11 @@ def _gaussian_logpdf(mean: np.ndarray, cov: np.ndarray, pts: np.ndarray) -> np.n
     out = -0.5 * (d * math.log(2 * math.pi) + logdet[:, None] + maha)
     any_singular = singular.any(axis=1)
     if any_singular.any():
-        off = np.any(singular[:, None, :] & (np.abs(proj) > 0.0), axis=2)
+        # "On the support" up to rounding: the component along a null direction is below
+        # 1e-10 of the larger of the spread and the point's distance from the mean.
+        reach = np.maximum(np.sqrt(np.maximum(lam.max(axis=1), 0.0))[:, None],
+                           np.linalg.norm(dev, axis=2))
+        off = np.any(singular[:, None, :] & (np.abs(proj) > 1e-10 * reach[:, :, None]), axis=2)
         degenerate = np.where(off, -np.inf, np.inf)
         out = np.where(any_singular[:, None], degenerate, out)
     return out

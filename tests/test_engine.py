@@ -257,3 +257,24 @@ def test_training_set_too_small_for_estimator():
     # which n_samples >= 2 already excludes: check the fitter's own guard instead.
     with pytest.raises(ValueError, match="at least 2"):
         cs.GaussianFit("unbiased").fit(np.zeros((3, 1, 1)))
+
+
+# -- memory ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("policy", [cs.Replace(), cs.Accumulate(), cs.KeepReal(0.1)],
+                         ids=lambda p: type(p).__name__)
+def test_peak_memory_does_not_grow_with_generations(policy):
+    import tracemalloc
+
+    def peak(generations):
+        run(policy, generations=2, chains=300, n_samples=200, metrics="variance")  # warm up
+        tracemalloc.start()
+        run(policy, generations=generations, chains=300, n_samples=200, metrics="variance")
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top - (generations + 1) * 300 * 8  # minus the returned metric array
+
+    short, long = peak(20), peak(400)
+    # The working set is O(chains x n) = 300 x 200 doubles (480 kB) per buffer; 20x more
+    # generations may not add more than one such buffer.
+    assert long - short < 300 * 200 * 8, (short, long)

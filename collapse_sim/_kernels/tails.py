@@ -3,6 +3,7 @@
 import math
 
 import numba as nb
+import numpy as np
 
 from ._dispatch import chain_kernel
 
@@ -50,12 +51,31 @@ def outside_ball(beta, lam, radius2, directions, out):
         e = -radius2
         for j in range(d):
             e += beta[c, j] * beta[c, j]
+        # Householder reflection taking the set's pole (last axis) to the direction of the
+        # whitened shift beta: the integrand varies most with the angle to beta, and the
+        # direction sets are stratified in the angle to their pole.
+        norm_b = math.sqrt(max(e + radius2, 0.0))
+        w = np.zeros(d)
+        ww = 0.0
+        if norm_b > 0.0:
+            for j in range(d):
+                w[j] = -beta[c, j] / norm_b
+            w[d - 1] += 1.0
+            for j in range(d):
+                ww += w[j] * w[j]
+        u = np.empty(d)
         acc = 0.0
         for i in range(m):
+            wu = 0.0
+            for j in range(d):
+                wu += w[j] * directions[i, j]
+            f = 2.0 * wu / ww if ww > 1e-300 else 0.0
+            for j in range(d):
+                u[j] = directions[i, j] - f * w[j]
             # v = sqrt(lam) * u = scale * vhat with |vhat| = 1; along vhat, rho = r * scale.
             a = 0.0
             for j in range(d):
-                v = math.sqrt(max(lam[c, j], 0.0)) * directions[i, j]
+                v = math.sqrt(max(lam[c, j], 0.0)) * u[j]
                 a += v * v
             scale = math.sqrt(a)
             if not scale > 0.0:
@@ -63,7 +83,7 @@ def outside_ball(beta, lam, radius2, directions, out):
                 continue
             b = 0.0
             for j in range(d):
-                b += beta[c, j] * (math.sqrt(max(lam[c, j], 0.0)) * directions[i, j] / scale)
+                b += beta[c, j] * (math.sqrt(max(lam[c, j], 0.0)) * u[j] / scale)
             # |beta + rho vhat|^2 <= radius2  <=>  rho^2 + 2 b rho + e <= 0
             disc = b * b - e
             if disc <= 0.0:
