@@ -15,7 +15,7 @@ how each chain's model drifts from the truth.
 from . import metrics, sampling, theory
 from .engine import simulate
 from .fitting import GaussianFit
-from .models import Gaussian
+from .models import Gaussian, GaussianMixture
 from .policies import (
     Accumulate,
     AccumulateSubsample,
@@ -35,6 +35,7 @@ __all__ = [
     "FreshReal",
     "Gaussian",
     "GaussianFit",
+    "GaussianMixture",
     "KeepReal",
     "Replace",
     "Simulation",

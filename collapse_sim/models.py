@@ -15,7 +15,7 @@ import numpy as np
 from . import sampling
 from ._kernels import linalg as _linalg
 from ._random import SeedLike
-from ._validation import as_float_array
+from ._validation import as_float_array, check_int
 
 
 class Gaussian:
@@ -199,6 +199,7 @@ class Gaussian:
         ndarray
             ``(n, d)`` for a batch of one, else ``(B, n, d)``.
         """
+        n = check_int("n", n, minimum=1)
         streams = sampling.chain_streams(seed, self.batch_size)
         pts = sampling.gaussian_points(self, n, streams)
         return pts[0] if self.batch_size == 1 else pts
@@ -231,10 +232,214 @@ def _gaussian_logpdf(mean: np.ndarray, cov: np.ndarray, pts: np.ndarray) -> np.n
     any_singular = singular.any(axis=1)
     if any_singular.any():
         # "On the support" up to rounding: the component along a null direction is below
-        # 1e-10 of the larger of the spread and the point's distance from the mean.
+        # 1e-10 of the larger of the spread and the point's distance from the mean, plus
+        # the rounding of x and the mean themselves (which does not shrink with the spread).
         reach = np.maximum(np.sqrt(np.maximum(lam.max(axis=1), 0.0))[:, None],
                            np.linalg.norm(dev, axis=2))
-        off = np.any(singular[:, None, :] & (np.abs(proj) > 1e-10 * reach[:, :, None]), axis=2)
+        size = np.linalg.norm(pts, axis=2) + np.linalg.norm(mean, axis=1)[:, None]
+        tol = 1e-10 * reach + 8 * d * np.finfo(np.float64).eps * size
+        off = np.any(singular[:, None, :] & (np.abs(proj) > tol[:, :, None]), axis=2)
         degenerate = np.where(off, -np.inf, np.inf)
         out = np.where(any_singular[:, None], degenerate, out)
     return out
+
+
+class GaussianMixture:
+    r"""A (batch of) Gaussian mixture(s) :math:`\sum_k w_k\,\mathcal N(\mu_k, \Sigma_k)`.
+
+    .. math::
+
+        \log p(x) = \operatorname{logsumexp}_k\big[\log w_k + \log\mathcal N(x;\mu_k,\Sigma_k)\big]
+
+    (computed with the max-shift, so it stays finite far in the tails).
+
+    Parameters
+    ----------
+    weights : array_like
+        ``(K,)`` or ``(B, K)``: non-negative, summing to 1 (within 1e-8; renormalised).
+    means : array_like
+        ``(K, d)`` or ``(B, K, d)``; ``(K,)`` is K one-dimensional means.
+    covs : array_like
+        ``(K, d, d)`` or ``(B, K, d, d)``; ``(K,)`` is K one-dimensional variances.
+
+    Examples
+    --------
+    >>> import collapse_sim as cs
+    >>> mix = cs.GaussianMixture(weights=[.5, .5], means=[[-2.], [2.]], covs=[[[1.]], [[1.]]])
+    >>> mix.dim, mix.n_components, mix.batch_size
+    (1, 2, 1)
+    >>> round(float(mix.var[0]), 6)          # 1 + 4: within- plus between-component variance
+    5.0
+    """
+
+    def __init__(self, weights, means, covs):
+        w = as_float_array("weights", weights)
+        m = as_float_array("means", means)
+        c = as_float_array("covs", covs)
+        if w.ndim == 1:
+            w = w[None]
+        if w.ndim != 2:
+            raise ValueError(f"weights must have shape (K,) or (B, K), got {np.shape(weights)}")
+        k = w.shape[1]
+        if k < 1:
+            raise ValueError("weights must have at least one component")
+        if m.ndim == 1 and c.ndim == 1:  # K one-dimensional components
+            m, c = m[:, None], c[:, None, None]
+        if m.ndim == 2:
+            m = m[None]
+        if c.ndim == 3:
+            c = c[None]
+        if m.ndim != 3 or m.shape[1] != k:
+            raise ValueError(
+                f"means must have shape ({k}, d) or (B, {k}, d) to match {k} weights, "
+                f"got {np.shape(means)}"
+            )
+        d = m.shape[2]
+        if c.ndim != 4 or c.shape[1:] != (k, d, d):
+            raise ValueError(
+                f"covs must have shape ({k}, {d}, {d}) or (B, {k}, {d}, {d}), got {np.shape(covs)}"
+            )
+        batch = max(w.shape[0], m.shape[0], c.shape[0])
+        for name, arr in (("weights", w), ("means", m), ("covs", c)):
+            if arr.shape[0] not in (1, batch):
+                raise ValueError(f"{name} has batch {arr.shape[0]}, others have {batch}")
+        if np.any(w < 0):
+            raise ValueError("weights must be non-negative")
+        total = w.sum(axis=1)
+        if np.any(np.abs(total - 1.0) > 1e-8):
+            raise ValueError(f"weights must sum to 1 (within 1e-8), got sums {total}")
+        _check_psd("covs", c.reshape(-1, d, d))
+        self.weights = np.array(np.broadcast_to(w / total[:, None], (batch, k)))
+        self.means = np.array(np.broadcast_to(m, (batch, k, d)))
+        sym = 0.5 * (c + np.swapaxes(c, 2, 3))
+        self.covs = np.array(np.broadcast_to(sym, (batch, k, d, d)))
+        for arr in (self.weights, self.means, self.covs):
+            arr.flags.writeable = False
+        self._chol: np.ndarray | None = None
+
+    @classmethod
+    def _from_arrays(cls, weights, means, covs) -> GaussianMixture:
+        """Trusted constructor for fitted batches (no validation, no copies)."""
+        obj = cls.__new__(cls)
+        obj.weights, obj.means, obj.covs = weights, means, covs
+        obj._chol = None
+        return obj
+
+    @property
+    def dim(self) -> int:
+        """Dimension ``d`` of the sample space."""
+        return self.means.shape[2]
+
+    @property
+    def n_components(self) -> int:
+        """Number of components ``K``."""
+        return self.weights.shape[1]
+
+    @property
+    def batch_size(self) -> int:
+        """Number ``B`` of mixtures in the batch."""
+        return self.weights.shape[0]
+
+    @property
+    def mean(self) -> np.ndarray:
+        r"""Overall mean :math:`\sum_k w_k\mu_k`, ``(B, d)``."""
+        return np.einsum("bk,bkd->bd", self.weights, self.means)
+
+    @property
+    def cov(self) -> np.ndarray:
+        r"""Overall covariance, ``(B, d, d)``.
+
+        :math:`\sum_k w_k(\Sigma_k + \mu_k\mu_k^\top) - \mu\mu^\top`.
+        """
+        mu = self.mean
+        dev = self.means - mu[:, None, :]
+        within = np.einsum("bk,bkij->bij", self.weights, self.covs)
+        between = np.einsum("bk,bki,bkj->bij", self.weights, dev, dev)
+        return within + between
+
+    @property
+    def var(self) -> np.ndarray:
+        """Total variance (trace of the overall covariance), ``(B,)``."""
+        return np.trace(self.cov, axis1=1, axis2=2)
+
+    def broadcast(self, chains: int) -> GaussianMixture:
+        """This single mixture repeated ``chains`` times (views, no copies)."""
+        if self.batch_size == chains:
+            return self
+        if self.batch_size != 1:
+            raise ValueError(f"cannot broadcast a batch of {self.batch_size} to {chains} chains")
+        k, d = self.n_components, self.dim
+        return GaussianMixture._from_arrays(
+            np.broadcast_to(self.weights, (chains, k)),
+            np.broadcast_to(self.means, (chains, k, d)),
+            np.broadcast_to(self.covs, (chains, k, d, d)),
+        )
+
+    def cholesky(self) -> np.ndarray:
+        """Lower factors of every component covariance, ``(B, K, d, d)``."""
+        if self._chol is None:
+            b, k, d = self.batch_size, self.n_components, self.dim
+            flat = np.ascontiguousarray(self.covs).reshape(b * k, d, d)
+            chol = np.empty_like(flat)
+            _linalg.psd_cholesky(flat, chol)
+            self._chol = chol.reshape(b, k, d, d)
+        return self._chol
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable description (parameters as nested lists)."""
+        return {"type": "GaussianMixture", "weights": self.weights.tolist(),
+                "means": self.means.tolist(), "covs": self.covs.tolist()}
+
+    def __repr__(self) -> str:
+        return (f"GaussianMixture(n_components={self.n_components}, dim={self.dim}, "
+                f"batch_size={self.batch_size})")
+
+    def component_logpdf(self, pts: np.ndarray) -> np.ndarray:
+        r"""``(B, n, K)`` values :math:`\log w_k + \log\mathcal N(x;\mu_k,\Sigma_k)`."""
+        b, k, d = self.batch_size, self.n_components, self.dim
+        n = pts.shape[1]
+        rep = np.broadcast_to(pts[:, None], (b, k, n, d)).reshape(b * k, n, d)
+        comp = _gaussian_logpdf(self.means.reshape(b * k, d), self.covs.reshape(b * k, d, d), rep)
+        with np.errstate(divide="ignore"):
+            logw = np.log(self.weights)
+        return np.swapaxes(comp.reshape(b, k, n), 1, 2) + logw[:, None, :]
+
+    def logpdf(self, x) -> np.ndarray:
+        """Log-density at points ``x``: ``(n, d)`` under every member, or ``(B, n, d)``.
+
+        Returns ``(n,)`` for a batch of one with 2-D input, else ``(B, n)``.
+        """
+        pts = as_float_array("x", x)
+        if self.dim == 1 and pts.ndim == 1:
+            pts = pts[:, None]
+        if pts.ndim not in (2, 3) or pts.shape[-1] != self.dim:
+            raise ValueError(f"x must have shape (n, {self.dim}) or (B, n, {self.dim})")
+        squeeze = pts.ndim == 2 and self.batch_size == 1
+        if pts.ndim == 2:
+            pts = np.broadcast_to(pts, (self.batch_size, *pts.shape))
+        if pts.shape[0] != self.batch_size:
+            raise ValueError(
+                f"x has {pts.shape[0]} rows of points, the batch has {self.batch_size}"
+            )
+        out = _logsumexp(self.component_logpdf(pts), axis=2)
+        return out[0] if squeeze else out
+
+    def sample(self, n: int, seed: SeedLike = None) -> np.ndarray:
+        """Draw ``n`` points from every member (member ``c`` uses chain ``c``'s stream).
+
+        Returns ``(n, d)`` for a batch of one, else ``(B, n, d)``.
+        """
+        n = check_int("n", n, minimum=1)
+        streams = sampling.chain_streams(seed, self.batch_size)
+        pts = sampling.mixture_points(self, n, streams)
+        return pts[0] if self.batch_size == 1 else pts
+
+
+def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    """log(sum(exp(a))) along ``axis`` with the max shift; all ``-inf`` gives ``-inf``."""
+    top = np.max(a, axis=axis, keepdims=True)
+    safe = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log(np.sum(np.exp(a - safe), axis=axis)) + np.squeeze(safe, axis=axis)
+    # +inf entries (points on a degenerate component's support) dominate the sum
+    return np.where(np.squeeze(top, axis=axis) == np.inf, np.inf, out)

@@ -29,6 +29,7 @@ import numpy as np
 
 from . import _random
 from ._kernels import linalg as _linalg
+from ._kernels import mixture as _mix
 from ._kernels import moments as _mk
 from ._kernels import rng as _rng
 from ._random import SeedLike
@@ -162,6 +163,27 @@ def gaussian_points(model, n: int, streams: ChainStreams) -> np.ndarray:
         np.ascontiguousarray(model.mean), np.ascontiguousarray(model.cholesky()), z, out
     )
     return out
+
+
+def mixture_points(model, n: int, streams: ChainStreams) -> np.ndarray:
+    """``(chains, n, d)`` points, row ``c`` from member ``c`` of a ``GaussianMixture``.
+
+    Each point takes one uniform (its component, by inverting the cumulative
+    weights) and ``d`` normals from the chain's stream.
+    """
+    model = model.broadcast(streams.chains)
+    out = np.empty((streams.chains, n, model.dim))
+    cumw = np.ascontiguousarray(np.cumsum(model.weights, axis=1))
+    _mix.mixture_points(streams.states, cumw, np.ascontiguousarray(model.means),
+                        np.ascontiguousarray(model.cholesky()), out)
+    return out
+
+
+def draw_points(model, n: int, streams: ChainStreams) -> np.ndarray:
+    """``(chains, n, d)`` points from any model of the library (Gaussian or mixture)."""
+    if hasattr(model, "n_components"):
+        return mixture_points(model, n, streams)
+    return gaussian_points(model, n, streams)
 
 
 def gaussian_moments(model, n: int, streams: ChainStreams) -> Moments:

@@ -11,10 +11,10 @@ from collapse_sim import metrics
 
 NAMES = ("variance", "mean_shift", "w2", "kl", "nll", "tail_mass")
 
-# Documented absolute error of the d-D tail_mass estimator (metrics module docstring):
-# below 1e-9 for d = 2, below 3e-4 for d = 3, "a few 1e-3" for d >= 4 -- read as 3e-3
-# (benchmarks/tail_mass_accuracy.py measures max 2.0e-3 for d = 4 and 1.3e-3 for d = 5).
-TAIL_ERR = {2: 1e-9, 3: 3e-4, 5: 3e-3}
+# Documented absolute error of the d-D tail_mass estimator (metrics module docstring),
+# measured by benchmarks/tail_mass_accuracy.py over model means inside and outside the
+# region: below 1e-9 for d = 2, below 5e-4 for d = 3, below 1e-2 for d = 4, 5.
+TAIL_ERR = {2: 1e-9, 3: 5e-4, 5: 1e-2}
 
 
 def random_spd(d, rng, spread=1.5):
@@ -280,14 +280,34 @@ def test_tail_mass_isotropic_models_match_noncentral_chi2(d):
         ref = stats.chi2.sf(r2 / scale**2, d)
         assert abs(metrics.tail_mass(truth, centred)[0] - ref) < 1e-12
         b = rng.normal(0.0, 0.7, d)
+        assert b @ b < r2  # mean inside the region (see the next test for outside)
         shifted = cs.Gaussian(mean=truth.mean[0] + chol @ b, cov=scale**2 * truth.cov[0])
         ref = stats.ncx2.sf(r2 / scale**2, d, b @ b / scale**2)
         assert abs(metrics.tail_mass(truth, shifted)[0] - ref) < TAIL_ERR[d]
 
 
 @pytest.mark.parametrize("d", [2, 3, 5])
+def test_tail_mass_with_mean_outside_the_region(d):
+    # A chain whose mean has drifted outside the truth's 99% region (whitened radius
+    # |b| > r) is common in long runs. Reference as above: ncx2 for isotropic models. The
+    # documented accuracy makes no exception for this case.
+    rng = np.random.default_rng(55 + d)
+    truth = random_truth(d, rng)
+    chol = np.linalg.cholesky(truth.cov[0])
+    r2 = stats.chi2.ppf(0.99, d)
+    for radius in (1.01, 1.3, 2.0):
+        for scale in (0.2, 0.5, 2.0):
+            b = rng.standard_normal(d)
+            b *= radius * math.sqrt(r2) / np.linalg.norm(b)
+            model = cs.Gaussian(mean=truth.mean[0] + chol @ b, cov=scale**2 * truth.cov[0])
+            ref = stats.ncx2.sf(r2 / scale**2, d, b @ b / scale**2)
+            err = abs(metrics.tail_mass(truth, model)[0] - ref)
+            assert err < TAIL_ERR[d], (radius, scale, err)
+
+
+@pytest.mark.parametrize("d", [2, 3, 5])
 def test_tail_mass_rank_one_model_is_exact_1d_problem(d):
-    # Model m + s t v, t ~ N(0, 1): whitened, w = b + t g with b = W (m - mu), g = s W v,
+    # Model m + s t v, t ~ N(0, 1) (rank one): whitened, w = b + t g with b = W (m - mu), g = s W v,
     # and ||w||^2 > r2 is a quadratic inequality in t solved in closed form.
     rng = np.random.default_rng(60 + d)
     truth = random_truth(d, rng)

@@ -208,6 +208,21 @@ def test_logpdf_of_own_samples_of_singular_model_is_plus_inf():
     np.testing.assert_array_equal(g.logpdf(x), np.inf)
 
 
+@pytest.mark.parametrize("mean_scale, spread", [(1.0, 1e-4), (1.0, 1e-8), (1e8, 1.0)])
+def test_logpdf_on_support_of_collapsing_model(mean_scale, spread):
+    # A collapsing chain: rank-one spread far below the size of its mean. Its own samples
+    # x = fl(mean + spread * t * v) are off the support line only by the rounding of x,
+    # ~eps * |mean| (2e-16 * |mean|), far below the spread; they must get +inf. A point
+    # displaced by 1e-3 * spread across the line is far above rounding: -inf.
+    v = np.array([0.6, 0.8])
+    mean = mean_scale * np.array([1.0, -2.0])
+    g = cs.Gaussian(mean=mean, cov=spread**2 * np.outer(v, v))
+    x = g.sample(500, seed=3)
+    np.testing.assert_array_equal(g.logpdf(x), np.inf)
+    off = x + 1e-3 * spread * np.array([-0.8, 0.6])
+    np.testing.assert_array_equal(g.logpdf(off), -np.inf)
+
+
 def test_degenerate_logpdf_never_nan():
     rng = np.random.default_rng(6)
     a = rng.standard_normal((4, 1))
@@ -257,13 +272,17 @@ def test_batched_member_uses_its_chain_stream():
 
 
 def test_sample_1d_matches_scipy_norm():
-    # Fixed seeds: a KS p-value below 1e-3 has probability 1e-3 for a correct sampler.
+    # Fixed seed: a KS p-value below 1e-3 has probability 1e-3 for a correct sampler.
+    n = 1_000_000
     g = cs.Gaussian(mean=1.5, var=4.0)
-    x = g.sample(20_000, seed=2024)[:, 0]
+    x = g.sample(n, seed=2024)[:, 0]
     assert stats.kstest(x, "norm", args=(1.5, 2.0)).pvalue > 1e-3
-    # The test has power: the same sample is rejected against a 10% wrong scale (the
-    # largest CDF gap, ~0.1 * phi(1) = 0.024, is 1.7x the 1e-3 critical value 1.95/sqrt(n)).
-    assert stats.kstest(x, "norm", args=(1.5, 2.2)).pvalue < 1e-3
+    # The test has power: the same sample is rejected against a 2% wrong scale (largest CDF
+    # gap ~0.02 * phi(1) = 0.0048, 2.5x the 1e-3 critical value 1.95 / sqrt(n)).
+    assert stats.kstest(x, "norm", args=(1.5, 2.04)).pvalue < 1e-3
+    # Moments at 5 SE: SE(mean) = sd / sqrt(n); SE(var) = var * sqrt(2 / (n - 1)).
+    assert abs(x.mean() - 1.5) < 5 * 2.0 / np.sqrt(n)
+    assert abs(x.var(ddof=1) - 4.0) < 5 * 4.0 * np.sqrt(2 / (n - 1))
 
 
 def test_sample_batched_1d_members_follow_their_own_distribution():

@@ -42,8 +42,8 @@ def outside_ball(beta, lam, radius2, directions, out):
     uniform on the sphere, independent. For a fixed direction ``u`` the event
     ``||beta + r v||^2 <= radius2`` (``v = sqrt(lam) * u``) is an interval of ``r``
     whose chi-square probability is exact; only the average over ``u`` uses the
-    fixed ``directions`` ``(M, d)`` (unit vectors). At the truth and for any
-    isotropic model every direction gives the exact answer.
+    fixed ``directions`` ``(M, d)`` (unit vectors). At the truth (centred and
+    isotropic) every direction gives the exact answer.
     """
     chains, d = beta.shape
     m = directions.shape[0]
@@ -100,3 +100,69 @@ def outside_ball(beta, lam, radius2, directions, out):
             # outside = P(r < r_lo) + P(r > r_hi), r ~ chi_d
             acc += (1.0 - chi2_sf(r_lo * r_lo, d)) + chi2_sf(r_hi * r_hi, d)
         out[c] = acc / m
+
+
+@nb.njit(inline="always")
+def _inside_2d(b1, b2, s1, s2, theta, e):
+    """P(ray from beta in direction theta stays in the ball), r ~ chi_2 (d = 2)."""
+    v1 = s1 * math.cos(theta)
+    v2 = s2 * math.sin(theta)
+    scale = math.sqrt(v1 * v1 + v2 * v2)
+    if not scale > 0.0:
+        return 0.0 if e > 0.0 else 1.0
+    b = (b1 * v1 + b2 * v2) / scale
+    disc = b * b - e
+    if disc <= 0.0:
+        return 0.0
+    root = math.sqrt(disc)
+    rho_hi = -b + root
+    if rho_hi <= 0.0:
+        return 0.0
+    r_lo = max(-b - root, 0.0) / scale
+    r_hi = rho_hi / scale
+    return math.exp(-0.5 * r_lo * r_lo) - math.exp(-0.5 * r_hi * r_hi)
+
+
+@chain_kernel
+def outside_ball_2d(beta, lam, radius2, n_trap, gl_nodes, gl_weights, out):
+    r"""``d = 2`` case of :func:`outside_ball`, to rounding accuracy.
+
+    With ``u = (cos t, sin t)`` uniform and ``r ~ chi_2``, the probability of
+    staying inside along direction ``t`` is ``exp(-r_lo^2/2) - exp(-r_hi^2/2)``.
+    When the shifted centre ``beta`` lies inside the ball this is smooth and
+    periodic in ``t``: the ``n_trap``-point trapezoid rule converges
+    geometrically. When it lies outside, only an arc of directions reaches the
+    ball: in the angle ``psi`` of ``v = sqrt(lam) * u`` it is
+    ``psi_c +- arccos(sqrt(e) / |beta|)`` around ``psi_c = angle(-beta)``, mapped to
+    ``t`` by ``tan t = sqrt(lam_1 / lam_2) tan psi``; the integrand vanishes like a
+    square root at both ends, which the substitution ``t = t_m + (D/2) sin(phi)``
+    removes before Gauss-Legendre quadrature on ``phi``.
+    """
+    chains = beta.shape[0]
+    for c in nb.prange(chains):
+        b1 = beta[c, 0]
+        b2 = beta[c, 1]
+        s1 = math.sqrt(max(lam[c, 0], 0.0))
+        s2 = math.sqrt(max(lam[c, 1], 0.0))
+        e = b1 * b1 + b2 * b2 - radius2
+        if e <= 0.0 or not (s1 > 0.0 and s2 > 0.0):
+            acc = 0.0
+            for i in range(n_trap):
+                theta = 2.0 * math.pi * (i + 0.5) / n_trap
+                acc += _inside_2d(b1, b2, s1, s2, theta, e)
+            out[c] = 1.0 - acc / n_trap
+            continue
+        norm_b = math.sqrt(b1 * b1 + b2 * b2)
+        alpha = math.acos(min(math.sqrt(e) / norm_b, 1.0))
+        psi_c = math.atan2(-b2, -b1)
+        t1 = math.atan2(math.sin(psi_c - alpha) / s2, math.cos(psi_c - alpha) / s1)
+        t2 = math.atan2(math.sin(psi_c + alpha) / s2, math.cos(psi_c + alpha) / s1)
+        width = (t2 - t1) % (2.0 * math.pi)
+        mid = t1 + 0.5 * width
+        acc = 0.0
+        for i in range(gl_nodes.shape[0]):
+            phi = 0.5 * math.pi * gl_nodes[i]
+            theta = mid + 0.5 * width * math.sin(phi)
+            jac = 0.5 * width * math.cos(phi) * 0.5 * math.pi
+            acc += gl_weights[i] * jac * _inside_2d(b1, b2, s1, s2, theta, e)
+        out[c] = 1.0 - acc / (2.0 * math.pi)
