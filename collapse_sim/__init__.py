@@ -14,7 +14,7 @@ how each chain's model drifts from the truth.
 
 from . import metrics, sampling, theory
 from .engine import simulate
-from .fitting import GaussianFit
+from .fitting import GaussianFit, GaussianMixtureFit
 from .models import Gaussian, GaussianMixture
 from .policies import (
     Accumulate,
@@ -36,6 +36,7 @@ __all__ = [
     "Gaussian",
     "GaussianFit",
     "GaussianMixture",
+    "GaussianMixtureFit",
     "KeepReal",
     "Replace",
     "Simulation",

@@ -12,8 +12,10 @@ from typing import Literal
 
 import numpy as np
 
-from ._validation import check_choice
-from .models import Gaussian
+from . import sampling
+from ._kernels import em as _em
+from ._validation import check_choice, check_int, check_real
+from .models import Gaussian, GaussianMixture
 from .sampling import Moments
 
 
@@ -102,3 +104,150 @@ class GaussianFit:
     def to_dict(self) -> dict:
         """JSON-serialisable description."""
         return {"type": "GaussianFit", "estimator": self.estimator}
+
+
+_COV_TYPES = ("full", "diag", "spherical")
+_INITS = ("kmeans++", "random", "previous")
+
+
+@dataclass(frozen=True)
+class GaussianMixtureFit:
+    r"""Maximum-likelihood Gaussian mixture by EM, all chains in parallel (numba).
+
+    Each EM iteration computes responsibilities
+    :math:`r_{ik} \propto w_k\,\mathcal N(x_i;\mu_k,\Sigma_k)` (E-step) and then
+
+    .. math::
+
+        N_k = \textstyle\sum_i r_{ik} + 10\epsilon,\quad w_k = N_k/\sum_j N_j,\quad
+        \mu_k = \frac{1}{N_k}\sum_i r_{ik}x_i,\quad
+        \Sigma_k = \frac{1}{N_k}\sum_i r_{ik}(x_i-\mu_k)(x_i-\mu_k)^\top + \lambda I
+
+    (M-step; ``diag`` keeps the diagonal of :math:`\Sigma_k`, ``spherical`` its
+    mean). It stops after the first iteration whose mean log-likelihood changed
+    by less than ``tol``, or after ``max_iter`` iterations. Updates, the
+    :math:`10\epsilon` guard, ``reg_covar`` (:math:`\lambda`) and the stopping rule
+    are those of :class:`sklearn.mixture.GaussianMixture` with ``n_init=1``; a
+    test checks both converge to the same parameters from the same start.
+
+    Parameters
+    ----------
+    n_components : int
+        Number of components :math:`K \ge 1` (at most ``n_samples``).
+    covariance_type : {"full", "diag", "spherical"}
+    max_iter : int
+        At least 1.
+    tol : float
+        Convergence threshold on the change of the mean log-likelihood, > 0.
+    reg_covar : float
+        Added to every covariance diagonal, > 0. It floors the fitted variances,
+        so recursive fitting collapses towards :math:`\lambda`, not to 0
+        (scikit-learn's default is 1e-6).
+    init : {"kmeans++", "random", "previous"}
+        Starting point of every generation's EM: responsibilities from greedy
+        k-means++ centres (as scikit-learn's ``init_params="k-means++"``) or
+        random responsibilities, each drawn from the chain's stream; or
+        ``"previous"``: the previous generation's fitted mixture (generation 1
+        uses k-means++). A warm start keeps each component attached to "its"
+        mode, so components rarely swap or merge between generations: collapse
+        then shows as the slow shrinking of every component, while a fresh start
+        lets EM re-partition the sample each generation, which merges modes and
+        kills components faster.
+
+    Notes
+    -----
+    Empty components. A component whose responsibilities vanish keeps
+    :math:`N_k = 10\epsilon`, so its weight becomes about :math:`10\epsilon/n`, its
+    covariance :math:`\lambda I` and its mean the (finite) weighted mean of the
+    remaining tiny responsibilities — scikit-learn's rule. It then almost never
+    generates a point again: the mixture has lost a mode, the discrete form of
+    collapse.
+    """
+
+    n_components: int = 2
+    covariance_type: Literal["full", "diag", "spherical"] = "full"
+    max_iter: int = 100
+    tol: float = 1e-3
+    reg_covar: float = 1e-6
+    init: Literal["kmeans++", "random", "previous"] = "kmeans++"
+
+    uses_moments = False
+
+    def __post_init__(self):
+        check_int("n_components", self.n_components, minimum=1)
+        check_choice("covariance_type", self.covariance_type, _COV_TYPES)
+        check_int("max_iter", self.max_iter, minimum=1)
+        check_real("tol", self.tol, low=0.0, low_open=True)
+        check_real("reg_covar", self.reg_covar, low=0.0, low_open=True)
+        check_choice("init", self.init, _INITS)
+
+    def min_points(self) -> int:
+        """EM needs at least one point per component."""
+        return self.n_components
+
+    def check_truth(self, truth) -> None:
+        """Any truth can be fitted."""
+
+    def fit(self, data, *, seed=None, init_model=None) -> GaussianMixture:
+        """Fit every chain's points ``(chains, k, d)`` (or ``(k, d)``).
+
+        Parameters
+        ----------
+        data : array_like
+        seed : int, SeedSequence, Generator or None
+            Streams for the k-means++ or random initialisation.
+        init_model : GaussianMixture, optional
+            Starting parameters (batch of ``chains`` or 1), overriding ``init``.
+
+        Returns
+        -------
+        GaussianMixture
+            With ``fit_info``: per-chain ``n_iter``, ``converged``, ``lower_bound``.
+        """
+        arr = np.asarray(data, dtype=np.float64)
+        if arr.ndim == 2:
+            arr = arr[None]
+        if arr.ndim != 3:
+            raise ValueError(f"data must have shape (chains, k, d), got {np.shape(data)}")
+        if arr.shape[1] < self.n_components:
+            raise ValueError(
+                f"n_components={self.n_components} needs at least that many points per "
+                f"chain, got {arr.shape[1]}"
+            )
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("data must contain only finite values")
+        streams = sampling.chain_streams(seed, arr.shape[0])
+        return self.fit_chains(arr, streams=streams, previous=init_model)
+
+    def fit_chains(self, points: np.ndarray, *, streams, previous=None) -> GaussianMixture:
+        """Engine entry point: EM on validated points, warm-started from ``previous`` if asked."""
+        points = np.ascontiguousarray(points)
+        chains, _, d = points.shape
+        k = self.n_components
+        code = _COV_TYPES.index(self.covariance_type)
+        if previous is not None:
+            start = previous.broadcast(chains)
+            weights = np.array(start.weights)
+            means = np.array(start.means)
+            covs = np.array(start.covs)
+        else:
+            weights = np.empty((chains, k))
+            means = np.empty((chains, k, d))
+            covs = np.empty((chains, k, d, d))
+            method = 1 if self.init == "random" else 0
+            _em.init_from_resp(points, streams.states, method, k, code, self.reg_covar,
+                               weights, means, covs)
+        n_iter = np.zeros(chains, dtype=np.int64)
+        converged = np.zeros(chains, dtype=np.bool_)
+        bound = np.empty(chains)
+        _em.em_fit(points, code, self.max_iter, self.tol, self.reg_covar, weights, means, covs,
+                   n_iter, converged, bound)
+        model = GaussianMixture._from_arrays(weights, means, covs)
+        model.fit_info = {"n_iter": n_iter, "converged": converged, "lower_bound": bound}
+        return model
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable description."""
+        return {"type": "GaussianMixtureFit", "n_components": self.n_components,
+                "covariance_type": self.covariance_type, "max_iter": self.max_iter,
+                "tol": self.tol, "reg_covar": self.reg_covar, "init": self.init}

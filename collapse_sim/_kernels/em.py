@@ -1,0 +1,247 @@
+"""Expectation-maximisation for Gaussian mixtures, one chain per ``prange`` iteration.
+
+The updates, the ``10 * eps`` guard on component masses, ``reg_covar`` and the
+stopping rule are those of ``sklearn.mixture.GaussianMixture`` (``n_init=1``):
+iterate E-step, M-step; stop after the first iteration whose mean
+log-likelihood (measured in its E-step, i.e. before its M-step) changed by less
+than ``tol``, or after ``max_iter`` iterations.
+"""
+
+import math
+
+import numba as nb
+import numpy as np
+
+from ._dispatch import chain_kernel
+from .rng import next_below, next_double
+
+FULL, DIAG, SPHERICAL = 0, 1, 2
+_EPS10 = 10.0 * np.finfo(np.float64).eps
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+@nb.njit(inline="always")
+def _cholesky(a, out):
+    """Cholesky factor of the positive definite ``a``; False if a pivot is not positive."""
+    d = a.shape[0]
+    for j in range(d):
+        for i in range(d):
+            out[i, j] = 0.0
+    for j in range(d):
+        acc = a[j, j]
+        for k in range(j):
+            acc -= out[j, k] * out[j, k]
+        if not acc > 0.0:
+            return False
+        ljj = math.sqrt(acc)
+        out[j, j] = ljj
+        for i in range(j + 1, d):
+            acc2 = a[i, j]
+            for k in range(j):
+                acc2 -= out[i, k] * out[j, k]
+            out[i, j] = acc2 / ljj
+    return True
+
+
+@nb.njit
+def _e_step(x, weights, means, chol, log_resp):
+    """Fill ``log_resp`` ``(n, K)``; return the mean log-likelihood ``mean_i log p(x_i)``."""
+    n, d = x.shape
+    k_count = weights.shape[0]
+    y = np.empty(d)
+    logdet = np.empty(k_count)
+    logw = np.empty(k_count)
+    for k in range(k_count):
+        acc = 0.0
+        for j in range(d):
+            acc += math.log(chol[k, j, j])
+        logdet[k] = acc
+        logw[k] = math.log(weights[k]) if weights[k] > 0.0 else -np.inf
+    total = 0.0
+    for i in range(n):
+        top = -np.inf
+        for k in range(k_count):
+            maha = 0.0
+            for a in range(d):  # forward substitution L y = x - mu
+                acc = x[i, a] - means[k, a]
+                for b in range(a):
+                    acc -= chol[k, a, b] * y[b]
+                y[a] = acc / chol[k, a, a]
+                maha += y[a] * y[a]
+            v = logw[k] - 0.5 * (d * _LOG_2PI + maha) - logdet[k]
+            log_resp[i, k] = v
+            if v > top:
+                top = v
+        acc = 0.0
+        for k in range(k_count):
+            acc += math.exp(log_resp[i, k] - top)
+        norm = top + math.log(acc)
+        total += norm
+        for k in range(k_count):
+            log_resp[i, k] -= norm
+    return total / n
+
+
+@nb.njit
+def _m_step(x, resp, cov_type, reg_covar, weights, means, covs):
+    """Weights, means and ``reg_covar``-floored covariances from responsibilities ``resp``."""
+    n, d = x.shape
+    k_count = resp.shape[1]
+    total = 0.0
+    for k in range(k_count):
+        nk = _EPS10
+        for i in range(n):
+            nk += resp[i, k]
+        for a in range(d):
+            acc = 0.0
+            for i in range(n):
+                acc += resp[i, k] * x[i, a]
+            means[k, a] = acc / nk
+        for a in range(d):
+            for b in range(d):
+                covs[k, a, b] = 0.0
+        for i in range(n):
+            r = resp[i, k]
+            for a in range(d):
+                da = x[i, a] - means[k, a]
+                if cov_type == FULL:
+                    for b in range(a + 1):
+                        covs[k, a, b] += r * da * (x[i, b] - means[k, b])
+                else:
+                    covs[k, a, a] += r * da * da
+        for a in range(d):
+            for b in range(a + 1):
+                covs[k, a, b] /= nk
+                covs[k, b, a] = covs[k, a, b]
+        if cov_type == SPHERICAL:
+            avg = 0.0
+            for a in range(d):
+                avg += covs[k, a, a]
+            avg /= d
+            for a in range(d):
+                covs[k, a, a] = avg
+        for a in range(d):
+            covs[k, a, a] += reg_covar
+        weights[k] = nk
+        total += nk
+    for k in range(k_count):
+        weights[k] /= total
+
+
+@nb.njit
+def _factor_all(covs, chol):
+    for k in range(covs.shape[0]):
+        if not _cholesky(covs[k], chol[k]):
+            return False
+    return True
+
+
+@chain_kernel
+def em_fit(x, cov_type, max_iter, tol, reg_covar, weights, means, covs, n_iter, converged,
+           lower_bound):
+    """Run EM in every chain from the given initial parameters (updated in place).
+
+    ``n_iter[c]``, ``converged[c]`` and ``lower_bound[c]`` (the last E-step's mean
+    log-likelihood) report each chain's run.
+    """
+    chains, n, d = x.shape
+    k_count = weights.shape[1]
+    for c in nb.prange(chains):
+        log_resp = np.empty((n, k_count))
+        resp = np.empty((n, k_count))
+        chol = np.empty((k_count, d, d))
+        ok = _factor_all(covs[c], chol)
+        bound = -np.inf
+        converged[c] = False
+        n_iter[c] = 0
+        if not ok:
+            lower_bound[c] = -np.inf
+            continue
+        for it in range(1, max_iter + 1):
+            prev = bound
+            bound = _e_step(x[c], weights[c], means[c], chol, log_resp)
+            for i in range(n):
+                for k in range(k_count):
+                    resp[i, k] = math.exp(log_resp[i, k])
+            _m_step(x[c], resp, cov_type, reg_covar, weights[c], means[c], covs[c])
+            n_iter[c] = it
+            if not _factor_all(covs[c], chol):
+                break  # cannot happen with reg_covar > 0; guards against NaN data
+            if abs(bound - prev) < tol:
+                converged[c] = True
+                break
+        lower_bound[c] = bound
+
+
+@chain_kernel
+def init_from_resp(x, states, method, k_count, cov_type, reg_covar, weights, means, covs):
+    """Initial parameters: an M-step on responsibilities chosen by ``method``.
+
+    ``method`` 0: k-means++ (scikit-learn's ``init_params="k-means++"``: one-hot
+    responsibilities on the greedy k-means++ centres, 2 + floor(log K) local
+    trials); 1: random (uniform responsibilities normalised per point).
+    """
+    chains, n, _ = x.shape
+    for c in nb.prange(chains):
+        s = states[c]
+        resp = np.zeros((n, k_count))
+        if method == 0:
+            centres = _kmeans_plusplus(x[c], k_count, s)
+            for k in range(k_count):
+                resp[centres[k], k] = 1.0
+        else:
+            for i in range(n):
+                tot = 0.0
+                for k in range(k_count):
+                    resp[i, k] = next_double(s)
+                    tot += resp[i, k]
+                for k in range(k_count):
+                    resp[i, k] /= tot
+        _m_step(x[c], resp, cov_type, reg_covar, weights[c], means[c], covs[c])
+
+
+@nb.njit
+def _kmeans_plusplus(x, k_count, s):
+    """Indices of ``k_count`` greedy k-means++ centres (Arthur & Vassilvitskii 2007)."""
+    n = x.shape[0]
+    trials = 2 + int(math.log(k_count))
+    centres = np.empty(k_count, dtype=np.int64)
+    centres[0] = next_below(s, n)
+    closest = np.empty(n)
+    for i in range(n):
+        closest[i] = _sqdist(x, i, centres[0])
+    pot = closest.sum()
+    cand_dist = np.empty((trials, n))
+    cand_ids = np.empty(trials, dtype=np.int64)
+    cum = np.empty(n)
+    for c in range(1, k_count):
+        acc = 0.0
+        for i in range(n):
+            acc += closest[i]
+            cum[i] = acc
+        best, best_pot = 0, np.inf
+        for t in range(trials):
+            target = next_double(s) * pot
+            idx = np.searchsorted(cum, target)
+            cand_ids[t] = min(idx, n - 1)
+            cpot = 0.0
+            for i in range(n):
+                dist = min(closest[i], _sqdist(x, i, cand_ids[t]))
+                cand_dist[t, i] = dist
+                cpot += dist
+            if cpot < best_pot:
+                best, best_pot = t, cpot
+        centres[c] = cand_ids[best]
+        pot = best_pot
+        for i in range(n):
+            closest[i] = cand_dist[best, i]
+    return centres
+
+
+@nb.njit(inline="always")
+def _sqdist(x, i, j):
+    acc = 0.0
+    for a in range(x.shape[1]):
+        diff = x[i, a] - x[j, a]
+        acc += diff * diff
+    return acc

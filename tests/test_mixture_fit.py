@@ -1,0 +1,109 @@
+"""GaussianMixtureFit: EM against scikit-learn, initialisation, degenerate data, bad input."""
+
+import numba
+import numpy as np
+import pytest
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+import collapse_sim as cs
+
+
+def _two_clusters(d, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(-2.0, 1.0, (300, d))
+    b = rng.normal(2.0, 0.5, (200, d)) @ np.triu(np.ones((d, d)))
+    return np.concatenate([a, b])
+
+
+def _sklearn_covs(sk, d):
+    cov = sk.covariances_
+    if sk.covariance_type == "diag":
+        return np.stack([np.diag(v) for v in cov])
+    if sk.covariance_type == "spherical":
+        return np.stack([v * np.eye(d) for v in cov])
+    return cov
+
+
+@pytest.mark.parametrize("d", [1, 2])
+@pytest.mark.parametrize("cov_type", ["full", "diag", "spherical"])
+@pytest.mark.parametrize("tol", [1e-3, 1e-8])
+def test_em_matches_sklearn_from_same_start(d, cov_type, tol):
+    x = _two_clusters(d, seed=d)
+    w0 = np.array([0.4, 0.6])
+    m0 = np.array([[-1.0] * d, [1.0] * d])
+    c0 = np.stack([2.0 * np.eye(d), np.eye(d)])
+    precisions = {"full": np.linalg.inv(c0), "diag": 1.0 / np.stack([np.diag(c) for c in c0]),
+                  "spherical": np.array([0.5, 1.0])}[cov_type]
+    sk = SkGaussianMixture(2, covariance_type=cov_type, tol=tol, max_iter=500, reg_covar=1e-6,
+                           weights_init=w0, means_init=m0, precisions_init=precisions).fit(x)
+    fit = cs.GaussianMixtureFit(2, covariance_type=cov_type, tol=tol, max_iter=500,
+                                reg_covar=1e-6)
+    ours = fit.fit(x, init_model=cs.GaussianMixture(weights=w0, means=m0, covs=c0))
+    assert ours.fit_info["n_iter"][0] == sk.n_iter_  # the same stopping iteration
+    np.testing.assert_allclose(ours.weights[0], sk.weights_, rtol=1e-6)
+    np.testing.assert_allclose(ours.means[0], sk.means_, rtol=1e-6)
+    np.testing.assert_allclose(ours.covs[0], _sklearn_covs(sk, d), rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(ours.logpdf(x), sk.score_samples(x), rtol=1e-6)
+    np.testing.assert_allclose(ours.fit_info["lower_bound"][0], sk.lower_bound_, rtol=1e-6)
+
+
+def test_kmeanspp_init_reaches_sklearn_likelihood_in_distribution():
+    # Different random streams, same algorithm: on well-separated clusters both find the
+    # global optimum, so the mean log-likelihoods agree to EM's tolerance.
+    x = _two_clusters(2, seed=5)
+    sk = SkGaussianMixture(2, init_params="k-means++", tol=1e-8, random_state=0).fit(x)
+    ours = cs.GaussianMixtureFit(2, tol=1e-8).fit(np.broadcast_to(x, (8, *x.shape)), seed=0)
+    np.testing.assert_allclose(ours.fit_info["lower_bound"], sk.lower_bound_, rtol=1e-6)
+    assert ours.fit_info["converged"].all()
+
+
+def test_random_init_and_reproducibility(threads):
+    x = np.random.default_rng(3).normal(size=(40, 60, 2))
+    fit = cs.GaussianMixtureFit(3, init="random", tol=1e-6)
+    threads(1)
+    a = fit.fit(x, seed=11)
+    threads(numba.config.NUMBA_NUM_THREADS)
+    b = fit.fit(x, seed=11)
+    np.testing.assert_array_equal(a.means, b.means)
+    np.testing.assert_array_equal(a.covs, b.covs)
+    c = fit.fit(x, seed=12)
+    assert not np.array_equal(a.means, c.means)
+    np.testing.assert_allclose(a.weights.sum(axis=1), 1.0)
+
+
+def test_identical_points_and_empty_components_give_no_nan():
+    # All points equal: every component sits on them with covariance reg_covar.
+    x = np.full((3, 50, 2), 1.5)
+    model = cs.GaussianMixtureFit(3, reg_covar=1e-6).fit(x, seed=0)
+    for arr in (model.weights, model.means, model.covs):
+        assert np.all(np.isfinite(arr))
+    np.testing.assert_allclose(model.covs, np.broadcast_to(1e-6 * np.eye(2), model.covs.shape),
+                               rtol=1e-9, atol=1e-20)
+    # A component started far from every point loses all its mass: weight ~ 10 eps / n.
+    pts = np.random.default_rng(0).normal(size=(1, 100, 1))
+    start = cs.GaussianMixture(weights=[0.5, 0.5], means=[[0.0], [1e3]], covs=[[[1.0]], [[1.0]]])
+    dead = cs.GaussianMixtureFit(2).fit(pts, init_model=start)
+    assert dead.weights[0, 1] < 1e-12
+    assert np.all(np.isfinite(dead.means)) and np.all(np.isfinite(dead.covs))
+    assert np.all(np.isfinite(dead.logpdf(pts[0])))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"n_components": 0}, "n_components"), ({"covariance_type": "tied"}, "covariance_type"),
+     ({"max_iter": 0}, "max_iter"), ({"tol": 0.0}, "tol"), ({"reg_covar": 0.0}, "reg_covar"),
+     ({"reg_covar": float("nan")}, "reg_covar"), ({"init": "kmeans"}, "init")],
+)
+def test_bad_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cs.GaussianMixtureFit(**kwargs)
+
+
+def test_bad_data():
+    fit = cs.GaussianMixtureFit(3)
+    with pytest.raises(ValueError, match="n_components"):
+        fit.fit(np.zeros((2, 2, 1)))
+    with pytest.raises(ValueError, match="finite"):
+        fit.fit(np.full((1, 5, 1), np.nan))
+    with pytest.raises(TypeError, match="n_components"):
+        cs.GaussianMixtureFit(2.5)
