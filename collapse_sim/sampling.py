@@ -42,7 +42,8 @@ class ChainStreams:
     Parameters
     ----------
     states : ndarray
-        ``(chains, 4)`` uint64 xoshiro256++ states.
+        ``(chains, 4)`` uint64 xoshiro256++ states (copied into a padded
+        ``(chains, 16)`` layout that keeps every chain on its own cache line).
 
     See Also
     --------
@@ -50,10 +51,12 @@ class ChainStreams:
     """
 
     def __init__(self, states: np.ndarray):
-        states = np.ascontiguousarray(states, dtype=np.uint64)
-        if states.ndim != 2 or states.shape[1] != 4:
+        states = np.asarray(states, dtype=np.uint64)
+        if states.ndim != 2 or states.shape[1] not in (4, _random.STATE_STRIDE):
             raise ValueError(f"states must have shape (chains, 4), got {states.shape}")
-        self.states = states
+        padded = np.zeros((states.shape[0], _random.STATE_STRIDE), dtype=np.uint64)
+        padded[:, :4] = states[:, :4]
+        self.states = padded
 
     @property
     def chains(self) -> int:

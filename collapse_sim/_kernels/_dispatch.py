@@ -9,6 +9,8 @@ serially: waking worker threads costs more than it saves below
 cost milliseconds.
 """
 
+import types
+
 import numba as nb
 import numpy as np
 
@@ -26,7 +28,14 @@ class ChainKernel:
     def __init__(self, fn):
         self.py_func = fn
         self.parallel = nb.njit(parallel=True, cache=True)(fn)
-        self.serial = nb.njit(cache=True)(fn)
+        # numba's on-disk cache keys entries by the function's qualified name and
+        # signature, not by the parallel flag: compiled from ``fn`` itself, the serial
+        # build would load the parallel one from the cache. A renamed copy gets its own.
+        twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
+                                  fn.__defaults__, fn.__closure__)
+        twin.__qualname__ = fn.__qualname__ + "_serial"
+        twin.__doc__ = fn.__doc__
+        self.serial = nb.njit(cache=True)(twin)
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
 
