@@ -23,10 +23,10 @@ from . import _random
 from . import metrics as _metrics
 from ._validation import check_int
 from .fitting import GaussianFit
-from .models import Gaussian
+from .models import Gaussian, GaussianMixture
 from .policies import Replace, _Policy
 from .results import Simulation
-from .sampling import ChainStreams, Moments, gaussian_moments, gaussian_points, subsample
+from .sampling import ChainStreams, Moments, draw_points, gaussian_moments, subsample
 
 #: Runs expected to take longer than this many seconds show a progress bar when ``progress=None``.
 PROGRESS_DELAY = 2.0
@@ -106,6 +106,11 @@ def simulate(
             f"FreshReal(f) or Augment(r); got {type(policy).__name__}"
         )
     names = _metrics.check_names(metrics)
+    if n_samples < fitter.min_points():
+        raise ValueError(
+            f"n_samples={n_samples} is too small for {fitter!r}: it needs at least "
+            f"{fitter.min_points()} points"
+        )
     if not isinstance(record_models, bool):
         raise TypeError("record_models must be True or False")
     if progress is not None and not isinstance(progress, bool):
@@ -131,21 +136,15 @@ def simulate(
     root = _random.as_seed_sequence(seed)
     streams = ChainStreams(_random.chain_states(root, chains))
     heldout = None
-    if "nll" in names:
+    if "nll" in names or "kl" in names:
         shared = ChainStreams(_random.shared_state(root, 0))
-        heldout = gaussian_points(truth, _metrics.HELDOUT_SIZE, shared)[0]
-    ctx = _metrics.MetricContext(heldout)
+        heldout = draw_points(truth, _metrics.HELDOUT_SIZE, shared)[0]
+    ctx = _metrics.MetricContext(truth, heldout)
 
     out = {name: np.empty((generations + 1, chains)) for name in names}
     for name, value in _metrics.evaluate(names, truth, truth, ctx).items():
         out[name][0] = value[0]
-    models = None
-    if record_models:
-        d = truth.dim
-        models = {"mean": np.empty((generations + 1, chains, d)),
-                  "cov": np.empty((generations + 1, chains, d, d))}
-        models["mean"][0] = truth.mean[0]
-        models["cov"][0] = truth.cov[0]
+    models = _ModelRecorder(truth, fitter, generations, chains) if record_models else None
 
     loop = _Loop(truth, fitter, plan, n_samples, generations, streams,
                  points=not uses_moments or plan.pool == "subsample")
@@ -160,8 +159,7 @@ def simulate(
             for name, value in _metrics.evaluate(names, truth, model, ctx).items():
                 out[name][t] = value
             if models is not None:
-                models["mean"][t] = model.mean
-                models["cov"][t] = model.cov
+                models.record(t, model)
             bar.update(1)
     finally:
         bar.close()
@@ -176,7 +174,57 @@ def simulate(
         "seed": _random.seed_record(root),
         "metrics": list(names),
     }
-    return Simulation(metrics=out, config=config, models=models)
+    return Simulation(metrics=out, config=config,
+                      models=None if models is None else models.arrays)
+
+
+class _ModelRecorder:
+    """Every generation's parameters; row 0 is the truth in the fitter's family.
+
+    Gaussian fitters: ``mean``, ``cov`` (a mixture truth is stored by its overall
+    moments: its best Gaussian approximation). Mixture fitters: ``weights``,
+    ``means``, ``covs``; a truth with fewer components is padded with
+    zero-weight copies of its first component.
+    """
+
+    def __init__(self, truth, fitter, generations, chains):
+        d = truth.dim
+        g = generations + 1
+        if isinstance(fitter, GaussianFit) or getattr(fitter, "family", "") == "gaussian":
+            self.arrays = {"mean": np.empty((g, chains, d)), "cov": np.empty((g, chains, d, d))}
+            self.arrays["mean"][0] = truth.mean[0]
+            self.arrays["cov"][0] = truth.cov[0]
+            return
+        k = fitter.n_components
+        self.arrays = {"weights": np.empty((g, chains, k)), "means": np.empty((g, chains, k, d)),
+                       "covs": np.empty((g, chains, k, d, d))}
+        w, m, c = _as_components(truth)
+        if w.shape[1] > k:
+            raise ValueError(
+                f"record_models=True stores the truth in row 0 with the fitter's {k} "
+                f"components, but the truth has {w.shape[1]}: raise n_components or record "
+                "without the truth"
+            )
+        pad = k - w.shape[1]
+        self.arrays["weights"][0] = np.concatenate([w[0], np.zeros(pad)])
+        self.arrays["means"][0] = np.concatenate([m[0], np.repeat(m[0, :1], pad, axis=0)])
+        self.arrays["covs"][0] = np.concatenate([c[0], np.repeat(c[0, :1], pad, axis=0)])
+
+    def record(self, t, model):
+        if "mean" in self.arrays:
+            self.arrays["mean"][t] = model.mean
+            self.arrays["cov"][t] = model.cov
+        else:
+            self.arrays["weights"][t] = model.weights
+            self.arrays["means"][t] = model.means
+            self.arrays["covs"][t] = model.covs
+
+
+def _as_components(model):
+    """``(weights (B,K), means (B,K,d), covs (B,K,d,d))`` of a Gaussian or a mixture."""
+    if isinstance(model, GaussianMixture):
+        return model.weights, model.means, model.covs
+    return np.ones((model.batch_size, 1)), model.mean[:, None], model.cov[:, None]
 
 
 class _Loop:
@@ -189,7 +237,7 @@ class _Loop:
         self.n = n
         self.streams = streams
         self.points = points
-        real = gaussian_points(self.truth, n, streams)
+        real = draw_points(self.truth, n, streams)
         self.real_all = real if points else Moments.of(real)
         k = plan.real
         if 0 < k < n:
@@ -207,12 +255,14 @@ class _Loop:
 
     def _draw(self, model, k):
         if self.points:
-            return gaussian_points(model, k, self.streams)
-        return gaussian_moments(model, k, self.streams)
+            return draw_points(model, k, self.streams)
+        if isinstance(model, Gaussian):
+            return gaussian_moments(model, k, self.streams)
+        return Moments.of(draw_points(model, k, self.streams))
 
     def _fit(self, data):
         if self.points:
-            return self.fitter.fit(data)
+            return self.fitter.fit_chains(data, streams=self.streams, previous=self.model)
         return self.fitter.fit_moments(data)
 
     def step(self, t: int) -> Gaussian:
@@ -256,12 +306,16 @@ def _combine(parts, points: bool):
 
 
 def _check_truth(truth) -> None:
-    if not isinstance(truth, Gaussian):
-        raise TypeError(f"truth must be a collapse_sim.Gaussian, got {type(truth).__name__}")
+    if not isinstance(truth, Gaussian | GaussianMixture):
+        raise TypeError(
+            "truth must be a collapse_sim.Gaussian or GaussianMixture, got "
+            f"{type(truth).__name__}"
+        )
     if truth.batch_size != 1:
         raise ValueError(f"truth must be a single distribution, got a batch of {truth.batch_size}")
-    lam = np.linalg.eigvalsh(truth.cov[0])
-    if lam.min() <= 1e-12 * max(lam.max(), 1e-300):
+    covs = truth.covs[0] if isinstance(truth, GaussianMixture) else truth.cov
+    lam = np.linalg.eigvalsh(covs)
+    if np.any(lam.min(axis=-1) <= 1e-12 * np.maximum(lam.max(axis=-1), 1e-300)):
         raise ValueError(
             "truth covariance must be positive definite (smallest eigenvalue "
             f"{lam.min():.3g}); the tail and KL metrics are undefined otherwise"

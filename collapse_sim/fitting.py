@@ -96,6 +96,10 @@ class GaussianFit:
             raise ValueError("data must contain only finite values")
         return self.fit_moments(Moments.of(arr))
 
+    def fit_chains(self, points: np.ndarray, *, streams=None, previous=None) -> Gaussian:
+        """Engine entry point (points path): the fit needs neither streams nor a warm start."""
+        return self.fit_moments(Moments.of(points))
+
     def fit_moments(self, moments: Moments) -> Gaussian:
         """Fit from sufficient statistics (no validation: the engine's fast path)."""
         cov = moments.scatter / (moments.count - self.ddof)
@@ -217,10 +221,13 @@ class GaussianMixtureFit:
         if not np.all(np.isfinite(arr)):
             raise ValueError("data must contain only finite values")
         streams = sampling.chain_streams(seed, arr.shape[0])
-        return self.fit_chains(arr, streams=streams, previous=init_model)
+        return self._run(arr, streams, init_model)
 
     def fit_chains(self, points: np.ndarray, *, streams, previous=None) -> GaussianMixture:
-        """Engine entry point: EM on validated points, warm-started from ``previous`` if asked."""
+        """Engine entry point: EM on validated points (``previous`` used if ``init="previous"``)."""
+        return self._run(points, streams, previous if self.init == "previous" else None)
+
+    def _run(self, points, streams, previous) -> GaussianMixture:
         points = np.ascontiguousarray(points)
         chains, _, d = points.shape
         k = self.n_components

@@ -52,6 +52,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import special, stats
 
+from . import _mixture_metrics as _mix
 from ._kernels import tails as _tails
 from .models import Gaussian
 
@@ -63,17 +64,17 @@ _REL_SINGULAR = 1e-14
 _GL_NODES = 64
 
 
-def variance(truth: Gaussian, model: Gaussian) -> np.ndarray:
+def variance(truth, model) -> np.ndarray:
     r"""Total variance :math:`\operatorname{tr} S` of each model, ``(B,)``."""
     return np.trace(model.cov, axis1=1, axis2=2).copy()
 
 
-def mean_shift(truth: Gaussian, model: Gaussian) -> np.ndarray:
+def mean_shift(truth, model) -> np.ndarray:
     r"""Euclidean distance :math:`\lVert m - \mu\rVert` of each model's mean from the truth's."""
     return np.sqrt(np.sum((model.mean - truth.mean) ** 2, axis=1))
 
 
-def w2(truth: Gaussian, model: Gaussian) -> np.ndarray:
+def w2(truth, model) -> np.ndarray:
     r"""Wasserstein-2 distance between each model and the truth (closed form for Gaussians).
 
     .. math::
@@ -83,6 +84,8 @@ def w2(truth: Gaussian, model: Gaussian) -> np.ndarray:
 
     which in 1-D is :math:`(m-\mu)^2 + (s-\sigma)^2`.
     """
+    if not (isinstance(truth, Gaussian) and isinstance(model, Gaussian)):
+        return _mix.w2(_mixture_context(truth), model)
     shift2 = np.sum((model.mean - truth.mean) ** 2, axis=1)
     if model.dim == 1:
         spread2 = (np.sqrt(model.cov[:, 0, 0]) - math.sqrt(truth.cov[0, 0, 0])) ** 2
@@ -103,7 +106,7 @@ def w2(truth: Gaussian, model: Gaussian) -> np.ndarray:
     return np.sqrt(shift2 + spread2)
 
 
-def kl(truth: Gaussian, model: Gaussian) -> np.ndarray:
+def kl(truth, model, reference: np.ndarray | None = None) -> np.ndarray:
     r"""KL divergence :math:`\mathrm{KL}(\text{truth}\,\|\,\text{model})`; ``+inf`` if degenerate.
 
     .. math::
@@ -111,6 +114,8 @@ def kl(truth: Gaussian, model: Gaussian) -> np.ndarray:
         \tfrac12\big[\operatorname{tr}(S^{-1}\Sigma) + (m-\mu)^\top S^{-1}(m-\mu) - d
         + \log\det S - \log\det\Sigma\big]
     """
+    if not (isinstance(truth, Gaussian) and isinstance(model, Gaussian)):
+        return _mix.kl(_mixture_context(truth, reference), model)
     d = model.dim
     _, logdet_truth = np.linalg.slogdet(truth.cov[0])
     lam, vec, singular = _eigh(model)
@@ -123,7 +128,7 @@ def kl(truth: Gaussian, model: Gaussian) -> np.ndarray:
     return np.where(singular | ~np.isfinite(value), np.inf, np.maximum(value, 0.0))
 
 
-def nll(truth: Gaussian, model: Gaussian, heldout: np.ndarray) -> np.ndarray:
+def nll(truth, model, heldout: np.ndarray) -> np.ndarray:
     r"""Mean negative log-likelihood of the held-out points ``heldout`` ``(m, d)`` per model.
 
     Through the held-out sample's mean :math:`\bar x` and MLE covariance :math:`C`:
@@ -138,9 +143,16 @@ def nll(truth: Gaussian, model: Gaussian, heldout: np.ndarray) -> np.ndarray:
     heldout = np.asarray(heldout, dtype=np.float64)
     if heldout.ndim != 2 or heldout.shape[1] != model.dim:
         raise ValueError(f"heldout must have shape (m, {model.dim}), got {heldout.shape}")
+    if not isinstance(model, Gaussian):
+        return _mix.nll(_mixture_context(truth, heldout), model)
     xbar = heldout.mean(axis=0)
     dev = heldout - xbar
-    cov_h = dev.T @ dev / heldout.shape[0]
+    return nll_from_moments(model, xbar, dev.T @ dev / heldout.shape[0])
+
+
+def nll_from_moments(model: Gaussian, xbar: np.ndarray, cov_h: np.ndarray) -> np.ndarray:
+    r"""Cross-entropy :math:`-E[\log q(X)]` of Gaussian models for any ``X`` with mean
+    ``xbar`` and covariance ``cov_h`` (the held-out sample's, or a truth's)."""
     lam, vec, singular = _eigh(model)
     proj = np.einsum("bij,bi->bj", vec, xbar[None, :] - model.mean)
     spread = np.einsum("bij,jk,bki->bi", np.swapaxes(vec, 1, 2), cov_h, vec)
@@ -150,7 +162,7 @@ def nll(truth: Gaussian, model: Gaussian, heldout: np.ndarray) -> np.ndarray:
     return np.where(singular | np.isnan(value), np.inf, value)
 
 
-def tail_mass(truth: Gaussian, model: Gaussian) -> np.ndarray:
+def tail_mass(truth, model) -> np.ndarray:
     r"""Model probability outside the truth's central 99% region.
 
     1-D, with truth quantiles :math:`q_{0.005}, q_{0.995}` and model :math:`\mathcal N(m,s^2)`:
@@ -158,6 +170,8 @@ def tail_mass(truth: Gaussian, model: Gaussian) -> np.ndarray:
     gives 0 or 1. d-D: the probability that :math:`(x-\mu)^\top\Sigma^{-1}(x-\mu)
     > \chi^2_{d,0.99}` under the model (see the module notes for the estimator).
     """
+    if not (isinstance(truth, Gaussian) and isinstance(model, Gaussian)):
+        return _mix.tail_mass(_mixture_context(truth), model, gaussian_outside)
     tail = 0.5 * (1.0 - TAIL_LEVEL)
     if model.dim == 1:
         mu, sigma = truth.mean[0, 0], math.sqrt(truth.cov[0, 0, 0])
@@ -169,28 +183,29 @@ def tail_mass(truth: Gaussian, model: Gaussian) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             spread = special.ndtr((lo - m) / s) + special.ndtr((m - hi) / s)
         return np.where(s > 0.0, spread, point)
-    d = model.dim
-    chol0 = np.linalg.cholesky(truth.cov[0])
+    radius2 = float(stats.chi2.ppf(TAIL_LEVEL, model.dim))
+    return gaussian_outside(truth.mean[0], truth.cov[0], radius2, model.mean, model.cov)
+
+
+def gaussian_outside(centre, cov0, radius2, means, covs) -> np.ndarray:
+    r"""Probability of :math:`(x-c)^\top\Sigma_0^{-1}(x-c) > r^2` under each
+    :math:`\mathcal N(m_i, S_i)` (``means`` ``(N, d)``, ``covs`` ``(N, d, d)``, ``d >= 2``)."""
+    d = means.shape[1]
+    chol0 = np.linalg.cholesky(cov0)
     inv0 = np.linalg.inv(chol0)
-    b = (model.mean - truth.mean) @ inv0.T
-    a = inv0 @ model.cov @ inv0.T
+    b = (means - centre) @ inv0.T
+    a = inv0 @ covs @ inv0.T
     lam, vec = np.linalg.eigh(a)
     lam = np.clip(lam, 0.0, None)
     beta = np.einsum("bij,bi->bj", vec, b)
-    out = np.empty(model.batch_size)
+    out = np.empty(means.shape[0])
     if d == 2:
         nodes, weights = np.polynomial.legendre.leggauss(_GL_NODES)
         _tails.outside_ball_2d(np.ascontiguousarray(beta), np.ascontiguousarray(lam),
-                               float(stats.chi2.ppf(TAIL_LEVEL, 2)), tail_directions(2),
-                               nodes, weights, out)
+                               radius2, tail_directions(2), nodes, weights, out)
         return out
-    _tails.outside_ball(
-        np.ascontiguousarray(beta),
-        np.ascontiguousarray(lam),
-        float(stats.chi2.ppf(TAIL_LEVEL, d)),
-        _directions(d),
-        out,
-    )
+    _tails.outside_ball(np.ascontiguousarray(beta), np.ascontiguousarray(lam), radius2,
+                        _directions(d), out)
     return out
 
 
@@ -246,10 +261,49 @@ def _eigh(model: Gaussian) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 MetricFn = Callable[[Gaussian, Gaussian, "MetricContext"], np.ndarray]
 
 
-class MetricContext:
-    """What metrics share across generations: the held-out real sample."""
+def l2(truth, model) -> np.ndarray:
+    r"""Squared :math:`L_2` distance :math:`\int (p_{\text{truth}} - p_{\text{model}})^2\,dx`.
 
-    def __init__(self, heldout: np.ndarray):
+    Closed form for Gaussians and Gaussian mixtures: with
+    :math:`\langle a, b\rangle = \sum_{ij} a_i b_j\,\mathcal N(\mu_i;\nu_j, S_i + T_j)`,
+    it is :math:`\langle p,p\rangle + \langle q,q\rangle - 2\langle p,q\rangle`
+    (the distance Shumailov et al.'s GMM experiment tracks). ``inf`` for a model
+    with a point-mass component.
+    """
+    return _mix.l2(truth, model)
+
+
+def kl_standard_error(truth, model, reference: np.ndarray | None = None) -> np.ndarray:
+    """Monte Carlo standard error of :func:`kl` per model (0 where it is closed form)."""
+    if isinstance(truth, Gaussian) and isinstance(model, Gaussian):
+        return np.zeros(model.batch_size)
+    return _mix.kl_standard_error(_mixture_context(truth, reference), model)
+
+
+_CONTEXTS: dict[int, _mix.MixtureContext] = {}
+
+
+def _mixture_context(truth, reference=None) -> _mix.MixtureContext:
+    """Truth-side precomputations for the mixture path (cached per truth and reference)."""
+    key = (id(truth), None if reference is None else id(reference))
+    ctx = _CONTEXTS.get(key)
+    if ctx is None or ctx.truth is not truth:
+        if reference is None:
+            from .sampling import chain_streams, draw_points
+
+            reference = draw_points(truth, _mix.MC_POINTS, chain_streams(20241125, 1))[0]
+        ctx = _mix.MixtureContext(truth, reference)
+        if len(_CONTEXTS) > 32:
+            _CONTEXTS.clear()
+        _CONTEXTS[key] = ctx
+    return ctx
+
+
+class MetricContext:
+    """What metrics share across generations: the truth and its held-out real sample."""
+
+    def __init__(self, truth, heldout: np.ndarray | None):
+        self.truth = truth
         self.heldout = heldout
 
 
@@ -257,15 +311,16 @@ _REGISTRY: dict[str, MetricFn] = {
     "variance": lambda t, m, ctx: variance(t, m),
     "mean_shift": lambda t, m, ctx: mean_shift(t, m),
     "w2": lambda t, m, ctx: w2(t, m),
-    "kl": lambda t, m, ctx: kl(t, m),
+    "kl": lambda t, m, ctx: kl(t, m, ctx.heldout),
     "nll": lambda t, m, ctx: nll(t, m, ctx.heldout),
     "tail_mass": lambda t, m, ctx: tail_mass(t, m),
+    "l2": lambda t, m, ctx: l2(t, m),
 }
 
 #: Names accepted by ``simulate(metrics=...)``.
 AVAILABLE: tuple[str, ...] = tuple(_REGISTRY)
 #: Metrics computed when ``simulate`` is not told otherwise.
-DEFAULT: tuple[str, ...] = AVAILABLE
+DEFAULT: tuple[str, ...] = ("variance", "mean_shift", "w2", "kl", "nll", "tail_mass")
 
 
 def check_names(names) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ def test_to_frame_is_long_table(sim):
     assert len(frame) == 8 * 5
     row = frame[(frame.generation == 3) & (frame.chain == 4)]
     assert row["variance"].item() == sim.metrics["variance"][3, 4]
-    assert set(cs.metrics.AVAILABLE) <= set(frame.columns)
+    assert set(cs.metrics.DEFAULT) <= set(frame.columns)
 
 
 def test_summary_matches_numpy(sim):

@@ -1,0 +1,276 @@
+r"""Metrics when the truth or the model is a Gaussian mixture (private; see ``metrics``).
+
+Every model is handled as a mixture: a Gaussian is one component of weight 1.
+
+``w2``. 1-D: exact up to quadrature, :math:`W_2^2=\int_0^1(F^{-1}(u)-G^{-1}(u))^2du`
+with :math:`u=\Phi(z)`, the trapezoid rule on :data:`Z_POINTS` points of
+:math:`z\in[-8,8]` (the mass beyond is 1e-15) and quantiles solved by
+safeguarded Newton. d >= 2: the *sliced* Wasserstein-2 distance
+:math:`SW_2^2=E_\theta[W_2^2(\theta_\#p,\theta_\#q)]` over :data:`SLICES` fixed
+directions — a different distance from :math:`W_2` (:math:`SW_2 \le W_2`; it is
+what scales to mixtures), estimated with the directions' quadrature error.
+
+``kl``. :math:`\mathrm{KL}(p\|q)=E_p[\log p]-E_p[\log q]`. For a Gaussian model the
+cross-entropy :math:`-E_p[\log q]` depends on :math:`p` only through its mean and
+covariance: closed form; the entropy :math:`-E_p[\log p]` of the truth is computed
+once (1-D: adaptive quadrature; d-D: Monte Carlo on :data:`ENTROPY_POINTS` points,
+standard error stated in ``MixtureContext.entropy_se``). For a mixture model both
+terms are averages over the same :data:`MC_POINTS` held-out truth points
+(common random numbers), so the estimate's standard error is
+``sd(log p - log q) / sqrt(MC_POINTS)`` (:func:`kl_standard_error`).
+
+``nll``. Average of :math:`-\log q` over the held-out sample (its first
+:data:`MC_POINTS` points for mixture models).
+
+``tail_mass``. The truth's central region holds 99% of its mass: 1-D, between
+its 0.5% and 99.5% quantiles; d-D, the ellipsoid
+:math:`(x-\mu)^\top\Sigma^{-1}(x-\mu)\le r^2` around the truth's overall mean and
+covariance with :math:`r` solved so the truth has exactly 1% outside. A mixture
+model's mass outside is the weighted sum of its components' (each Gaussian).
+
+``l2``. :math:`\int(p-q)^2 = \sum_{ij}a_ia_j\mathcal N(\mu_i;\mu_j,\Sigma_i+\Sigma_j)`
+summed over the pairs of :math:`pp`, :math:`qq` and :math:`-2pq`: closed form.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import integrate, optimize, special
+
+from ._kernels import linalg as _linalg
+from ._kernels import mixdens as _md
+from .models import GaussianMixture
+
+Z_POINTS = 1025
+SLICES = 16
+MC_POINTS = 2000
+ENTROPY_POINTS = 200_000
+_Z = np.linspace(-8.0, 8.0, Z_POINTS)
+_ZW = np.full(Z_POINTS, _Z[1] - _Z[0]) * np.exp(-0.5 * _Z**2) / math.sqrt(2 * math.pi)
+_ZW[[0, -1]] *= 0.5
+_U = special.ndtr(_Z)
+
+
+def components(model):
+    """``(weights (B,K), means (B,K,d), covs (B,K,d,d))`` of a Gaussian or mixture batch."""
+    if isinstance(model, GaussianMixture):
+        return model.weights, model.means, model.covs
+    return np.ones((model.batch_size, 1)), model.mean[:, None], model.cov[:, None]
+
+
+def _chol(covs):
+    b, k, d, _ = covs.shape
+    flat = np.ascontiguousarray(covs).reshape(b * k, d, d)
+    out = np.empty_like(flat)
+    _linalg.psd_cholesky(flat, out)
+    return out.reshape(b, k, d, d)
+
+
+def mean_logpdf(model, pts) -> np.ndarray:
+    """``(B,)`` mean log-density of the points ``pts`` ``(m, d)`` under every member.
+
+    Remembered on the model for the last ``pts`` (``kl`` and ``nll`` share it).
+    """
+    memo = getattr(model, "_mean_logpdf_memo", None)
+    if memo is not None and memo[0] is pts:
+        return memo[1]
+    w, m, c = components(model)
+    out = np.empty(w.shape[0])
+    _md.mean_logpdf(np.ascontiguousarray(w), np.ascontiguousarray(m), _chol(c),
+                    np.ascontiguousarray(pts), out)
+    model._mean_logpdf_memo = (pts, out)
+    return out
+
+
+class MixtureContext:
+    """Truth-side quantities computed once per simulation."""
+
+    def __init__(self, truth, heldout):
+        self.truth = truth
+        self.heldout = heldout
+        self.mc = np.ascontiguousarray(heldout[:MC_POINTS])
+        self._entropy = None
+        self.entropy_se = 0.0
+        self._quantiles = {}
+        self._radius2 = None
+        self._log_p_mc = None
+
+    # -- entropy of the truth ------------------------------------------------------------------
+    def entropy(self) -> float:
+        """:math:`-E_p[\\log p]` of the truth."""
+        if self._entropy is None:
+            truth = self.truth
+            if truth.dim == 1:
+                _, m, c = components(truth)
+                lo = float(np.min(m[0, :, 0] - 12 * np.sqrt(c[0, :, 0, 0])))
+                hi = float(np.max(m[0, :, 0] + 12 * np.sqrt(c[0, :, 0, 0])))
+
+                def integrand(x):
+                    lp = float(truth.logpdf(np.array([[x]]))[0])
+                    return -math.exp(lp) * lp
+
+                points = sorted(m[0, :, 0].tolist())
+                self._entropy, _ = integrate.quad(integrand, lo, hi, points=points, limit=400)
+            else:
+                from .sampling import chain_streams, draw_points
+
+                pts = draw_points(truth, ENTROPY_POINTS, chain_streams(20240917, 1))[0]
+                lp = truth.logpdf(pts)
+                self._entropy = float(-lp.mean())
+                self.entropy_se = float(lp.std(ddof=1) / math.sqrt(ENTROPY_POINTS))
+        return self._entropy
+
+    def log_p_mc(self) -> np.ndarray:
+        if self._log_p_mc is None:
+            self._log_p_mc = self.truth.logpdf(self.mc)
+        return self._log_p_mc
+
+    # -- quantiles of (projected) truth --------------------------------------------------------
+    def truth_quantiles(self, direction=None) -> np.ndarray:
+        key = None if direction is None else tuple(np.round(direction, 15))
+        if key not in self._quantiles:
+            self._quantiles[key] = project_quantiles(self.truth, direction, _U)[0]
+        return self._quantiles[key]
+
+    # -- tail region -----------------------------------------------------------------------------
+    def radius2(self, tail_fn) -> float:
+        """Squared Mahalanobis radius with exactly 1% of the truth outside (d >= 2)."""
+        if self._radius2 is None:
+            target = 0.01
+
+            def excess(r2):
+                return float(tail_fn(self.truth, r2)[0]) - target
+
+            hi = 10.0
+            while excess(hi) > 0:
+                hi *= 2.0
+            self._radius2 = optimize.brentq(excess, 1e-9, hi, xtol=1e-13, rtol=1e-13)
+        return self._radius2
+
+
+def project_quantiles(model, direction, u) -> np.ndarray:
+    """``(B, len(u))`` quantiles of every member projected on ``direction`` (1-D: as is)."""
+    w, m, c = components(model)
+    if direction is None:
+        mus, var = m[:, :, 0], c[:, :, 0, 0]
+    else:
+        mus = m @ direction
+        var = np.einsum("i,bkij,j->bk", direction, c, direction)
+    out = np.empty((w.shape[0], len(u)))
+    _md.quantiles_1d(np.ascontiguousarray(w), np.ascontiguousarray(mus),
+                     np.ascontiguousarray(np.sqrt(np.clip(var, 0.0, None))), np.asarray(u), out)
+    return out
+
+
+def slice_directions(d: int) -> np.ndarray:
+    """:data:`SLICES` fixed unit vectors (half-circle angles for d = 2; Sobol' beyond)."""
+    if d == 2:
+        ang = np.pi * (np.arange(SLICES) + 0.5) / SLICES
+        return np.column_stack([np.cos(ang), np.sin(ang)])
+    from scipy import stats
+
+    u = special.ndtri(stats.qmc.Sobol(d, scramble=True, seed=7).random(SLICES))
+    return u / np.linalg.norm(u, axis=1, keepdims=True)
+
+
+def _model_quantiles(model, direction) -> np.ndarray:
+    if isinstance(model, GaussianMixture):
+        return project_quantiles(model, direction, _U)
+    if direction is None:
+        mu, var = model.mean[:, 0], model.cov[:, 0, 0]
+    else:
+        mu = model.mean @ direction
+        var = np.einsum("i,bij,j->b", direction, model.cov, direction)
+    return mu[:, None] + np.sqrt(np.clip(var, 0.0, None))[:, None] * _Z[None, :]
+
+
+def w2(ctx: MixtureContext, model) -> np.ndarray:
+    if model.dim == 1:
+        q_model = _model_quantiles(model, None)
+        return np.sqrt(np.clip((q_model - ctx.truth_quantiles()) ** 2 @ _ZW, 0.0, None))
+    total = np.zeros(model.batch_size)
+    for direction in slice_directions(model.dim):
+        q_model = _model_quantiles(model, direction)
+        total += (q_model - ctx.truth_quantiles(direction)) ** 2 @ _ZW
+    return np.sqrt(total / SLICES)
+
+
+def cross_entropy_gaussian(truth, model) -> np.ndarray:
+    """:math:`-E_p[\\log q]` for Gaussian models ``q``, from the truth's mean and covariance."""
+    from .metrics import nll_from_moments
+
+    return nll_from_moments(model, truth.mean[0], truth.cov[0])
+
+
+def kl(ctx: MixtureContext, model) -> np.ndarray:
+    if not isinstance(model, GaussianMixture):
+        value = cross_entropy_gaussian(ctx.truth, model) - ctx.entropy()
+    else:
+        value = ctx.log_p_mc().mean() - mean_logpdf(model, ctx.mc)
+    return np.where(np.isnan(value), np.inf, value)
+
+
+def kl_standard_error(ctx: MixtureContext, model) -> np.ndarray:
+    """Monte Carlo standard error of :func:`kl` per member (0 where it is closed form)."""
+    if not isinstance(model, GaussianMixture):
+        return np.full(model.batch_size, ctx.entropy_se)
+    lq = model.logpdf(ctx.mc)
+    diff = ctx.log_p_mc()[None, :] - lq
+    return diff.std(axis=1, ddof=1) / math.sqrt(ctx.mc.shape[0])
+
+
+def nll(ctx: MixtureContext, model) -> np.ndarray:
+    value = -mean_logpdf(model, ctx.mc)
+    return np.where(np.isnan(value), np.inf, value)
+
+
+def tail_mass(ctx: MixtureContext, model, gaussian_tail) -> np.ndarray:
+    """Mass outside the truth's 99% region; ``gaussian_tail(centre, cov_whitener, r2, model)``."""
+    w, m, c = components(model)
+    d = m.shape[2]
+    if d == 1:
+        lo, hi = project_quantiles(ctx.truth, None, np.array([0.005, 0.995]))[0]
+        sd = np.sqrt(np.clip(c[:, :, 0, 0], 0.0, None))
+        mu = m[:, :, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            spread = special.ndtr((lo - mu) / sd) + special.ndtr((mu - hi) / sd)
+        point = ((mu < lo) | (mu > hi)).astype(float)
+        return np.sum(w * np.where(sd > 0, spread, point), axis=1)
+    r2 = ctx.radius2(lambda mix, rr: _components_outside(ctx.truth, mix, rr, gaussian_tail))
+    return _components_outside(ctx.truth, model, r2, gaussian_tail)
+
+
+def _components_outside(truth, model, r2, gaussian_tail) -> np.ndarray:
+    w, m, c = components(model)
+    b, k, d = m.shape
+    outside = gaussian_tail(truth.mean[0], truth.cov[0], r2, m.reshape(b * k, d),
+                            c.reshape(b * k, d, d))
+    return np.sum(w * outside.reshape(b, k), axis=1)
+
+
+def l2(truth, model) -> np.ndarray:
+    r""":math:`\int (p - q)^2\,dx`, closed form for Gaussian mixtures."""
+    return _overlap(model, model) + _overlap(truth, truth)[0] - 2.0 * _overlap(truth, model)
+
+
+def _overlap(a, b) -> np.ndarray:
+    r""":math:`\int p_a p_b` per member: ``sum_ij w_i v_j N(mu_i - nu_j; 0, S_i + T_j)``."""
+    wa, ma, ca = components(a)
+    wb, mb, cb = components(b)
+    batch = max(wa.shape[0], wb.shape[0])
+    d = ma.shape[2]
+    diff = ma[:, :, None, :] - mb[:, None, :, :]
+    cov = ca[:, :, None] + cb[:, None, :]
+    cov = np.broadcast_to(cov, (batch, *cov.shape[1:]))
+    diff = np.broadcast_to(diff, (batch, *diff.shape[1:]))
+    sign, logdet = np.linalg.slogdet(cov)
+    sol = np.linalg.solve(cov, diff[..., None])[..., 0]
+    quad = np.sum(diff * sol, axis=-1)
+    with np.errstate(over="ignore", divide="ignore"):
+        dens = np.exp(-0.5 * (d * math.log(2 * math.pi) + logdet + quad))
+    # a singular S_i + T_j (two point masses): infinite density where they coincide
+    dens = np.where(sign > 0, dens, np.where(np.all(diff == 0, axis=-1), np.inf, 0.0))
+    weight = wa[:, :, None] * wb[:, None, :]
+    return np.sum(np.broadcast_to(weight, dens.shape) * dens, axis=(1, 2))
