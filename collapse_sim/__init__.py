@@ -14,7 +14,7 @@ how each chain's model drifts from the truth.
 
 from . import metrics, sampling, theory
 from .engine import simulate
-from .fitting import GaussianFit, GaussianMixtureFit
+from .fitting import GaussianFit, GaussianMixtureFit, SklearnFitter
 from .models import Gaussian, GaussianMixture
 from .policies import (
     Accumulate,
@@ -40,6 +40,7 @@ __all__ = [
     "KeepReal",
     "Replace",
     "Simulation",
+    "SklearnFitter",
     "__version__",
     "metrics",
     "sampling",

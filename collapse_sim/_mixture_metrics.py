@@ -208,7 +208,8 @@ def kl(ctx: MixtureContext, model) -> np.ndarray:
     if not isinstance(model, GaussianMixture):
         value = cross_entropy_gaussian(ctx.truth, model) - ctx.entropy()
     else:
-        value = ctx.log_p_mc().mean() - mean_logpdf(model, ctx.mc)
+        # the truth's term through the same kernel as the model's: exactly 0 at the truth
+        value = mean_logpdf(ctx.truth, ctx.mc)[0] - mean_logpdf(model, ctx.mc)
     return np.where(np.isnan(value), np.inf, value)
 
 
@@ -274,3 +275,34 @@ def _overlap(a, b) -> np.ndarray:
     dens = np.where(sign > 0, dens, np.where(np.all(diff == 0, axis=-1), np.inf, 0.0))
     weight = wa[:, :, None] * wb[:, None, :]
     return np.sum(np.broadcast_to(weight, dens.shape) * dens, axis=(1, 2))
+
+
+def sample_w2(ctx: MixtureContext, pts: np.ndarray) -> np.ndarray:
+    """W2 (sliced in d-D) between the truth and the empirical law of ``pts`` ``(B, m, d)``."""
+    d = pts.shape[2]
+    if d == 1:
+        q = np.quantile(pts[:, :, 0], _U, axis=1).T
+        return np.sqrt((q - ctx.truth_quantiles()) ** 2 @ _ZW)
+    total = np.zeros(pts.shape[0])
+    for direction in slice_directions(d):
+        q = np.quantile(pts @ direction, _U, axis=1).T
+        total += (q - ctx.truth_quantiles(direction)) ** 2 @ _ZW
+    return np.sqrt(total / SLICES)
+
+
+def sample_tail_mass(ctx: MixtureContext, pts: np.ndarray, gaussian_tail) -> np.ndarray:
+    """Fraction of ``pts`` ``(B, m, d)`` outside the truth's central 99% region."""
+    truth = ctx.truth
+    d = pts.shape[2]
+    if d == 1:
+        lo, hi = project_quantiles(truth, None, np.array([0.005, 0.995]))[0]
+        return np.mean((pts[:, :, 0] < lo) | (pts[:, :, 0] > hi), axis=1)
+    if isinstance(truth, GaussianMixture):
+        r2 = ctx.radius2(lambda mix, rr: _components_outside(truth, mix, rr, gaussian_tail))
+    else:
+        from scipy import stats
+
+        r2 = float(stats.chi2.ppf(0.99, d))
+    inv = np.linalg.inv(np.linalg.cholesky(truth.cov[0]))
+    white = (pts - truth.mean[0]) @ inv.T
+    return np.mean(np.sum(white**2, axis=2) > r2, axis=1)

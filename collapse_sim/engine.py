@@ -23,7 +23,7 @@ from . import _random
 from . import metrics as _metrics
 from ._validation import check_int
 from .fitting import GaussianFit
-from .models import Gaussian, GaussianMixture
+from .models import EstimatorBatch, Gaussian, GaussianMixture
 from .policies import Replace, _Policy
 from .results import Simulation
 from .sampling import ChainStreams, Moments, draw_points, gaussian_moments, subsample
@@ -155,7 +155,8 @@ def simulate(
     try:
         for t in range(1, generations + 1):
             model = loop.step(t)
-            _check_finite(model, t)
+            if not isinstance(model, EstimatorBatch):
+                _check_finite(model, t)
             for name, value in _metrics.evaluate(names, truth, model, ctx).items():
                 out[name][t] = value
             if models is not None:
@@ -190,12 +191,16 @@ class _ModelRecorder:
     def __init__(self, truth, fitter, generations, chains):
         d = truth.dim
         g = generations + 1
-        if isinstance(fitter, GaussianFit) or getattr(fitter, "family", "") == "gaussian":
+        if isinstance(fitter, GaussianFit):
             self.arrays = {"mean": np.empty((g, chains, d)), "cov": np.empty((g, chains, d, d))}
             self.arrays["mean"][0] = truth.mean[0]
             self.arrays["cov"][0] = truth.cov[0]
             return
-        k = fitter.n_components
+        k = getattr(fitter, "n_components", None)
+        if k is None:
+            k = getattr(getattr(fitter, "estimator", None), "n_components", None)
+        if k is None:
+            raise ValueError("record_models=True needs a Gaussian or Gaussian mixture fitter")
         self.arrays = {"weights": np.empty((g, chains, k)), "means": np.empty((g, chains, k, d)),
                        "covs": np.empty((g, chains, k, d, d))}
         w, m, c = _as_components(truth)
@@ -211,6 +216,8 @@ class _ModelRecorder:
         self.arrays["covs"][0] = np.concatenate([c[0], np.repeat(c[0, :1], pad, axis=0)])
 
     def record(self, t, model):
+        if isinstance(model, EstimatorBatch):
+            model = model.as_mixture()
         if "mean" in self.arrays:
             self.arrays["mean"][t] = model.mean
             self.arrays["cov"][t] = model.cov
@@ -323,7 +330,7 @@ def _check_truth(truth) -> None:
 
 
 def _check_fitter(fitter, truth) -> None:
-    if not (hasattr(fitter, "fit") and hasattr(fitter, "min_points")):
+    if not (hasattr(fitter, "fit_chains") and hasattr(fitter, "min_points")):
         raise TypeError(f"fitter must be a collapse_sim fitter, got {type(fitter).__name__}")
     fitter.check_truth(truth)
 

@@ -443,3 +443,72 @@ def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
         out = np.log(np.sum(np.exp(a - safe), axis=axis)) + np.squeeze(safe, axis=axis)
     # +inf entries (points on a degenerate component's support) dominate the sum
     return np.where(np.squeeze(top, axis=axis) == np.inf, np.inf, out)
+
+
+class EstimatorBatch:
+    """Fitted scikit-learn estimators, one per chain (the model type of ``SklearnFitter``).
+
+    Sampling calls each estimator's own ``sample`` with the ``RandomState`` the
+    fitter gave it (never an int: scikit-learn rebuilds a generator from an int on
+    every call, which would repeat the same draws each generation). Estimators
+    that are Gaussian mixtures (``GaussianMixture``, ``BayesianGaussianMixture``)
+    are converted by :meth:`as_mixture` so every metric is exact; others are
+    measured through ``score_samples`` and their own samples (see
+    :mod:`collapse_sim.metrics`).
+    """
+
+    def __init__(self, estimators: list, states: list, dim: int):
+        self.estimators = estimators
+        self.states = states
+        self._dim = dim
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the sample space."""
+        return self._dim
+
+    @property
+    def batch_size(self) -> int:
+        """Number of chains."""
+        return len(self.estimators)
+
+    def sample_points(self, n: int) -> np.ndarray:
+        """``(chains, n, d)`` points, each from its chain's estimator and ``RandomState``."""
+        import inspect
+
+        out = np.empty((self.batch_size, n, self.dim))
+        for c, (est, rs) in enumerate(zip(self.estimators, self.states, strict=True)):
+            if "random_state" in inspect.signature(est.sample).parameters:
+                draw = est.sample(n, random_state=rs)
+            else:
+                draw = est.sample(n)
+            draw = draw[0] if isinstance(draw, tuple) else draw
+            out[c] = np.asarray(draw, dtype=np.float64).reshape(n, self.dim)
+        return out
+
+    def score_samples(self, pts: np.ndarray) -> np.ndarray:
+        """``(chains, m)`` log-densities of the shared points ``pts`` ``(m, d)``."""
+        return np.stack([est.score_samples(pts) for est in self.estimators])
+
+    def as_mixture(self) -> GaussianMixture | None:
+        """The batch as a :class:`GaussianMixture` when every estimator is one, else ``None``."""
+        parts = []
+        for est in self.estimators:
+            if not all(hasattr(est, a) for a in ("weights_", "means_", "covariances_")):
+                return None
+            k, d = est.means_.shape
+            cov = np.asarray(est.covariances_)
+            kind = getattr(est, "covariance_type", "full")
+            if kind == "diag":
+                cov = np.stack([np.diag(v) for v in cov])
+            elif kind == "spherical":
+                cov = cov[:, None, None] * np.eye(d)
+            elif kind == "tied":
+                cov = np.broadcast_to(cov, (k, d, d))
+            parts.append((est.weights_, est.means_, cov))
+        w, m, c = (np.stack(p) for p in zip(*parts, strict=True))
+        return GaussianMixture._from_arrays(w / w.sum(axis=1, keepdims=True), m, c)
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable description."""
+        return {"type": "EstimatorBatch", "estimator": repr(self.estimators[0])}

@@ -183,7 +183,9 @@ def mixture_points(model, n: int, streams: ChainStreams) -> np.ndarray:
 
 
 def draw_points(model, n: int, streams: ChainStreams) -> np.ndarray:
-    """``(chains, n, d)`` points from any model of the library (Gaussian or mixture)."""
+    """``(chains, n, d)`` points from any model of the library (Gaussian, mixture, estimators)."""
+    if hasattr(model, "sample_points"):
+        return model.sample_points(n)
     if hasattr(model, "n_components"):
         return mixture_points(model, n, streams)
     return gaussian_points(model, n, streams)
