@@ -253,7 +253,7 @@ def _components_outside(truth, model, r2, gaussian_tail) -> np.ndarray:
 
 def l2(truth, model) -> np.ndarray:
     r""":math:`\int (p - q)^2\,dx`, closed form for Gaussian mixtures."""
-    return _overlap(model, model) + _overlap(truth, truth)[0] - 2.0 * _overlap(truth, model)
+    return _overlap(model, model) + _overlap(truth, truth) - 2.0 * _overlap(truth, model)
 
 
 def _overlap(a, b) -> np.ndarray:

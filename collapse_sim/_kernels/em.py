@@ -136,6 +136,100 @@ def _factor_all(covs, chol):
     return True
 
 
+@nb.njit
+def _em_iteration(x, cov_type, reg_covar, weights, means, covs, chol, shift, nk, sx, sxx):
+    """One E-step and M-step fused in a single pass over the points.
+
+    The responsibilities of point ``i`` are formed and immediately accumulated into
+    ``N_k``, ``sum_i r_ik (x_i - c_k)`` and ``sum_i r_ik (x_i - c_k)(x_i - c_k)^T`` around
+    ``c_k`` = the component's current mean, so the covariance
+    ``S_k / N_k - d_k d_k^T`` (``d_k`` the mean's shift) loses nothing to cancellation
+    when the component is narrow and far from the origin. Returns the mean
+    log-likelihood under the parameters on entry (scikit-learn's lower bound).
+    """
+    n, d = x.shape
+    k_count = weights.shape[0]
+    y = np.empty(d)
+    logc = np.empty(k_count)
+    vals = np.empty(k_count)
+    inv_diag = np.empty((k_count, d))
+    for k in range(k_count):
+        acc = 0.0
+        for j in range(d):
+            acc += math.log(chol[k, j, j])
+            inv_diag[k, j] = 1.0 / chol[k, j, j]
+        logc[k] = (math.log(weights[k]) if weights[k] > 0.0 else -np.inf) - acc - 0.5 * d * _LOG_2PI
+        nk[k] = 0.0
+        for a in range(d):
+            shift[k, a] = means[k, a]
+            sx[k, a] = 0.0
+            for b in range(d):
+                sxx[k, a, b] = 0.0
+    total = 0.0
+    for i in range(n):
+        top = -np.inf
+        arg = 0
+        for k in range(k_count):
+            maha = 0.0
+            for a in range(d):
+                acc = x[i, a] - means[k, a]
+                for b in range(a):
+                    acc -= chol[k, a, b] * y[b]
+                y[a] = acc * inv_diag[k, a]
+                maha += y[a] * y[a]
+            vals[k] = logc[k] - 0.5 * maha
+            if vals[k] > top:
+                top = vals[k]
+                arg = k
+        acc = 0.0
+        for k in range(k_count):
+            vals[k] = 1.0 if k == arg else math.exp(vals[k] - top)
+            acc += vals[k]
+        total += top + math.log(acc)
+        inv = 1.0 / acc
+        for k in range(k_count):
+            r = vals[k] * inv
+            if r == 0.0:
+                continue
+            nk[k] += r
+            for a in range(d):
+                da = x[i, a] - shift[k, a]
+                sx[k, a] += r * da
+                if cov_type == FULL:
+                    for b in range(a + 1):
+                        sxx[k, a, b] += r * da * (x[i, b] - shift[k, b])
+                else:
+                    sxx[k, a, a] += r * da * da
+    wsum = 0.0
+    for k in range(k_count):
+        mass = nk[k] + _EPS10
+        for a in range(d):
+            means[k, a] = shift[k, a] + sx[k, a] / mass
+        for a in range(d):
+            da = sx[k, a] / mass
+            for b in range(a + 1):
+                if cov_type == FULL or a == b:
+                    v = sxx[k, a, b] / mass - da * (sx[k, b] / mass)
+                else:
+                    v = 0.0
+                covs[k, a, b] = v
+                covs[k, b, a] = v
+        if cov_type == SPHERICAL:
+            avg = 0.0
+            for a in range(d):
+                avg += covs[k, a, a]
+            avg /= d
+            for a in range(d):
+                covs[k, a, a] = avg
+        for a in range(d):
+            covs[k, a, a] += reg_covar
+        weights[k] = mass
+        wsum += mass
+    for k in range(k_count):
+        weights[k] /= wsum
+    return total / n
+
+
 @chain_kernel
 def em_fit(x, cov_type, max_iter, tol, reg_covar, weights, means, covs, n_iter, converged,
            lower_bound):
@@ -144,12 +238,14 @@ def em_fit(x, cov_type, max_iter, tol, reg_covar, weights, means, covs, n_iter, 
     ``n_iter[c]``, ``converged[c]`` and ``lower_bound[c]`` (the last E-step's mean
     log-likelihood) report each chain's run.
     """
-    chains, n, d = x.shape
+    chains, _, d = x.shape
     k_count = weights.shape[1]
     for c in nb.prange(chains):
-        log_resp = np.empty((n, k_count))
-        resp = np.empty((n, k_count))
         chol = np.empty((k_count, d, d))
+        shift = np.empty((k_count, d))
+        nk = np.empty(k_count)
+        sx = np.empty((k_count, d))
+        sxx = np.empty((k_count, d, d))
         ok = _factor_all(covs[c], chol)
         bound = -np.inf
         converged[c] = False
@@ -159,11 +255,8 @@ def em_fit(x, cov_type, max_iter, tol, reg_covar, weights, means, covs, n_iter, 
             continue
         for it in range(1, max_iter + 1):
             prev = bound
-            bound = _e_step(x[c], weights[c], means[c], chol, log_resp)
-            for i in range(n):
-                for k in range(k_count):
-                    resp[i, k] = math.exp(log_resp[i, k])
-            _m_step(x[c], resp, cov_type, reg_covar, weights[c], means[c], covs[c])
+            bound = _em_iteration(x[c], cov_type, reg_covar, weights[c], means[c], covs[c],
+                                  chol, shift, nk, sx, sxx)
             n_iter[c] = it
             if not _factor_all(covs[c], chol):
                 break  # cannot happen with reg_covar > 0; guards against NaN data
