@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numba
 
-from . import bench_gaussian
+from . import bench_gaussian, bench_mixture
 
-SUITES = {"gaussian": bench_gaussian}
+SUITES = {"gaussian": bench_gaussian, "mixture": bench_mixture}
 
 
 def main() -> None:
