@@ -113,6 +113,99 @@ def gaussian_demo(curves: pd.DataFrame, *, suptitle: str | None = None):
     return fig
 
 
+def gmm_snapshots(result):
+    """The paper's GMM figure: one chain's mixture at several generations, then its drift.
+
+    Top: samples (600 points) and density contours of the model at each snapshot
+    generation (0 is the truth). Bottom: L2 distance to the first generation's
+    mixture and the components' standard deviations, every chain, log scale.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    snaps = result.extras["snapshots"]
+    fig = plt.figure(figsize=(2.2 * len(snaps), 7.2), layout="constrained")
+    grid = fig.add_gridspec(2, len(snaps), height_ratios=[1, 1.25])
+    xs = np.linspace(-4, 4, 121)
+    xx, yy = np.meshgrid(xs, xs)
+    flat = np.column_stack([xx.ravel(), yy.ravel()])
+    for i, (t, model) in enumerate(snaps.items()):
+        ax = fig.add_subplot(grid[0, i])
+        pts = model.sample(600, seed=i)
+        ax.scatter(pts[:, 0], pts[:, 1], s=2, color=PALETTE[0], alpha=0.5, linewidths=0)
+        dens = np.exp(model.logpdf(flat)).reshape(xx.shape)
+        ax.contour(xx, yy, dens, levels=5, colors=PALETTE[1], linewidths=0.7)
+        ax.set_xlim(-4, 4)
+        ax.set_ylim(-4, 4)
+        ax.set_aspect("equal")
+        ax.set_title("truth" if t == 0 else f"generation {t}", fontsize=9)
+        ax.tick_params(labelsize=7)
+    curves = result.curves
+    left = fig.add_subplot(grid[1, : len(snaps) // 2])
+    right = fig.add_subplot(grid[1, len(snaps) // 2 :])
+    for c, df in curves.groupby("chain"):
+        colour = PALETTE[c % len(PALETTE)]
+        later = df[df.generation >= 2]  # generation 1 is the reference itself (distance 0)
+        left.plot(later.generation, later.l2_to_first, color=colour, lw=1, label=f"chain {c}")
+        right.plot(df.generation, df.component_sd_max, color=colour, lw=1,
+                   label=f"chain {c}: wider component")
+        right.plot(df.generation, df.component_sd_min, color=colour, lw=1, ls="--",
+                   label=f"chain {c}: narrower component")
+    left.set_yscale("log")
+    left.set_xlabel("generation t")
+    left.set_ylabel("L2 distance to generation 1, ∫(p₁ − pₜ)²")
+    left.set_title("Drift away from the first fit")
+    right.set_yscale("log")
+    right.set_xlabel("generation t")
+    right.set_ylabel("component standard deviation (eigenvalues)")
+    right.set_title("Components shrink: the tails vanish")
+    for ax in (left, right):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    return fig
+
+
+def mismatch(result):
+    """Density evolution of a single-Gaussian fit to a bimodal truth, and KL against its floor.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6), layout="constrained")
+    truth, best = result.extras["truth"], result.extras["best"]
+    xs = np.linspace(-7, 7, 600)
+    left.fill_between(xs, np.exp(truth.logpdf(xs)), color="grey", alpha=0.3,
+                      label="truth: ½N(−2,1) + ½N(2,1)")
+    left.plot(xs, np.exp(best.logpdf(xs)), color="black", ls="--", lw=1.2,
+              label="best Gaussian N(0, 5) (the floor)")
+    for i, (t, fit) in enumerate(result.extras["fits"].items()):
+        left.plot(xs, np.exp(fit.logpdf(xs)), color=PALETTE[i % len(PALETTE)], lw=1.6,
+                  label=f"fitted Gaussian, generation {t} (one chain)")
+    left.set_xlabel("x")
+    left.set_ylabel("density")
+    left.set_title("A Gaussian cannot represent two humps")
+    left.legend(fontsize=8)
+    curves = result.curves
+    for i, (label, df) in enumerate(curves.groupby("fitter", sort=False)):
+        colour = PALETTE[i % len(PALETTE)]
+        g = df.generation.to_numpy()[1:]
+        right.fill_between(g, df.kl_q10.to_numpy()[1:], df.kl_q90.to_numpy()[1:],
+                           color=colour, alpha=0.18, lw=0, label=f"{label}: 10–90% of chains")
+        right.plot(g, df.kl_q50.to_numpy()[1:], color=colour, lw=2, label=f"{label}: median")
+    right.axhline(result.params["floor_kl"], color="black", ls="--", lw=1.2,
+                  label=f"floor: KL(truth ‖ N(0, 5)) = {result.params['floor_kl']:.3f}")
+    right.set_yscale("log")
+    right.set_xscale("log")
+    right.set_xlabel("generation t")
+    right.set_ylabel("KL(truth ‖ model_t)")
+    right.set_title("Expressivity error is a floor; recursion climbs away from it")
+    right.grid(True, which="major", alpha=0.3)
+    right.legend(fontsize=8, loc="upper left")
+    return fig
+
+
 def figure_for(result):
     """The figure of an :class:`~collapse_sim.experiments.ExperimentResult`, by preset name.
 
@@ -122,4 +215,8 @@ def figure_for(result):
     """
     if result.name == "gaussian":
         return gaussian_demo(result.curves)
+    if result.name == "gmm":
+        return gmm_snapshots(result)
+    if result.name == "mismatch":
+        return mismatch(result)
     raise ValueError(f"no figure for preset {result.name!r}")

@@ -34,6 +34,19 @@ def test_cli_run_writes_png_and_csv(tmp_path, capsys):
     assert (table[table.generation == 0]["sim_q50"] == 1.0).all()
 
 
+@pytest.mark.parametrize(("name", "size"), [
+    ("gmm", ["--generations", "30", "--chains", "2", "--n-samples", "300"]),
+    ("mismatch", ["--generations", "20", "--chains", "50"]),
+])
+def test_cli_runs_every_preset(name, size, tmp_path, capsys):
+    assert cli.main(["run", name, *size, "--seed", "1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    table = pd.read_csv(tmp_path / f"{name}.csv")
+    assert len(table) > 0 and not table.isna().any().any()
+    assert "generation" in out
+
+
 def test_cli_bad_input(tmp_path, capsys):
     assert cli.main(["run", "nonsense", "--out", str(tmp_path)]) == 2
     assert "unknown preset" in capsys.readouterr().err
