@@ -9,8 +9,6 @@ refitting then adds statistical error on top. Writes ``expressivity_mismatch.png
 """
 
 # %%
-import numpy as np
-
 import collapse_sim as cs
 
 truth = cs.GaussianMixture(weights=[0.5, 0.5], means=[[-2.0], [2.0]], covs=[[[1.0]], [[1.0]]])

@@ -28,7 +28,8 @@ def test_each_generation_gets_fresh_draws():
     # scikit-learn rebuilds its generator from an int random_state on every sample() call;
     # the adapter passes a RandomState per chain, so generations must not repeat draws.
     fitter = cs.SklearnFitter(SkGaussianMixture(1, random_state=0))
-    model = fitter.fit_chains(MIX.sample(200, seed=1)[None], streams=cs.sampling.chain_streams(0, 1))
+    streams = cs.sampling.chain_streams(0, 1)
+    model = fitter.fit_chains(MIX.sample(200, seed=1)[None], streams=streams)
     first, second = model.sample_points(50), model.sample_points(50)
     assert not np.array_equal(first, second)
 
