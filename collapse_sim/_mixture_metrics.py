@@ -5,7 +5,12 @@ Every model is handled as a mixture: a Gaussian is one component of weight 1.
 ``w2``. 1-D: exact up to quadrature, :math:`W_2^2=\int_0^1(F^{-1}(u)-G^{-1}(u))^2du`
 with :math:`u=\Phi(z)`, the trapezoid rule on :data:`Z_POINTS` points of
 :math:`z\in[-8,8]` (the mass beyond is 1e-15) and quantiles solved by
-safeguarded Newton. d >= 2: the *sliced* Wasserstein-2 distance
+safeguarded Newton on the CDF (lower half) or survival function (upper half).
+Measured relative error against adaptive quadrature of the quantile formula: below
+1e-8 while the modes of the two distributions lie within about 4 standard
+deviations of each other, 1e-5 to 7e-5 at 6, up to 4e-3 at 12 (narrow, separated
+components, where the quantile function nearly jumps between modes). d >= 2: the
+*sliced* Wasserstein-2 distance
 :math:`SW_2^2=E_\theta[W_2^2(\theta_\#p,\theta_\#q)]` over :data:`SLICES` fixed
 directions — a different distance from :math:`W_2` (:math:`SW_2 \le W_2`; it is
 what scales to mixtures), estimated with the directions' quadrature error.
@@ -131,7 +136,7 @@ class MixtureContext:
     def truth_quantiles(self, direction=None) -> np.ndarray:
         key = None if direction is None else tuple(np.round(direction, 15))
         if key not in self._quantiles:
-            self._quantiles[key] = project_quantiles(self.truth, direction, _U)[0]
+            self._quantiles[key] = project_quantiles(self.truth, direction, _Z)[0]
         return self._quantiles[key]
 
     # -- tail region -----------------------------------------------------------------------------
@@ -150,17 +155,22 @@ class MixtureContext:
         return self._radius2
 
 
-def project_quantiles(model, direction, u) -> np.ndarray:
-    """``(B, len(u))`` quantiles of every member projected on ``direction`` (1-D: as is)."""
+def project_quantiles(model, direction, z) -> np.ndarray:
+    """``(B, len(z))`` ``Phi(z)``-quantiles of every member projected on ``direction``.
+
+    ``z`` is increasing (normal scores, so tail levels keep their precision); in 1-D
+    ``direction`` is ``None``.
+    """
     w, m, c = components(model)
     if direction is None:
         mus, var = m[:, :, 0], c[:, :, 0, 0]
     else:
         mus = m @ direction
         var = np.einsum("i,bkij,j->bk", direction, c, direction)
-    out = np.empty((w.shape[0], len(u)))
+    out = np.empty((w.shape[0], len(z)))
     _md.quantiles_1d(np.ascontiguousarray(w), np.ascontiguousarray(mus),
-                     np.ascontiguousarray(np.sqrt(np.clip(var, 0.0, None))), np.asarray(u), out)
+                     np.ascontiguousarray(np.sqrt(np.clip(var, 0.0, None))),
+                     np.ascontiguousarray(z, dtype=np.float64), out)
     return out
 
 
@@ -177,7 +187,7 @@ def slice_directions(d: int) -> np.ndarray:
 
 def _model_quantiles(model, direction) -> np.ndarray:
     if isinstance(model, GaussianMixture):
-        return project_quantiles(model, direction, _U)
+        return project_quantiles(model, direction, _Z)
     if direction is None:
         mu, var = model.mean[:, 0], model.cov[:, 0, 0]
     else:
@@ -189,11 +199,11 @@ def _model_quantiles(model, direction) -> np.ndarray:
 def w2(ctx: MixtureContext, model) -> np.ndarray:
     if model.dim == 1:
         q_model = _model_quantiles(model, None)
-        return np.sqrt(np.clip((q_model - ctx.truth_quantiles()) ** 2 @ _ZW, 0.0, None))
+        return np.sqrt(np.sum((q_model - ctx.truth_quantiles()) ** 2 * _ZW, axis=1))
     total = np.zeros(model.batch_size)
     for direction in slice_directions(model.dim):
         q_model = _model_quantiles(model, direction)
-        total += (q_model - ctx.truth_quantiles(direction)) ** 2 @ _ZW
+        total += np.sum((q_model - ctx.truth_quantiles(direction)) ** 2 * _ZW, axis=1)
     return np.sqrt(total / SLICES)
 
 
@@ -232,7 +242,7 @@ def tail_mass(ctx: MixtureContext, model, gaussian_tail) -> np.ndarray:
     w, m, c = components(model)
     d = m.shape[2]
     if d == 1:
-        lo, hi = project_quantiles(ctx.truth, None, np.array([0.005, 0.995]))[0]
+        lo, hi = project_quantiles(ctx.truth, None, special.ndtri([0.005, 0.995]))[0]
         sd = np.sqrt(np.clip(c[:, :, 0, 0], 0.0, None))
         mu = m[:, :, 0]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -267,14 +277,17 @@ def _overlap(a, b) -> np.ndarray:
     cov = np.broadcast_to(cov, (batch, *cov.shape[1:]))
     diff = np.broadcast_to(diff, (batch, *diff.shape[1:]))
     sign, logdet = np.linalg.slogdet(cov)
-    sol = np.linalg.solve(cov, diff[..., None])[..., 0]
+    regular = sign > 0
+    safe = np.where(regular[..., None, None], cov, np.eye(d))
+    sol = np.linalg.solve(safe, diff[..., None])[..., 0]
     quad = np.sum(diff * sol, axis=-1)
     with np.errstate(over="ignore", divide="ignore"):
-        dens = np.exp(-0.5 * (d * math.log(2 * math.pi) + logdet + quad))
+        dens = np.exp(-0.5 * (d * math.log(2 * math.pi) + np.where(regular, logdet, 0.0) + quad))
     # a singular S_i + T_j (two point masses): infinite density where they coincide
-    dens = np.where(sign > 0, dens, np.where(np.all(diff == 0, axis=-1), np.inf, 0.0))
-    weight = wa[:, :, None] * wb[:, None, :]
-    return np.sum(np.broadcast_to(weight, dens.shape) * dens, axis=(1, 2))
+    dens = np.where(regular, dens, np.where(np.all(diff == 0, axis=-1), np.inf, 0.0))
+    weight = np.broadcast_to(wa[:, :, None] * wb[:, None, :], dens.shape)
+    with np.errstate(invalid="ignore"):
+        return np.sum(np.where(weight > 0, weight * dens, 0.0), axis=(1, 2))
 
 
 def sample_w2(ctx: MixtureContext, pts: np.ndarray) -> np.ndarray:
@@ -282,11 +295,11 @@ def sample_w2(ctx: MixtureContext, pts: np.ndarray) -> np.ndarray:
     d = pts.shape[2]
     if d == 1:
         q = np.quantile(pts[:, :, 0], _U, axis=1).T
-        return np.sqrt((q - ctx.truth_quantiles()) ** 2 @ _ZW)
+        return np.sqrt(np.sum((q - ctx.truth_quantiles()) ** 2 * _ZW, axis=1))
     total = np.zeros(pts.shape[0])
     for direction in slice_directions(d):
         q = np.quantile(pts @ direction, _U, axis=1).T
-        total += (q - ctx.truth_quantiles(direction)) ** 2 @ _ZW
+        total += np.sum((q - ctx.truth_quantiles(direction)) ** 2 * _ZW, axis=1)
     return np.sqrt(total / SLICES)
 
 
@@ -295,7 +308,7 @@ def sample_tail_mass(ctx: MixtureContext, pts: np.ndarray, gaussian_tail) -> np.
     truth = ctx.truth
     d = pts.shape[2]
     if d == 1:
-        lo, hi = project_quantiles(truth, None, np.array([0.005, 0.995]))[0]
+        lo, hi = project_quantiles(truth, None, special.ndtri([0.005, 0.995]))[0]
         return np.mean((pts[:, :, 0] < lo) | (pts[:, :, 0] > hi), axis=1)
     if isinstance(truth, GaussianMixture):
         r2 = ctx.radius2(lambda mix, rr: _components_outside(truth, mix, rr, gaussian_tail))

@@ -400,9 +400,11 @@ class GaussianMixture:
         n = pts.shape[1]
         rep = np.broadcast_to(pts[:, None], (b, k, n, d)).reshape(b * k, n, d)
         comp = _gaussian_logpdf(self.means.reshape(b * k, d), self.covs.reshape(b * k, d, d), rep)
-        with np.errstate(divide="ignore"):
+        comp = np.swapaxes(comp.reshape(b, k, n), 1, 2)
+        with np.errstate(divide="ignore", invalid="ignore"):
             logw = np.log(self.weights)
-        return np.swapaxes(comp.reshape(b, k, n), 1, 2) + logw[:, None, :]
+            # a zero-weight component contributes nothing, even where its own density is inf
+            return np.where(self.weights[:, None, :] > 0, comp + logw[:, None, :], -np.inf)
 
     def logpdf(self, x) -> np.ndarray:
         """Log-density at points ``x``: ``(n, d)`` under every member, or ``(B, n, d)``.

@@ -62,30 +62,37 @@ def mean_logpdf(weights, means, chols, pts, out):
 
 
 @nb.njit(inline="always")
-def _cdf_pdf(x, w, mu, sd):
-    cdf = 0.0
+def _tail_pdf(x, w, mu, sd, upper):
+    """Mixture CDF (``upper=False``) or survival function (``upper=True``) at ``x``, and pdf.
+
+    Each is summed from its own tail (``erfc``), so probabilities far below 1e-16 keep
+    their relative accuracy.
+    """
+    tail = 0.0
     pdf = 0.0
     for k in range(w.shape[0]):
         if w[k] <= 0.0:
             continue
         if sd[k] > 0.0:
             z = (x - mu[k]) / sd[k]
-            cdf += w[k] * 0.5 * math.erfc(-z / _SQRT2)
+            tail += w[k] * 0.5 * math.erfc((z if upper else -z) / _SQRT2)
             pdf += w[k] * math.exp(-0.5 * z * z) / (sd[k] * math.sqrt(2.0 * math.pi))
-        elif x >= mu[k]:
-            cdf += w[k]
-    return cdf, pdf
+        elif (x < mu[k]) if upper else (x >= mu[k]):
+            tail += w[k]
+    return tail, pdf
 
 
 @chain_kernel
-def quantiles_1d(weights, mus, sds, u, out):
-    """``out[c, j]``: the ``u[j]``-quantile of the 1-D mixture ``c`` (``u`` increasing).
+def quantiles_1d(weights, mus, sds, z, out):
+    """``out[c, j]``: the ``Phi(z[j])``-quantile of the 1-D mixture ``c`` (``z`` increasing).
 
-    Newton steps inside a bisection bracket, swept from left to right so each
-    solve starts from the previous quantile; 200 steps at most per point.
+    For ``z < 0`` it solves ``F(x) = Phi(z)``, for ``z >= 0`` ``S(x) = Phi(-z)`` (the
+    survival function), each to relative accuracy 1e-14 of the tail probability:
+    Newton steps inside a bisection bracket, swept left to right so each solve
+    starts from the previous quantile.
     """
     chains, k_count = weights.shape
-    m = u.shape[0]
+    m = z.shape[0]
     for c in nb.prange(chains):
         w = weights[c]
         mu = mus[c]
@@ -98,24 +105,26 @@ def quantiles_1d(weights, mus, sds, u, out):
                 hi_all = max(hi_all, mu[k] + 40.0 * sd[k])
         x = lo_all
         for j in range(m):
+            upper = z[j] >= 0.0
+            target = 0.5 * math.erfc(abs(z[j]) / _SQRT2)  # Phi(-|z|)
             lo = x
             hi = hi_all
-            target = u[j]
             for _ in range(200):
-                f, p = _cdf_pdf(x, w, mu, sd)
-                if abs(f - target) <= 1e-15:
+                t, p = _tail_pdf(x, w, mu, sd, upper)
+                g = (target - t) if upper else (t - target)  # increasing in x
+                if abs(g) <= 1e-14 * target:
                     break
-                if f < target:
+                if g < 0.0:
                     lo = x
                 else:
                     hi = x
-                if hi - lo <= 1e-13 * max(1.0, abs(x)):
+                if hi - lo <= 1e-15 * max(1.0, abs(x)):
                     break
                 step_ok = False
                 if p > 0.0:
-                    nxt = x - (f - target) / p
+                    nxt = x - g / p
                     if lo < nxt < hi:
-                        done = abs(nxt - x) <= 1e-12 * max(1.0, abs(x))
+                        done = abs(nxt - x) <= 1e-13 * max(1.0, abs(x))
                         x = nxt
                         step_ok = True
                         if done:
