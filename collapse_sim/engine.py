@@ -26,7 +26,14 @@ from .fitting import GaussianFit
 from .models import EstimatorBatch, Gaussian, GaussianMixture
 from .policies import Replace, _Policy
 from .results import Simulation
-from .sampling import ChainStreams, Moments, draw_points, gaussian_moments, subsample
+from .sampling import (
+    ChainStreams,
+    Moments,
+    draw_points,
+    exact_gaussian_moments,
+    gaussian_moments,
+    subsample,
+)
 
 #: Runs expected to take longer than this many seconds show a progress bar when ``progress=None``.
 PROGRESS_DELAY = 2.0
@@ -44,6 +51,7 @@ def simulate(
     metrics=_metrics.DEFAULT,
     record_models: bool = False,
     progress: bool | None = None,
+    sampling: str = "auto",
 ) -> Simulation:
     r"""Run ``chains`` independent fit → sample → fit … chains for ``generations`` generations.
 
@@ -74,6 +82,17 @@ def simulate(
     progress : bool or None
         Show a tqdm bar: ``True`` always, ``False`` never, ``None`` only when the
         run lasts longer than :data:`PROGRESS_DELAY` seconds.
+    sampling : {"auto", "exact", "explicit"}
+        ``"explicit"`` draws every generation's points. ``"exact"`` draws only what a
+        Gaussian fit uses — the sample mean, :math:`\mathcal N(\mu, \Sigma/k)`, and the
+        scatter matrix, :math:`\mathrm{Wishart}(k - 1, \Sigma)`, independent — so its
+        cost does not grow with ``n_samples``; it has exactly the same law (see
+        :func:`collapse_sim.sampling.exact_gaussian_moments`). It applies to a
+        ``GaussianFit`` of a ``Gaussian`` truth under every policy except
+        ``AccumulateSubsample`` (which must keep points to subsample). ``"auto"``
+        (default) takes the exact path wherever it applies. The two paths draw
+        different random numbers: the same seed gives the same result within a
+        path, equal results in distribution across paths.
 
     Returns
     -------
@@ -124,6 +143,7 @@ def simulate(
                 f"least {fitter.min_points()}: raise n_samples or the policy's fraction/ratio"
             )
     uses_moments = bool(getattr(fitter, "uses_moments", False))
+    exact = _exact_path(sampling, truth, fitter, plan)
     kept = policy.kept_bytes(chains, n_samples, generations, truth.dim, uses_moments)
     if kept > getattr(policy, "max_bytes", np.inf):
         raise ValueError(
@@ -147,7 +167,7 @@ def simulate(
     models = _ModelRecorder(truth, fitter, generations, chains) if record_models else None
 
     loop = _Loop(truth, fitter, plan, n_samples, generations, streams,
-                 points=not uses_moments or plan.pool == "subsample")
+                 points=not uses_moments or plan.pool == "subsample", exact=exact)
     # progress=None: tqdm's own rule (off when stderr is not a terminal) after a delay.
     disable = {True: False, False: True, None: None}[progress]
     bar = tqdm(total=generations, desc="generations", unit="gen", leave=False,
@@ -173,6 +193,7 @@ def simulate(
         "generations": generations,
         "chains": chains,
         "seed": _random.seed_record(root),
+        "sampling": "exact" if exact else "explicit",
         "metrics": list(names),
     }
     return Simulation(metrics=out, config=config,
@@ -237,20 +258,29 @@ def _as_components(model):
 class _Loop:
     """State carried across generations: the real sample, the pool, the current model."""
 
-    def __init__(self, truth, fitter, plan, n, generations, streams, *, points: bool):
+    def __init__(self, truth, fitter, plan, n, generations, streams, *, points: bool,
+                 exact: bool = False):
         self.truth = truth.broadcast(streams.chains)
         self.fitter = fitter
         self.plan = plan
         self.n = n
         self.streams = streams
         self.points = points
-        real = draw_points(self.truth, n, streams)
-        self.real_all = real if points else Moments.of(real)
+        self.exact = exact
         k = plan.real
-        if 0 < k < n:
-            self.real_part = real[:, :k] if points else Moments.of(real[:, :k])
+        if exact:
+            # the first k real points and the other n - k are independent samples
+            first = self._draw(self.truth, k) if 0 < k < n else None
+            rest = self._draw(self.truth, n - k if first is not None else n)
+            self.real_all = rest if first is None else first + rest
+            self.real_part = self.real_all if first is None else first
         else:
-            self.real_part = self.real_all
+            real = draw_points(self.truth, n, streams)
+            self.real_all = real if points else Moments.of(real)
+            if 0 < k < n:
+                self.real_part = real[:, :k] if points else Moments.of(real[:, :k])
+            else:
+                self.real_part = self.real_all
         self.pool = None
         if plan.pool == "subsample" or (plan.pool == "all" and points):
             self.pool = np.empty((streams.chains, n * max(generations, 1), truth.dim))
@@ -264,6 +294,8 @@ class _Loop:
         if self.points:
             return draw_points(model, k, self.streams)
         if isinstance(model, Gaussian):
+            if self.exact:
+                return exact_gaussian_moments(model, k, self.streams)
             return gaussian_moments(model, k, self.streams)
         return Moments.of(draw_points(model, k, self.streams))
 
@@ -310,6 +342,27 @@ def _combine(parts, points: bool):
     for part in parts[1:]:
         total = total + part
     return total
+
+
+def _exact_path(sampling, truth, fitter, plan) -> bool:
+    """Whether to draw sufficient statistics directly; ValueError if asked where not exact."""
+    if sampling not in ("auto", "exact", "explicit"):
+        raise ValueError(f"sampling must be 'auto', 'exact' or 'explicit', got {sampling!r}")
+    if sampling == "explicit":
+        return False
+    reason = None
+    if not (isinstance(fitter, GaussianFit) and getattr(fitter, "uses_moments", False)):
+        reason = (f"{type(fitter).__name__} needs the points themselves, not only their mean "
+                  "and scatter matrix")
+    elif not isinstance(truth, Gaussian):
+        reason = "the truth is not Gaussian, so its samples' mean and scatter have no Wishart law"
+    elif plan.pool == "subsample":
+        reason = "AccumulateSubsample draws subsets of stored points"
+    if reason is None:
+        return True
+    if sampling == "exact":
+        raise ValueError(f"sampling='exact' is not exact here: {reason}; use 'explicit'")
+    return False
 
 
 def _check_truth(truth) -> None:

@@ -212,6 +212,31 @@ def gaussian_moments(model, n: int, streams: ChainStreams) -> Moments:
     return Moments(n, mean, scatter)
 
 
+def exact_gaussian_moments(model, n: int, streams: ChainStreams) -> Moments:
+    r"""Moments of ``n`` points per chain from a Gaussian ``model``, drawn directly.
+
+    The exact sufficient-statistics path: :math:`ar x = \mu + Lar z` with
+    :math:`ar z \sim \mathcal N(0, I/n)` and scatter :math:`L M L^	op` with
+    :math:`M \sim \mathrm{Wishart}_d(n - 1, I)` (Bartlett decomposition, chi-squares by
+    Marsaglia & Tsang's gamma sampler), independent — the joint law of the sample
+    mean and scatter of ``n`` Gaussian points. Its cost does not grow with ``n``.
+    It draws different random numbers from :func:`gaussian_moments`, so the two agree
+    in distribution, not draw by draw.
+    """
+    model = model.broadcast(streams.chains)
+    chains, d = streams.chains, model.dim
+    zmean = np.empty((chains, d))
+    zscatter = np.empty((chains, d, d))
+    _mk.exact_normal_moments(streams.states, n, zmean, zscatter)
+    if d == 1:
+        sd = np.sqrt(model.cov[:, :, 0])
+        return Moments(n, model.mean + sd * zmean, zscatter * model.cov)
+    chol = model.cholesky()
+    mean = model.mean + np.einsum("cij,cj->ci", chol, zmean)
+    scatter = chol @ zscatter @ np.swapaxes(chol, 1, 2)
+    return Moments(n, mean, scatter)
+
+
 def subsample(pool: np.ndarray, size: int, k: int, streams: ChainStreams) -> np.ndarray:
     """``k`` rows per chain drawn uniformly without replacement from ``pool[:, :size]``."""
     out = np.empty((pool.shape[0], k, pool.shape[2]))

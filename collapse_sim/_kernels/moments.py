@@ -5,11 +5,13 @@ products), which keeps it exact to rounding when the points are nearly equal:
 the regime a collapsing chain lives in.
 """
 
+import math
+
 import numba as nb
 import numpy as np
 
 from ._dispatch import chain_kernel
-from .rng import _fill_normal_row, next_below
+from .rng import _fill_normal_row, next_below, next_chisquare, next_normal
 
 
 @nb.njit(inline="always")
@@ -114,3 +116,38 @@ def _contains(table, value):
 @nb.njit(inline="always")
 def _insert(table, value):
     table[_slot(table, value)] = value
+
+
+@chain_kernel
+def exact_normal_moments(states, k, mean, m2):
+    r"""Moments of ``k`` standard normal points in ``d`` dims, drawn without the points.
+
+    For ``k`` i.i.d. :math:`\mathcal N(0, I_d)` points the sample mean and the centred
+    scatter are independent, :math:`\bar z \sim \mathcal N(0, I/k)` and
+    :math:`M \sim \mathrm{Wishart}_d(k - 1, I)`. The Wishart matrix is drawn by the
+    Bartlett decomposition: :math:`M = AA^\top` with :math:`A` lower triangular,
+    :math:`A_{ii}^2 \sim \chi^2_{k-i}` (``i = 1..d``) and :math:`A_{ij} \sim \mathcal N(0, 1)`
+    below the diagonal. Cost per chain: ``d + d(d-1)/2`` normals and ``d`` chi-squares,
+    whatever ``k``. When ``k - 1 < d`` the Wishart matrix is singular of rank ``k - 1``
+    (``k`` points span ``k - 1`` dimensions): only the first ``k - 1`` columns of
+    :math:`A` are drawn, the rest are 0.
+    """
+    chains, d = mean.shape
+    scale = 1.0 / math.sqrt(k)
+    for c in nb.prange(chains):
+        s = states[c]
+        a = np.zeros((d, d))
+        for i in range(d):
+            mean[c, i] = next_normal(s) * scale
+        for i in range(d):
+            df = k - 1 - i
+            a[i, i] = math.sqrt(next_chisquare(s, df)) if df > 0 else 0.0
+            for j in range(min(i, k - 1)):  # rank k - 1 < d: columns j >= k - 1 vanish
+                a[i, j] = next_normal(s)
+        for i in range(d):
+            for j in range(i + 1):
+                acc = 0.0
+                for t in range(j + 1):
+                    acc += a[i, t] * a[j, t]
+                m2[c, i, j] = acc
+                m2[c, j, i] = acc

@@ -157,3 +157,36 @@ def fill_raw(states, out):
         row = out[c]
         for i in range(row.shape[0]):
             row[i] = _next(s)
+
+
+@nb.njit(inline="always")
+def next_gamma(s, shape):
+    """Gamma(``shape``, 1) draw (Marsaglia & Tsang, ACM TOMS 26(3), 2000), ``shape > 0``.
+
+    For ``shape >= 1``: ``d = shape - 1/3``, ``c = 1/sqrt(9d)``, propose ``v = (1 + c z)^3``
+    from a normal ``z`` and accept with the squeeze ``u < 1 - 0.0331 z^4`` or
+    ``log u < z^2/2 + d(1 - v + log v)``. For ``shape < 1``: ``Gamma(shape + 1) U^(1/shape)``.
+    """
+    boost = 1.0
+    a = shape
+    if a < 1.0:
+        boost = math.exp(math.log(1.0 - next_double(s)) / a)  # U^(1/a), U in (0, 1]
+        a += 1.0
+    d = a - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    while True:
+        z = next_normal(s)
+        t = 1.0 + c * z
+        if t <= 0.0:
+            continue
+        v = t * t * t
+        u = 1.0 - next_double(s)  # (0, 1]
+        z2 = z * z
+        if u < 1.0 - 0.0331 * z2 * z2 or math.log(u) < 0.5 * z2 + d * (1.0 - v + math.log(v)):
+            return d * v * boost
+
+
+@nb.njit(inline="always")
+def next_chisquare(s, df):
+    """Chi-square draw with ``df > 0`` degrees of freedom: ``2 Gamma(df / 2)``."""
+    return 2.0 * next_gamma(s, 0.5 * df)
