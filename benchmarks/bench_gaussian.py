@@ -31,10 +31,11 @@ def numpy_loop(chains: int, generations: int, n: int, seed: int = 0) -> np.ndarr
     return out
 
 
-def ours(chains: int, generations: int, n: int, seed: int = 0) -> np.ndarray:
+def ours(chains: int, generations: int, n: int, seed: int = 0,
+         sampling: str = "explicit") -> np.ndarray:
     sim = cs.simulate(cs.Gaussian(mean=0.0, var=1.0), cs.GaussianFit("mle"), n_samples=n,
                       generations=generations, chains=chains, seed=seed, metrics="variance",
-                      progress=False)
+                      progress=False, sampling=sampling)
     return sim.metrics["variance"]
 
 
@@ -67,7 +68,23 @@ def run(repeats: int = 3, quick: bool = False) -> list[dict]:
     draws = chains * generations * n
     t_raw = best_of(lambda: raw_numpy_normals(draws), repeats)
     case = f"gaussian explicit, {chains} chains x {generations} gens x n={n}"
+    exact_rows = []
+    for n_exact, goal in ((100, 50.0), (10_000, 2000.0)):
+        ours(10, 2, n_exact, sampling="exact")
+        t_exact = best_of(lambda n_exact=n_exact: ours(chains, generations, n_exact,
+                                                         sampling="exact"), repeats)
+        # The numpy loop's cost is linear in generations: time a slice of them at large n.
+        base_gens = generations if n_exact <= 1000 else max(generations // 20, 5)
+        t_base = best_of(lambda n_exact=n_exact, g=base_gens: numpy_loop(chains, g, n_exact),
+                         repeats) * generations / base_gens
+        exact_rows.append({
+            "case": f"gaussian exact, {chains} chains x {generations} gens x n={n_exact}",
+            "ours_s": t_exact, "baseline": "numpy vectorised loop"
+            + ("" if base_gens == generations else
+               f" (timed on {base_gens} generations, scaled)"),
+            "baseline_s": t_base, "ratio": t_base / t_exact, "goal": goal})
     return [
+        *exact_rows,
         {"case": case, "ours_s": t_ours, "baseline": "numpy vectorised loop",
          "baseline_s": t_numpy, "ratio": t_numpy / t_ours, "goal": 3.0},
         {"case": "normal draws per second (ours, inside simulate)", "ours_s": t_ours,

@@ -60,14 +60,26 @@ def chain_states(root: np.random.SeedSequence, chains: int, first: int = 0) -> n
     """xoshiro256++ states for chains ``first .. first+chains-1``.
 
     Shape ``(chains, STATE_STRIDE)`` uint64; words 0-3 of each row are the state.
+    A 256-bit key ``K`` comes from ``SeedSequence(entropy, spawn_key=(..., 0))``;
+    chain ``c``'s four words are outputs ``4c+1 .. 4c+4`` of the SplitMix64
+    generator started at ``K[0]``, each XOR-ed with ``K[j]`` (SplitMix64 is the
+    seeding procedure xoshiro's authors recommend; consecutive, disjoint blocks of
+    one SplitMix64 stream give distinct, decorrelated states). It depends only on
+    the seed and ``c``, and costs nanoseconds per chain.
     """
+    key = _state_from(np.random.SeedSequence(root.entropy,
+                                             spawn_key=(*root.spawn_key, CHAIN_KEY)))
     out = np.zeros((chains, STATE_STRIDE), dtype=np.uint64)
-    for i in range(chains):
-        child = np.random.SeedSequence(
-            root.entropy, spawn_key=(*root.spawn_key, CHAIN_KEY, first + i)
-        )
-        out[i, :4] = _state_from(child)
+    _splitmix_states(key, first, out)
     return out
+
+
+def _splitmix_states(key: np.ndarray, first: int, out: np.ndarray) -> None:
+    from ._kernels.rng import splitmix_states
+
+    splitmix_states(key, np.uint64(first), out)
+    if not out[:, :4].any(axis=1).all():  # all-zero is xoshiro's fixed point (p ~ 2^-256)
+        raise RuntimeError("degenerate xoshiro state derived; use another seed")
 
 
 def shared_state(root: np.random.SeedSequence, index: int) -> np.ndarray:

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from . import _random
 from . import metrics as _metrics
+from ._kernels import fused as _fused
 from ._validation import check_int
 from .fitting import GaussianFit
 from .models import EstimatorBatch, Gaussian, GaussianMixture
@@ -35,6 +36,8 @@ from .sampling import (
     subsample,
 )
 
+#: Chain-generations per block of the fused exact 1-D path (bounds its working memory).
+FUSED_BLOCK_ELEMENTS = 1 << 16
 #: Runs expected to take longer than this many seconds show a progress bar when ``progress=None``.
 PROGRESS_DELAY = 2.0
 
@@ -166,6 +169,31 @@ def simulate(
         out[name][0] = value[0]
     models = _ModelRecorder(truth, fitter, generations, chains) if record_models else None
 
+    if exact and truth.dim == 1:
+        _fused_exact_1d(truth, fitter, plan, n_samples, generations, streams, names, ctx, out,
+                        models)
+    else:
+        _run_loop(truth, fitter, plan, n_samples, generations, streams, names, ctx, out,
+                  models, uses_moments, exact, progress)
+
+    config = {
+        "truth": truth.to_dict(),
+        "fitter": fitter.to_dict(),
+        "policy": policy.to_dict(),
+        "n_samples": n_samples,
+        "generations": generations,
+        "chains": chains,
+        "seed": _random.seed_record(root),
+        "sampling": "exact" if exact else "explicit",
+        "metrics": list(names),
+    }
+    return Simulation(metrics=out, config=config,
+                      models=None if models is None else models.arrays)
+
+
+def _run_loop(truth, fitter, plan, n_samples, generations, streams, names, ctx, out, models,
+              uses_moments, exact, progress) -> None:
+    """Generation by generation: draw, fit, measure (any fitter, policy and dimension)."""
     loop = _Loop(truth, fitter, plan, n_samples, generations, streams,
                  points=not uses_moments or plan.pool == "subsample", exact=exact)
     # progress=None: tqdm's own rule (off when stderr is not a terminal) after a delay.
@@ -185,19 +213,37 @@ def simulate(
     finally:
         bar.close()
 
-    config = {
-        "truth": truth.to_dict(),
-        "fitter": fitter.to_dict(),
-        "policy": policy.to_dict(),
-        "n_samples": n_samples,
-        "generations": generations,
-        "chains": chains,
-        "seed": _random.seed_record(root),
-        "sampling": "exact" if exact else "explicit",
-        "metrics": list(names),
-    }
-    return Simulation(metrics=out, config=config,
-                      models=None if models is None else models.arrays)
+
+def _fused_exact_1d(truth, fitter, plan, n_samples, generations, streams, names, ctx, out,
+                    models) -> None:
+    """Exact path in 1-D: every generation of every chain in one kernel, then the metrics of
+    all ``generations x chains`` models in one vectorised call each.
+
+    Bit-identical to :func:`_run_loop` with ``exact=True`` (same draws, same arithmetic).
+    """
+    chains = streams.chains
+    # Blocks of generations keep the working memory O(chains x block), not O(chains x G).
+    block = max(1, min(generations, FUSED_BLOCK_ELEMENTS // chains))
+    carry = np.zeros((chains, 8))
+    for start in range(1, generations + 1, block):
+        size = min(block, generations + 1 - start)
+        m_blk, v_blk = np.empty((chains, size)), np.empty((chains, size))
+        _fused.exact_run_1d(streams.states, n_samples, fitter.ddof, plan.real, plan.fresh,
+                            plan.synthetic, plan.pool == "all", float(truth.mean[0, 0]),
+                            float(truth.cov[0, 0, 0]), start, carry, m_blk, v_blk)
+        means = np.ascontiguousarray(m_blk.T)  # (size, chains)
+        variances = np.ascontiguousarray(v_blk.T)
+        bad = ~(np.isfinite(means) & np.isfinite(variances))
+        if bad.any():
+            t, c = np.argwhere(bad)[0]
+            raise FloatingPointError(f"generation {start + t}: the fit of chain {c} is not finite")
+        fitted = Gaussian._from_arrays(means.reshape(-1, 1), variances.reshape(-1, 1, 1))
+        rows = slice(start, start + size)
+        for name, value in _metrics.evaluate(names, truth, fitted, ctx).items():
+            out[name][rows] = value.reshape(size, chains)
+        if models is not None:
+            models.arrays["mean"][rows] = means[:, :, None]
+            models.arrays["cov"][rows] = variances[:, :, None, None]
 
 
 class _ModelRecorder:

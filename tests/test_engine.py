@@ -261,20 +261,29 @@ def test_training_set_too_small_for_estimator():
 
 # -- memory ------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("sampling", ["explicit", "exact"])
 @pytest.mark.parametrize("policy", [cs.Replace(), cs.Accumulate(), cs.KeepReal(0.1)],
                          ids=lambda p: type(p).__name__)
-def test_peak_memory_does_not_grow_with_generations(policy):
+@pytest.mark.parametrize("truth", [TRUTH, TRUTH3], ids=["1d", "3d"])
+def test_peak_memory_does_not_grow_with_generations(policy, sampling, truth):
     import tracemalloc
 
+    kw = {"chains": 300, "n_samples": 200, "metrics": "variance", "sampling": sampling,
+          "truth": truth}
+
     def peak(generations):
-        run(policy, generations=2, chains=300, n_samples=200, metrics="variance")  # warm up
+        run(policy, generations=2, **kw)  # warm up
         tracemalloc.start()
-        run(policy, generations=generations, chains=300, n_samples=200, metrics="variance")
+        run(policy, generations=generations, **kw)
         _, top = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         return top - (generations + 1) * 300 * 8  # minus the returned metric array
 
-    short, long = peak(20), peak(400)
-    # The working set is O(chains x n) = 300 x 200 doubles (480 kB) per buffer; 20x more
-    # generations may not add more than one such buffer.
+    # The explicit path's working set is O(chains x n) = 300 x 200 doubles (480 kB) per
+    # buffer; the exact path's is O(chains x d^2) per generation, or one block of at most
+    # engine.FUSED_BLOCK_ELEMENTS chain-generations in 1-D (full blocks from about 450
+    # generations on at 300 chains). Once reached, 10x more generations may not add one
+    # such buffer.
+    first = 300 if sampling == "explicit" else 1000
+    short, long = peak(first), peak(10 * first)
     assert long - short < 300 * 200 * 8, (short, long)

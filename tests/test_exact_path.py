@@ -105,3 +105,23 @@ def test_exact_scatter_mean_is_k_minus_1_sigma_even_when_singular(k):
     se = np.sqrt((k - 1) * (sigma**2 + np.outer(np.diag(sigma), np.diag(sigma))) / chains)
     assert np.all(np.abs(m.scatter.mean(axis=0) - (k - 1) * sigma) <= 5 * se + 1e-12)
     assert np.linalg.matrix_rank(m.scatter[0]) == min(k - 1, 3)
+
+
+@pytest.mark.parametrize("policy", [*POLICIES, cs.KeepReal(1.0)], ids=repr)
+@pytest.mark.parametrize("block", [1 << 16, 5])
+def test_fused_1d_run_is_bit_identical_to_the_generation_loop(policy, block, monkeypatch):
+    from collapse_sim import engine
+
+    kw = {"n_samples": 12, "generations": 25, "chains": 6, "seed": 3, "policy": policy,
+          "sampling": "exact", "record_models": True}
+    monkeypatch.setattr(engine, "FUSED_BLOCK_ELEMENTS", block)
+    fused = cs.simulate(TRUTH1, cs.GaussianFit("unbiased"), **kw)
+
+    def loop_instead(*args):
+        engine._run_loop(*args, True, True, False)
+
+    monkeypatch.setattr(engine, "_fused_exact_1d", loop_instead)
+    loop = cs.simulate(TRUTH1, cs.GaussianFit("unbiased"), **kw)
+    for name in fused.metrics:
+        np.testing.assert_array_equal(fused.metrics[name], loop.metrics[name])
+    np.testing.assert_array_equal(fused.models["cov"], loop.models["cov"])

@@ -12,7 +12,10 @@ def test_gmm_preset_components_collapse_as_in_the_paper():
     c = result.curves
     first = c[c.generation == 1]
     last = c[c.generation == 2000]
-    assert first.component_sd_min.min() > 0.5 and first.component_sd_max.max() < 1.5
+    # Generation 1 splits the standard normal in two: along the split axis a half-normal
+    # has sd sqrt(1 - 2/pi) = 0.60 (soft EM assignments give more), across it 1; with
+    # n = 1000 each sd fluctuates by about 0.05, so 0.45 and 1.5 are 3-SE margins.
+    assert first.component_sd_min.min() > 0.45 and first.component_sd_max.max() < 1.5
     assert last.component_sd_max.max() < 0.1
     # the mixture has left the first fit far behind
     assert last.l2_to_first.min() > 100 * c[c.generation == 2].l2_to_first.max()

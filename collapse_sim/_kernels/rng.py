@@ -23,12 +23,12 @@ _U64 = nb.uint64
 _SHIFT_53 = 1.0 / 9007199254740992.0  # 2**-53
 
 
-@nb.njit(inline="always")
+@nb.njit
 def _rotl(x, k):
     return (x << _U64(k)) | (x >> _U64(64 - k))
 
 
-@nb.njit(inline="always")
+@nb.njit
 def _next(s):
     """Advance the 4-word state ``s`` in place and return the next 64-bit output."""
     s0 = s[0]
@@ -50,13 +50,13 @@ def _next(s):
     return result
 
 
-@nb.njit(inline="always")
+@nb.njit
 def next_double(s):
     """Uniform double in [0, 1) from the top 53 bits."""
     return np.float64(_next(s) >> _U64(11)) * _SHIFT_53
 
 
-@nb.njit(inline="always")
+@nb.njit
 def next_below(s, m):
     """Uniform integer in [0, m), m >= 1, as floor(U * m) (bias below m / 2**53)."""
     limit = np.float64(m)
@@ -96,7 +96,7 @@ _ZIG_INV_R = 1.0 / _ZIG_R
 _MASK52 = np.uint64(0x000FFFFFFFFFFFFF)
 
 
-@nb.njit(inline="always")
+@nb.njit
 def next_normal(s):
     """One standard normal from state ``s`` (ziggurat)."""
     while True:
@@ -123,7 +123,7 @@ def next_normal(s):
             return x
 
 
-@nb.njit(inline="always")
+@nb.njit
 def _fill_normal_row(s, out):
     """Fill the 1-D array ``out`` with standard normals from state ``s``."""
     for i in range(out.shape[0]):
@@ -159,7 +159,7 @@ def fill_raw(states, out):
             row[i] = _next(s)
 
 
-@nb.njit(inline="always")
+@nb.njit
 def next_gamma(s, shape):
     """Gamma(``shape``, 1) draw (Marsaglia & Tsang, ACM TOMS 26(3), 2000), ``shape > 0``.
 
@@ -173,7 +173,12 @@ def next_gamma(s, shape):
         boost = math.exp(math.log(1.0 - next_double(s)) / a)  # U^(1/a), U in (0, 1]
         a += 1.0
     d = a - 1.0 / 3.0
-    c = 1.0 / math.sqrt(9.0 * d)
+    return _gamma_mt(s, d, 1.0 / math.sqrt(9.0 * d)) * boost
+
+
+@nb.njit
+def _gamma_mt(s, d, c):
+    """Marsaglia-Tsang acceptance loop for shape ``d + 1/3 >= 1`` with ``c = 1/sqrt(9d)``."""
     while True:
         z = next_normal(s)
         t = 1.0 + c * z
@@ -183,10 +188,24 @@ def next_gamma(s, shape):
         u = 1.0 - next_double(s)  # (0, 1]
         z2 = z * z
         if u < 1.0 - 0.0331 * z2 * z2 or math.log(u) < 0.5 * z2 + d * (1.0 - v + math.log(v)):
-            return d * v * boost
+            return d * v
 
 
-@nb.njit(inline="always")
+@nb.njit
 def next_chisquare(s, df):
     """Chi-square draw with ``df > 0`` degrees of freedom: ``2 Gamma(df / 2)``."""
     return 2.0 * next_gamma(s, 0.5 * df)
+
+
+@nb.njit(cache=True)
+def splitmix_states(key, first, out):
+    """Chain ``first + c``'s state: SplitMix64 outputs ``4(first+c)+1 .. +4``, XOR ``key``."""
+    golden = _U64(0x9E3779B97F4A7C15)
+    for c in range(out.shape[0]):
+        base = key[0] + golden * (_U64(4) * (first + _U64(c)))
+        for j in range(4):
+            z = base + golden * _U64(j + 1)
+            z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+            z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
+            z = z ^ (z >> _U64(31))
+            out[c, j] = z ^ key[j]

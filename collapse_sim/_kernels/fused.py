@@ -1,0 +1,92 @@
+"""A whole run of the exact 1-D Gaussian path in one kernel: all generations, every chain.
+
+Per chain it performs exactly the steps, in exactly the order and arithmetic, of the
+generation-by-generation exact path (``engine._Loop`` with
+``sampling.exact_gaussian_moments``), so both give bit-identical models; a test
+asserts it. What it saves is the Python work per generation.
+"""
+
+import math
+
+import numba as nb
+import numpy as np
+
+from ._dispatch import chain_kernel
+from .rng import next_chisquare, next_normal
+
+
+@nb.njit
+def _draw(s, k, mean, var):
+    """Exact (count, mean, M2) of ``k`` points from N(mean, var), as exact_normal_moments."""
+    zmean = next_normal(s) * (1.0 / math.sqrt(k))
+    df = k - 1
+    a = math.sqrt(next_chisquare(s, df)) if df > 0 else 0.0
+    return mean + math.sqrt(var) * zmean, (a * a) * var
+
+
+@nb.njit
+def _add(ka, ma, sa, kb, mb, sb):
+    """Chan et al.'s pairwise union of two moment triples (as ``Moments.__add__``)."""
+    if ka == 0:
+        return kb, mb, sb
+    if kb == 0:
+        return ka, ma, sa
+    k = ka + kb
+    delta = mb - ma
+    mean = ma + delta * (kb / k)
+    scatter = sa + sb + (delta * delta) * (ka * kb / k)
+    return k, mean, scatter
+
+
+@chain_kernel
+def exact_run_1d(states, n, ddof, real_k, fresh, synth, pool_all, mu0, var0, start, carry,
+                 means, variances):
+    """Generations ``start .. start + G - 1`` of every chain; ``G = means.shape[1]``.
+
+    Writes ``means[c, i]`` and ``variances[c, i]`` for generation ``start + i`` (a
+    chain-major block, contiguous per chain). ``carry[c]`` holds what the next block
+    needs — the model, the real part's moments and the accumulated pool: ``(mean, var,
+    kr, mr, sr, kp, mp, sp)`` — and is filled by the block that contains generation 1.
+    """
+    chains, block = means.shape
+    for c in nb.prange(chains):
+        s = states[c]
+        mean, var = carry[c, 0], carry[c, 1]
+        kr, mr, sr = np.int64(carry[c, 2]), carry[c, 3], carry[c, 4]
+        kp, mp, sp = np.int64(carry[c, 5]), carry[c, 6], carry[c, 7]
+        for i in range(block):
+            t = start + i
+            if t == 1:
+                if 0 < real_k < n:
+                    m1, s1 = _draw(s, real_k, mu0, var0)
+                    m2, s2 = _draw(s, n - real_k, mu0, var0)
+                    kr, mr, sr = real_k, m1, s1
+                    ka, ma, sa = _add(real_k, m1, s1, n - real_k, m2, s2)
+                else:
+                    ma, sa = _draw(s, n, mu0, var0)
+                    ka = n
+                    kr, mr, sr = ka, ma, sa
+                kp, mp, sp = ka, ma, sa  # the accumulated pool starts as the real sample
+                mean = ma
+                var = sa / (ka - ddof)
+            else:
+                kt, mt, st = 0, 0.0, 0.0
+                if real_k > 0:
+                    kt, mt, st = kr, mr, sr
+                if fresh > 0:
+                    mf, sf = _draw(s, fresh, mu0, var0)
+                    kt, mt, st = _add(kt, mt, st, fresh, mf, sf)
+                if synth > 0:
+                    my, sy = _draw(s, synth, mean, var)
+                    if pool_all:
+                        kp, mp, sp = _add(kp, mp, sp, synth, my, sy)
+                        kt, mt, st = kp, mp, sp
+                    else:
+                        kt, mt, st = _add(kt, mt, st, synth, my, sy)
+                mean = mt
+                var = st / (kt - ddof)
+            means[c, i] = mean
+            variances[c, i] = var
+        carry[c, 0], carry[c, 1] = mean, var
+        carry[c, 2], carry[c, 3], carry[c, 4] = kr, mr, sr
+        carry[c, 5], carry[c, 6], carry[c, 7] = kp, mp, sp
