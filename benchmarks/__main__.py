@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numba
 
-from . import bench_gaussian, bench_mixture
+from . import bench_compile, bench_gaussian, bench_mixture
 
-SUITES = {"gaussian": bench_gaussian, "mixture": bench_mixture}
+SUITES = {"gaussian": bench_gaussian, "mixture": bench_mixture, "compile": bench_compile}
 
 
 def main() -> None:
@@ -37,8 +37,10 @@ def main() -> None:
         ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x"
         goal = "" if r["goal"] is None else f">={r['goal']:g}x"
         print(f"{r['case']:<58} {r['ours_s']:>8.3f} {base:>8} {ratio:>7} {goal:>6}")
-        if r.get("baseline"):
-            print(f"{'':<4}baseline: {r['baseline']}" + (f"; {r['note']}" if r.get("note") else ""))
+        details = [f"baseline: {r['baseline']}"] if r.get("baseline") else []
+        details += [r["note"]] if r.get("note") else []
+        if details:
+            print(f"{'':<4}" + "; ".join(details))
     meta = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.machine(),
             "cpus": os.cpu_count(), "numba_threads": numba.get_num_threads(),
             "python": platform.python_version(), "quick": args.quick}
