@@ -12,7 +12,7 @@ import numba as nb
 import numpy as np
 
 from ._dispatch import chain_kernel
-from .rng import next_chisquare, next_normal
+from .rng import _gamma_mt, next_chisquare, next_normal
 
 
 @nb.njit
@@ -21,6 +21,18 @@ def _draw(s, k, mean, var):
     zmean = next_normal(s) * (1.0 / math.sqrt(k))
     df = k - 1
     a = math.sqrt(next_chisquare(s, df)) if df > 0 else 0.0
+    return mean + math.sqrt(var) * zmean, (a * a) * var
+
+
+@nb.njit
+def _draw_fixed(s, scale, d_mt, c_mt, mean, var):
+    """:func:`_draw` for a size ``k`` with ``(k - 1) / 2 >= 1``, constants precomputed.
+
+    ``scale = 1/sqrt(k)``, ``d_mt = (k - 1)/2 - 1/3``, ``c_mt = 1/sqrt(9 d_mt)``: the same
+    numbers ``next_chisquare`` would compute, so the draw is bit-identical.
+    """
+    zmean = next_normal(s) * scale
+    a = math.sqrt(2.0 * _gamma_mt(s, d_mt, c_mt))
     return mean + math.sqrt(var) * zmean, (a * a) * var
 
 
@@ -49,6 +61,10 @@ def exact_run_1d(states, n, ddof, real_k, fresh, synth, pool_all, mu0, var0, sta
     kr, mr, sr, kp, mp, sp)`` — and is filled by the block that contains generation 1.
     """
     chains, block = means.shape
+    fast_synth = 0.5 * (synth - 1) >= 1.0
+    scale = 1.0 / math.sqrt(synth) if synth > 0 else 0.0
+    d_mt = 0.5 * (synth - 1) - 1.0 / 3.0
+    c_mt = 1.0 / math.sqrt(9.0 * d_mt) if fast_synth else 0.0
     for c in nb.prange(chains):
         s = states[c]
         mean, var = carry[c, 0], carry[c, 1]
@@ -77,7 +93,10 @@ def exact_run_1d(states, n, ddof, real_k, fresh, synth, pool_all, mu0, var0, sta
                     mf, sf = _draw(s, fresh, mu0, var0)
                     kt, mt, st = _add(kt, mt, st, fresh, mf, sf)
                 if synth > 0:
-                    my, sy = _draw(s, synth, mean, var)
+                    if fast_synth:
+                        my, sy = _draw_fixed(s, scale, d_mt, c_mt, mean, var)
+                    else:
+                        my, sy = _draw(s, synth, mean, var)
                     if pool_all:
                         kp, mp, sp = _add(kp, mp, sp, synth, my, sy)
                         kt, mt, st = kp, mp, sp
