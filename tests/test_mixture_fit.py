@@ -107,3 +107,24 @@ def test_bad_data():
         fit.fit(np.full((1, 5, 1), np.nan))
     with pytest.raises(TypeError, match="n_components"):
         cs.GaussianMixtureFit(2.5)
+
+
+def test_specialised_2d_full_iteration_equals_general_iteration():
+    from collapse_sim._kernels import em
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(300, 2)) @ np.array([[1.0, 0.4], [0.0, 0.7]]) + 3.0
+    states = []
+    for _ in range(2):
+        w = np.array([0.3, 0.7])
+        m = np.array([[2.0, 3.0], [4.0, 3.5]])
+        c = np.stack([np.eye(2), [[1.0, 0.3], [0.3, 0.5]]])
+        chol = np.linalg.cholesky(c)
+        states.append((w, m, c, chol))
+    scratch = [np.empty((2, 2)), np.empty(2), np.empty((2, 2)), np.empty((2, 2, 2))]
+    (w1, m1, c1, l1), (w2, m2, c2, l2) = states
+    b1 = em._em_iteration(x, em.FULL, 1e-6, w1, m1, c1, l1, *scratch)
+    b2 = em._em_iteration_2d_full(x, 1e-6, w2, m2, c2, l2, *scratch)
+    assert b1 == pytest.approx(b2, rel=1e-12)
+    for a, b in ((w1, w2), (m1, m2), (c1, c2)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
