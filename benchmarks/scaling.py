@@ -59,6 +59,8 @@ NUMPY_MAX_DRAWS = 20_000_000
 #: Never time fewer generations than this when capping.
 MIN_TIMED_GENERATIONS = 10
 QUICK_MAX_DRAWS = 2_000_000
+#: Other processes using more cores than this on average during the run trigger a warning.
+BUSY_CORES = 0.25
 
 METHODS = ("explicit", "exact", "numpy")
 LABELS = {"explicit": 'simulate, sampling="explicit"', "exact": 'simulate, sampling="exact"',
@@ -66,6 +68,25 @@ LABELS = {"explicit": 'simulate, sampling="explicit"', "exact": 'simulate, sampl
 COLOURS = {"explicit": "#0072B2", "exact": "#D55E00", "numpy": "#009E73"}
 AXIS_LABELS = {"chains": "chains", "n_samples": "samples per generation n",
                "generations": "generations G"}
+
+
+def cpu_clock() -> tuple[float, float, float] | None:
+    """(wall s, CPU s used by every process on the machine, CPU s used by this one) on Linux."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
+    own = os.times()
+    return time.perf_counter(), busy / os.sysconf("SC_CLK_TCK"), own.user + own.system
+
+
+def other_cores(start, end) -> float | None:
+    """Average number of cores other processes kept busy between two ``cpu_clock()``."""
+    if start is None or end is None:
+        return None
+    return max(0.0, ((end[1] - start[1]) - (end[2] - start[2])) / (end[0] - start[0]))
 
 
 def simulate(chains: int, n_samples: int, generations: int, sampling: str) -> None:
@@ -188,9 +209,11 @@ def plot(rows: list[dict], sweeps: dict, meta: dict, path: Path) -> None:
                 Line2D([], [], ls="", marker="o", mfc="white", mec="0.3", mew=1.6,
                        label="timed on fewer generations, scaled linearly")]
     fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False, fontsize=9)
-    fig.suptitle(f"collapse_sim.simulate wall time, 1-D Gaussian MLE refit (best of "
-                 f"{meta['repeats']}, compile excluded; {meta['cpus']}-core machine, "
-                 f"{meta['date']})", fontsize=11)
+    busy = meta["other_processes_cores"]
+    busy = "" if busy is None else f", other processes busy on {busy:.1f} of them"
+    fig.suptitle(f"collapse_sim.simulate wall time, 1-D Gaussian MLE refit: best of "
+                 f"{meta['repeats']}, numba compile excluded; {meta['cpus']} cores{busy}; "
+                 f"{meta['date']}", fontsize=11)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
@@ -204,15 +227,24 @@ def main() -> None:
                         help="output directory (default benchmarks/results/)")
     args = parser.parse_args()
     wall = time.perf_counter()
+    clock = cpu_clock()
     compile_s = warm_up()
     rows, spec = run(args.quick, args.repeats)
+    busy = other_cores(clock, cpu_clock())
     meta = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "date": time.strftime("%Y-%m-%d"),
             "machine": platform.machine(), "cpus": os.cpu_count(),
             "numba_threads": numba.get_num_threads(), "python": platform.python_version(),
             "numpy": np.__version__, "numba": numba.__version__, "quick": args.quick,
             "repeats": args.repeats, "warm_up_s": compile_s,
+            "threading_layer": numba.threading_layer(),
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+            "other_processes_cores": busy,
             "note": "numpy baseline runs on one core; simulate on numba_threads threads"}
     print_table(rows, spec["sweeps"])
+    if busy is not None and busy > BUSY_CORES:
+        print(f"\nwarning: other processes kept {busy:.1f} of {os.cpu_count()} cores busy on "
+              "average during the run; the parallel kernels lose the most from it (see "
+              "docs/performance.md)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "scaling.json").write_text(json.dumps({"meta": meta, **spec, "rows": rows}, indent=2))

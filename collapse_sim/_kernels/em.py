@@ -1,5 +1,8 @@
 """Expectation-maximisation for Gaussian mixtures, one chain per ``prange`` iteration.
 
+(``_m_step`` from explicit responsibilities serves the initialisation; the EM loop
+itself uses the fused single-pass ``_em_iteration``.)
+
 The updates, the ``10 * eps`` guard on component masses, ``reg_covar`` and the
 stopping rule are those of ``sklearn.mixture.GaussianMixture`` (``n_init=1``):
 iterate E-step, M-step; stop after the first iteration whose mean
@@ -20,7 +23,7 @@ _EPS10 = 10.0 * np.finfo(np.float64).eps
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-@nb.njit(inline="always")
+@nb.njit
 def _cholesky(a, out):
     """Cholesky factor of the positive definite ``a``; False if a pivot is not positive."""
     d = a.shape[0]
@@ -41,45 +44,6 @@ def _cholesky(a, out):
                 acc2 -= out[i, k] * out[j, k]
             out[i, j] = acc2 / ljj
     return True
-
-
-@nb.njit
-def _e_step(x, weights, means, chol, log_resp):
-    """Fill ``log_resp`` ``(n, K)``; return the mean log-likelihood ``mean_i log p(x_i)``."""
-    n, d = x.shape
-    k_count = weights.shape[0]
-    y = np.empty(d)
-    logdet = np.empty(k_count)
-    logw = np.empty(k_count)
-    for k in range(k_count):
-        acc = 0.0
-        for j in range(d):
-            acc += math.log(chol[k, j, j])
-        logdet[k] = acc
-        logw[k] = math.log(weights[k]) if weights[k] > 0.0 else -np.inf
-    total = 0.0
-    for i in range(n):
-        top = -np.inf
-        for k in range(k_count):
-            maha = 0.0
-            for a in range(d):  # forward substitution L y = x - mu
-                acc = x[i, a] - means[k, a]
-                for b in range(a):
-                    acc -= chol[k, a, b] * y[b]
-                y[a] = acc / chol[k, a, a]
-                maha += y[a] * y[a]
-            v = logw[k] - 0.5 * (d * _LOG_2PI + maha) - logdet[k]
-            log_resp[i, k] = v
-            if v > top:
-                top = v
-        acc = 0.0
-        for k in range(k_count):
-            acc += math.exp(log_resp[i, k] - top)
-        norm = top + math.log(acc)
-        total += norm
-        for k in range(k_count):
-            log_resp[i, k] -= norm
-    return total / n
 
 
 @nb.njit
@@ -166,6 +130,8 @@ def _em_iteration(x, cov_type, reg_covar, weights, means, covs, chol, shift, nk,
             for b in range(d):
                 sxx[k, a, b] = 0.0
     total = 0.0
+    prod = 1.0
+    blocked = 0
     for i in range(n):
         top = -np.inf
         arg = 0
@@ -185,7 +151,15 @@ def _em_iteration(x, cov_type, reg_covar, weights, means, covs, chol, shift, nk,
         for k in range(k_count):
             vals[k] = 1.0 if k == arg else math.exp(vals[k] - top)
             acc += vals[k]
-        total += top + math.log(acc)
+        # log-likelihood top + log(acc): the logs are taken once per 64 points, on the
+        # product of the acc values (each in [1, K], so the product cannot overflow)
+        total += top
+        prod *= acc
+        blocked += 1
+        if blocked == 64:
+            total += math.log(prod)
+            prod = 1.0
+            blocked = 0
         inv = 1.0 / acc
         for k in range(k_count):
             r = vals[k] * inv
@@ -200,6 +174,7 @@ def _em_iteration(x, cov_type, reg_covar, weights, means, covs, chol, shift, nk,
                         sxx[k, a, b] += r * da * (x[i, b] - shift[k, b])
                 else:
                     sxx[k, a, a] += r * da * da
+    total += math.log(prod)
     wsum = 0.0
     for k in range(k_count):
         mass = nk[k] + _EPS10
@@ -261,6 +236,8 @@ def _em_iteration_2d_full(x, reg_covar, weights, means, covs, chol, shift, nk, s
         m0[k] = means[k, 0]
         m1[k] = means[k, 1]
     total = 0.0
+    prod = 1.0
+    blocked = 0
     for i in range(n):
         x0 = x[i, 0]
         x1 = x[i, 1]
@@ -279,7 +256,13 @@ def _em_iteration_2d_full(x, reg_covar, weights, means, covs, chol, shift, nk, s
             e = 1.0 if k == arg else math.exp(vals[k] - top)
             vals[k] = e
             acc += e
-        total += top + math.log(acc)
+        total += top
+        prod *= acc  # logs once per 64 points, as in _em_iteration
+        blocked += 1
+        if blocked == 64:
+            total += math.log(prod)
+            prod = 1.0
+            blocked = 0
         inv = 1.0 / acc
         for k in range(k_count):
             r = vals[k] * inv
@@ -293,6 +276,7 @@ def _em_iteration_2d_full(x, reg_covar, weights, means, covs, chol, shift, nk, s
             q00[k] += r * d0 * d0
             q10[k] += r * d1 * d0
             q11[k] += r * d1 * d1
+    total += math.log(prod)
     wsum = 0.0
     for k in range(k_count):
         mass = n_k[k] + _EPS10
@@ -419,7 +403,7 @@ def _kmeans_plusplus(x, k_count, s):
     return centres
 
 
-@nb.njit(inline="always")
+@nb.njit
 def _sqdist(x, i, j):
     acc = 0.0
     for a in range(x.shape[1]):
