@@ -53,7 +53,7 @@ QUICK_SWEEPS = {
     "generations": ("generations", (10, 40, 160), {"chains": 200, "n_samples": 50}),
 }
 #: Explicit runs drawing more normals than this are timed on fewer generations, then scaled.
-EXPLICIT_MAX_DRAWS = 100_000_000
+EXPLICIT_MAX_DRAWS = 200_000_000
 #: The same cap for the numpy baseline (single-threaded, about 4x slower than explicit).
 NUMPY_MAX_DRAWS = 20_000_000
 #: Never time fewer generations than this when capping.
@@ -188,12 +188,11 @@ def plot(rows: list[dict], sweeps: dict, meta: dict, path: Path) -> None:
             ax.plot(x, y, style, color=COLOURS[method], lw=1.8)
             ax.plot(x[~scaled], y[~scaled], "o", color=COLOURS[method], ms=6)
             ax.plot(x[scaled], y[scaled], "o", mfc="white", mec=COLOURS[method], mew=1.6, ms=6)
-        # slope-1 guide through the middle of the explicit line
-        ex = sorted((r[param], r["seconds"]) for r in rows
-                    if r["sweep"] == sweep and r["method"] == "explicit")
-        x0, y0 = ex[len(ex) // 2]
-        xs = np.array([ex[0][0], ex[-1][0]], dtype=float)
-        ax.plot(xs, y0 * xs / x0 * 2.5, ":", color="0.45", lw=1.2)
+        # slope-1 guide: one decade, in the empty top-left corner above every line
+        x0 = min(r[param] for r in rows if r["sweep"] == sweep)
+        y0 = 8 * max(r["seconds"] for r in rows if r["sweep"] == sweep and r[param] == x0)
+        ax.plot([1.3 * x0, 13 * x0], [y0, 10 * y0], ":", color="0.35", lw=1.4)
+        ax.text(14.5 * x0, 10 * y0, "slope 1", color="0.35", fontsize=8, va="center")
         ax.set_xscale("log")
         ax.set_yscale("log")
         fixed = ", ".join(f"{'n' if k == 'n_samples' else 'G' if k == 'generations' else k}"
@@ -205,12 +204,12 @@ def plot(rows: list[dict], sweeps: dict, meta: dict, path: Path) -> None:
     axes[0].set_ylabel("wall time (s)")
     handles = [Line2D([], [], color=COLOURS[m], ls="--" if m == "numpy" else "-", marker="o",
                       label=LABELS[m]) for m in METHODS]
-    handles += [Line2D([], [], color="0.45", ls=":", label="slope 1 (time ∝ size), for reference"),
+    handles += [Line2D([], [], color="0.45", ls=":", label="slope 1: time ∝ size (guide)"),
                 Line2D([], [], ls="", marker="o", mfc="white", mec="0.3", mew=1.6,
                        label="timed on fewer generations, scaled linearly")]
     fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False, fontsize=9)
     busy = meta["other_processes_cores"]
-    busy = "" if busy is None else f", other processes busy on {busy:.1f} of them"
+    busy = "" if busy is None else f", {busy:.1f} of them busy with other processes"
     fig.suptitle(f"collapse_sim.simulate wall time, 1-D Gaussian MLE refit: best of "
                  f"{meta['repeats']}, numba compile excluded; {meta['cpus']} cores{busy}; "
                  f"{meta['date']}", fontsize=11)
