@@ -1,11 +1,11 @@
 """Seed handling: one independent xoshiro256++ stream per chain.
 
 Every random quantity of a simulation descends from one
-:class:`numpy.random.SeedSequence`. Chain ``c`` draws from the stream seeded by
-``SeedSequence(entropy, spawn_key=(0, c))``, so its draws depend only on the seed
-and its index: the same whether 10 or 10,000 chains run, on 1 thread or many.
-Shared quantities (the held-out sample of the ``nll`` metric) use spawn keys
-``(1, ...)``.
+:class:`numpy.random.SeedSequence`. Its child ``spawn_key=(0,)`` gives a 256-bit
+key from which chain ``c``'s state is derived by SplitMix64 (see
+:func:`chain_states`), so chain ``c``'s draws depend only on the seed and its
+index: the same whether 10 or 10,000 chains run, on 1 thread or many. Shared
+quantities (the held-out sample of the ``nll`` metric) use spawn keys ``(1, ...)``.
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 r"""Statistical approximation error: drawing finite samples for every chain.
 
-Every chain owns one xoshiro256++ stream (Blackman & Vigna 2021) seeded from
-``SeedSequence(seed).spawn``-style children keyed by the chain index, and the
+Every chain owns one xoshiro256++ stream (Blackman & Vigna 2021), seeded by
+SplitMix64 from the seed's ``SeedSequence`` key and the chain index, and the
 jitted kernels advance chain ``c``'s stream only inside chain ``c``'s iteration
 of a ``prange``. The same ``seed`` therefore gives bit-identical draws on any
 number of threads, and chain ``c``'s draws do not depend on how many other
 chains run.
 
 Gaussian points are drawn as :math:`x = \mu + L z` with :math:`LL^\top=\Sigma`
-and :math:`z` standard normal (Marsaglia's polar method). When only the sample
+and :math:`z` standard normal (256-layer ziggurat, Marsaglia & Tsang 2000). When only the sample
 moments are needed they are computed in :math:`z`-space and mapped exactly,
 
 .. math::
