@@ -39,7 +39,7 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 import collapse_sim as cs  # noqa: E402
-from benchmarks.bench_gaussian import numpy_loop  # noqa: E402
+from benchmarks.bench_gaussian import best_of, numpy_loop  # noqa: E402
 
 #: Sweep name -> (swept parameter, its values, the fixed parameters).
 SWEEPS = {
@@ -104,13 +104,6 @@ def warm_up() -> float:
     return time.perf_counter() - start
 
 
-def best_of(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def timed_generations(chains: int, n: int, generations: int, max_draws: float | None) -> int:

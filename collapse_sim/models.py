@@ -173,18 +173,7 @@ class Gaussian:
         ndarray
             ``(n,)`` for a batch of one with 2-D input, else ``(B, n)``.
         """
-        pts = as_float_array("x", x)
-        if self.dim == 1 and pts.ndim == 1:
-            pts = pts[:, None]
-        if pts.ndim not in (2, 3) or pts.shape[-1] != self.dim:
-            raise ValueError(f"x must have shape (n, {self.dim}) or (B, n, {self.dim})")
-        squeeze = pts.ndim == 2 and self.batch_size == 1
-        if pts.ndim == 2:
-            pts = np.broadcast_to(pts, (self.batch_size, *pts.shape))
-        if pts.shape[0] != self.batch_size:
-            raise ValueError(
-                f"x has {pts.shape[0]} rows of points, the batch has {self.batch_size}"
-            )
+        pts, squeeze = _batched_points(self, x)
         out = _gaussian_logpdf(self.mean, self.cov, pts)
         return out[0] if squeeze else out
 
@@ -203,6 +192,25 @@ class Gaussian:
         streams = sampling.chain_streams(seed, self.batch_size)
         pts = sampling.gaussian_points(self, n, streams)
         return pts[0] if self.batch_size == 1 else pts
+
+
+def _batched_points(model, x) -> tuple[np.ndarray, bool]:
+    """``x`` as ``(B, n, d)`` for ``model``'s batch, and whether to drop the batch axis.
+
+    Accepts ``(n, d)`` (every member evaluates the same points), ``(n,)`` when
+    ``d = 1``, or ``(B, n, d)``.
+    """
+    pts = as_float_array("x", x)
+    if model.dim == 1 and pts.ndim == 1:
+        pts = pts[:, None]
+    if pts.ndim not in (2, 3) or pts.shape[-1] != model.dim:
+        raise ValueError(f"x must have shape (n, {model.dim}) or (B, n, {model.dim})")
+    squeeze = pts.ndim == 2 and model.batch_size == 1
+    if pts.ndim == 2:
+        pts = np.broadcast_to(pts, (model.batch_size, *pts.shape))
+    if pts.shape[0] != model.batch_size:
+        raise ValueError(f"x has {pts.shape[0]} rows of points, the batch has {model.batch_size}")
+    return pts, squeeze
 
 
 def _check_psd(name: str, cov: np.ndarray) -> None:
@@ -411,18 +419,7 @@ class GaussianMixture:
 
         Returns ``(n,)`` for a batch of one with 2-D input, else ``(B, n)``.
         """
-        pts = as_float_array("x", x)
-        if self.dim == 1 and pts.ndim == 1:
-            pts = pts[:, None]
-        if pts.ndim not in (2, 3) or pts.shape[-1] != self.dim:
-            raise ValueError(f"x must have shape (n, {self.dim}) or (B, n, {self.dim})")
-        squeeze = pts.ndim == 2 and self.batch_size == 1
-        if pts.ndim == 2:
-            pts = np.broadcast_to(pts, (self.batch_size, *pts.shape))
-        if pts.shape[0] != self.batch_size:
-            raise ValueError(
-                f"x has {pts.shape[0]} rows of points, the batch has {self.batch_size}"
-            )
+        pts, squeeze = _batched_points(self, x)
         out = _logsumexp(self.component_logpdf(pts), axis=2)
         return out[0] if squeeze else out
 

@@ -203,7 +203,12 @@ def gaussian_moments(model, n: int, streams: ChainStreams) -> Moments:
     zmean = np.empty((chains, d))
     zscatter = np.empty((chains, d, d))
     _mk.normal_moments(streams.states, buf, zmean, zscatter)
-    if d == 1:
+    return _from_standard(model, n, zmean, zscatter)
+
+
+def _from_standard(model, n: int, zmean: np.ndarray, zscatter: np.ndarray) -> Moments:
+    """Moments of ``mu + L z`` from those of the standard normal points ``z``."""
+    if model.dim == 1:
         sd = np.sqrt(model.cov[:, :, 0])
         return Moments(n, model.mean + sd * zmean, zscatter * model.cov)
     chol = model.cholesky()
@@ -228,13 +233,7 @@ def exact_gaussian_moments(model, n: int, streams: ChainStreams) -> Moments:
     zmean = np.empty((chains, d))
     zscatter = np.empty((chains, d, d))
     _mk.exact_normal_moments(streams.states, n, zmean, zscatter)
-    if d == 1:
-        sd = np.sqrt(model.cov[:, :, 0])
-        return Moments(n, model.mean + sd * zmean, zscatter * model.cov)
-    chol = model.cholesky()
-    mean = model.mean + np.einsum("cij,cj->ci", chol, zmean)
-    scatter = chol @ zscatter @ np.swapaxes(chol, 1, 2)
-    return Moments(n, mean, scatter)
+    return _from_standard(model, n, zmean, zscatter)
 
 
 def subsample(pool: np.ndarray, size: int, k: int, streams: ChainStreams) -> np.ndarray:
