@@ -25,6 +25,7 @@ from .policies import (
     Replace,
 )
 from .results import Simulation
+from .sgd import SGDGaussianFit
 
 __version__ = "0.1.0"
 
@@ -39,6 +40,7 @@ __all__ = [
     "GaussianMixtureFit",
     "KeepReal",
     "Replace",
+    "SGDGaussianFit",
     "Simulation",
     "SklearnFitter",
     "__version__",

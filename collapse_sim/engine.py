@@ -440,5 +440,6 @@ def _check_finite(model: Gaussian, t: int) -> None:
     bad = np.flatnonzero(bad_mean | bad_cov)
     if bad.size:
         raise FloatingPointError(
-            f"generation {t}: the fit of chain {bad[0]} (and {bad.size - 1} others) is not finite"
+            f"generation {t}: the fit of chain {bad[0]} (and {bad.size - 1} others) is not "
+            "finite (an SGD fitter diverged? lower its learning_rate)"
         )

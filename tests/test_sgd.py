@@ -1,0 +1,91 @@
+"""SGDGaussianFit: convergence to the MLE, its bias when short, reproducibility, bad input."""
+
+import numba
+import numpy as np
+import pytest
+
+import collapse_sim as cs
+
+TRUTH = cs.Gaussian(mean=[1.0, -1.0], cov=[[2.0, 0.5], [0.5, 1.0]])
+
+
+def _fit(fitter, x, seed=0):
+    return fitter.fit_chains(x, streams=cs.sampling.chain_streams(seed, x.shape[0]))
+
+
+def test_converges_to_the_mle_as_the_learning_rate_shrinks():
+    x = np.repeat(TRUTH.sample(400, seed=1)[None], 4, axis=0)
+    mle = cs.GaussianFit().fit(x)
+    errors = []
+    for lr, epochs in ((0.01, 300), (0.002, 600)):
+        fit = cs.SGDGaussianFit(learning_rate=lr, batch_size=20, epochs=epochs, init="fixed")
+        model = _fit(fit, x)
+        errors.append(max(np.abs(model.mean - mle.mean).max(), np.abs(model.cov - mle.cov).max()))
+    # SGD with a constant rate hovers around the optimum with a spread ~ sqrt(rate): the
+    # error must be small and shrink by more than sqrt(5) ~ 2.2 when the rate drops 5x.
+    assert errors[0] < 0.05 and errors[1] < 0.01, errors
+    assert errors[1] < errors[0] / 2.2, errors
+
+
+def test_one_short_epoch_is_measurably_biased():
+    truth = cs.Gaussian(mean=0.0, var=4.0)
+    x = np.stack([truth.sample(64, seed=s) for s in range(300)])
+    mle = cs.GaussianFit().fit(x).cov[:, 0, 0]
+    short = _fit(cs.SGDGaussianFit(learning_rate=0.01, batch_size=16, epochs=1, init="fixed"),
+                 x).cov[:, 0, 0]
+    # From N(0, 1), 4 steps of rate 0.01 cannot reach the data's variance of about 4: the
+    # per-chain gap is positive and its mean is many standard errors from 0.
+    gap = mle - short
+    assert gap.mean() > 5 * gap.std(ddof=1) / np.sqrt(gap.size)
+
+
+def test_reproducible_and_thread_independent(threads):
+    kw = {"n_samples": 50, "generations": 4, "chains": 9, "seed": 2}
+    fit = cs.SGDGaussianFit(learning_rate=0.05, batch_size=10, epochs=2, momentum=0.5,
+                            gradient_noise=0.1)
+    threads(1)
+    a = cs.simulate(TRUTH, fit, **kw)
+    threads(numba.config.NUMBA_NUM_THREADS)
+    b = cs.simulate(TRUTH, fit, **kw)
+    for name in a.metrics:
+        np.testing.assert_array_equal(a.metrics[name], b.metrics[name])
+    c = cs.simulate(TRUTH, fit, **{**kw, "chains": 4})
+    np.testing.assert_array_equal(a.metrics["w2"][:, :4], c.metrics["w2"])
+
+
+def test_sgd_in_the_recursion_runs_without_nan():
+    sim = cs.simulate(cs.Gaussian(mean=0.0, var=1.0), cs.SGDGaussianFit(), n_samples=100,
+                      generations=30, chains=50, seed=0)
+    for name, arr in sim.metrics.items():
+        assert np.all(np.isfinite(arr)), name
+
+
+def test_divergence_is_reported_with_generation_and_chain():
+    with pytest.raises(FloatingPointError, match=r"generation 1: the fit of chain \d+"):
+        cs.simulate(cs.Gaussian(mean=0.0, var=1.0), cs.SGDGaussianFit(learning_rate=50.0),
+                    n_samples=100, generations=3, chains=5, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [({"learning_rate": 0.0}, ValueError, "learning_rate"),
+     ({"learning_rate": float("inf")}, ValueError, "learning_rate"),
+     ({"batch_size": 0}, ValueError, "batch_size"),
+     ({"batch_size": 2.5}, TypeError, "batch_size"),
+     ({"epochs": 0}, ValueError, "epochs"),
+     ({"momentum": 1.0}, ValueError, "momentum"),
+     ({"lr_schedule": "cosine"}, ValueError, "lr_schedule"),
+     ({"gradient_noise": -1.0}, ValueError, "gradient_noise"),
+     ({"init": "random"}, ValueError, "init")],
+)
+def test_bad_parameters(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        cs.SGDGaussianFit(**kwargs)
+
+
+def test_batch_larger_than_the_sample_is_refused_before_work():
+    with pytest.raises(ValueError, match="n_samples"):
+        cs.simulate(TRUTH, cs.SGDGaussianFit(batch_size=64), n_samples=32, generations=2,
+                    chains=10**9)
+    with pytest.raises(ValueError, match="exact"):
+        cs.simulate(TRUTH, cs.SGDGaussianFit(), n_samples=64, generations=2, sampling="exact")
