@@ -16,9 +16,14 @@ from pathlib import Path
 
 import numba
 
-from . import bench_compile, bench_gaussian, bench_mixture
+from . import bench_compile, bench_gaussian, bench_mixture, bench_sgd
 
-SUITES = {"gaussian": bench_gaussian, "mixture": bench_mixture, "compile": bench_compile}
+SUITES = {
+    "gaussian": bench_gaussian,
+    "mixture": bench_mixture,
+    "sgd": bench_sgd,
+    "compile": bench_compile,
+}
 
 
 def main() -> None:

@@ -13,8 +13,9 @@ def _fit(fitter, x, seed=0):
     return fitter.fit_chains(x, streams=cs.sampling.chain_streams(seed, x.shape[0]))
 
 
-def test_converges_to_the_mle_as_the_learning_rate_shrinks():
-    x = np.repeat(TRUTH.sample(400, seed=1)[None], 4, axis=0)
+@pytest.mark.parametrize("truth", [TRUTH, cs.Gaussian(mean=2.0, var=3.0)], ids=["2d", "1d"])
+def test_converges_to_the_mle_as_the_learning_rate_shrinks(truth):
+    x = np.repeat(truth.sample(400, seed=1)[None], 4, axis=0)
     mle = cs.GaussianFit().fit(x)
     errors = []
     for lr, epochs in ((0.01, 300), (0.002, 600)):

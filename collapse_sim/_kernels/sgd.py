@@ -11,6 +11,45 @@ from .rng import next_below, next_normal
 CONSTANT, INVERSE_TIME = 0, 1
 
 
+@nb.njit(parallel=True)
+def _sgd_1d(x, states, mean, logscale, lr, batch, epochs, momentum, schedule, noise):
+    """:func:`sgd_gaussian` for ``d = 1`` on scalars (same updates, same draws)."""
+    chains, n, _ = x.shape
+    for c in nb.prange(chains):
+        s = states[c]
+        perm = np.arange(n)
+        mu = mean[c, 0]
+        ell = logscale[c, 0]
+        v_mu = 0.0
+        v_ell = 0.0
+        steps_per_epoch = (n + batch - 1) // batch
+        step = 0
+        for _ in range(epochs):
+            for i in range(n - 1, 0, -1):
+                j = next_below(s, i + 1)
+                perm[i], perm[j] = perm[j], perm[i]
+            for start in range(0, n, batch):
+                stop = min(start + batch, n)
+                inv = math.exp(-ell)  # 1 / sd
+                g_mu = 0.0
+                g_ell = 0.0
+                for p in range(start, stop):
+                    y = (x[c, perm[p], 0] - mu) * inv
+                    g_mu -= y * inv
+                    g_ell += 1.0 - y * y
+                m = stop - start
+                rate = lr if schedule == CONSTANT else lr / (1.0 + step / steps_per_epoch)
+                ga = g_mu / m + (noise * next_normal(s) if noise > 0.0 else 0.0)
+                v_mu = momentum * v_mu + ga
+                mu -= rate * v_mu
+                gl = g_ell / m + (noise * next_normal(s) if noise > 0.0 else 0.0)
+                v_ell = momentum * v_ell + gl
+                ell -= rate * v_ell
+                step += 1
+        mean[c, 0] = mu
+        logscale[c, 0] = ell
+
+
 @chain_kernel
 def sgd_gaussian(x, states, mean, logdiag, lower, lr, batch, epochs, momentum, schedule,
                  noise):
@@ -28,6 +67,9 @@ def sgd_gaussian(x, states, mean, logdiag, lower, lr, batch, epochs, momentum, s
     coordinate (gradient noise).
     """
     chains, n, d = x.shape
+    if d == 1:
+        _sgd_1d(x, states, mean, logdiag, lr, batch, epochs, momentum, schedule, noise)
+        return
     for c in nb.prange(chains):
         s = states[c]
         perm = np.arange(n)
