@@ -158,9 +158,10 @@ def gaussian_points(model, n: int, streams: ChainStreams) -> np.ndarray:
     """
     model = model.broadcast(streams.chains)
     z = streams.standard_normal(n, model.dim)
-    if model.dim == 1:
-        out = model.mean[:, None, :] + np.sqrt(model.cov[:, :, 0])[:, None, :] * z
-        return out
+    if model.dim == 1:  # in place: mean + sd * z without temporaries of the points' size
+        z *= np.sqrt(model.cov[:, :, 0])[:, None, :]
+        z += model.mean[:, None, :]
+        return z
     out = np.empty_like(z)
     _linalg.affine_points(
         np.ascontiguousarray(model.mean), np.ascontiguousarray(model.cholesky()), z, out
