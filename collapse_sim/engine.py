@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from . import _random
 from . import metrics as _metrics
 from ._kernels import fused as _fused
+from ._mixture_metrics import components as _mix_components
 from ._validation import check_int
 from .fitting import GaussianFit
 from .models import EstimatorBatch, Gaussian, GaussianMixture
@@ -270,7 +271,7 @@ class _ModelRecorder:
             raise ValueError("record_models=True needs a Gaussian or Gaussian mixture fitter")
         self.arrays = {"weights": np.empty((g, chains, k)), "means": np.empty((g, chains, k, d)),
                        "covs": np.empty((g, chains, k, d, d))}
-        w, m, c = _as_components(truth)
+        w, m, c = _mix_components(truth)
         if w.shape[1] > k:
             raise ValueError(
                 f"record_models=True stores the truth in row 0 with the fitter's {k} "
@@ -292,13 +293,6 @@ class _ModelRecorder:
             self.arrays["weights"][t] = model.weights
             self.arrays["means"][t] = model.means
             self.arrays["covs"][t] = model.covs
-
-
-def _as_components(model):
-    """``(weights (B,K), means (B,K,d), covs (B,K,d,d))`` of a Gaussian or a mixture."""
-    if isinstance(model, GaussianMixture):
-        return model.weights, model.means, model.covs
-    return np.ones((model.batch_size, 1)), model.mean[:, None], model.cov[:, None]
 
 
 class _Loop:

@@ -124,7 +124,7 @@ def test_specialised_2d_full_iteration_equals_general_iteration():
     scratch = [np.empty((2, 2)), np.empty(2), np.empty((2, 2)), np.empty((2, 2, 2))]
     (w1, m1, c1, l1), (w2, m2, c2, l2) = states
     b1 = em._em_iteration(x, em.FULL, 1e-6, w1, m1, c1, l1, *scratch)
-    b2 = em._em_iteration_2d_full(x, 1e-6, w2, m2, c2, l2, *scratch)
+    b2 = em._em_iteration_2d_full(x, 1e-6, w2, m2, c2, l2)
     assert b1 == pytest.approx(b2, rel=1e-12)
     for a, b in ((w1, w2), (m1, m2), (c1, c2)):
         np.testing.assert_allclose(a, b, rtol=1e-12)

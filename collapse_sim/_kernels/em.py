@@ -47,6 +47,21 @@ def _cholesky(a, out):
 
 
 @nb.njit
+def _finish_covariance(cov, cov_type, reg_covar):
+    """Spherical: replace the diagonal by its mean; then add ``reg_covar`` to the diagonal."""
+    d = cov.shape[0]
+    if cov_type == SPHERICAL:
+        avg = 0.0
+        for a in range(d):
+            avg += cov[a, a]
+        avg /= d
+        for a in range(d):
+            cov[a, a] = avg
+    for a in range(d):
+        cov[a, a] += reg_covar
+
+
+@nb.njit
 def _m_step(x, resp, cov_type, reg_covar, weights, means, covs):
     """Weights, means and ``reg_covar``-floored covariances from responsibilities ``resp``."""
     n, d = x.shape
@@ -77,15 +92,7 @@ def _m_step(x, resp, cov_type, reg_covar, weights, means, covs):
             for b in range(a + 1):
                 covs[k, a, b] /= nk
                 covs[k, b, a] = covs[k, a, b]
-        if cov_type == SPHERICAL:
-            avg = 0.0
-            for a in range(d):
-                avg += covs[k, a, a]
-            avg /= d
-            for a in range(d):
-                covs[k, a, a] = avg
-        for a in range(d):
-            covs[k, a, a] += reg_covar
+        _finish_covariance(covs[k], cov_type, reg_covar)
         weights[k] = nk
         total += nk
     for k in range(k_count):
@@ -189,15 +196,7 @@ def _em_iteration(x, cov_type, reg_covar, weights, means, covs, chol, shift, nk,
                     v = 0.0
                 covs[k, a, b] = v
                 covs[k, b, a] = v
-        if cov_type == SPHERICAL:
-            avg = 0.0
-            for a in range(d):
-                avg += covs[k, a, a]
-            avg /= d
-            for a in range(d):
-                covs[k, a, a] = avg
-        for a in range(d):
-            covs[k, a, a] += reg_covar
+        _finish_covariance(covs[k], cov_type, reg_covar)
         weights[k] = mass
         wsum += mass
     for k in range(k_count):
@@ -206,7 +205,7 @@ def _em_iteration(x, cov_type, reg_covar, weights, means, covs, chol, shift, nk,
 
 
 @nb.njit
-def _em_iteration_2d_full(x, reg_covar, weights, means, covs, chol, shift, nk, sx, sxx):
+def _em_iteration_2d_full(x, reg_covar, weights, means, covs, chol):
     """:func:`_em_iteration` written out for ``d = 2``, full covariances (the paper's GMM).
 
     The same operations in the same order on scalars instead of short loops over
@@ -325,7 +324,7 @@ def em_fit(x, cov_type, max_iter, tol, reg_covar, weights, means, covs, n_iter, 
             prev = bound
             if d == 2 and cov_type == FULL:
                 bound = _em_iteration_2d_full(x[c], reg_covar, weights[c], means[c], covs[c],
-                                              chol, shift, nk, sx, sxx)
+                                              chol)
             else:
                 bound = _em_iteration(x[c], cov_type, reg_covar, weights[c], means[c],
                                       covs[c], chol, shift, nk, sx, sxx)
