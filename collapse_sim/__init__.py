@@ -14,8 +14,8 @@ how each chain's model drifts from the truth.
 
 from . import metrics, sampling, theory
 from .engine import simulate
-from .fitting import GaussianFit, GaussianMixtureFit, SklearnFitter
-from .models import Gaussian, GaussianMixture
+from .fitting import GaussianFit, GaussianMixtureFit, OLSFit, SklearnFitter
+from .models import Gaussian, GaussianMixture, LinearRegression
 from .policies import (
     Accumulate,
     AccumulateSubsample,
@@ -25,7 +25,7 @@ from .policies import (
     Replace,
 )
 from .results import Simulation
-from .sgd import SGDGaussianFit
+from .sgd import SGDGaussianFit, SGDMixtureFit, SGDRegressionFit
 
 __version__ = "0.1.0"
 
@@ -39,8 +39,12 @@ __all__ = [
     "GaussianMixture",
     "GaussianMixtureFit",
     "KeepReal",
+    "LinearRegression",
+    "OLSFit",
     "Replace",
     "SGDGaussianFit",
+    "SGDMixtureFit",
+    "SGDRegressionFit",
     "Simulation",
     "SklearnFitter",
     "__version__",

@@ -25,7 +25,7 @@ from ._kernels import fused as _fused
 from ._mixture_metrics import components as _mix_components
 from ._validation import check_int
 from .fitting import GaussianFit
-from .models import EstimatorBatch, Gaussian, GaussianMixture
+from .models import EstimatorBatch, Gaussian, GaussianMixture, LinearRegression
 from .policies import Replace, _Policy
 from .results import Simulation
 from .sampling import (
@@ -34,6 +34,7 @@ from .sampling import (
     draw_points,
     exact_gaussian_moments,
     gaussian_moments,
+    regression_points,
     subsample,
 )
 
@@ -52,7 +53,7 @@ def simulate(
     chains: int = 1,
     policy: _Policy = Replace(),  # noqa: B008 - immutable dataclass
     seed: _random.SeedLike = None,
-    metrics=_metrics.DEFAULT,
+    metrics=None,
     record_models: bool = False,
     progress: bool | None = None,
     sampling: str = "auto",
@@ -61,10 +62,13 @@ def simulate(
 
     Parameters
     ----------
-    truth : Gaussian
+    truth : Gaussian, GaussianMixture or LinearRegression
         The data-generating distribution (a batch of one), positive definite.
-    fitter : GaussianFit
-        Estimator applied to every generation's training set.
+    fitter : fitter object
+        ``GaussianFit``, ``GaussianMixtureFit``, ``SGDGaussianFit``, ``SGDMixtureFit``,
+        ``SklearnFitter``, ``OLSFit`` or ``SGDRegressionFit``.
+        It is applied to every generation's training set (``OLSFit`` and
+        ``SGDRegressionFit`` for a ``LinearRegression`` truth, the others otherwise).
     n_samples : int
         :math:`n`, the sample size each generation draws (>= 2).
     generations : int
@@ -78,11 +82,15 @@ def simulate(
         ``(seed, c)``, so results are bit-identical for any thread count and the
         first ``k`` chains of a run equal a ``k``-chain run. ``None`` draws fresh
         entropy, recorded in ``Simulation.config["seed"]``.
-    metrics : str or sequence of str
-        Names from :data:`collapse_sim.metrics.AVAILABLE` (default: all).
+    metrics : str or sequence of str, optional
+        Names from :data:`collapse_sim.metrics.AVAILABLE`; default
+        :data:`collapse_sim.metrics.DEFAULT` for distributions, ``("test_error",)``
+        for a regression truth.
     record_models : bool
         Keep every generation's parameters in ``Simulation.models``
-        (``mean`` ``(G+1, chains, d)``, ``cov`` ``(G+1, chains, d, d)``).
+        (``mean`` ``(G+1, chains, d)``, ``cov`` ``(G+1, chains, d, d)``; mixtures:
+        ``weights``, ``means``, ``covs``; regressions: ``weights`` ``(G+1, chains, d)``
+        and ``noise_std`` ``(G+1, chains)``).
     progress : bool or None
         Show a tqdm bar: ``True`` always, ``False`` never, ``None`` only when the
         run lasts longer than :data:`PROGRESS_DELAY` seconds.
@@ -128,7 +136,8 @@ def simulate(
             "policy must be Replace(), KeepReal(f), Accumulate(), AccumulateSubsample(), "
             f"FreshReal(f) or Augment(r); got {type(policy).__name__}"
         )
-    names = _metrics.check_names(metrics)
+    names = _metrics.check_names(_metrics.default_for(truth) if metrics is None else metrics,
+                                 truth)
     if n_samples < fitter.min_points():
         raise ValueError(
             f"n_samples={n_samples} is too small for {fitter!r}: it needs at least "
@@ -259,6 +268,12 @@ class _ModelRecorder:
     def __init__(self, truth, fitter, generations, chains):
         d = truth.dim
         g = generations + 1
+        if isinstance(truth, LinearRegression):
+            self.arrays = {"weights": np.empty((g, chains, truth.n_features)),
+                           "noise_std": np.empty((g, chains))}
+            self.arrays["weights"][0] = truth.weights[0]
+            self.arrays["noise_std"][0] = truth.noise_std[0]
+            return
         if isinstance(fitter, GaussianFit):
             self.arrays = {"mean": np.empty((g, chains, d)), "cov": np.empty((g, chains, d, d))}
             self.arrays["mean"][0] = truth.mean[0]
@@ -286,7 +301,10 @@ class _ModelRecorder:
     def record(self, t, model):
         if isinstance(model, EstimatorBatch):
             model = model.as_mixture()
-        if "mean" in self.arrays:
+        if "noise_std" in self.arrays:
+            self.arrays["weights"][t] = model.weights
+            self.arrays["noise_std"][t] = model.noise_std
+        elif "mean" in self.arrays:
             self.arrays["mean"][t] = model.mean
             self.arrays["cov"][t] = model.cov
         else:
@@ -307,6 +325,7 @@ class _Loop:
         self.streams = streams
         self.points = points
         self.exact = exact
+        self.model = None
         k = plan.real
         if exact:
             # the first k real points and the other n - k are independent samples
@@ -321,6 +340,14 @@ class _Loop:
                 self.real_part = real[:, :k] if points else Moments.of(real[:, :k])
             else:
                 self.real_part = self.real_all
+        # A regression's next labeller inherits the design law and noise level of the one
+        # before it: generation 1's is the truth. With a fixed design every later draw
+        # relabels the chain's real features.
+        self.design = None
+        if isinstance(truth, LinearRegression):
+            self.model = self.truth
+            if truth.design == "fixed":
+                self.design = np.ascontiguousarray(real[:, :, :truth.n_features])
         self.pool = None
         if plan.pool == "subsample" or (plan.pool == "all" and points):
             self.pool = np.empty((streams.chains, n * max(generations, 1), truth.dim))
@@ -328,9 +355,10 @@ class _Loop:
             self.pool_size = n
         elif plan.pool == "all":
             self.pool = self.real_all
-        self.model = None
 
     def _draw(self, model, k):
+        if self.design is not None:
+            return regression_points(model, k, self.streams, self.design)
         if self.points:
             return draw_points(model, k, self.streams)
         if isinstance(model, Gaussian):
@@ -406,13 +434,15 @@ def _exact_path(sampling, truth, fitter, plan) -> bool:
 
 
 def _check_truth(truth) -> None:
-    if not isinstance(truth, Gaussian | GaussianMixture):
+    if not isinstance(truth, Gaussian | GaussianMixture | LinearRegression):
         raise TypeError(
-            "truth must be a collapse_sim.Gaussian or GaussianMixture, got "
+            "truth must be a collapse_sim.Gaussian, GaussianMixture or LinearRegression, got "
             f"{type(truth).__name__}"
         )
     if truth.batch_size != 1:
         raise ValueError(f"truth must be a single distribution, got a batch of {truth.batch_size}")
+    if isinstance(truth, LinearRegression):
+        return  # its design covariance was checked positive definite on construction
     covs = truth.covs[0] if isinstance(truth, GaussianMixture) else truth.cov
     lam = np.linalg.eigvalsh(covs)
     if np.any(lam.min(axis=-1) <= 1e-12 * np.maximum(lam.max(axis=-1), 1e-300)):
@@ -425,13 +455,18 @@ def _check_truth(truth) -> None:
 def _check_fitter(fitter, truth) -> None:
     if not (hasattr(fitter, "fit_chains") and hasattr(fitter, "min_points")):
         raise TypeError(f"fitter must be a collapse_sim fitter, got {type(fitter).__name__}")
+    if isinstance(truth, LinearRegression) and not getattr(fitter, "fits_regression", False):
+        raise TypeError(f"the truth is a LinearRegression: fit it with OLSFit or "
+                        f"SGDRegressionFit, not {type(fitter).__name__}")
     fitter.check_truth(truth)
 
 
-def _check_finite(model: Gaussian, t: int) -> None:
-    bad_mean = ~np.isfinite(model.mean).all(axis=1)
-    bad_cov = ~np.isfinite(model.cov).all(axis=(1, 2))
-    bad = np.flatnonzero(bad_mean | bad_cov)
+def _check_finite(model, t: int) -> None:
+    if isinstance(model, LinearRegression):
+        bad = ~np.isfinite(model.weights).all(axis=1) | ~np.isfinite(model.noise_std)
+    else:
+        bad = ~np.isfinite(model.mean).all(axis=1) | ~np.isfinite(model.cov).all(axis=(1, 2))
+    bad = np.flatnonzero(bad)
     if bad.size:
         raise FloatingPointError(
             f"generation {t}: the fit of chain {bad[0]} (and {bad.size - 1} others) is not "

@@ -329,3 +329,113 @@ class SklearnFitter:
     def to_dict(self) -> dict:
         """JSON-serialisable description."""
         return {"type": "SklearnFitter", "estimator": repr(self.estimator)}
+
+
+_NOISE = ("keep", "estimate")
+
+
+def _solve_normal_equations(x: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
+    r"""``(chains, d)`` solutions of :math:`(X^\top X + \lambda I)w = X^\top y` per chain.
+
+    With fewer points than features and ``ridge=0`` the system is singular: the
+    minimum-norm least-squares solution :math:`X^+ y` is returned instead.
+    """
+    if ridge == 0.0 and x.shape[1] < x.shape[2]:
+        return np.einsum("cdn,cn->cd", np.linalg.pinv(x), y)
+    gram = np.einsum("cni,cnj->cij", x, x)
+    gram += ridge * np.eye(x.shape[2])
+    rhs = np.einsum("cni,cn->ci", x, y)
+    try:
+        w = np.linalg.solve(gram, rhs[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:
+        w = None
+    if w is None or not np.all(np.isfinite(w)):
+        w = np.einsum("cij,cj->ci", np.linalg.pinv(gram, hermitian=True), rhs)
+    return w
+
+
+def _next_noise(noise: str, x, y, w, previous) -> np.ndarray:
+    """Label noise of the fitted models: inherited, or the residual estimate."""
+    if noise == "keep":
+        return np.array(np.broadcast_to(previous.noise_std, (x.shape[0],)))
+    m, d = x.shape[1], x.shape[2]
+    resid = y - np.einsum("cnd,cd->cn", x, w)
+    rss = np.einsum("cn,cn->c", resid, resid)
+    return np.sqrt(rss / (m - d)) if m > d else np.zeros(x.shape[0])
+
+
+def _check_regression_truth(fitter, truth) -> None:
+    from .models import LinearRegression
+
+    if not isinstance(truth, LinearRegression):
+        raise TypeError(f"{type(fitter).__name__} fits regressions: the truth must be a "
+                        f"collapse_sim.LinearRegression, got {type(truth).__name__}")
+
+
+@dataclass(frozen=True)
+class OLSFit:
+    r"""Least-squares (ridge) regression: the closed-form fit of a ``LinearRegression``.
+
+    On a training set :math:`(X, y)` of :math:`m` rows,
+
+    .. math::
+
+        \hat w = (X^\top X + \lambda I)^{-1} X^\top y,
+
+    ordinary least squares for :math:`\lambda = 0` (the setting of Dohmatob, Feng &
+    Kempe 2024 and Gerstgrasser et al. 2024, whose closed forms
+    :func:`collapse_sim.theory.regression_test_error` gives). With fewer rows than
+    features and :math:`\lambda = 0` the minimum-norm solution is used.
+
+    Parameters
+    ----------
+    ridge : float
+        :math:`\lambda \ge 0` (scikit-learn's ``Ridge(alpha=λ, fit_intercept=False)``).
+    noise : {"keep", "estimate"}
+        Label noise of the fitted model, used when it labels the next generation:
+        ``"keep"`` inherits the previous labeller's :math:`\sigma` (the papers'
+        setting: the noise level is fixed, only the weights are learned);
+        ``"estimate"`` uses :math:`\hat\sigma^2 = \lVert y - X\hat w\rVert^2/(m - d)`
+        (unbiased for OLS; 0 when :math:`m \le d`), which itself collapses like the
+        variance of a refitted Gaussian.
+
+    Examples
+    --------
+    >>> import numpy as np, collapse_sim as cs
+    >>> truth = cs.LinearRegression(weights=np.zeros(5), noise_std=1.0)
+    >>> sim = cs.simulate(truth, cs.OLSFit(), n_samples=20, generations=3, chains=4, seed=0)
+    >>> sim.metrics["test_error"].shape
+    (4, 4)
+    """
+
+    ridge: float = 0.0
+    noise: Literal["keep", "estimate"] = "keep"
+
+    uses_moments = False
+    fits_regression = True
+
+    def __post_init__(self):
+        check_real("ridge", self.ridge, low=0.0)
+        check_choice("noise", self.noise, _NOISE)
+
+    def min_points(self) -> int:
+        """One row is enough to define the (minimum-norm) solution."""
+        return 1
+
+    def check_truth(self, truth) -> None:
+        """The truth must be a :class:`~collapse_sim.LinearRegression`."""
+        _check_regression_truth(self, truth)
+
+    def fit_chains(self, points: np.ndarray, *, streams=None, previous=None):
+        """Engine entry point: ``points`` ``(chains, m, d + 1)``; ``previous`` labelled them."""
+        from .models import LinearRegression
+
+        d = previous.n_features
+        x, y = points[:, :, :d], points[:, :, d]
+        w = _solve_normal_equations(x, y, self.ridge)
+        return LinearRegression._from_arrays(w, _next_noise(self.noise, x, y, w, previous),
+                                             previous)
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable description."""
+        return {"type": "OLSFit", "ridge": self.ridge, "noise": self.noise}

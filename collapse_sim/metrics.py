@@ -4,9 +4,9 @@ Every metric maps a truth (a batch of one) and a batch of ``B`` fitted models to
 a ``(B,)`` array; :func:`collapse_sim.simulate` stacks them into
 ``(generations + 1, chains)`` arrays whose row 0 is the truth itself.
 
-=============  =========================================================================
+============== =========================================================================
 name           definition (model :math:`\mathcal N(m, S)`, truth :math:`\mathcal N(\mu,\Sigma)`)
-=============  =========================================================================
+============== =========================================================================
 ``variance``   :math:`\operatorname{tr} S`
 ``mean_shift`` :math:`\lVert m-\mu\rVert_2`
 ``w2``         :math:`W_2 = \big(\lVert m-\mu\rVert^2 + \operatorname{tr}(S+\Sigma
@@ -18,7 +18,12 @@ name           definition (model :math:`\mathcal N(m, S)`, truth :math:`\mathcal
 ``tail_mass``  model probability outside the truth's central 99% region (1-D: outside
                the 0.5% and 99.5% quantiles; d-D: outside the ellipsoid
                :math:`(x-\mu)^\top\Sigma^{-1}(x-\mu) \le \chi^2_{d,0.99}`); the truth has 0.01
-=============  =========================================================================
+============== =========================================================================
+
+Regression truths (:class:`~collapse_sim.LinearRegression`) have one metric,
+``test_error``: the excess risk :math:`(\hat w - w)^\top\Sigma_x(\hat w - w)` of
+each fitted weight vector on fresh data from the truth (:func:`test_error`); the
+distribution metrics above need a density model and are refused for them.
 
 Degenerate models. A model whose covariance is singular (relative eigenvalue
 below ``1e-14``, or exactly 0 in 1-D) has no density: ``kl`` and ``nll`` are
@@ -54,7 +59,7 @@ from scipy import special, stats
 
 from . import _mixture_metrics as _mix
 from ._kernels import tails as _tails
-from .models import EstimatorBatch, Gaussian
+from .models import EstimatorBatch, Gaussian, LinearRegression
 
 #: Size of the held-out real sample used by ``nll``.
 HELDOUT_SIZE = 10_000
@@ -307,6 +312,30 @@ class MetricContext:
         self.heldout = heldout
 
 
+def test_error(truth: LinearRegression, model: LinearRegression) -> np.ndarray:
+    r"""Excess test risk of every fitted regression, ``(B,)``.
+
+    .. math::
+
+        \mathcal E(\hat w) = \mathbb E_{x\sim\mathcal N(0,\Sigma_x)}
+        \big[(x^\top\hat w - x^\top w)^2\big] = (\hat w - w)^\top\Sigma_x(\hat w - w),
+
+    the test error of Dohmatob, Feng & Kempe (2024) and Gerstgrasser et al. (2024):
+    the expected squared error on a fresh point minus the irreducible noise
+    :math:`\sigma^2`. Compare with :func:`collapse_sim.theory.regression_test_error`.
+
+    Examples
+    --------
+    >>> import collapse_sim as cs
+    >>> truth = cs.LinearRegression(weights=[0.0, 0.0], noise_std=1.0)
+    >>> float(test_error(truth, cs.LinearRegression(weights=[1.0, 2.0]))[0])
+    5.0
+    """
+    if not (isinstance(truth, LinearRegression) and isinstance(model, LinearRegression)):
+        raise TypeError("test_error compares LinearRegression models")
+    return model.test_error(truth)
+
+
 _REGISTRY: dict[str, MetricFn] = {
     "variance": lambda t, m, ctx: variance(t, m),
     "mean_shift": lambda t, m, ctx: mean_shift(t, m),
@@ -315,16 +344,28 @@ _REGISTRY: dict[str, MetricFn] = {
     "nll": lambda t, m, ctx: nll(t, m, ctx.heldout),
     "tail_mass": lambda t, m, ctx: tail_mass(t, m),
     "l2": lambda t, m, ctx: l2(t, m),
+    "test_error": lambda t, m, ctx: test_error(t, m),
 }
 
 #: Names accepted by ``simulate(metrics=...)``.
 AVAILABLE: tuple[str, ...] = tuple(_REGISTRY)
 #: Metrics computed when ``simulate`` is not told otherwise.
 DEFAULT: tuple[str, ...] = ("variance", "mean_shift", "w2", "kl", "nll", "tail_mass")
+#: The metrics defined for :class:`~collapse_sim.LinearRegression` truths (and their default).
+REGRESSION: tuple[str, ...] = ("test_error",)
 
 
-def check_names(names) -> tuple[str, ...]:
-    """Validate a metric selection: a name or an iterable of names from :data:`AVAILABLE`."""
+def default_for(truth) -> tuple[str, ...]:
+    """The metrics ``simulate`` computes for ``truth`` when not told otherwise."""
+    return REGRESSION if isinstance(truth, LinearRegression) else DEFAULT
+
+
+def check_names(names, truth=None) -> tuple[str, ...]:
+    """Validate a metric selection: a name or an iterable of names from :data:`AVAILABLE`.
+
+    With ``truth``, also check that every metric is defined for its family
+    (:data:`REGRESSION` for regression truths, the others for distributions).
+    """
     if isinstance(names, str):
         names = (names,)
     try:
@@ -340,6 +381,15 @@ def check_names(names) -> tuple[str, ...]:
             raise ValueError(f"unknown metric {name!r}; metrics must be among {AVAILABLE}")
     if len(set(names)) != len(names):
         raise ValueError(f"metrics contains duplicates: {names}")
+    if truth is not None:
+        regression = isinstance(truth, LinearRegression)
+        wrong = [n for n in names if (n in REGRESSION) != regression]
+        if wrong:
+            allowed = REGRESSION if regression else tuple(
+                n for n in AVAILABLE if n not in REGRESSION)
+            kind = "a regression truth" if regression else "a distribution truth"
+            raise ValueError(f"metrics {wrong} are not defined for {kind}; choose among "
+                             f"{allowed}")
     return names
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from . import sampling
 from ._kernels import linalg as _linalg
 from ._random import SeedLike
-from ._validation import as_float_array, check_int
+from ._validation import as_float_array, check_choice, check_int
 
 
 class Gaussian:
@@ -511,3 +511,155 @@ class EstimatorBatch:
     def to_dict(self) -> dict:
         """JSON-serialisable description."""
         return {"type": "EstimatorBatch", "estimator": repr(self.estimators[0])}
+
+
+_DESIGNS = ("fresh", "fixed")
+
+
+class LinearRegression:
+    r"""A (batch of) linear-Gaussian regression model(s): features and a noisy label.
+
+    .. math::
+
+        x \sim \mathcal N(0, \Sigma_x), \qquad
+        y \mid x \sim \mathcal N(x^\top w, \sigma^2).
+
+    As a truth it generates the data; fitted by :class:`~collapse_sim.OLSFit` or
+    :class:`~collapse_sim.SGDRegressionFit` it is the next generation's labeller.
+    A data point is the row :math:`(x_1, \dots, x_d, y)`, so training sets have the
+    library's point shape ``(chains, n, d + 1)`` and every policy applies unchanged.
+
+    Parameters
+    ----------
+    weights : array_like
+        :math:`w`: ``(d,)``, or ``(B, d)`` for a batch of ``B`` chains.
+    noise_std : float or array_like
+        Label noise :math:`\sigma \ge 0`: scalar or ``(B,)``.
+    design_cov : array_like, optional
+        Feature covariance :math:`\Sigma_x`, ``(d, d)`` symmetric positive definite,
+        shared by the batch (default: identity).
+    design : {"fresh", "fixed"}
+        ``"fresh"``: every generation draws new features (Dohmatob, Feng & Kempe,
+        2024). ``"fixed"``: each chain draws its features once, with the real data,
+        and every later generation relabels those same features with fresh noise
+        (Gerstgrasser et al., 2024). Fitted models inherit the setting.
+
+    Notes
+    -----
+    The test error of a fitted :math:`\hat w` (metric ``"test_error"``) is its excess
+    risk on a fresh point of the truth,
+    :math:`\mathbb E_x[(x^\top\hat w - x^\top w)^2] = (\hat w - w)^\top\Sigma_x(\hat w - w)`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import collapse_sim as cs
+    >>> truth = cs.LinearRegression(weights=np.zeros(3), noise_std=1.0)
+    >>> truth.n_features, truth.dim
+    (3, 4)
+    >>> x, y = truth.sample(5, seed=0)
+    >>> x.shape, y.shape
+    ((5, 3), (5,))
+    """
+
+    def __init__(self, weights, noise_std=1.0, design_cov=None, *, design: str = "fresh"):
+        w = as_float_array("weights", weights)
+        if w.ndim == 1:
+            w = w[None, :]
+        if w.ndim != 2 or w.shape[1] < 1:
+            raise ValueError(f"weights must have shape (d,) or (B, d), got {w.shape}")
+        batch, d = w.shape
+        sd = as_float_array("noise_std", noise_std)
+        if sd.ndim > 1 or (sd.ndim == 1 and sd.shape[0] not in (1, batch)):
+            raise ValueError(f"noise_std must be a scalar or have shape ({batch},), got {sd.shape}")
+        if np.any(sd < 0):
+            raise ValueError(f"noise_std must be >= 0, got minimum {sd.min():g}")
+        if design_cov is None:
+            cov = np.eye(d)
+        else:
+            cov = as_float_array("design_cov", design_cov)
+            if cov.shape != (d, d):
+                raise ValueError(f"design_cov must have shape ({d}, {d}) to match weights, "
+                                 f"got {cov.shape}")
+            _check_psd("design_cov", cov[None])
+            if np.linalg.eigvalsh(cov).min() <= 1e-12 * max(np.abs(cov).max(), 1e-300):
+                raise ValueError("design_cov must be positive definite")
+            cov = 0.5 * (cov + cov.T)
+        check_choice("design", design, _DESIGNS)
+        self.weights = w
+        self.noise_std = np.array(np.broadcast_to(sd, (batch,)))
+        self.design_cov = cov
+        self.design = design
+        for arr in (self.weights, self.noise_std, self.design_cov):
+            arr.flags.writeable = False
+        self._design_chol = np.linalg.cholesky(cov)
+        self._fitted = False
+
+    @classmethod
+    def _from_arrays(cls, weights, noise_std, like: LinearRegression,
+                     fitted: bool = True) -> LinearRegression:
+        """Trusted constructor for fitted batches: design setting taken from ``like``."""
+        obj = cls.__new__(cls)
+        obj._fitted = fitted
+        obj.weights = weights
+        obj.noise_std = noise_std
+        obj.design_cov = like.design_cov
+        obj.design = like.design
+        obj._design_chol = like._design_chol
+        return obj
+
+    @property
+    def n_features(self) -> int:
+        """Number ``d`` of features."""
+        return self.weights.shape[1]
+
+    @property
+    def dim(self) -> int:
+        """Dimension ``d + 1`` of a data point (features, then the label)."""
+        return self.weights.shape[1] + 1
+
+    @property
+    def batch_size(self) -> int:
+        """Number ``B`` of models in the batch (1 for a truth)."""
+        return self.weights.shape[0]
+
+    def broadcast(self, chains: int) -> LinearRegression:
+        """This single model repeated ``chains`` times (views, no copies)."""
+        if self.batch_size == chains:
+            return self
+        if self.batch_size != 1:
+            raise ValueError(f"cannot broadcast a batch of {self.batch_size} to {chains} chains")
+        return LinearRegression._from_arrays(
+            np.broadcast_to(self.weights, (chains, self.n_features)),
+            np.broadcast_to(self.noise_std, (chains,)), self, self._fitted)
+
+    def test_error(self, truth: LinearRegression) -> np.ndarray:
+        r"""Excess risk :math:`(\hat w - w)^\top\Sigma_x(\hat w - w)` against ``truth``, (B,)."""
+        diff = self.weights - truth.weights
+        return np.einsum("bi,ij,bj->b", diff, truth.design_cov, diff)
+
+    def sample(self, n: int, seed: SeedLike = None) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``n`` labelled points from every member (always a fresh design).
+
+        Returns
+        -------
+        x, y : ndarray
+            ``(n, d)`` and ``(n,)`` for a batch of one, else ``(B, n, d)`` and ``(B, n)``.
+        """
+        n = check_int("n", n, minimum=1)
+        streams = sampling.chain_streams(seed, self.batch_size)
+        pts = sampling.regression_points(self, n, streams)
+        x, y = pts[..., :-1], pts[..., -1]
+        return (x[0], y[0]) if self.batch_size == 1 else (x, y)
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable description."""
+        return {"type": "LinearRegression", "weights": self.weights.tolist(),
+                "noise_std": self.noise_std.tolist(), "design_cov": self.design_cov.tolist(),
+                "design": self.design}
+
+    def __repr__(self) -> str:
+        if self.batch_size == 1:
+            return (f"LinearRegression(d={self.n_features}, noise_std={self.noise_std[0]:g}, "
+                    f"design={self.design!r})")
+        return f"LinearRegression(d={self.n_features}, batch_size={self.batch_size})"

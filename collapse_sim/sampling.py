@@ -183,8 +183,40 @@ def mixture_points(model, n: int, streams: ChainStreams) -> np.ndarray:
     return out
 
 
+def regression_points(model, n: int, streams: ChainStreams,
+                      design: np.ndarray | None = None) -> np.ndarray:
+    r"""``(chains, n, d + 1)`` labelled points ``(x, y)`` from a ``LinearRegression`` batch.
+
+    Row ``c`` uses stream ``c``: first :math:`n d` normals for the features
+    :math:`x = L_x z` (:math:`L_x L_x^\top = \Sigma_x`) unless ``design`` is given,
+    then :math:`n` normals :math:`\varepsilon` for the labels
+    :math:`y = x^\top w_c + \sigma_c\varepsilon`.
+
+    Parameters
+    ----------
+    design : ndarray, optional
+        ``(chains, m, d)`` fixed features to relabel instead of drawing new ones;
+        point ``i`` uses row ``i mod m`` (so ``n = m`` relabels each row once).
+    """
+    model = model.broadcast(streams.chains)
+    d = model.n_features
+    out = np.empty((streams.chains, n, d + 1))
+    if design is None:
+        z = streams.standard_normal(n, d)
+        np.matmul(z, model._design_chol.T, out=out[:, :, :d])
+    else:
+        rows = np.arange(n) % design.shape[1]
+        out[:, :, :d] = design[:, rows] if n != design.shape[1] else design
+    eps = streams.standard_normal(n, 1)[:, :, 0]
+    out[:, :, d] = np.einsum("cnd,cd->cn", out[:, :, :d], model.weights)
+    out[:, :, d] += model.noise_std[:, None] * eps
+    return out
+
+
 def draw_points(model, n: int, streams: ChainStreams) -> np.ndarray:
     """``(chains, n, d)`` points from any model of the library (Gaussian, mixture, estimators)."""
+    if hasattr(model, "n_features"):
+        return regression_points(model, n, streams)
     if hasattr(model, "sample_points"):
         return model.sample_points(n)
     if hasattr(model, "n_components"):

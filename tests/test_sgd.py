@@ -90,3 +90,82 @@ def test_batch_larger_than_the_sample_is_refused_before_work():
                     chains=10**9)
     with pytest.raises(ValueError, match="exact"):
         cs.simulate(TRUTH, cs.SGDGaussianFit(), n_samples=64, generations=2, sampling="exact")
+
+
+# -- SGDMixtureFit -----------------------------------------------------------------------------
+
+MIX = cs.GaussianMixture(weights=[0.4, 0.6], means=[[-2.0, 0.0], [2.0, 1.0]],
+                         covs=[np.diag([1.0, 0.5]), np.diag([0.7, 1.5])])
+
+
+def test_mixture_sgd_reaches_the_em_maximum():
+    x = cs.sampling.draw_points(MIX, 300, cs.sampling.chain_streams(0, 6))
+    em = cs.GaussianMixtureFit(n_components=2, covariance_type="diag", tol=1e-12,
+                               max_iter=5000).fit(x, seed=1)
+    fit = cs.SGDMixtureFit(n_components=2, learning_rate=0.02, batch_size=300, epochs=3000,
+                           init="kmeans++")
+    sgd = _fit(fit, x, seed=1)
+    ll_em = em.logpdf(x).mean(axis=1)
+    ll_sgd = sgd.logpdf(x).mean(axis=1)
+    # Full-batch gradient descent on the same likelihood, from a start near the same mode,
+    # converges to EM's local maximum (deterministic optimisation, no sampling error): the
+    # mean log-likelihoods agree to 1e-4 and SGD never ends meaningfully above EM.
+    np.testing.assert_allclose(ll_sgd, ll_em, atol=1e-4)
+    assert np.all(np.sort(sgd.weights, axis=1) > 0.3)
+
+
+def test_mixture_sgd_with_too_few_components_stacks_on_the_expressivity_floor():
+    kw = {"n_samples": 200, "generations": 1, "chains": 200, "seed": 3, "metrics": ("kl",)}
+    floor = cs.theory.gaussian_mismatch_floor(MIX)["kl"]
+    one = cs.simulate(MIX, cs.SGDMixtureFit(n_components=1, learning_rate=0.02, batch_size=20,
+                                            epochs=3, init="kmeans++"), **kw)
+    two = cs.simulate(MIX, cs.GaussianMixtureFit(n_components=2, covariance_type="diag"), **kw)
+    # A one-component fit cannot go below the best Gaussian's KL; the 2-component EM fit,
+    # which can represent the truth, lands far below that floor in most chains.
+    assert np.all(one.metrics["kl"][1] >= floor - 1e-9)
+    assert np.median(two.metrics["kl"][1]) < floor / 5
+
+
+def test_mixture_sgd_reproducible_and_thread_independent(threads):
+    kw = {"n_samples": 64, "generations": 3, "chains": 5, "seed": 2, "metrics": ("w2", "l2")}
+    fit = cs.SGDMixtureFit(n_components=2, learning_rate=0.05, batch_size=16, epochs=2,
+                           momentum=0.3, gradient_noise=0.05)
+    threads(1)
+    a = cs.simulate(MIX, fit, **kw)
+    threads(numba.config.NUMBA_NUM_THREADS)
+    b = cs.simulate(MIX, fit, **kw)
+    for name in a.metrics:
+        np.testing.assert_array_equal(a.metrics[name], b.metrics[name])
+
+
+def test_mixture_sgd_empty_component_gives_no_nan():
+    # A previous model with a component far from every point: its responsibilities are 0,
+    # so its mean and scale keep their values and only its weight moves; no NaN.
+    prev = cs.GaussianMixture(weights=[0.999999, 1e-6], means=[[0.0, 0.0], [1e6, 1e6]],
+                              covs=[np.eye(2), np.eye(2)])
+    x = cs.sampling.draw_points(cs.Gaussian(mean=[0.0, 0.0], cov=np.eye(2)), 50,
+                                cs.sampling.chain_streams(0, 3))
+    model = cs.SGDMixtureFit(n_components=2, batch_size=10).fit_chains(
+        x, streams=cs.sampling.chain_streams(1, 3), previous=prev)
+    for arr in (model.weights, model.means, model.covs):
+        assert np.all(np.isfinite(arr))
+    np.testing.assert_array_equal(model.means[:, 1], 1e6)
+
+
+def test_mixture_sgd_divergence_is_reported():
+    with pytest.raises(FloatingPointError, match=r"generation \d+: the fit of chain \d+"):
+        cs.simulate(MIX, cs.SGDMixtureFit(learning_rate=1e3, batch_size=4, epochs=20),
+                    n_samples=64, generations=3, chains=3, seed=0, metrics=("variance",))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [({"n_components": 0}, ValueError, "n_components"),
+     ({"learning_rate": -1.0}, ValueError, "learning_rate"),
+     ({"batch_size": 0}, ValueError, "batch_size"),
+     ({"epochs": 0}, ValueError, "epochs"),
+     ({"init": "fixed"}, ValueError, "init")],
+)
+def test_mixture_sgd_bad_parameters(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        cs.SGDMixtureFit(**kwargs)

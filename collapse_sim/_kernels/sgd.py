@@ -129,3 +129,129 @@ def sgd_gaussian(x, states, mean, logdiag, lower, lr, batch, epochs, momentum, s
                         v_low[a, b] = momentum * v_low[a, b] + gb
                         lower[c, a, b] -= rate * v_low[a, b]
                 step += 1
+
+
+@chain_kernel
+def sgd_regression(x, states, w, lr, batch, epochs, momentum, schedule, noise):
+    r"""Least squares by minibatch SGD: update every chain's weights ``w[c]`` in place.
+
+    ``x[c]`` is ``(m, d + 1)``: features, then the label. Per point the loss is
+    :math:`\tfrac12(y - x^\top w)^2` with gradient :math:`-(y - x^\top w)\,x`; epochs,
+    shuffling, schedule, momentum and gradient noise as in :func:`sgd_gaussian`.
+    """
+    chains, n, dp1 = x.shape
+    d = dp1 - 1
+    for c in nb.prange(chains):
+        s = states[c]
+        perm = np.arange(n)
+        g = np.empty(d)
+        v = np.zeros(d)
+        steps_per_epoch = (n + batch - 1) // batch
+        step = 0
+        for _ in range(epochs):
+            for i in range(n - 1, 0, -1):  # Fisher-Yates shuffle
+                j = next_below(s, i + 1)
+                perm[i], perm[j] = perm[j], perm[i]
+            for start in range(0, n, batch):
+                stop = min(start + batch, n)
+                for a in range(d):
+                    g[a] = 0.0
+                for p in range(start, stop):
+                    row = perm[p]
+                    r = x[c, row, d]
+                    for a in range(d):
+                        r -= x[c, row, a] * w[c, a]
+                    for a in range(d):
+                        g[a] -= r * x[c, row, a]
+                m = stop - start
+                rate = lr if schedule == CONSTANT else lr / (1.0 + step / steps_per_epoch)
+                for a in range(d):
+                    ga = g[a] / m + (noise * next_normal(s) if noise > 0.0 else 0.0)
+                    v[a] = momentum * v[a] + ga
+                    w[c, a] -= rate * v[a]
+                step += 1
+
+
+@chain_kernel
+def sgd_mixture(x, states, logits, means, logscale, lr, batch, epochs, momentum, schedule,
+                noise):
+    r"""Diagonal Gaussian mixture by minibatch SGD on the negative log-likelihood, in place.
+
+    Parameters per chain: softmax logits :math:`\alpha_k`, means :math:`\mu_{ka}` and
+    log-scales :math:`\ell_{ka}` (:math:`s_{ka} = e^{\ell_{ka}}`). Per point, with
+    responsibilities :math:`r_k = \pi_k p_k(x)/\sum_j \pi_j p_j(x)` (computed with a
+    max shift) and :math:`z_{ka} = (x_a - \mu_{ka})/s_{ka}`, the gradient of
+    :math:`-\log\sum_k \pi_k p_k(x)` is :math:`\pi_k - r_k` for :math:`\alpha_k`,
+    :math:`-r_k z_{ka}/s_{ka}` for :math:`\mu_{ka}` and :math:`r_k(1 - z_{ka}^2)` for
+    :math:`\ell_{ka}`. Loop, schedule, momentum and noise as in :func:`sgd_gaussian`.
+    """
+    chains, n, d = x.shape
+    k = logits.shape[1]
+    for c in nb.prange(chains):
+        s = states[c]
+        perm = np.arange(n)
+        logp = np.empty(k)
+        pi = np.empty(k)
+        g_a = np.empty(k)
+        g_m = np.empty((k, d))
+        g_l = np.empty((k, d))
+        v_a = np.zeros(k)
+        v_m = np.zeros((k, d))
+        v_l = np.zeros((k, d))
+        steps_per_epoch = (n + batch - 1) // batch
+        step = 0
+        for _ in range(epochs):
+            for i in range(n - 1, 0, -1):  # Fisher-Yates shuffle
+                j = next_below(s, i + 1)
+                perm[i], perm[j] = perm[j], perm[i]
+            for start in range(0, n, batch):
+                stop = min(start + batch, n)
+                top = logits[c, 0]
+                for q in range(1, k):
+                    top = max(top, logits[c, q])
+                norm = 0.0
+                for q in range(k):
+                    pi[q] = math.exp(logits[c, q] - top)
+                    norm += pi[q]
+                for q in range(k):
+                    pi[q] /= norm
+                    g_a[q] = 0.0
+                    for a in range(d):
+                        g_m[q, a] = 0.0
+                        g_l[q, a] = 0.0
+                for p in range(start, stop):
+                    row = perm[p]
+                    best = -np.inf
+                    for q in range(k):
+                        acc = math.log(pi[q]) if pi[q] > 0.0 else -np.inf
+                        for a in range(d):
+                            z = (x[c, row, a] - means[c, q, a]) * math.exp(-logscale[c, q, a])
+                            acc -= 0.5 * z * z + logscale[c, q, a]
+                        logp[q] = acc
+                        best = max(best, acc)
+                    total = 0.0
+                    for q in range(k):
+                        logp[q] = math.exp(logp[q] - best)
+                        total += logp[q]
+                    for q in range(k):
+                        r = logp[q] / total
+                        g_a[q] += pi[q] - r
+                        for a in range(d):
+                            inv = math.exp(-logscale[c, q, a])
+                            z = (x[c, row, a] - means[c, q, a]) * inv
+                            g_m[q, a] -= r * z * inv
+                            g_l[q, a] += r * (1.0 - z * z)
+                m = stop - start
+                rate = lr if schedule == CONSTANT else lr / (1.0 + step / steps_per_epoch)
+                for q in range(k):
+                    ga = g_a[q] / m + (noise * next_normal(s) if noise > 0.0 else 0.0)
+                    v_a[q] = momentum * v_a[q] + ga
+                    logits[c, q] -= rate * v_a[q]
+                    for a in range(d):
+                        gm = g_m[q, a] / m + (noise * next_normal(s) if noise > 0.0 else 0.0)
+                        v_m[q, a] = momentum * v_m[q, a] + gm
+                        means[c, q, a] -= rate * v_m[q, a]
+                        gl = g_l[q, a] / m + (noise * next_normal(s) if noise > 0.0 else 0.0)
+                        v_l[q, a] = momentum * v_l[q, a] + gl
+                        logscale[c, q, a] -= rate * v_l[q, a]
+                step += 1
