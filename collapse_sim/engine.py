@@ -326,6 +326,7 @@ class _Loop:
         self.points = points
         self.exact = exact
         self.model = None
+        self.design = None
         k = plan.real
         if exact:
             # the first k real points and the other n - k are independent samples
@@ -343,7 +344,6 @@ class _Loop:
         # A regression's next labeller inherits the design law and noise level of the one
         # before it: generation 1's is the truth. With a fixed design every later draw
         # relabels the chain's real features.
-        self.design = None
         if isinstance(truth, LinearRegression):
             self.model = self.truth
             if truth.design == "fixed":

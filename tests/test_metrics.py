@@ -436,8 +436,9 @@ def test_nearly_singular_models_never_nan():
 
 
 def test_available_metrics():
-    assert set(metrics.AVAILABLE) == {*NAMES, "l2"}
+    assert set(metrics.AVAILABLE) == {*NAMES, "l2", "test_error"}
     assert set(metrics.DEFAULT) == set(NAMES)
+    assert metrics.REGRESSION == ("test_error",)
 
 
 def test_evaluate_matches_the_functions():
