@@ -278,22 +278,102 @@ def _em_iteration_2d_full(x, reg_covar, weights, means, covs, chol):
     total += math.log(prod)
     wsum = 0.0
     for k in range(k_count):
-        mass = n_k[k] + _EPS10
-        b0 = a0[k] / mass
-        b1 = a1[k] / mass
-        means[k, 0] = m0[k] + b0
-        means[k, 1] = m1[k] + b1
-        c00 = q00[k] / mass - b0 * (a0[k] / mass)
-        c10 = q10[k] / mass - b1 * (a0[k] / mass)
-        c11 = q11[k] / mass - b1 * (a1[k] / mass)
-        covs[k, 0, 0] = c00 + reg_covar
-        covs[k, 1, 0] = c10
-        covs[k, 0, 1] = c10
-        covs[k, 1, 1] = c11 + reg_covar
-        weights[k] = mass
-        wsum += mass
+        weights[k] = _m_2d_full(k, n_k[k], a0[k], a1[k], q00[k], q10[k], q11[k], reg_covar,
+                                means, covs)
+        wsum += weights[k]
     for k in range(k_count):
         weights[k] /= wsum
+    return total / n
+
+
+@nb.njit
+def _m_2d_full(k, n_k, a0, a1, q00, q10, q11, reg_covar, means, covs):
+    """M-step of component ``k`` from sums shifted by its old mean; returns its mass."""
+    mass = n_k + _EPS10
+    b0 = a0 / mass
+    b1 = a1 / mass
+    means[k, 0] += b0
+    means[k, 1] += b1
+    c00 = q00 / mass - b0 * (a0 / mass)
+    c10 = q10 / mass - b1 * (a0 / mass)
+    c11 = q11 / mass - b1 * (a1 / mass)
+    covs[k, 0, 0] = c00 + reg_covar
+    covs[k, 1, 0] = c10
+    covs[k, 0, 1] = c10
+    covs[k, 1, 1] = c11 + reg_covar
+    return mass
+
+
+@nb.njit
+def _em_iteration_2d_full_k2(x, reg_covar, weights, means, covs, chol):
+    r""":func:`_em_iteration_2d_full` for two components: one ``exp`` per point.
+
+    With :math:`v_{\max}` the larger log-joint and :math:`e = e^{v_{\min} - v_{\max}}`,
+    the responsibilities are :math:`1/(1+e)` and :math:`e/(1+e)` and the point's
+    log-likelihood :math:`v_{\max} + \log(1+e)`; equal to the general iteration to
+    rounding (tested).
+    """
+    n = x.shape[0]
+    lc0 = ((math.log(weights[0]) if weights[0] > 0.0 else -np.inf)
+           - (math.log(chol[0, 0, 0]) + math.log(chol[0, 1, 1])) - _LOG_2PI)
+    lc1 = ((math.log(weights[1]) if weights[1] > 0.0 else -np.inf)
+           - (math.log(chol[1, 0, 0]) + math.log(chol[1, 1, 1])) - _LOG_2PI)
+    i00, i01, l0 = 1.0 / chol[0, 0, 0], 1.0 / chol[0, 1, 1], chol[0, 1, 0]
+    i10, i11, l1 = 1.0 / chol[1, 0, 0], 1.0 / chol[1, 1, 1], chol[1, 1, 0]
+    m00, m01, m10, m11 = means[0, 0], means[0, 1], means[1, 0], means[1, 1]
+    n0 = a00 = a01 = q000 = q010 = q011 = 0.0
+    n1 = a10 = a11 = q100 = q110 = q111 = 0.0
+    total = 0.0
+    prod = 1.0
+    blocked = 0
+    for i in range(n):
+        x0 = x[i, 0]
+        x1 = x[i, 1]
+        d00 = x0 - m00
+        d01 = x1 - m01
+        y0 = d00 * i00
+        y1 = (d01 - l0 * y0) * i01
+        v0 = lc0 - 0.5 * (y0 * y0 + y1 * y1)
+        d10 = x0 - m10
+        d11 = x1 - m11
+        z0 = d10 * i10
+        z1 = (d11 - l1 * z0) * i11
+        v1 = lc1 - 0.5 * (z0 * z0 + z1 * z1)
+        if v0 >= v1:
+            e = math.exp(v1 - v0)
+            total += v0
+            inv = 1.0 / (1.0 + e)
+            r0 = inv
+            r1 = e * inv
+        else:
+            e = math.exp(v0 - v1)
+            total += v1
+            inv = 1.0 / (1.0 + e)
+            r0 = e * inv
+            r1 = inv
+        prod *= 1.0 + e  # logs once per 64 points, as in _em_iteration
+        blocked += 1
+        if blocked == 64:
+            total += math.log(prod)
+            prod = 1.0
+            blocked = 0
+        n0 += r0
+        a00 += r0 * d00
+        a01 += r0 * d01
+        q000 += r0 * d00 * d00
+        q010 += r0 * d01 * d00
+        q011 += r0 * d01 * d01
+        n1 += r1
+        a10 += r1 * d10
+        a11 += r1 * d11
+        q100 += r1 * d10 * d10
+        q110 += r1 * d11 * d10
+        q111 += r1 * d11 * d11
+    total += math.log(prod)
+    w0 = _m_2d_full(0, n0, a00, a01, q000, q010, q011, reg_covar, means, covs)
+    w1 = _m_2d_full(1, n1, a10, a11, q100, q110, q111, reg_covar, means, covs)
+    weights[0] = w0 / (w0 + w1)
+    weights[1] = w1 / (w0 + w1)
     return total / n
 
 
@@ -322,7 +402,10 @@ def em_fit(x, cov_type, max_iter, tol, reg_covar, weights, means, covs, n_iter, 
             continue
         for it in range(1, max_iter + 1):
             prev = bound
-            if d == 2 and cov_type == FULL:
+            if d == 2 and cov_type == FULL and k_count == 2:
+                bound = _em_iteration_2d_full_k2(x[c], reg_covar, weights[c], means[c],
+                                                 covs[c], chol)
+            elif d == 2 and cov_type == FULL:
                 bound = _em_iteration_2d_full(x[c], reg_covar, weights[c], means[c], covs[c],
                                               chol)
             else:
