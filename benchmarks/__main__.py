@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numba
 
-from . import bench_compile, bench_gaussian, bench_mixture, bench_sgd
+from . import bench_compile, bench_gaussian, bench_mixture, bench_sgd, bench_sweep
 
 SUITES = {
     "gaussian": bench_gaussian,
     "mixture": bench_mixture,
     "sgd": bench_sgd,
     "compile": bench_compile,
+    "sweep": bench_sweep,
 }
 
 

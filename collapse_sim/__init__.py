@@ -26,6 +26,7 @@ from .policies import (
 )
 from .results import Simulation
 from .sgd import SGDGaussianFit, SGDMixtureFit, SGDRegressionFit
+from .sweep import sweep
 
 __version__ = "0.1.0"
 
@@ -51,5 +52,6 @@ __all__ = [
     "metrics",
     "sampling",
     "simulate",
+    "sweep",
     "theory",
 ]

@@ -1,4 +1,4 @@
-"""The ``collapse-sim`` command: list presets, run one, write its figure and table."""
+"""The ``collapse-sim`` command: list presets, run one or a sweep, write figures and tables."""
 
 from __future__ import annotations
 
@@ -25,6 +25,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="random seed (default 0)")
     run.add_argument("--out", default="collapse-out", help="output folder (default collapse-out)")
     run.add_argument("--quiet", action="store_true", help="print only the output paths")
+    sw = sub.add_parser(
+        "sweep", help="run a parameter sweep described in TOML; writes OUT/STEM.csv, "
+        "OUT/STEM.parquet (with pyarrow) and OUT/STEM.png, keeps finished runs in OUT/STEM.runs")
+    sw.add_argument("spec", help="the sweep's TOML file (see docs/sweeps.rst)")
+    sw.add_argument("--out", default="collapse-out", help="output folder (default collapse-out)")
+    sw.add_argument("--backend", choices=("loky", "threading", "dask"),
+                    help="where runs execute (default: the spec's, else loky)")
+    sw.add_argument("--client", help="dask scheduler address, e.g. tcp://host:8786")
+    sw.add_argument("--n-jobs", type=int, dest="n_jobs", help="joblib workers (default: cores)")
+    sw.add_argument("--quiet", action="store_true", help="print only the output paths")
     return parser
 
 
@@ -70,14 +80,85 @@ def _run(args) -> int:
     return 0
 
 
+def _sweep(args) -> int:
+    from .sweep import read_spec, sweep
+
+    spec_path = Path(args.spec)
+    spec = read_spec(spec_path)
+    options = dict(spec["options"])
+    if args.backend is not None:  # another backend: the spec's options for its own go
+        options.pop("n_jobs" if args.backend == "dask" else "client", None)
+    for name in ("backend", "client", "n_jobs"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = spec_path.stem
+    start = time.perf_counter()
+    result = sweep(spec["base"], spec["grid"], out_dir=out / f"{stem}.runs",
+                   progress=not args.quiet, **options)
+    elapsed = time.perf_counter() - start
+    table, curves = result if isinstance(result, tuple) else (result, None)
+    x, y, hue = _plot_columns(table, list(spec["grid"]), spec["plot"])
+    from . import plotting  # matplotlib only when a figure is made
+
+    paths = [out / f"{stem}.csv"]
+    table.to_csv(paths[0], index=False)
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        paths.append(out / f"{stem}.parquet")
+        table.to_parquet(paths[-1], index=False)
+    if curves is not None:
+        paths.append(out / f"{stem}-curves.csv")
+        curves.to_csv(paths[-1], index=False)
+    ax = plotting.sweep_summary(table, x=x, y=y, hue=hue)
+    paths.append(out / f"{stem}.png")
+    ax.figure.savefig(paths[-1], dpi=150)
+    if not args.quiet:
+        import pandas as pd
+
+        shown = [c for c in ("collapse_generation", "final_variance_ratio", "final_w2_median",
+                             "final_tail_mass_median") if c in table.columns] or [y]
+        names = list(spec["grid"])
+        print(f"{len(table)} runs ({table.attrs['computed']} computed, "
+              f"{table.attrs['reused']} reused from {out / f'{stem}.runs'}) in {elapsed:.1f} s; "
+              f"median over seeds:")
+        with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 120,
+                               "display.max_rows", 60):
+            print(table.groupby(names, sort=False)[shown].median().to_string())
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def _plot_columns(table, names: list[str], plot: dict) -> tuple[str, str, str | None]:
+    """The figure's axes: the spec's [plot] choices, else n_samples (or the first numeric
+    grid column) across, collapse_generation up, the next grid column as lines."""
+    import pandas as pd
+
+    numeric = [n for n in names if pd.api.types.is_numeric_dtype(table[n])]
+    x = plot.get("x") or ("n_samples" if "n_samples" in names else (numeric or names)[0])
+    summaries = [c for c in ("collapse_generation", "final_variance_ratio", "final_w2_median")
+                 if c in table.columns]
+    y = plot.get("y") or (summaries[0] if summaries else table.columns[-1])
+    others = [n for n in names if n != x]
+    hue = plot.get("hue") or (others[0] if others else None)
+    return x, y, hue
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``collapse-sim`` console script."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "list":
             return _list()
+        if args.command == "sweep":
+            return _sweep(args)
         return _run(args)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         print(f"collapse-sim: {exc}", file=sys.stderr)
         return 2
 
