@@ -12,7 +12,7 @@ This script runs that loop for two chains with the numba EM fitter and writes
 """
 
 # %%
-# The loop itself is one call (this is what the ``gmm`` preset runs):
+# The loop itself is one call (this is what the ``gmm`` preset runs)::
 #
 #     truth = cs.Gaussian(mean=[0.0, 0.0], cov=np.eye(2))
 #     fitter = cs.GaussianMixtureFit(n_components=2, tol=1e-5, max_iter=2000)

@@ -1,6 +1,8 @@
 """Presets reproduce the published findings they are named after."""
 
 import numpy as np
+import pandas as pd
+import pytest
 
 from collapse_sim import experiments, theory
 
@@ -32,3 +34,65 @@ def test_mismatch_preset_starts_at_the_floor_and_climbs():
     assert gauss.loc[100, "kl_q50"] > 2 * floor  # recursion adds statistical error
     mix = c[c.fitter == "2-component mixture fit"].set_index("generation")
     assert mix.loc[1, "kl_q50"] < 0.5 * floor  # a mixture can represent the truth
+
+
+def test_sgd_preset_shows_the_extra_drift_of_approximation_error():
+    result = experiments.run_preset("sgd", generations=40, chains=300, seed=0)
+    c = result.curves.set_index(["fitter", "generation"])
+    mle, small, mid, big = experiments.SGD_SETTINGS
+    var = {f: c.loc[(f, 40), "variance_q50"] for f in experiments.SGD_SETTINGS}
+    w2 = {f: c.loc[(f, 40), "w2_q50"] for f in experiments.SGD_SETTINGS}
+    # Exact fit: E[log var_t] falls by about 1/n per generation; median near 0.45 at t=40.
+    assert var[mle] < 0.7
+    # SGD's variance bias grows with the step and reverses the drift at rate 0.2.
+    assert var[mle] < var[small] < var[mid] < var[big] and var[big] > 1.2
+    assert w2[big] > 1.5 * w2[mle]  # the bias compounds: farther from the truth
+    assert w2[small] < w2[mle]  # small steps under-fit: the model moves less
+    assert set(c.columns) >= {"variance_q10", "variance_q50", "variance_q90", "w2_q50"}
+    assert np.isfinite(result.curves.drop(columns="fitter").to_numpy()).all()
+    assert f"{var[mle]:.2g}" in result.description
+
+
+def test_policies_preset_only_replace_collapses():
+    result = experiments.run_preset("policies", generations=200, chains=300, seed=0)
+    c = result.curves.set_index(["policy", "generation"])
+    replace, keep, acc, fresh = experiments.POLICY_SETTINGS
+    assert c.loc[(replace, 200), "variance_q50"] < 0.1
+    for policy in (keep, acc, fresh):
+        assert c.loc[(policy, 200), "variance_q50"] > 0.5, policy
+    # Accumulate hardly moves; fresh data keeps a steady spread; a fixed real subset pins
+    # each chain wherever it went early; Replace wanders farthest.
+    w2 = [c.loc[(p, 200), "w2_q50"] for p in (acc, fresh, keep, replace)]
+    assert w2 == sorted(w2)
+    # every policy trains generation 1 on the same real sample: identical first fits
+    first = c.xs(1, level="generation")["variance_q50"]
+    assert first[replace] == first[acc] == first[fresh]
+
+
+def test_error_sources_preset_floor_and_compounding():
+    result = experiments.run_preset("error_sources", generations=20, chains=300, seed=0)
+    c = result.curves.set_index(["source", "generation"])
+    floor = result.params["floor_w2"]
+    assert floor == pytest.approx(0.5150556962058552 / np.sqrt(5), rel=1e-6)  # scale-free
+    # The W2-closest Gaussian is a hair closer than the n -> inf fit (0.2288 vs 0.2303).
+    for source in ("expressivity", "all three"):
+        assert c.loc[(source, 1), "w2_q10"] > 0.98 * floor
+    med = {s: c.loc[(s, 1), "w2_q50"] for s in experiments.ERROR_SOURCES}
+    assert med["statistical"] < med["approximation"] < med["expressivity"] <= med["all three"]
+    at10 = {s: c.loc[(s, 10), "w2_q50"] for s in experiments.ERROR_SOURCES}
+    assert at10["approximation"] > 1.2 * at10["statistical"]
+    assert at10["all three"] > max(at10["expressivity"], at10["approximation"])
+    assert (c.loc["statistical", "floor_w2"] == 0).all()
+
+
+@pytest.mark.parametrize("name", ["sgd", "policies", "error_sources"])
+def test_cli_runs_the_new_presets(name, tmp_path, capsys):
+    from collapse_sim import cli
+
+    assert cli.main(["run", name, "--generations", "6", "--chains", "30", "--seed", "1",
+                     "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    table = pd.read_csv(tmp_path / f"{name}.csv")
+    assert len(table) == 4 * 7 and not table.isna().any().any()
+    assert experiments.PRESETS[name].title in out and "chains" in out
