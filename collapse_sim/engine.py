@@ -37,6 +37,7 @@ from .sampling import (
     regression_points,
     subsample,
 )
+from .sgd import SGDGaussianFit
 
 #: Chain-generations per block of the fused exact 1-D path (bounds its working memory).
 FUSED_BLOCK_ELEMENTS = 1 << 16
@@ -274,7 +275,7 @@ class _ModelRecorder:
             self.arrays["weights"][0] = truth.weights[0]
             self.arrays["noise_std"][0] = truth.noise_std[0]
             return
-        if isinstance(fitter, GaussianFit):
+        if isinstance(fitter, GaussianFit | SGDGaussianFit):
             self.arrays = {"mean": np.empty((g, chains, d)), "cov": np.empty((g, chains, d, d))}
             self.arrays["mean"][0] = truth.mean[0]
             self.arrays["cov"][0] = truth.cov[0]

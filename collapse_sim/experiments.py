@@ -14,8 +14,8 @@ import pandas as pd
 
 from . import metrics, theory
 from .engine import simulate
-from .fitting import GaussianFit, GaussianMixtureFit
-from .models import Gaussian, GaussianMixture
+from .fitting import GaussianFit, GaussianMixtureFit, OLSFit
+from .models import Gaussian, GaussianMixture, LinearRegression
 from .policies import Accumulate, FreshReal, KeepReal, Replace
 from .results import Simulation, default_report_generations
 from .sgd import SGDGaussianFit
@@ -493,6 +493,81 @@ def error_sources(*, n_samples: int = 100, generations: int = 200, chains: int =
                                     "sgd_learning_rate": ERROR_SOURCES_SGD.learning_rate})
 
 
+def regression_collapse(*, n_samples: int = 20, generations: int = 30, chains: int = 4000,
+                        seed: int | None = 0, dim: int = 5, noise_std: float = 1.0,
+                        progress: bool | None = None) -> ExperimentResult:
+    r"""Least squares refitted on its own labels: test error against the closed forms.
+
+    The truth is :math:`y = x^\top w + \varepsilon`, :math:`x \sim \mathcal N(0, I_d)`,
+    :math:`\varepsilon \sim \mathcal N(0, \sigma^2)`. Every generation relabels
+    :math:`T` = ``n_samples`` rows with the previous fit plus fresh noise and refits
+    by OLS (:class:`~collapse_sim.OLSFit`). Four settings: replace with a fresh
+    design (Dohmatob, Feng & Kempe 2024) and with a fixed design, accumulate with a
+    fixed design (Gerstgrasser et al. 2024) — each with its closed form from
+    :func:`collapse_sim.theory.regression_test_error` — and accumulate with a fresh
+    design, which has no closed form and is shown simulated only.
+    """
+    truth_w = np.zeros(dim)
+    settings = {
+        "replace, fresh design": ("replace", "fresh"),
+        "replace, fixed design": ("replace", "fixed"),
+        "accumulate, fixed design": ("accumulate", "fixed"),
+        "accumulate, fresh design": ("accumulate", "fresh"),
+    }
+    sims, frames = {}, []
+    t = np.arange(generations + 1)
+    for label, (policy, design) in settings.items():
+        truth = LinearRegression(weights=truth_w, noise_std=noise_std, design=design)
+        sim = simulate(truth, OLSFit(), n_samples=n_samples, generations=generations,
+                       chains=chains, seed=seed,
+                       policy=Replace() if policy == "replace" else Accumulate(),
+                       progress=progress)
+        sims[label] = sim
+        err = sim.metrics["test_error"]
+        q = np.quantile(err, QUANTILES, axis=1)
+        frame = {"setting": label, "policy": policy, "design": design, "generation": t,
+                 "sim_mean": err.mean(axis=1),
+                 "sim_mean_se": err.std(axis=1, ddof=1) / np.sqrt(chains)}
+        for i, level in enumerate(QUANTILES):
+            frame[f"sim_q{round(100 * level)}"] = q[i]
+        if policy == "accumulate" and design == "fresh":
+            frame["theory_mean"] = np.nan
+        else:
+            frame["theory_mean"] = theory.regression_test_error(
+                n_samples=n_samples, dim=dim, noise_std=noise_std, generations=generations,
+                policy=policy, design=design)
+        frames.append(pd.DataFrame(frame))
+    curves = pd.concat(frames, ignore_index=True)
+    rows = default_report_generations(generations)
+    summary = (curves[curves.generation.isin(rows)]
+               .set_index(["setting", "generation"])[["sim_mean", "theory_mean", "sim_q50"]])
+    one = noise_std**2 * dim / (n_samples - dim - 1)
+    last = curves[curves.generation == generations].set_index("setting")
+    description = (
+        f"Each curve is the mean over {chains} chains of the test error (excess risk "
+        f"(ŵ−w)ᵀΣ(ŵ−w)) of least squares refitted, generation after generation, on labels "
+        f"produced by the previous fit plus fresh noise; dashed lines are the exact "
+        f"expectations. One generation on real data costs σ²d/(T−d−1) = {one:.3f}. "
+        f"Replacing the data makes the error grow linearly — that much again per generation, "
+        f"{last.loc['replace, fresh design', 'sim_mean']:.2f} after {generations} "
+        f"generations — whether the features are redrawn or fixed. Accumulating all "
+        f"generations' data keeps it bounded: the fixed-design closed form never exceeds "
+        f"π²/6 ≈ 1.64 times one generation's error (here "
+        f"{last.loc['accumulate, fixed design', 'sim_mean']:.3f}), and with fresh "
+        f"features it stays lower still ({last.loc['accumulate, fresh design', 'sim_mean']:.3f}, "
+        f"simulated only: no closed form is published). The shaded bands hold the middle "
+        f"80% of chains: the per-chain error is heavy-tailed, so the mean sits well above "
+        f"the median, and a simulated mean is itself uncertain (standard error "
+        f"{last.loc['accumulate, fixed design', 'sim_mean_se']:.3f} for the accumulate, "
+        f"fixed-design curve at the end), so it may sit that far from its dashed line or "
+        f"the bound."
+    )
+    return ExperimentResult("regression", sims, curves, summary, description,
+                            params={"n_samples": n_samples, "generations": generations,
+                                    "chains": chains, "seed": seed, "dim": dim,
+                                    "noise_std": noise_std})
+
+
 PRESETS: dict[str, Preset] = {
     "gaussian": Preset(
         "gaussian",
@@ -529,6 +604,12 @@ PRESETS: dict[str, Preset] = {
         "Statistical, expressivity and approximation error, separately and compounded",
         error_sources,
         {"n_samples": 100, "generations": 200, "chains": 1000, "seed": 0},
+    ),
+    "regression": Preset(
+        "regression",
+        "Least squares refitted on its own labels: replace vs accumulate, against the theory",
+        regression_collapse,
+        {"n_samples": 20, "generations": 30, "chains": 4000, "seed": 0},
     ),
 }
 

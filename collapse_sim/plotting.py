@@ -913,7 +913,69 @@ def figure_for(result):
         return policies(result)
     if result.name == "error_sources":
         return error_sources_figure(result)
+    if result.name == "regression":
+        return regression_error(result)
     raise ValueError(f"no figure for preset {result.name!r}")
+
+
+def regression_error(result, *, axes=None):
+    """Test error of recursively refitted least squares against generation, theory dashed.
+
+    Two panels with their own scales: replacing the data (error grows linearly) and
+    accumulating it (error stays below :math:`\\pi^2/6` times one generation's).
+    Solid lines are simulated means over chains, dashed black lines the closed
+    forms of :func:`collapse_sim.theory.regression_test_error`; the band is the
+    10–90% range over chains of the setting named in each panel's title.
+
+    Parameters
+    ----------
+    result : ExperimentResult
+        From the ``regression`` preset (:func:`collapse_sim.experiments.regression_collapse`):
+        ``curves`` has ``setting``, ``policy``, ``design``, ``generation``,
+        ``sim_mean``, ``sim_q10``, ``sim_q90`` and ``theory_mean`` (NaN where no
+        closed form exists).
+    axes : sequence of two matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.4), layout="constrained")
+    else:
+        fig = axes[0].figure
+    curves = result.curves
+    params = result.params
+    one = params["noise_std"] ** 2 * params["dim"] / (params["n_samples"] - params["dim"] - 1)
+    colours = dict(zip(curves["setting"].unique(), PALETTE, strict=False))
+    banded = {"replace": "fresh", "accumulate": "fixed"}
+    for ax, policy in zip(axes, ("replace", "accumulate"), strict=True):
+        for label, rows in curves[curves["policy"] == policy].groupby("setting", sort=False):
+            g = rows["generation"].to_numpy()
+            colour = colours[label]
+            if rows["design"].iloc[0] == banded[policy]:
+                ax.fill_between(g, rows["sim_q10"], rows["sim_q90"], color=colour,
+                                alpha=0.15, linewidth=0, label=f"{label}: 10–90% of chains")
+            ax.plot(g, rows["sim_mean"], color=colour, linewidth=2.0,
+                    label=f"{label}: simulated mean")
+            theory_mean = rows["theory_mean"].to_numpy()
+            if np.isfinite(theory_mean).any():
+                ax.plot(g, theory_mean, color="black", linestyle="--", linewidth=1.0)
+        ax.plot([], [], color="black", linestyle="--", linewidth=1.0, label="closed form")
+        if policy == "accumulate":
+            ax.axhline(np.pi**2 / 6 * one, color="grey", linestyle=":", linewidth=1.0,
+                       label="π²/6 × one generation: bound on the mean (fixed design)")
+        ax.set_xlabel("generation t")
+        ax.set_xlim(0, curves["generation"].max())
+        ax.set_ylim(bottom=0)
+        ax.legend(loc="upper left", fontsize=8, frameon=False)
+    axes[0].set_ylabel("test error  (ŵ − w)ᵀ Σ (ŵ − w)")
+    axes[0].set_title("replace: error grows linearly (Dohmatob et al. 2024)", fontsize=10)
+    axes[1].set_title("accumulate: error stays bounded (Gerstgrasser et al. 2024)", fontsize=10)
+    fig.suptitle(f"Least squares refitted on its own labels: d = {params['dim']} features, "
+                 f"T = {params['n_samples']} rows per generation, noise σ = "
+                 f"{params['noise_std']:g}, {params['chains']} chains", fontsize=11)
+    return fig
 
 
 def sweep_summary(frame: pd.DataFrame, *, x: str = "n_samples", y: str = "collapse_generation",

@@ -263,3 +263,21 @@ def test_figure_for_unknown_preset():
     result = experiments.ExperimentResult("nope", {}, pd.DataFrame(), pd.DataFrame(), "")
     with pytest.raises(ValueError, match="no figure"):
         plotting.figure_for(result)
+
+
+def test_regression_error_panels():
+    result = experiments.run_preset("regression", generations=5, chains=200, seed=0)
+    fig = plotting.regression_error(result)
+    assert isinstance(fig, Figure)
+    replace, accumulate = fig.axes
+    # two simulated means per panel, the dashed closed forms (two on the left, one on the
+    # right: accumulate with a fresh design has none) and the dotted pi^2/6 bound
+    assert sum(line.get_linestyle() == "-" for line in replace.lines) == 2
+    assert sum(line.get_linestyle() == "--" and len(line.get_xdata()) > 0
+               for line in replace.lines) == 2
+    assert sum(line.get_linestyle() == "--" and len(line.get_xdata()) > 0
+               for line in accumulate.lines) == 1
+    assert any(line.get_linestyle() == ":" for line in accumulate.lines)
+    assert "generation" in replace.get_xlabel() and "test error" in replace.get_ylabel()
+    _, axes = plt.subplots(1, 2)
+    assert plotting.regression_error(result, axes=axes) is axes[0].figure

@@ -96,3 +96,26 @@ def test_cli_runs_the_new_presets(name, tmp_path, capsys):
     table = pd.read_csv(tmp_path / f"{name}.csv")
     assert len(table) == 4 * 7 and not table.isna().any().any()
     assert experiments.PRESETS[name].title in out and "chains" in out
+
+
+def test_regression_preset_against_its_closed_forms(tmp_path, capsys):
+    from collapse_sim import cli
+
+    result = experiments.run_preset("regression", generations=8, chains=3000, seed=2)
+    c = result.curves.set_index(["setting", "generation"])
+    for label in ("replace, fresh design", "replace, fixed design", "accumulate, fixed design"):
+        rows = c.loc[label]
+        # Chebyshev at 30 standard errors (heavy-tailed per-chain error; see
+        # tests/test_regression.py): a false alarm has probability <= 1/900 per check.
+        policy, design = rows["policy"].iloc[0], rows["design"].iloc[0]
+        var = theory._regression_test_error_variance(n_samples=20, dim=5, generations=8,
+                                                     policy=policy, design=design)
+        assert np.all(np.abs(rows["sim_mean"] - rows["theory_mean"]) <= 30 * np.sqrt(var / 3000))
+    assert c.loc["accumulate, fresh design", "theory_mean"].isna().all()
+    # replace grows past the accumulate curves, which stay near one generation's error
+    assert (c.loc[("replace, fresh design", 8), "sim_mean"]
+            > 3 * c.loc[("accumulate, fresh design", 8), "sim_mean"])
+    assert cli.main(["run", "regression", "--generations", "4", "--chains", "50",
+                     "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "regression.png").read_bytes()[:4] == b"\x89PNG"
+    assert "heavy-tailed" in capsys.readouterr().out

@@ -169,3 +169,10 @@ def test_mixture_sgd_divergence_is_reported():
 def test_mixture_sgd_bad_parameters(kwargs, error, match):
     with pytest.raises(error, match=match):
         cs.SGDMixtureFit(**kwargs)
+
+
+def test_sgd_models_can_be_recorded():
+    sim = cs.simulate(cs.Gaussian(mean=0.0, var=1.0), cs.SGDGaussianFit(), n_samples=64,
+                      generations=3, chains=4, seed=0, record_models=True, metrics="variance")
+    assert sim.models["cov"].shape == (4, 4, 1, 1)
+    np.testing.assert_allclose(sim.models["cov"][1:, :, 0, 0], sim.metrics["variance"][1:])
