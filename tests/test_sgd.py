@@ -15,17 +15,22 @@ def _fit(fitter, x, seed=0):
 
 @pytest.mark.parametrize("truth", [TRUTH, cs.Gaussian(mean=2.0, var=3.0)], ids=["2d", "1d"])
 def test_converges_to_the_mle_as_the_learning_rate_shrinks(truth):
-    x = np.repeat(truth.sample(400, seed=1)[None], 4, axis=0)
+    chains = 64
+    x = np.repeat(truth.sample(400, seed=1)[None], chains, axis=0)  # same data, own streams
     mle = cs.GaussianFit().fit(x)
     errors = []
     for lr, epochs in ((0.01, 300), (0.002, 600)):
         fit = cs.SGDGaussianFit(learning_rate=lr, batch_size=20, epochs=epochs, init="fixed")
         model = _fit(fit, x)
-        errors.append(max(np.abs(model.mean - mle.mean).max(), np.abs(model.cov - mle.cov).max()))
-    # SGD with a constant rate hovers around the optimum with a spread ~ sqrt(rate): the
-    # error must be small and shrink by more than sqrt(5) ~ 2.2 when the rate drops 5x.
+        dev = np.concatenate([(model.mean - mle.mean).ravel(), (model.cov - mle.cov).ravel()])
+        errors.append(np.sqrt(np.mean(dev**2)))  # RMS over chains and parameters
+    # Constant-rate SGD ends in a stationary spread around the optimum whose variance is
+    # proportional to the rate (and a bias proportional to it), so the RMS error shrinks
+    # by at least sqrt(5) ~ 2.24 when the rate drops 5x (measured: 5 and 9). Each RMS pools >= 64 independent chains (relative sd <= 9%), so the ratio
+    # has sd <= 0.3: requiring > 1.6 is a 2-sd-plus margin that a non-converging SGD
+    # (ratio ~ 1) fails.
     assert errors[0] < 0.05 and errors[1] < 0.01, errors
-    assert errors[1] < errors[0] / 2.2, errors
+    assert errors[0] / errors[1] > 1.6, errors
 
 
 def test_one_short_epoch_is_measurably_biased():

@@ -66,6 +66,64 @@ def next_below(s, m):
             return r
 
 
+_LOW32 = 0xFFFFFFFF
+
+
+@nb.njit
+def shuffle(perm, s):
+    """Fisher–Yates shuffle of ``perm`` in place from stream ``s``, exactly uniform.
+
+    Each swap index is Lemire's multiply-shift draw in :math:`[0, i]` ("Fast random
+    integer generation in an interval", ACM TOMS 2019) from 32 random bits, with
+    his rejection step so every index is exactly equally likely; one xoshiro256++
+    output serves two swaps, and the state stays in registers for the whole
+    shuffle. Arrays longer than :math:`2^{32}` use :func:`next_below`.
+    """
+    n = perm.shape[0]
+    if n > _LOW32:
+        for i in range(n - 1, 0, -1):
+            j = next_below(s, i + 1)
+            perm[i], perm[j] = perm[j], perm[i]
+        return
+    s0 = s[0]
+    s1 = s[1]
+    s2 = s[2]
+    s3 = s[3]
+    spare = _U64(0)
+    have = False
+    i = n - 1
+    while i > 0:
+        if have:
+            bits = spare
+            have = False
+        else:
+            word = _rotl(s0 + s3, 23) + s0
+            t = s1 << _U64(17)
+            s2 ^= s0
+            s3 ^= s1
+            s1 ^= s2
+            s0 ^= s3
+            s2 ^= t
+            s3 = _rotl(s3, 45)
+            bits = word >> _U64(32)
+            spare = word & _U64(_LOW32)
+            have = True
+        bound = _U64(i + 1)
+        m = bits * bound
+        low = m & _U64(_LOW32)
+        if low < bound:
+            threshold = (_U64(_LOW32) + _U64(1) - bound) % bound  # 2**32 mod bound
+            if low < threshold:
+                continue  # rejected: draw again for the same i
+        j = np.int64(m >> _U64(32))
+        perm[i], perm[j] = perm[j], perm[i]
+        i -= 1
+    s[0] = s0
+    s[1] = s1
+    s[2] = s2
+    s[3] = s3
+
+
 def _ziggurat_tables():
     """Layer tables of the 256-layer normal ziggurat (Marsaglia & Tsang 2000), 52-bit form."""
     r = 3.6541528853610088  # right edge of the base layer

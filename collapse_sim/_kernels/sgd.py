@@ -6,17 +6,18 @@ import numba as nb
 import numpy as np
 
 from ._dispatch import chain_kernel
-from .rng import next_below, next_normal
+from .rng import next_normal, shuffle
 
 CONSTANT, INVERSE_TIME = 0, 1
 
 
-@nb.njit(parallel=True)
+@nb.njit(parallel=True, cache=True)
 def _sgd_1d(x, states, mean, logscale, lr, batch, epochs, momentum, schedule, noise):
     """:func:`sgd_gaussian` for ``d = 1`` on scalars (same updates, same draws)."""
     chains, n, _ = x.shape
     for c in nb.prange(chains):
         s = states[c]
+        xc = x[c, :, 0]
         perm = np.arange(n)
         mu = mean[c, 0]
         ell = logscale[c, 0]
@@ -25,19 +26,19 @@ def _sgd_1d(x, states, mean, logscale, lr, batch, epochs, momentum, schedule, no
         steps_per_epoch = (n + batch - 1) // batch
         step = 0
         for _ in range(epochs):
-            for i in range(n - 1, 0, -1):
-                j = next_below(s, i + 1)
-                perm[i], perm[j] = perm[j], perm[i]
+            shuffle(perm, s)
             for start in range(0, n, batch):
                 stop = min(start + batch, n)
-                inv = math.exp(-ell)  # 1 / sd
-                g_mu = 0.0
-                g_ell = 0.0
+                s1 = 0.0  # sums of d = x - mu and d^2 over the minibatch
+                s2 = 0.0
                 for p in range(start, stop):
-                    y = (x[c, perm[p], 0] - mu) * inv
-                    g_mu -= y * inv
-                    g_ell += 1.0 - y * y
+                    dev = xc[perm[p]] - mu
+                    s1 += dev
+                    s2 += dev * dev
                 m = stop - start
+                inv2 = math.exp(-2.0 * ell)  # 1 / variance
+                g_mu = -s1 * inv2  # sum of -y/sd with y = d/sd
+                g_ell = m - s2 * inv2  # sum of 1 - y^2
                 rate = lr if schedule == CONSTANT else lr / (1.0 + step / steps_per_epoch)
                 ga = g_mu / m + (noise * next_normal(s) if noise > 0.0 else 0.0)
                 v_mu = momentum * v_mu + ga
@@ -85,9 +86,7 @@ def sgd_gaussian(x, states, mean, logdiag, lower, lr, batch, epochs, momentum, s
         steps_per_epoch = (n + batch - 1) // batch
         step = 0
         for _ in range(epochs):
-            for i in range(n - 1, 0, -1):  # Fisher-Yates shuffle
-                j = next_below(s, i + 1)
-                perm[i], perm[j] = perm[j], perm[i]
+            shuffle(perm, s)  # Fisher-Yates
             for start in range(0, n, batch):
                 stop = min(start + batch, n)
                 for a in range(d):
@@ -149,9 +148,7 @@ def sgd_regression(x, states, w, lr, batch, epochs, momentum, schedule, noise):
         steps_per_epoch = (n + batch - 1) // batch
         step = 0
         for _ in range(epochs):
-            for i in range(n - 1, 0, -1):  # Fisher-Yates shuffle
-                j = next_below(s, i + 1)
-                perm[i], perm[j] = perm[j], perm[i]
+            shuffle(perm, s)  # Fisher-Yates
             for start in range(0, n, batch):
                 stop = min(start + batch, n)
                 for a in range(d):
@@ -201,9 +198,7 @@ def sgd_mixture(x, states, logits, means, logscale, lr, batch, epochs, momentum,
         steps_per_epoch = (n + batch - 1) // batch
         step = 0
         for _ in range(epochs):
-            for i in range(n - 1, 0, -1):  # Fisher-Yates shuffle
-                j = next_below(s, i + 1)
-                perm[i], perm[j] = perm[j], perm[i]
+            shuffle(perm, s)  # Fisher-Yates
             for start in range(0, n, batch):
                 stop = min(start + batch, n)
                 top = logits[c, 0]
