@@ -181,3 +181,33 @@ def test_sgd_models_can_be_recorded():
                       generations=3, chains=4, seed=0, record_models=True, metrics="variance")
     assert sim.models["cov"].shape == (4, 4, 1, 1)
     np.testing.assert_allclose(sim.models["cov"][1:, :, 0, 0], sim.metrics["variance"][1:])
+
+
+def test_shuffle_is_uniform():
+    import numba as nb
+    from scipy import stats
+
+    from collapse_sim._kernels.rng import shuffle
+
+    @nb.njit
+    def position_counts(s, n, reps):
+        counts = np.zeros((n, n), dtype=np.int64)
+        perm = np.arange(n)
+        for _ in range(reps):
+            for i in range(n):
+                perm[i] = i
+            shuffle(perm, s)
+            for i in range(n):
+                counts[i, perm[i]] += 1
+        return counts
+
+    counts = position_counts(cs.sampling.chain_streams(3, 1).states[0], 5, 100_000)
+    # Every element lands in every position with probability 1/5. The 25 cells are
+    # multinomial (rows and columns sum to reps), so the chi-square statistic on 16
+    # degrees of freedom is conservative; a false alarm has probability < 1e-4.
+    expected = np.full((5, 5), 100_000 / 5)
+    stat = ((counts - expected) ** 2 / expected).sum()
+    assert stat < stats.chi2.ppf(1 - 1e-4, 16)
+    one = np.arange(1)
+    shuffle(one, cs.sampling.chain_streams(0, 1).states[0])
+    assert one.tolist() == [0]
