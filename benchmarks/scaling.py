@@ -236,7 +236,7 @@ def main() -> None:
     if busy is not None and busy > BUSY_CORES:
         print(f"\nwarning: other processes kept {busy:.1f} of {os.cpu_count()} cores busy on "
               "average during the run; the parallel kernels lose the most from it (see "
-              "docs/performance.md)")
+              "docs/performance.rst)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "scaling.json").write_text(json.dumps({"meta": meta, **spec, "rows": rows}, indent=2))

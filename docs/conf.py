@@ -1,0 +1,119 @@
+"""Sphinx configuration for the collapse_sim documentation.
+
+Build (from the repository root, with ``pip install -e ".[docs]"``)::
+
+    sphinx-build -W --keep-going -b html docs docs/_build/html
+
+Generated at build time (all ignored by git): ``docs/api/`` (the API pages, from
+``collapse_sim.__all__`` by ``docs/apigen.py``), ``docs/api/generated/`` (autosummary
+stubs), ``docs/auto_examples/`` (the sphinx-gallery pages, scripts and notebooks of
+``examples/``) and ``docs/_build/``.
+
+sphinx-gallery runs every example with the working directory set to the folder holding
+the script, and the examples write their PNG into the working directory. So that a
+build writes nothing into ``examples/``, the scripts are mirrored into
+``docs/_build/gallery_src/`` first and executed from there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(DOCS))
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import apigen  # noqa: E402  (docs/apigen.py)
+
+import collapse_sim  # noqa: E402
+
+# -- project --------------------------------------------------------------------------
+project = "collapse_sim"
+author = "collapse_sim developers"
+copyright = "2026, collapse_sim developers"
+release = collapse_sim.__version__
+version = ".".join(release.split(".")[:2])
+
+# -- general --------------------------------------------------------------------------
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+]
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "auto_examples/*.ipynb",
+                    "auto_examples/*.py", "auto_examples/*.zip"]
+root_doc = "index"
+default_role = "code"
+nitpicky = False
+
+# -- API reference: generated from collapse_sim.__all__ ----------------------------------
+apigen.write_api_pages(DOCS / "api")
+autosummary_generate = True
+autosummary_imported_members = True
+autodoc_typehints = "none"
+autodoc_member_order = "bysource"
+autodoc_default_options = {"exclude-members": "__init__, __post_init__"}
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_xref_param_type = False
+
+# -- sphinx-gallery ---------------------------------------------------------------------
+GALLERY_SRC = DOCS / "_build" / "gallery_src"
+
+
+#: What the examples write (left in the mirror, never copied from ``examples/``).
+_OUTPUTS = (".png", ".jpg", ".svg", ".gif", ".pdf", ".csv", ".npz", ".parquet")
+
+
+def _stage_examples(src: Path = ROOT / "examples", dst: Path = GALLERY_SRC) -> None:
+    """Mirror ``examples/`` (scripts, gallery header, data files such as TOML specs) into ``dst``.
+
+    Outputs the scripts wrote on earlier builds stay in ``dst``; mirrored files whose
+    source has gone are removed, so a deleted example leaves the gallery.
+    """
+    dst.mkdir(parents=True, exist_ok=True)
+    wanted = {p.name for p in src.iterdir()
+              if p.is_file() and not p.name.startswith(".") and p.suffix not in _OUTPUTS}
+    for name in wanted:
+        s, d = src / name, dst / name
+        if not d.exists() or d.read_bytes() != s.read_bytes():
+            shutil.copyfile(s, d)
+    for p in dst.iterdir():
+        if p.is_file() and p.suffix not in _OUTPUTS and p.name not in wanted:
+            p.unlink()
+
+
+_stage_examples()
+
+sphinx_gallery_conf = {
+    "examples_dirs": os.path.relpath(GALLERY_SRC, DOCS),  # a mirror of ../examples
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": re.escape(os.sep) + "plot_",  # execute every plot_*.py
+    "within_subsection_order": "FileNameSortKey",
+    "download_all_examples": False,
+    "reset_modules": ("matplotlib",),
+    "remove_config_comments": True,
+    "show_memory": False,
+    "image_srcset": [],
+}
+
+# -- HTML -----------------------------------------------------------------------------
+html_theme = "alabaster"
+html_theme_options = {
+    "description": "See, measure and understand model collapse.",
+    "fixed_sidebar": True,
+    "page_width": "1100px",
+    "sidebar_width": "240px",
+}
+html_static_path: list[str] = []
+html_show_sourcelink = False
