@@ -353,6 +353,8 @@ AVAILABLE: tuple[str, ...] = tuple(_REGISTRY)
 DEFAULT: tuple[str, ...] = ("variance", "mean_shift", "w2", "kl", "nll", "tail_mass")
 #: The metrics defined for :class:`~collapse_sim.LinearRegression` truths (and their default).
 REGRESSION: tuple[str, ...] = ("test_error",)
+#: Every metric defined for distribution truths (Gaussians, mixtures, estimators).
+DISTRIBUTION: tuple[str, ...] = tuple(n for n in AVAILABLE if n not in REGRESSION)
 
 
 def default_for(truth) -> tuple[str, ...]:
@@ -385,8 +387,7 @@ def check_names(names, truth=None) -> tuple[str, ...]:
         regression = isinstance(truth, LinearRegression)
         wrong = [n for n in names if (n in REGRESSION) != regression]
         if wrong:
-            allowed = REGRESSION if regression else tuple(
-                n for n in AVAILABLE if n not in REGRESSION)
+            allowed = REGRESSION if regression else DISTRIBUTION
             kind = "a regression truth" if regression else "a distribution truth"
             raise ValueError(f"metrics {wrong} are not defined for {kind}; choose among "
                              f"{allowed}")

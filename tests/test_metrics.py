@@ -439,6 +439,7 @@ def test_available_metrics():
     assert set(metrics.AVAILABLE) == {*NAMES, "l2", "test_error"}
     assert set(metrics.DEFAULT) == set(NAMES)
     assert metrics.REGRESSION == ("test_error",)
+    assert set(metrics.DISTRIBUTION) == {*NAMES, "l2"}
 
 
 def test_evaluate_matches_the_functions():

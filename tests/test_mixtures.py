@@ -812,7 +812,7 @@ def test_zero_weight_point_mass_component_is_ignored():
 
 # == 3. the engine with mixtures ===============================================================
 
-SIM = dict(n_samples=50, generations=5, chains=6, seed=3, metrics=metrics.AVAILABLE)
+SIM = dict(n_samples=50, generations=5, chains=6, seed=3, metrics=metrics.DISTRIBUTION)
 
 
 def _sim(truth, fitter, **kw):
@@ -825,7 +825,7 @@ def test_engine_shapes_row_zero_and_recorded_models(truth, kind):
     k = truth.n_components
     fitter = cs.GaussianFit() if kind == "gauss" else cs.GaussianMixtureFit(k)
     sim = _sim(truth, fitter, record_models=True)
-    assert set(sim.metrics) == set(metrics.AVAILABLE)
+    assert set(sim.metrics) == set(metrics.DISTRIBUTION)
     for name, arr in sim.metrics.items():
         assert arr.shape == (6, 6), name
         assert np.all(np.isfinite(arr)), name

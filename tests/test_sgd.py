@@ -26,9 +26,9 @@ def test_converges_to_the_mle_as_the_learning_rate_shrinks(truth):
         errors.append(np.sqrt(np.mean(dev**2)))  # RMS over chains and parameters
     # Constant-rate SGD ends in a stationary spread around the optimum whose variance is
     # proportional to the rate (and a bias proportional to it), so the RMS error shrinks
-    # by at least sqrt(5) ~ 2.24 when the rate drops 5x (measured: 5 and 9). Each RMS pools >= 64 independent chains (relative sd <= 9%), so the ratio
-    # has sd <= 0.3: requiring > 1.6 is a 2-sd-plus margin that a non-converging SGD
-    # (ratio ~ 1) fails.
+    # by at least sqrt(5) ~ 2.24 when the rate drops 5x (measured: 5 and 9). Each RMS
+    # pools >= 64 independent chains (relative sd <= 9%), so the ratio has sd <= 0.3:
+    # requiring > 1.6 is a 2-sd-plus margin that a non-converging SGD (ratio ~ 1) fails.
     assert errors[0] < 0.05 and errors[1] < 0.01, errors
     assert errors[0] / errors[1] > 1.6, errors
 
