@@ -101,11 +101,14 @@ class SGDGaussianFit:
         if self.init == "previous" and isinstance(previous, Gaussian):
             start = previous.broadcast(chains)
             mean = np.array(start.mean)
-            chol = start.cholesky()
-            diag = np.diagonal(chol, axis1=1, axis2=2)
-            with np.errstate(divide="ignore"):
+            if d == 1:  # log sd = log(var) / 2, no factorisation needed
+                logdiag = 0.5 * np.log(np.maximum(start.cov[:, :, 0], 1e-300))
+                lower = np.zeros((chains, 1, 1))
+            else:
+                chol = start.cholesky()
+                diag = np.diagonal(chol, axis1=1, axis2=2)
                 logdiag = np.log(np.maximum(diag, 1e-300))
-            lower = np.array(np.tril(chol, -1))
+                lower = np.array(np.tril(chol, -1))
         else:
             mean = np.zeros((chains, d))
             logdiag = np.zeros((chains, d))
@@ -115,8 +118,11 @@ class SGDGaussianFit:
                           self.batch_size, self.epochs, self.momentum,
                           _SCHEDULES.index(self.lr_schedule), self.gradient_noise)
         with np.errstate(over="ignore", invalid="ignore"):
-            chol = lower + np.exp(logdiag)[:, :, None] * np.eye(d)
-            cov = chol @ np.swapaxes(chol, 1, 2)
+            if d == 1:
+                cov = np.exp(2.0 * logdiag)[:, :, None]
+            else:
+                chol = lower + np.exp(logdiag)[:, :, None] * np.eye(d)
+                cov = chol @ np.swapaxes(chol, 1, 2)
         return Gaussian._from_arrays(mean, cov)
 
     def to_dict(self) -> dict:

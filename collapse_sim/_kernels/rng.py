@@ -74,10 +74,11 @@ def shuffle(perm, s):
     """Fisher–Yates shuffle of ``perm`` in place from stream ``s``, exactly uniform.
 
     Each swap index is Lemire's multiply-shift draw in :math:`[0, i]` ("Fast random
-    integer generation in an interval", ACM TOMS 2019) from 32 random bits, with
-    his rejection step so every index is exactly equally likely; one xoshiro256++
-    output serves two swaps, and the state stays in registers for the whole
-    shuffle. Arrays longer than :math:`2^{32}` use :func:`next_below`.
+    integer generation in an interval", ACM TOMS 2019) from :math:`b` random bits,
+    with his rejection step so every index is exactly equally likely. One
+    xoshiro256++ output serves :math:`64/b` swaps — :math:`b = 16` for arrays of at
+    most :math:`2^{16}` elements, else 32 — and the state stays in registers for the
+    whole shuffle. Arrays longer than :math:`2^{32}` use :func:`next_below`.
     """
     n = perm.shape[0]
     if n > _LOW32:
@@ -85,18 +86,19 @@ def shuffle(perm, s):
             j = next_below(s, i + 1)
             perm[i], perm[j] = perm[j], perm[i]
         return
+    bits = 16 if n <= 65536 else 32
+    width = _U64(bits)
+    mask = _U64((1 << bits) - 1)
+    per_word = 64 // bits
     s0 = s[0]
     s1 = s[1]
     s2 = s[2]
     s3 = s[3]
-    spare = _U64(0)
-    have = False
+    word = _U64(0)
+    left = 0
     i = n - 1
     while i > 0:
-        if have:
-            bits = spare
-            have = False
-        else:
+        if left == 0:
             word = _rotl(s0 + s3, 23) + s0
             t = s1 << _U64(17)
             s2 ^= s0
@@ -105,17 +107,18 @@ def shuffle(perm, s):
             s0 ^= s3
             s2 ^= t
             s3 = _rotl(s3, 45)
-            bits = word >> _U64(32)
-            spare = word & _U64(_LOW32)
-            have = True
+            left = per_word
+        chunk = word & mask
+        word >>= width
+        left -= 1
         bound = _U64(i + 1)
-        m = bits * bound
-        low = m & _U64(_LOW32)
+        m = chunk * bound
+        low = m & mask
         if low < bound:
-            threshold = (_U64(_LOW32) + _U64(1) - bound) % bound  # 2**32 mod bound
+            threshold = (mask + _U64(1) - bound) % bound  # 2**bits mod bound
             if low < threshold:
                 continue  # rejected: draw again for the same i
-        j = np.int64(m >> _U64(32))
+        j = np.int64(m >> width)
         perm[i], perm[j] = perm[j], perm[i]
         i -= 1
     s[0] = s0
