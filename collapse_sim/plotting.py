@@ -25,6 +25,16 @@ LABELS = {"mle": "MLE (divide by n)", "unbiased": "unbiased (divide by n−1)"}
 _TINY = 1e-300
 
 
+def _two_axes(axes, figsize, **kwargs):
+    """``(figure, (left, right))``: new axes side by side, or the two given ones."""
+    if axes is None:
+        fig, pair = plt.subplots(1, 2, figsize=figsize, layout="constrained", **kwargs)
+        return fig, pair
+    if len(axes) != 2:
+        raise ValueError(f"axes must be two matplotlib Axes, got {len(axes)}")
+    return axes[0].figure, tuple(axes)
+
+
 def _axes(ax):
     if ax is None:
         _, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
@@ -106,14 +116,16 @@ def w2_growth(curves: pd.DataFrame, *, ax=None, group: str = "estimator"):
     return ax
 
 
-def gaussian_demo(curves: pd.DataFrame, *, suptitle: str | None = None):
+def gaussian_demo(curves: pd.DataFrame, *, suptitle: str | None = None, axes=None):
     """The two-panel demo figure: :func:`variance_collapse` and :func:`w2_growth`.
+
+    ``axes``: two matplotlib Axes to draw on (default: a new figure).
 
     Returns
     -------
     matplotlib Figure
     """
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
+    fig, (left, right) = _two_axes(axes, (12, 4.8))
     variance_collapse(curves, ax=left)
     w2_growth(curves, ax=right)
     if suptitle:
@@ -121,19 +133,21 @@ def gaussian_demo(curves: pd.DataFrame, *, suptitle: str | None = None):
     return fig
 
 
-def gmm_snapshots(result):
+def gmm_snapshots(result, *, fig=None):
     """The paper's GMM figure: one chain's mixture at several generations, then its drift.
 
     Top: samples (600 points) and density contours of the model at each snapshot
     generation (0 is the truth). Bottom: L2 distance to the first generation's
     mixture and the components' standard deviations, every chain, log scale.
+    ``fig``: an empty matplotlib Figure (or SubFigure) to draw in (default: a new one).
 
     Returns
     -------
     matplotlib Figure
     """
     snaps = result.extras["snapshots"]
-    fig = plt.figure(figsize=(2.2 * len(snaps), 7.6), layout="constrained")
+    if fig is None:
+        fig = plt.figure(figsize=(2.2 * len(snaps), 7.6), layout="constrained")
     # two subfigures: the snapshot row keeps its own spacing, whatever the panels below need
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.3])
     top.suptitle("One chain's mixture: 600 samples (dots) and density contours",
@@ -180,14 +194,16 @@ def gmm_snapshots(result):
     return fig
 
 
-def mismatch(result):
+def mismatch(result, *, axes=None):
     """Density evolution of a single-Gaussian fit to a bimodal truth, and KL against its floor.
+
+    ``axes``: two matplotlib Axes to draw on (default: a new figure).
 
     Returns
     -------
     matplotlib Figure
     """
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), layout="constrained")
+    fig, (left, right) = _two_axes(axes, (13, 4.8))
     best = result.extras["best"]
     density_evolution(result.simulations["Gaussian fit"],
                       generations=list(result.extras["fits"]), ax=left)
@@ -812,17 +828,18 @@ def error_sources(curves: pd.DataFrame, *, floor: float | None = None, metric: s
     return ax
 
 
-def sgd_drift(result):
+def sgd_drift(result, *, axes=None):
     """The ``sgd`` preset's figure: fitted variance and W₂ distance, exact MLE vs SGD.
 
     Left: median and 10–90% band of the fitted variance (log scale); right: the same
-    for the W₂ distance to the truth; one legend for both, below them.
+    for the W₂ distance to the truth; one legend for both, below them. ``axes``: two
+    matplotlib Axes to draw on (default: a new figure).
 
     Returns
     -------
     matplotlib Figure
     """
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.2), layout="constrained")
+    fig, (left, right) = _two_axes(axes, (12, 5.2))
     handles = _band_lines(left, result.curves, "variance", "fitter")
     handles.append(left.axhline(1.0, color="black", lw=0.8, ls="--", zorder=0,
                                 label="the truth's variance"))
@@ -842,16 +859,17 @@ def sgd_drift(result):
     return fig
 
 
-def policies(result):
+def policies(result, *, axes=None):
     """The ``policies`` preset's figure: :func:`policy_comparison` of variance and W₂.
 
-    One legend for both panels, below them.
+    One legend for both panels, below them. ``axes``: two matplotlib Axes to draw on
+    (default: a new figure).
 
     Returns
     -------
     matplotlib Figure
     """
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.2), layout="constrained")
+    fig, (left, right) = _two_axes(axes, (12, 5.2))
     policy_comparison(result.curves, metric="variance", ax=left, legend=False)
     policy_comparison(result.curves, metric="w2", ax=right, legend=False)
     handles = left.get_legend_handles_labels()[0]
@@ -864,19 +882,18 @@ def policies(result):
     return fig
 
 
-def error_sources_figure(result):
+def error_sources_figure(result, *, axes=None):
     """The ``error_sources`` preset's figure.
 
     Left: the bimodal truth and the best Gaussian for it (what expressivity error
     looks like: the gap no amount of data closes). Right: :func:`error_sources` with
-    the floor.
+    the floor. ``axes``: two matplotlib Axes to draw on (default: a new figure).
 
     Returns
     -------
     matplotlib Figure
     """
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5), width_ratios=[1, 1.6],
-                                      layout="constrained")
+    fig, (left, right) = _two_axes(axes, (13, 5), width_ratios=[1, 1.6])
     mix, best = result.extras["truths"]["expressivity"], result.extras["floor"]["model"]
     x = _x_grid(mix, None)
     truth_pdf = _truth_pdf(mix, x)
@@ -940,10 +957,7 @@ def regression_error(result, *, axes=None):
     -------
     matplotlib Figure
     """
-    if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.4), layout="constrained")
-    else:
-        fig = axes[0].figure
+    fig, axes = _two_axes(axes, (11.5, 4.4))
     curves = result.curves
     params = result.params
     one = params["noise_std"] ** 2 * params["dim"] / (params["n_samples"] - params["dim"] - 1)

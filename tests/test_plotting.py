@@ -281,3 +281,26 @@ def test_regression_error_panels():
     assert "generation" in replace.get_xlabel() and "test error" in replace.get_ylabel()
     _, axes = plt.subplots(1, 2)
     assert plotting.regression_error(result, axes=axes) is axes[0].figure
+
+
+@pytest.mark.parametrize(("name", "draw"), [
+    ("gaussian", lambda r, axes: plotting.gaussian_demo(r.curves, axes=axes)),
+    ("mismatch", lambda r, axes: plotting.mismatch(r, axes=axes)),
+    ("sgd", lambda r, axes: plotting.sgd_drift(r, axes=axes)),
+    ("policies", lambda r, axes: plotting.policies(r, axes=axes)),
+    ("error_sources", lambda r, axes: plotting.error_sources_figure(r, axes=axes)),
+])
+def test_preset_figures_draw_on_given_axes(name, draw):
+    result = experiments.run_preset(name, generations=4, chains=20, seed=0)
+    fig, axes = plt.subplots(1, 2, layout="constrained")
+    assert draw(result, axes) is fig
+    assert all(ax.has_data() for ax in axes)
+    with pytest.raises(ValueError, match="axes"):
+        draw(result, axes[:1])
+
+
+def test_gmm_snapshots_draws_in_a_given_figure():
+    result = experiments.run_preset("gmm", generations=3, chains=1, n_samples=200, seed=0)
+    fig = plt.figure(layout="constrained")
+    assert plotting.gmm_snapshots(result, fig=fig) is fig
+    assert len(fig.axes) > 2
