@@ -39,6 +39,11 @@ Results implemented here
 
 * :func:`gaussian_w2_squared_mean` -- the exact expected squared 2-Wasserstein distance
   between generation :math:`t` and the truth.
+* :func:`best_gaussian_approximation` and :func:`gaussian_mismatch_floor` -- the
+  moment-matched Gaussian of a mixture (the minimiser of KL(truth ‖ Gaussian)) and its
+  distance to the truth: the expressivity floor.
+* :func:`regression_test_error` -- the expected test error of least squares refitted on
+  its own labels (Dohmatob, Feng & Kempe 2024; Gerstgrasser et al. 2024).
 
 The unbiased estimator keeps :math:`\mathbb E[\sigma_t^2] = \sigma_0^2` for every :math:`t`
 while :math:`\sigma_t^2 \to 0` almost surely (:math:`\mathbb E\log(C/k) < 0` by Jensen) and
@@ -59,6 +64,8 @@ import numpy as np
 from scipy import special
 
 __all__ = [
+    "best_gaussian_approximation",
+    "gaussian_mismatch_floor",
     "gaussian_variance_cdf",
     "gaussian_variance_mean",
     "gaussian_variance_quantiles",

@@ -951,3 +951,25 @@ def test_engine_previous_init_warm_starts_from_last_generation():
     # and it is not a fresh k-means++ fit of the same points
     assert not np.array_equal(prev.fit(synthetic, seed=0).means, gen2.means)
     np.testing.assert_array_equal(sp.metrics["variance"][2], gen2.var)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_w2_of_gaussian_models_equals_the_direct_quadrature(d):
+    from collapse_sim import _mixture_metrics as mm
+
+    truth = cs.GaussianMixture(weights=[0.3, 0.7], means=[[-1.0] * d, [2.0] * d],
+                               covs=[np.eye(d), 0.5 * np.eye(d)])
+    ctx = metrics._mixture_context(truth)
+    rng = np.random.default_rng(0)
+    mean = rng.normal(size=(50, d))
+    a = rng.normal(size=(50, d, d))
+    cov = 0.3 * a @ np.swapaxes(a, 1, 2)
+    cov[0] = 0.0  # collapsed
+    mean[1], cov[1] = truth.mean[0], truth.cov[0]  # the moment-matched Gaussian
+    model = cs.Gaussian(mean=mean, cov=cov)
+    directions = [None] if d == 1 else list(mm.slice_directions(d))
+    direct = sum(np.sum((mm._model_quantiles(model, u) - ctx.truth_quantiles(u)) ** 2 * mm._ZW,
+                        axis=1) for u in directions)
+    expected = np.sqrt(direct / len(directions))
+    # the O(1) expansion is the same sum rearranged: equal to rounding
+    np.testing.assert_allclose(mm.w2(ctx, model), expected, rtol=1e-12)
