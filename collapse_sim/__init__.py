@@ -49,9 +49,20 @@ __all__ = [
     "Simulation",
     "SklearnFitter",
     "__version__",
+    "experiments",
     "metrics",
+    "plotting",
     "sampling",
     "simulate",
     "sweep",
     "theory",
 ]
+
+
+def __getattr__(name: str):
+    """``cs.plotting`` and ``cs.experiments`` on first use: matplotlib loads only when needed."""
+    if name in ("plotting", "experiments"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

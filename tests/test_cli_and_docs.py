@@ -79,3 +79,15 @@ def test_examples_run(script, tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     runpy.run_path(str(script), run_name="__main__")
     assert list(tmp_path.glob("*.png")), "example wrote no figure"
+
+
+def test_plotting_and_experiments_load_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys, collapse_sim as cs; assert 'matplotlib' not in sys.modules; "
+            "assert callable(cs.plotting.density_evolution); "
+            "assert 'regression' in cs.experiments.PRESETS; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True)
+    assert out.stdout.strip() == "ok"
