@@ -10,7 +10,7 @@ both with the statistical error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
@@ -22,6 +22,17 @@ from .fitting import _check_regression_truth, _next_noise
 from .models import Gaussian, GaussianMixture, LinearRegression
 
 _SCHEDULES = ("constant", "inverse_time")
+
+
+def _check_options(fit, inits: tuple[str, ...]) -> None:
+    """The options every SGD fitter shares, checked on construction."""
+    check_real("learning_rate", fit.learning_rate, low=0.0, low_open=True)
+    check_int("batch_size", fit.batch_size, minimum=1)
+    check_int("epochs", fit.epochs, minimum=1)
+    check_choice("init", fit.init, inits)
+    check_real("momentum", fit.momentum, low=0.0, high=1.0, high_open=True)
+    check_choice("lr_schedule", fit.lr_schedule, _SCHEDULES)
+    check_real("gradient_noise", fit.gradient_noise, low=0.0)
 
 
 @dataclass(frozen=True)
@@ -77,13 +88,7 @@ class SGDGaussianFit:
     uses_moments = False
 
     def __post_init__(self):
-        check_real("learning_rate", self.learning_rate, low=0.0, low_open=True)
-        check_int("batch_size", self.batch_size, minimum=1)
-        check_int("epochs", self.epochs, minimum=1)
-        check_choice("init", self.init, ("previous", "fixed"))
-        check_real("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
-        check_choice("lr_schedule", self.lr_schedule, _SCHEDULES)
-        check_real("gradient_noise", self.gradient_noise, low=0.0)
+        _check_options(self, ("previous", "fixed"))
 
     def min_points(self) -> int:
         """A minibatch must fit in the training set."""
@@ -127,10 +132,7 @@ class SGDGaussianFit:
 
     def to_dict(self) -> dict:
         """JSON-serialisable description."""
-        return {"type": "SGDGaussianFit", "learning_rate": self.learning_rate,
-                "batch_size": self.batch_size, "epochs": self.epochs, "init": self.init,
-                "momentum": self.momentum, "lr_schedule": self.lr_schedule,
-                "gradient_noise": self.gradient_noise}
+        return {"type": type(self).__name__, **asdict(self)}
 
 
 @dataclass(frozen=True)
@@ -193,13 +195,7 @@ class SGDRegressionFit:
     fits_regression = True
 
     def __post_init__(self):
-        check_real("learning_rate", self.learning_rate, low=0.0, low_open=True)
-        check_int("batch_size", self.batch_size, minimum=1)
-        check_int("epochs", self.epochs, minimum=1)
-        check_choice("init", self.init, ("previous", "fixed"))
-        check_real("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
-        check_choice("lr_schedule", self.lr_schedule, _SCHEDULES)
-        check_real("gradient_noise", self.gradient_noise, low=0.0)
+        _check_options(self, ("previous", "fixed"))
         check_choice("noise", self.noise, ("keep", "estimate"))
 
     def min_points(self) -> int:
@@ -230,10 +226,7 @@ class SGDRegressionFit:
 
     def to_dict(self) -> dict:
         """JSON-serialisable description."""
-        return {"type": "SGDRegressionFit", "learning_rate": self.learning_rate,
-                "batch_size": self.batch_size, "epochs": self.epochs, "init": self.init,
-                "momentum": self.momentum, "lr_schedule": self.lr_schedule,
-                "gradient_noise": self.gradient_noise, "noise": self.noise}
+        return {"type": type(self).__name__, **asdict(self)}
 
 
 def _kmeans_start(points: np.ndarray, k: int, streams):
@@ -336,13 +329,7 @@ class SGDMixtureFit:
 
     def __post_init__(self):
         check_int("n_components", self.n_components, minimum=1)
-        check_real("learning_rate", self.learning_rate, low=0.0, low_open=True)
-        check_int("batch_size", self.batch_size, minimum=1)
-        check_int("epochs", self.epochs, minimum=1)
-        check_choice("init", self.init, ("previous", "kmeans++"))
-        check_real("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
-        check_choice("lr_schedule", self.lr_schedule, _SCHEDULES)
-        check_real("gradient_noise", self.gradient_noise, low=0.0)
+        _check_options(self, ("previous", "kmeans++"))
 
     def min_points(self) -> int:
         """A minibatch, and k-means++ with ``n_components`` centres, must fit."""
@@ -383,7 +370,4 @@ class SGDMixtureFit:
 
     def to_dict(self) -> dict:
         """JSON-serialisable description."""
-        return {"type": "SGDMixtureFit", "n_components": self.n_components,
-                "learning_rate": self.learning_rate, "batch_size": self.batch_size,
-                "epochs": self.epochs, "init": self.init, "momentum": self.momentum,
-                "lr_schedule": self.lr_schedule, "gradient_noise": self.gradient_noise}
+        return {"type": type(self).__name__, **asdict(self)}

@@ -26,7 +26,6 @@ import json
 import math
 import numbers
 import os
-import tempfile
 import tomllib
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,6 +36,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ._io import atomic_write
 from ._validation import check_int, check_real
 from .engine import simulate
 from .policies import Replace
@@ -708,7 +708,7 @@ class _Store:
                     "or delete this one to start afresh")
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        _atomic_write(manifest, lambda fh: fh.write(
+        atomic_write(manifest, lambda fh: fh.write(
             json.dumps(description, indent=1, sort_keys=True).encode()))
 
     def path(self, job: _Job) -> Path:
@@ -743,21 +743,7 @@ class _Store:
                 "summary": record["summary"], "quantiles": record.get("quantiles")}
         arrays = {f"curve__{k}": v for k, v in record.get("curves", {}).items()}
         arrays["__meta__"] = np.array(json.dumps(meta))
-        _atomic_write(self.path(job), lambda fh: np.savez(fh, **arrays))
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, fsync, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        atomic_write(self.path(job), lambda fh: np.savez(fh, **arrays))
 
 
 # -- TOML specs -------------------------------------------------------------------------------
