@@ -15,7 +15,7 @@ import numpy as np
 from . import sampling
 from ._kernels import em as _em
 from ._validation import check_choice, check_int, check_real
-from .models import Gaussian, GaussianMixture
+from .models import EstimatorBatch, Gaussian, GaussianMixture, LinearRegression
 from .sampling import Moments
 
 
@@ -312,8 +312,6 @@ class SklearnFitter:
         """Clone, seed and fit one estimator per chain."""
         from sklearn.base import clone
 
-        from .models import EstimatorBatch
-
         seeds = (streams.uniform(1)[:, 0] * 2**32).astype(np.uint64)
         estimators, states = [], []
         for c in range(points.shape[0]):
@@ -365,8 +363,6 @@ def _next_noise(noise: str, x, y, w, previous) -> np.ndarray:
 
 
 def _check_regression_truth(fitter, truth) -> None:
-    from .models import LinearRegression
-
     if not isinstance(truth, LinearRegression):
         raise TypeError(f"{type(fitter).__name__} fits regressions: the truth must be a "
                         f"collapse_sim.LinearRegression, got {type(truth).__name__}")
@@ -428,8 +424,6 @@ class OLSFit:
 
     def fit_chains(self, points: np.ndarray, *, streams=None, previous=None):
         """Engine entry point: ``points`` ``(chains, m, d + 1)``; ``previous`` labelled them."""
-        from .models import LinearRegression
-
         d = previous.n_features
         x, y = points[:, :, :d], points[:, :, d]
         w = _solve_normal_equations(x, y, self.ridge)

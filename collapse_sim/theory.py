@@ -63,6 +63,8 @@ from typing import Literal
 import numpy as np
 from scipy import special
 
+from ._validation import check_choice, check_int, check_real
+
 __all__ = [
     "best_gaussian_approximation",
     "gaussian_mismatch_floor",
@@ -959,8 +961,6 @@ _REGRESSION_POLICIES = ("replace", "accumulate")
 
 
 def _regression_args(n_samples, dim, noise_std, generations, policy, design):
-    from ._validation import check_choice, check_int, check_real
-
     d = check_int("dim", dim, minimum=1)
     n = check_int("n_samples", n_samples, minimum=d + 2)
     sigma = check_real("noise_std", noise_std, low=0.0)
