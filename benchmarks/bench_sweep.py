@@ -1,6 +1,6 @@
 """``sweep`` against a plain loop of ``simulate`` calls: the sweep's cost per configuration.
 
-Same configurations, same seeds, same summaries (``collapse_sim.sweep.summarize``);
+Same configurations, same seeds, same summaries (``collapse_sim.sweeps.summarize``);
 the baseline is the ``for`` loop a user would write. ``sweep`` runs with
 ``n_jobs=1`` (joblib runs the runs in this process, in turn), so the difference is
 the sweep's own work per run: validating every configuration up front (a
@@ -24,7 +24,7 @@ import time
 import pandas as pd
 
 import collapse_sim as cs
-from collapse_sim.sweep import summarize
+from collapse_sim.sweeps import summarize
 
 GOAL = 1 / 1.05
 

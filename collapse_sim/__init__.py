@@ -26,7 +26,7 @@ from .policies import (
 )
 from .results import Simulation
 from .sgd import SGDGaussianFit, SGDMixtureFit, SGDRegressionFit
-from .sweep import sweep
+from .sweeps import sweep
 
 __version__ = "0.1.0"
 

@@ -81,7 +81,7 @@ def _run(args) -> int:
 
 
 def _sweep(args) -> int:
-    from .sweep import read_spec, sweep
+    from .sweeps import read_spec, sweep
 
     spec_path = Path(args.spec)
     spec = read_spec(spec_path)

@@ -16,38 +16,26 @@ the policy must keep accumulated points.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from tqdm.auto import tqdm
 
 from . import _random
-from . import metrics as _metrics
-from ._kernels import fused as _fused
-from ._mixture_metrics import components as _mix_components
+from . import registry as _registry
 from ._validation import check_int
-from .fitting import GaussianFit
-from .models import EstimatorBatch, Gaussian, GaussianMixture, LinearRegression
 from .policies import Replace, _Policy
+from .protocol import Competence, Fitter, Model, suitable_fitters
 from .results import Simulation
-from .sampling import (
-    ChainStreams,
-    Moments,
-    draw_points,
-    exact_gaussian_moments,
-    gaussian_moments,
-    regression_points,
-    subsample,
-)
-from .sgd import SGDGaussianFit
+from .sampling import ChainStreams, subsample
 
-#: Chain-generations per block of the fused exact 1-D path (bounds its working memory).
-FUSED_BLOCK_ELEMENTS = 1 << 16
 #: Runs expected to take longer than this many seconds show a progress bar when ``progress=None``.
 PROGRESS_DELAY = 2.0
 
 
 def simulate(
-    truth: Gaussian,
-    fitter: GaussianFit,
+    truth: Model,
+    fitter: Fitter,
     *,
     n_samples: int,
     generations: int,
@@ -63,13 +51,16 @@ def simulate(
 
     Parameters
     ----------
-    truth : Gaussian, GaussianMixture or LinearRegression
-        The data-generating distribution (a batch of one), positive definite.
-    fitter : fitter object
-        ``GaussianFit``, ``GaussianMixtureFit``, ``SGDGaussianFit``, ``SGDMixtureFit``,
-        ``SklearnFitter``, ``OLSFit`` or ``SGDRegressionFit``.
-        It is applied to every generation's training set (``OLSFit`` and
-        ``SGDRegressionFit`` for a ``LinearRegression`` truth, the others otherwise).
+    truth : Model
+        The data-generating distribution (a batch of one) of any family:
+        ``Gaussian``, ``GaussianMixture``, ``LinearRegression``, ``Categorical``, ``Zipf`` …
+        (see :mod:`collapse_sim.protocol`).
+    fitter : Fitter
+        Applied to every generation's training set; it must be able to fit the
+        truth's data (``fitter.competence(truth)``): ``GaussianFit``,
+        ``GaussianMixtureFit``, ``SGDGaussianFit``, ``SGDMixtureFit`` or
+        ``SklearnFitter`` for points, ``OLSFit`` or ``SGDRegressionFit`` for a
+        ``LinearRegression``, ``CategoricalFit`` for a categorical truth.
     n_samples : int
         :math:`n`, the sample size each generation draws (>= 2).
     generations : int
@@ -84,14 +75,17 @@ def simulate(
         first ``k`` chains of a run equal a ``k``-chain run. ``None`` draws fresh
         entropy, recorded in ``Simulation.config["seed"]``.
     metrics : str or sequence of str, optional
-        Names from :data:`collapse_sim.metrics.AVAILABLE`; default
-        :data:`collapse_sim.metrics.DEFAULT` for distributions, ``("test_error",)``
-        for a regression truth.
+        Names registered for the pair (truth type, ``fitter.model_type``) in
+        :mod:`collapse_sim.registry`; default: the pair's default metrics
+        (:data:`collapse_sim.metrics.DEFAULT` for Gaussian and mixture truths,
+        ``("test_error",)`` for a regression truth).
     record_models : bool
-        Keep every generation's parameters in ``Simulation.models``
-        (``mean`` ``(G+1, chains, d)``, ``cov`` ``(G+1, chains, d, d)``; mixtures:
-        ``weights``, ``means``, ``covs``; regressions: ``weights`` ``(G+1, chains, d)``
-        and ``noise_std`` ``(G+1, chains)``).
+        Keep every generation's parameters in ``Simulation.models``, as the model
+        family declares them (``Model.record``): Gaussians ``mean`` ``(G+1, chains, d)``
+        and ``cov`` ``(G+1, chains, d, d)``; mixtures ``weights``, ``means``, ``covs``;
+        regressions ``weights`` ``(G+1, chains, d)`` and ``noise_std`` ``(G+1, chains)``;
+        categorical models ``probs`` ``(G+1, chains, V)``. Row 0 is the truth expressed
+        in the fitter's family (``Fitter.as_model``).
     progress : bool or None
         Show a tqdm bar: ``True`` always, ``False`` never, ``None`` only when the
         run lasts longer than :data:`PROGRESS_DELAY` seconds.
@@ -105,7 +99,9 @@ def simulate(
         ``AccumulateSubsample`` (which must keep points to subsample). ``"auto"``
         (default) takes the exact path wherever it applies. The two paths draw
         different random numbers: the same seed gives the same result within a
-        path, equal results in distribution across paths.
+        path, equal results in distribution across paths. Any family whose fitter
+        uses additive statistics that its models can draw by their exact law takes
+        the same route (categorical counts: multinomial by conditional binomials).
 
     Returns
     -------
@@ -117,7 +113,9 @@ def simulate(
     ------
     TypeError, ValueError
         On invalid arguments, before any sampling. ``ValueError`` also when the
-        policy would keep more points than its ``max_bytes`` allows.
+        policy would keep more points than its ``max_bytes`` allows, and when the
+        run's arrays would not fit in this machine's memory (the message gives the
+        estimate).
 
     Examples
     --------
@@ -137,8 +135,10 @@ def simulate(
             "policy must be Replace(), KeepReal(f), Accumulate(), AccumulateSubsample(), "
             f"FreshReal(f) or Augment(r); got {type(policy).__name__}"
         )
-    names = _metrics.check_names(_metrics.default_for(truth) if metrics is None else metrics,
-                                 truth)
+    pair = (type(truth), fitter.model_type)
+    names = _registry.check_names(_registry.defaults(*pair) if metrics is None else metrics,
+                                  *pair)
+    _registry.check_names(names, type(truth), type(truth))  # row 0 measures the truth itself
     if n_samples < fitter.min_points():
         raise ValueError(
             f"n_samples={n_samples} is too small for {fitter!r}: it needs at least "
@@ -156,36 +156,55 @@ def simulate(
                 f"{policy!r} trains generation {t} on {size} points; {fitter!r} needs at "
                 f"least {fitter.min_points()}: raise n_samples or the policy's fraction/ratio"
             )
-    uses_moments = bool(getattr(fitter, "uses_moments", False))
+    statistics = fitter.needs == "statistics"
     exact = _exact_path(sampling, truth, fitter, plan)
-    kept = policy.kept_bytes(chains, n_samples, generations, truth.dim, uses_moments)
+    kept = kept_bytes(policy, fitter, truth, chains, n_samples, generations)
     if kept > getattr(policy, "max_bytes", np.inf):
         raise ValueError(
             f"{type(policy).__name__} must keep {chains} chains x {n_samples * generations} "
-            f"points x {truth.dim} dims = {kept / 2**30:.2f} GiB of training data, above its "
-            f"max_bytes={policy.max_bytes} ({policy.max_bytes / 2**30:.2f} GiB); lower chains "
-            f"or generations, or raise max_bytes"
+            f"items x {_item_bytes(truth)} bytes = {kept / 2**30:.2f} GiB of training data, "
+            f"above its max_bytes={policy.max_bytes} ({policy.max_bytes / 2**30:.2f} GiB); "
+            "lower chains or generations, or raise max_bytes"
         )
-
+    recorder = _ModelRecorder(truth, fitter, generations, chains) if record_models else None
     root = _random.as_seed_sequence(seed)
+    points = not statistics or plan.pool == "subsample" or not exact
+    _check_memory(truth, chains, n_samples if points else 0, generations, len(names), kept,
+                  0 if recorder is None else recorder.bytes_per_row)
+
     streams = ChainStreams(_random.chain_states(root, chains))
     heldout = None
-    if "nll" in names or "kl" in names:
+    if _registry.needs_heldout(names, *pair):
         shared = ChainStreams(_random.shared_state(root, 0))
-        heldout = draw_points(truth, _metrics.HELDOUT_SIZE, shared)[0]
-    ctx = _metrics.MetricContext(truth, heldout)
+        heldout = truth.heldout(_registry.HELDOUT_SIZE, shared)
+    ctx = _registry.MetricContext(truth, heldout)
 
     out = {name: np.empty((generations + 1, chains)) for name in names}
-    for name, value in _metrics.evaluate(names, truth, truth, ctx).items():
+    for name, value in _registry.evaluate(names, truth, truth, ctx).items():
         out[name][0] = value[0]
-    models = _ModelRecorder(truth, fitter, generations, chains) if record_models else None
+    if recorder is not None:
+        recorder.allocate()
 
-    if exact and truth.dim == 1:
-        _fused_exact_1d(truth, fitter, plan, n_samples, generations, streams, names, ctx, out,
-                        models)
-    else:
-        _run_loop(truth, fitter, plan, n_samples, generations, streams, names, ctx, out,
-                  models, uses_moments, exact, progress)
+    blocks = fitter.fused_run(truth, plan, n_samples, generations, streams, exact=exact)
+    if blocks is None:
+        loop = _Loop(truth, fitter, plan, n_samples, generations, streams,
+                     points=not statistics or plan.pool == "subsample", exact=exact)
+        blocks = ((t, 1, loop.step(t)) for t in range(1, generations + 1))
+    # progress=None: tqdm's own rule (off when stderr is not a terminal) after a delay.
+    disable = {True: False, False: True, None: None}[progress]
+    bar = tqdm(total=generations, desc="generations", unit="gen", leave=False,
+               disable=disable, delay=0.0 if progress else PROGRESS_DELAY)
+    try:
+        for start, size, model in blocks:
+            _check_finite(model, start, chains)
+            rows = slice(start, start + size)
+            for name, value in _registry.evaluate(names, truth, model, ctx).items():
+                out[name][rows] = value.reshape(size, chains)
+            if recorder is not None:
+                recorder.record(rows, model)
+            bar.update(size)
+    finally:
+        bar.close()
 
     config = {
         "truth": truth.to_dict(),
@@ -199,127 +218,47 @@ def simulate(
         "metrics": list(names),
     }
     return Simulation(metrics=out, config=config,
-                      models=None if models is None else models.arrays)
-
-
-def _run_loop(truth, fitter, plan, n_samples, generations, streams, names, ctx, out, models,
-              uses_moments, exact, progress) -> None:
-    """Generation by generation: draw, fit, measure (any fitter, policy and dimension)."""
-    loop = _Loop(truth, fitter, plan, n_samples, generations, streams,
-                 points=not uses_moments or plan.pool == "subsample", exact=exact)
-    # progress=None: tqdm's own rule (off when stderr is not a terminal) after a delay.
-    disable = {True: False, False: True, None: None}[progress]
-    bar = tqdm(total=generations, desc="generations", unit="gen", leave=False,
-               disable=disable, delay=0.0 if progress else PROGRESS_DELAY)
-    try:
-        for t in range(1, generations + 1):
-            model = loop.step(t)
-            if not isinstance(model, EstimatorBatch):
-                _check_finite(model, t)
-            for name, value in _metrics.evaluate(names, truth, model, ctx).items():
-                out[name][t] = value
-            if models is not None:
-                models.record(t, model)
-            bar.update(1)
-    finally:
-        bar.close()
-
-
-def _fused_exact_1d(truth, fitter, plan, n_samples, generations, streams, names, ctx, out,
-                    models) -> None:
-    """Exact path in 1-D: every generation of every chain in one kernel, then the metrics of
-    all ``generations x chains`` models in one vectorised call each.
-
-    Bit-identical to :func:`_run_loop` with ``exact=True`` (same draws, same arithmetic).
-    """
-    chains = streams.chains
-    # Blocks of generations keep the working memory O(chains x block), not O(chains x G).
-    block = max(1, min(generations, FUSED_BLOCK_ELEMENTS // chains))
-    carry = np.zeros((chains, 8))
-    for start in range(1, generations + 1, block):
-        size = min(block, generations + 1 - start)
-        m_blk, v_blk = np.empty((chains, size)), np.empty((chains, size))
-        _fused.exact_run_1d(streams.states, n_samples, fitter.ddof, plan.real, plan.fresh,
-                            plan.synthetic, plan.pool == "all", float(truth.mean[0, 0]),
-                            float(truth.cov[0, 0, 0]), start, carry, m_blk, v_blk)
-        means = np.ascontiguousarray(m_blk.T)  # (size, chains)
-        variances = np.ascontiguousarray(v_blk.T)
-        bad = ~(np.isfinite(means) & np.isfinite(variances))
-        if bad.any():
-            t, c = np.argwhere(bad)[0]
-            raise FloatingPointError(f"generation {start + t}: the fit of chain {c} is not finite")
-        fitted = Gaussian._from_arrays(means.reshape(-1, 1), variances.reshape(-1, 1, 1))
-        rows = slice(start, start + size)
-        for name, value in _metrics.evaluate(names, truth, fitted, ctx).items():
-            out[name][rows] = value.reshape(size, chains)
-        if models is not None:
-            models.arrays["mean"][rows] = means[:, :, None]
-            models.arrays["cov"][rows] = variances[:, :, None, None]
+                      models=None if recorder is None else recorder.arrays)
 
 
 class _ModelRecorder:
-    """Every generation's parameters; row 0 is the truth in the fitter's family.
+    """Every generation's parameters as the model family declares them (``Model.record``).
 
-    Gaussian fitters: ``mean``, ``cov`` (a mixture truth is stored by its overall
-    moments: its best Gaussian approximation). Mixture fitters: ``weights``,
-    ``means``, ``covs``; a truth with fewer components is padded with
-    zero-weight copies of its first component.
+    Row 0 is the truth in the fitter's family (``Fitter.as_model``): a Gaussian fit
+    stores a mixture truth by its overall moments, a mixture fit pads a truth with
+    fewer components with zero-weight copies of its first component.
     """
 
     def __init__(self, truth, fitter, generations, chains):
-        d = truth.dim
-        g = generations + 1
-        if isinstance(truth, LinearRegression):
-            self.arrays = {"weights": np.empty((g, chains, truth.n_features)),
-                           "noise_std": np.empty((g, chains))}
-            self.arrays["weights"][0] = truth.weights[0]
-            self.arrays["noise_std"][0] = truth.noise_std[0]
-            return
-        if isinstance(fitter, GaussianFit | SGDGaussianFit):
-            self.arrays = {"mean": np.empty((g, chains, d)), "cov": np.empty((g, chains, d, d))}
-            self.arrays["mean"][0] = truth.mean[0]
-            self.arrays["cov"][0] = truth.cov[0]
-            return
-        k = getattr(fitter, "n_components", None)
-        if k is None:
-            k = getattr(getattr(fitter, "estimator", None), "n_components", None)
-        if k is None:
-            raise ValueError("record_models=True needs a Gaussian or Gaussian mixture fitter")
-        self.arrays = {"weights": np.empty((g, chains, k)), "means": np.empty((g, chains, k, d)),
-                       "covs": np.empty((g, chains, k, d, d))}
-        w, m, c = _mix_components(truth)
-        if w.shape[1] > k:
-            raise ValueError(
-                f"record_models=True stores the truth in row 0 with the fitter's {k} "
-                f"components, but the truth has {w.shape[1]}: raise n_components or record "
-                "without the truth"
-            )
-        pad = k - w.shape[1]
-        self.arrays["weights"][0] = np.concatenate([w[0], np.zeros(pad)])
-        self.arrays["means"][0] = np.concatenate([m[0], np.repeat(m[0, :1], pad, axis=0)])
-        self.arrays["covs"][0] = np.concatenate([c[0], np.repeat(c[0, :1], pad, axis=0)])
+        self.first = {name: np.asarray(value)
+                      for name, value in fitter.as_model(truth).record().items()}
+        self.shape = (generations + 1, chains)
+        self.bytes_per_row = chains * sum(v[0].nbytes for v in self.first.values())
+        self.arrays = {}
 
-    def record(self, t, model):
-        if isinstance(model, EstimatorBatch):
-            model = model.as_mixture()
-        if "noise_std" in self.arrays:
-            self.arrays["weights"][t] = model.weights
-            self.arrays["noise_std"][t] = model.noise_std
-        elif "mean" in self.arrays:
-            self.arrays["mean"][t] = model.mean
-            self.arrays["cov"][t] = model.cov
-        else:
-            self.arrays["weights"][t] = model.weights
-            self.arrays["means"][t] = model.means
-            self.arrays["covs"][t] = model.covs
+    def allocate(self):
+        for name, value in self.first.items():
+            self.arrays[name] = np.empty((*self.shape, *value.shape[1:]), dtype=value.dtype)
+            self.arrays[name][0] = value[0]
+
+    def record(self, rows: slice, model):
+        size = rows.stop - rows.start
+        for name, value in model.record().items():
+            value = np.asarray(value)
+            self.arrays[name][rows] = value.reshape(size, self.shape[1], *value.shape[1:])
 
 
 class _Loop:
-    """State carried across generations: the real sample, the pool, the current model."""
+    """State carried across generations: the real sample, the pool, the current model.
+
+    Works on any family through the protocol: ``points`` runs keep data items
+    (``Model.draw``, ``Fitter.fit_chains``), the others additive statistics
+    (``Model.draw_statistics`` or ``Fitter.statistics``, ``Fitter.fit_statistics``).
+    """
 
     def __init__(self, truth, fitter, plan, n, generations, streams, *, points: bool,
                  exact: bool = False):
-        self.truth = truth.broadcast(streams.chains)
+        chains = streams.chains
         self.fitter = fitter
         self.plan = plan
         self.n = n
@@ -327,53 +266,48 @@ class _Loop:
         self.points = points
         self.exact = exact
         self.model = None
-        self.design = None
+        base = self.truth = truth.broadcast(chains)
         k = plan.real
+        real = None
         if exact:
             # the first k real points and the other n - k are independent samples
-            first = self._draw(self.truth, k) if 0 < k < n else None
-            rest = self._draw(self.truth, n - k if first is not None else n)
+            first = self._draw(base, k) if 0 < k < n else None
+            rest = self._draw(base, n - k if first is not None else n)
             self.real_all = rest if first is None else first + rest
             self.real_part = self.real_all if first is None else first
         else:
-            real = draw_points(self.truth, n, streams)
-            self.real_all = real if points else Moments.of(real)
+            real = base.draw(n, streams)
+            self.real_all = real if points else fitter.statistics(real, truth=truth)
             if 0 < k < n:
-                self.real_part = real[:, :k] if points else Moments.of(real[:, :k])
+                self.real_part = (real[:, :k] if points
+                                  else fitter.statistics(real[:, :k], truth=truth))
             else:
                 self.real_part = self.real_all
-        # A regression's next labeller inherits the design law and noise level of the one
-        # before it: generation 1's is the truth. With a fixed design every later draw
-        # relabels the chain's real features.
-        if isinstance(truth, LinearRegression):
-            self.model = self.truth
-            if truth.design == "fixed":
-                self.design = np.ascontiguousarray(real[:, :, :truth.n_features])
+        self.truth = truth.start_run(chains, real)
         self.pool = None
         if plan.pool == "subsample" or (plan.pool == "all" and points):
-            self.pool = np.empty((streams.chains, n * max(generations, 1), truth.dim))
+            self.pool = np.empty((chains, n * max(generations, 1), *truth.event_shape),
+                                 dtype=truth.dtype)
             self.pool[:, :n] = real
             self.pool_size = n
         elif plan.pool == "all":
             self.pool = self.real_all
 
     def _draw(self, model, k):
-        if self.design is not None:
-            return regression_points(model, k, self.streams, self.design)
         if self.points:
-            return draw_points(model, k, self.streams)
-        if isinstance(model, Gaussian):
-            if self.exact:
-                return exact_gaussian_moments(model, k, self.streams)
-            return gaussian_moments(model, k, self.streams)
-        return Moments.of(draw_points(model, k, self.streams))
+            return model.draw(k, self.streams)
+        kind = self.fitter.statistics_type
+        if self.exact or (kind is not None and type(model).statistics_type is kind):
+            return model.draw_statistics(k, self.streams, exact=self.exact)
+        return self.fitter.statistics(model.draw(k, self.streams), truth=self.truth)
 
     def _fit(self, data):
         if self.points:
-            return self.fitter.fit_chains(data, streams=self.streams, previous=self.model)
-        return self.fitter.fit_moments(data)
+            return self.fitter.fit_chains(data, streams=self.streams, previous=self.model,
+                                          truth=self.truth)
+        return self.fitter.fit_statistics(data)
 
-    def step(self, t: int) -> Gaussian:
+    def step(self, t: int) -> Model:
         """Fit generation ``t`` (drawing its training data from generation ``t - 1``)."""
         if t == 1:
             self.model = self._fit(self.real_all)
@@ -388,7 +322,7 @@ class _Loop:
             syn = self._draw(self.model, plan.synthetic)
             if plan.pool == "none":
                 parts.append(syn)
-            elif isinstance(self.pool, Moments):
+            elif not self.points:
                 self.pool = self.pool + syn
                 parts.append(self.pool)
             else:
@@ -419,12 +353,17 @@ def _exact_path(sampling, truth, fitter, plan) -> bool:
         raise ValueError(f"sampling must be 'auto', 'exact' or 'explicit', got {sampling!r}")
     if sampling == "explicit":
         return False
+    kind = fitter.statistics_type
     reason = None
-    if not (isinstance(fitter, GaussianFit) and getattr(fitter, "uses_moments", False)):
-        reason = (f"{type(fitter).__name__} needs the points themselves, not only their mean "
-                  "and scatter matrix")
-    elif not isinstance(truth, Gaussian):
-        reason = "the truth is not Gaussian, so its samples' mean and scatter have no Wishart law"
+    if fitter.needs != "statistics" or kind is None:
+        reason = (f"{type(fitter).__name__} needs the points themselves, not only their "
+                  "sufficient statistics")
+    elif not (type(truth).exact_statistics and type(truth).statistics_type is kind):
+        reason = (f"a {type(truth).__name__} truth cannot draw its samples' "
+                  f"{kind.__name__} by their exact law")
+    elif not (fitter.model_type.exact_statistics and fitter.model_type.statistics_type is kind):
+        reason = (f"{fitter.model_type.__name__} models cannot draw their samples' "
+                  f"{kind.__name__} by their exact law")
     elif plan.pool == "subsample":
         reason = "AccumulateSubsample draws subsets of stored points"
     if reason is None:
@@ -434,42 +373,73 @@ def _exact_path(sampling, truth, fitter, plan) -> bool:
     return False
 
 
-def _check_truth(truth) -> None:
-    if not isinstance(truth, Gaussian | GaussianMixture | LinearRegression):
-        raise TypeError(
-            "truth must be a collapse_sim.Gaussian, GaussianMixture or LinearRegression, got "
-            f"{type(truth).__name__}"
-        )
-    if truth.batch_size != 1:
-        raise ValueError(f"truth must be a single distribution, got a batch of {truth.batch_size}")
-    if isinstance(truth, LinearRegression):
-        return  # its design covariance was checked positive definite on construction
-    covs = truth.covs[0] if isinstance(truth, GaussianMixture) else truth.cov
-    lam = np.linalg.eigvalsh(covs)
-    if np.any(lam.min(axis=-1) <= 1e-12 * np.maximum(lam.max(axis=-1), 1e-300)):
+def _item_bytes(truth) -> int:
+    return truth.item_size * truth.dtype.itemsize
+
+
+def kept_bytes(policy, fitter, truth, chains: int, n_samples: int, generations: int) -> int:
+    """Bytes of training data ``policy`` must keep across generations for this run."""
+    return policy.kept_bytes(chains, n_samples, generations, 1, fitter.needs == "statistics",
+                             item_bytes=_item_bytes(truth))
+
+
+def memory_limit() -> int:
+    """Physical memory of this machine in bytes (``COLLAPSE_SIM_MAX_BYTES`` overrides it)."""
+    env = os.environ.get("COLLAPSE_SIM_MAX_BYTES")
+    if env:
+        return int(env)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 1 << 40
+
+
+def _check_memory(truth, chains, n_samples, generations, n_metrics, kept, record_row) -> None:
+    """Refuse, before allocating anything, a run whose arrays cannot fit in memory."""
+    metric = 8 * (generations + 1) * chains * n_metrics
+    record = (generations + 1) * record_row
+    # a generation's draws and training set (n_samples = 0: the exact path forms no items)
+    data = 3 * chains * n_samples * _item_bytes(truth)
+    total = metric + record + data + kept
+    limit = memory_limit()
+    if total > limit:
+        parts = [f"metric arrays {metric / 2**30:.3g} GiB"]
+        if record:
+            parts.append(f"recorded models {record / 2**30:.3g} GiB")
+        parts.append(f"training data {(data + kept) / 2**30:.3g} GiB")
         raise ValueError(
-            "truth covariance must be positive definite (smallest eigenvalue "
-            f"{lam.min():.3g}); the tail and KL metrics are undefined otherwise"
+            f"this run needs about {total / 2**30:.3g} GiB ({', '.join(parts)}), more than "
+            f"the {limit / 2**30:.3g} GiB of memory here: lower generations, chains, "
+            "n_samples or the metrics (COLLAPSE_SIM_MAX_BYTES sets another limit)")
+
+
+def _check_truth(truth) -> None:
+    if not isinstance(truth, Model):
+        raise TypeError(
+            "truth must be a collapse_sim model (Gaussian, GaussianMixture, LinearRegression, "
+            f"Categorical, Zipf …), got {type(truth).__name__}"
         )
+    truth.check_truth()
 
 
 def _check_fitter(fitter, truth) -> None:
-    if not (hasattr(fitter, "fit_chains") and hasattr(fitter, "min_points")):
+    if isinstance(fitter, type):
+        raise TypeError(f"fitter must be a fitter instance, got the class {fitter.__name__}: "
+                        f"write {fitter.__name__}(...)")
+    if not isinstance(fitter, Fitter):
         raise TypeError(f"fitter must be a collapse_sim fitter, got {type(fitter).__name__}")
-    if isinstance(truth, LinearRegression) and not getattr(fitter, "fits_regression", False):
-        raise TypeError(f"the truth is a LinearRegression: fit it with OLSFit or "
-                        f"SGDRegressionFit, not {type(fitter).__name__}")
-    fitter.check_truth(truth)
+    if fitter.competence(truth) is Competence.INCOMPATIBLE:
+        kinds = ", ".join(t.__name__ for t in fitter.truth_types)
+        others = ", ".join(suitable_fitters(truth)) or "a fitter of its family"
+        raise TypeError(f"{type(fitter).__name__} fits {kinds} truths, not a "
+                        f"{type(truth).__name__}: fit it with {others}")
 
 
-def _check_finite(model, t: int) -> None:
-    if isinstance(model, LinearRegression):
-        bad = ~np.isfinite(model.weights).all(axis=1) | ~np.isfinite(model.noise_std)
-    else:
-        bad = ~np.isfinite(model.mean).all(axis=1) | ~np.isfinite(model.cov).all(axis=(1, 2))
-    bad = np.flatnonzero(bad)
+def _check_finite(model, start: int, chains: int) -> None:
+    bad = np.argwhere(~model.finite().reshape(-1, chains))
     if bad.size:
+        t, c = bad[0]
         raise FloatingPointError(
-            f"generation {t}: the fit of chain {bad[0]} (and {bad.size - 1} others) is not "
+            f"generation {start + t}: the fit of chain {c} (and {len(bad) - 1} others) is not "
             "finite (an SGD fitter diverged? lower its learning_rate)"
         )

@@ -14,13 +14,18 @@ import numpy as np
 
 from . import sampling
 from ._kernels import em as _em
+from ._kernels import fused as _fused
 from ._validation import check_choice, check_int, check_real
 from .models import EstimatorBatch, Gaussian, GaussianMixture, LinearRegression
+from .protocol import Fitter, PointModel
 from .sampling import Moments
+
+#: Chain-generations per block of the fused exact 1-D path (bounds its working memory).
+FUSED_BLOCK_ELEMENTS = 1 << 16
 
 
 @dataclass(frozen=True)
-class GaussianFit:
+class GaussianFit(Fitter):
     r"""Closed-form Gaussian fit: sample mean and scaled scatter matrix.
 
     For training points :math:`x_1, \dots, x_k`,
@@ -52,7 +57,10 @@ class GaussianFit:
     estimator: Literal["mle", "unbiased"] = "mle"
 
     #: The fit depends on the data only through :class:`~collapse_sim.sampling.Moments`.
-    uses_moments = True
+    model_type = Gaussian
+    truth_types = (PointModel,)
+    needs = "statistics"
+    statistics_type = Moments
 
     def __post_init__(self):
         check_choice("estimator", self.estimator, ("mle", "unbiased"))
@@ -62,12 +70,13 @@ class GaussianFit:
         """Degrees of freedom subtracted from the count: 0 (MLE) or 1 (unbiased)."""
         return 0 if self.estimator == "mle" else 1
 
-    def check_truth(self, truth) -> None:
-        """Any truth with a sample space of dimension >= 1 can be fitted."""
-
     def min_points(self) -> int:
         """Smallest training-set size the estimator is defined for."""
         return 1 + self.ddof
+
+    def as_model(self, truth) -> Gaussian:
+        """The truth's moment-matched Gaussian (itself for a Gaussian truth)."""
+        return _gaussian_of(truth)
 
     def fit(self, data) -> Gaussian:
         """Fit every chain's points.
@@ -96,14 +105,31 @@ class GaussianFit:
             raise ValueError("data must contain only finite values")
         return self.fit_moments(Moments.of(arr))
 
-    def fit_chains(self, points: np.ndarray, *, streams=None, previous=None) -> Gaussian:
-        """Engine entry point (points path): the fit needs neither streams nor a warm start."""
+    def statistics(self, points: np.ndarray, *, truth=None) -> Moments:
+        """Moments of the points ``(chains, k, d)`` (two-pass, jitted)."""
+        return Moments.of(points)
+
+    def fit_chains(self, points: np.ndarray, *, streams=None, previous=None,
+                   truth=None) -> Gaussian:
+        """Fit from the points themselves (the engine's path when it keeps points)."""
         return self.fit_moments(Moments.of(points))
 
     def fit_moments(self, moments: Moments) -> Gaussian:
         """Fit from sufficient statistics (no validation: the engine's fast path)."""
         cov = moments.scatter / (moments.count - self.ddof)
         return Gaussian._from_arrays(moments.mean, cov)
+
+    fit_statistics = fit_moments
+
+    def fused_run(self, truth, plan, n_samples, generations, streams, *, exact):
+        """Exact path in 1-D: blocks of generations of every chain in one kernel each.
+
+        Bit-identical to the generation-by-generation exact path (same draws, same
+        arithmetic); blocks keep the working memory ``O(chains x block)``.
+        """
+        if not (exact and isinstance(truth, Gaussian) and truth.dim == 1 and generations > 0):
+            return None
+        return _fused_exact_1d(self.ddof, truth, plan, n_samples, generations, streams)
 
     def to_dict(self) -> dict:
         """JSON-serialisable description."""
@@ -115,7 +141,7 @@ _INITS = ("kmeans++", "random", "previous")
 
 
 @dataclass(frozen=True)
-class GaussianMixtureFit:
+class GaussianMixtureFit(Fitter):
     r"""Maximum-likelihood Gaussian mixture by EM, all chains in parallel (numba).
 
     Each EM iteration computes responsibilities
@@ -175,7 +201,8 @@ class GaussianMixtureFit:
     reg_covar: float = 1e-6
     init: Literal["kmeans++", "random", "previous"] = "kmeans++"
 
-    uses_moments = False
+    model_type = GaussianMixture
+    truth_types = (PointModel,)
 
     def __post_init__(self):
         check_int("n_components", self.n_components, minimum=1)
@@ -189,8 +216,9 @@ class GaussianMixtureFit:
         """EM needs at least one point per component."""
         return self.n_components
 
-    def check_truth(self, truth) -> None:
-        """Any truth can be fitted."""
+    def as_model(self, truth) -> GaussianMixture:
+        """The truth as a mixture of ``n_components`` (padded with zero-weight copies)."""
+        return mixture_of(truth, self.n_components)
 
     def fit(self, data, *, seed=None, init_model=None) -> GaussianMixture:
         """Fit every chain's points ``(chains, k, d)`` (or ``(k, d)``).
@@ -223,7 +251,8 @@ class GaussianMixtureFit:
         streams = sampling.chain_streams(seed, arr.shape[0])
         return self._run(arr, streams, init_model)
 
-    def fit_chains(self, points: np.ndarray, *, streams, previous=None) -> GaussianMixture:
+    def fit_chains(self, points: np.ndarray, *, streams, previous=None,
+                   truth=None) -> GaussianMixture:
         """Engine entry point: EM on validated points (``previous`` used if ``init="previous"``)."""
         return self._run(points, streams, previous if self.init == "previous" else None)
 
@@ -261,7 +290,7 @@ class GaussianMixtureFit:
 
 
 @dataclass(frozen=True, eq=False)
-class SklearnFitter:
+class SklearnFitter(Fitter):
     """Any scikit-learn density estimator with ``fit(X)`` and ``sample(n)`` as a fitter.
 
     Every chain gets its own ``sklearn.base.clone`` of ``estimator``, fitted to its
@@ -291,7 +320,8 @@ class SklearnFitter:
 
     estimator: object
 
-    uses_moments = False
+    model_type = EstimatorBatch
+    truth_types = (PointModel,)
 
     def __post_init__(self):
         for method in ("fit", "sample"):
@@ -305,10 +335,14 @@ class SklearnFitter:
         """At least ``n_components`` points when the estimator has that parameter."""
         return int(getattr(self.estimator, "n_components", 1))
 
-    def check_truth(self, truth) -> None:
-        """Any truth can be fitted."""
+    def as_model(self, truth) -> GaussianMixture:
+        """The truth as a mixture of the estimator's ``n_components`` (mixture estimators only)."""
+        k = getattr(self.estimator, "n_components", None)
+        if k is None:
+            raise ValueError("record_models=True needs a Gaussian or Gaussian mixture fitter")
+        return mixture_of(truth, k)
 
-    def fit_chains(self, points: np.ndarray, *, streams, previous=None):
+    def fit_chains(self, points: np.ndarray, *, streams, previous=None, truth=None):
         """Clone, seed and fit one estimator per chain."""
         from sklearn.base import clone
 
@@ -362,14 +396,8 @@ def _next_noise(noise: str, x, y, w, previous) -> np.ndarray:
     return np.sqrt(rss / (m - d)) if m > d else np.zeros(x.shape[0])
 
 
-def _check_regression_truth(fitter, truth) -> None:
-    if not isinstance(truth, LinearRegression):
-        raise TypeError(f"{type(fitter).__name__} fits regressions: the truth must be a "
-                        f"collapse_sim.LinearRegression, got {type(truth).__name__}")
-
-
 @dataclass(frozen=True)
-class OLSFit:
+class OLSFit(Fitter):
     r"""Least-squares (ridge) regression: the closed-form fit of a ``LinearRegression``.
 
     On a training set :math:`(X, y)` of :math:`m` rows,
@@ -407,8 +435,8 @@ class OLSFit:
     ridge: float = 0.0
     noise: Literal["keep", "estimate"] = "keep"
 
-    uses_moments = False
-    fits_regression = True
+    model_type = LinearRegression
+    truth_types = (LinearRegression,)
 
     def __post_init__(self):
         check_real("ridge", self.ridge, low=0.0)
@@ -418,12 +446,10 @@ class OLSFit:
         """One row is enough to define the (minimum-norm) solution."""
         return 1
 
-    def check_truth(self, truth) -> None:
-        """The truth must be a :class:`~collapse_sim.LinearRegression`."""
-        _check_regression_truth(self, truth)
-
-    def fit_chains(self, points: np.ndarray, *, streams=None, previous=None):
-        """Engine entry point: ``points`` ``(chains, m, d + 1)``; ``previous`` labelled them."""
+    def fit_chains(self, points: np.ndarray, *, streams=None, previous=None, truth=None):
+        """Engine entry point: ``points`` ``(chains, m, d + 1)``, labelled by ``previous``
+        (the truth at generation 1)."""
+        previous = truth if previous is None else previous
         d = previous.n_features
         x, y = points[:, :, :d], points[:, :, d]
         w = _solve_normal_equations(x, y, self.ridge)
@@ -433,3 +459,46 @@ class OLSFit:
     def to_dict(self) -> dict:
         """JSON-serialisable description."""
         return {"type": "OLSFit", "ridge": self.ridge, "noise": self.noise}
+
+
+def _gaussian_of(truth) -> Gaussian:
+    """A point truth's moment-matched Gaussian (row 0 of recorded Gaussian fits)."""
+    if isinstance(truth, Gaussian):
+        return truth
+    return Gaussian._from_arrays(truth.mean, truth.cov)
+
+
+def mixture_of(truth, k: int) -> GaussianMixture:
+    """A Gaussian or mixture truth as a ``k``-component mixture, padded with zero-weight
+    copies of its first component (row 0 of recorded mixture fits)."""
+    from ._mixture_metrics import components
+
+    w, m, c = components(truth)
+    if w.shape[1] > k:
+        raise ValueError(
+            f"record_models=True stores the truth in row 0 with the fitter's {k} "
+            f"components, but the truth has {w.shape[1]}: raise n_components or record "
+            "without the truth"
+        )
+    pad = k - w.shape[1]
+    return GaussianMixture._from_arrays(
+        np.concatenate([w, np.zeros((1, pad))], axis=1),
+        np.concatenate([m, np.repeat(m[:, :1], pad, axis=1)], axis=1),
+        np.concatenate([c, np.repeat(c[:, :1], pad, axis=1)], axis=1))
+
+
+def _fused_exact_1d(ddof, truth, plan, n_samples, generations, streams):
+    """Blocks ``(start, size, models)`` of the fused exact 1-D run (``GaussianFit.fused_run``)."""
+    chains = streams.chains
+    block = max(1, min(generations, FUSED_BLOCK_ELEMENTS // chains))
+    carry = np.zeros((chains, 8))
+    for start in range(1, generations + 1, block):
+        size = min(block, generations + 1 - start)
+        m_blk, v_blk = np.empty((chains, size)), np.empty((chains, size))
+        _fused.exact_run_1d(streams.states, n_samples, ddof, plan.real, plan.fresh,
+                            plan.synthetic, plan.pool == "all", float(truth.mean[0, 0]),
+                            float(truth.cov[0, 0, 0]), start, carry, m_blk, v_blk)
+        means = np.ascontiguousarray(m_blk.T)  # (size, chains)
+        variances = np.ascontiguousarray(v_blk.T)
+        yield start, size, Gaussian._from_arrays(means.reshape(-1, 1),
+                                                 variances.reshape(-1, 1, 1))

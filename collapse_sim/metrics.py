@@ -52,17 +52,25 @@ mean has left the region.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 from scipy import special, stats
 
 from . import _mixture_metrics as _mix
+from . import registry as _registry
 from ._kernels import tails as _tails
-from .models import EstimatorBatch, Gaussian, LinearRegression
+from .models import ESTIMATOR_SAMPLE, EstimatorBatch, Gaussian, GaussianMixture, LinearRegression
+from .registry import MetricContext, evaluate, register_metric
+
+__all__ = [
+    "DEFAULT", "DISTRIBUTION", "HELDOUT_SIZE", "REGRESSION", "TAIL_LEVEL", "MetricContext",
+    "check_names", "default_for", "evaluate", "gaussian_outside", "kl", "kl_standard_error",
+    "l2", "mean_shift", "nll", "nll_from_moments", "register_metric", "tail_directions",
+    "tail_mass", "test_error", "variance", "w2",
+]
 
 #: Size of the held-out real sample used by ``nll``.
-HELDOUT_SIZE = 10_000
+HELDOUT_SIZE = _registry.HELDOUT_SIZE
 #: Central probability of the truth's region used by ``tail_mass``.
 TAIL_LEVEL = 0.99
 _REL_SINGULAR = 1e-14
@@ -263,9 +271,6 @@ def _eigh(model: Gaussian) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 # -- registry used by the engine -------------------------------------------------------------
 
-MetricFn = Callable[[Gaussian, Gaussian, "MetricContext"], np.ndarray]
-
-
 def l2(truth, model) -> np.ndarray:
     r"""Squared :math:`L_2` distance :math:`\int (p_{\text{truth}} - p_{\text{model}})^2\,dx`.
 
@@ -304,14 +309,6 @@ def _mixture_context(truth, reference=None) -> _mix.MixtureContext:
     return ctx
 
 
-class MetricContext:
-    """What metrics share across generations: the truth and its held-out real sample."""
-
-    def __init__(self, truth, heldout: np.ndarray | None):
-        self.truth = truth
-        self.heldout = heldout
-
-
 def test_error(truth: LinearRegression, model: LinearRegression) -> np.ndarray:
     r"""Excess test risk of every fitted regression, ``(B,)``.
 
@@ -336,109 +333,97 @@ def test_error(truth: LinearRegression, model: LinearRegression) -> np.ndarray:
     return model.test_error(truth)
 
 
-_REGISTRY: dict[str, MetricFn] = {
-    "variance": lambda t, m, ctx: variance(t, m),
-    "mean_shift": lambda t, m, ctx: mean_shift(t, m),
-    "w2": lambda t, m, ctx: w2(t, m),
-    "kl": lambda t, m, ctx: kl(t, m, ctx.heldout),
-    "nll": lambda t, m, ctx: nll(t, m, ctx.heldout),
-    "tail_mass": lambda t, m, ctx: tail_mass(t, m),
-    "l2": lambda t, m, ctx: l2(t, m),
-    "test_error": lambda t, m, ctx: test_error(t, m),
-}
+# -- registrations: what the engine computes for each (truth, model) pair ----------------------
 
-#: Names accepted by ``simulate(metrics=...)``.
-AVAILABLE: tuple[str, ...] = tuple(_REGISTRY)
-#: Metrics computed when ``simulate`` is not told otherwise.
-DEFAULT: tuple[str, ...] = ("variance", "mean_shift", "w2", "kl", "nll", "tail_mass")
+_POINT_TRUTHS = (Gaussian, GaussianMixture)
+_PARAMETRIC = (Gaussian, GaussianMixture)
+
+
+def _log_q(model: EstimatorBatch, truth, ctx) -> tuple[_mix.MixtureContext, np.ndarray]:
+    """Mean log-density of the held-out reference points under every estimator (memoised)."""
+    mctx = _mixture_context(truth, ctx.heldout)
+    memo = getattr(model, "_log_q_memo", None)
+    if memo is None or memo[0] is not mctx.mc:
+        model._log_q_memo = (mctx.mc, model.score_samples(mctx.mc).mean(axis=1))
+    return mctx, model._log_q_memo[1]
+
+
+def _estimator_kl(truth, model, ctx):
+    mctx, log_q = _log_q(model, truth, ctx)
+    return mctx.log_p_mc().mean() - log_q
+
+
+def _estimator_variance(truth, model, ctx):
+    pts = model.metric_sample
+    dev = pts - pts.mean(axis=1, keepdims=True)
+    return np.sum(dev**2, axis=(1, 2)) / (ESTIMATOR_SAMPLE - 1)
+
+
+def _estimator_l2(truth, model, ctx):
+    raise ValueError("metric 'l2' needs a Gaussian mixture model; this estimator has none")
+
+
+register_metric("variance", _POINT_TRUTHS, _PARAMETRIC, lambda t, m, ctx: variance(t, m),
+                doc="total variance tr S")
+register_metric("mean_shift", _POINT_TRUTHS, _PARAMETRIC, lambda t, m, ctx: mean_shift(t, m),
+                distance=True, doc="||m - mu||")
+register_metric("w2", _POINT_TRUTHS, _PARAMETRIC, lambda t, m, ctx: w2(t, m),
+                distance=True, doc="Wasserstein-2 distance to the truth")
+register_metric("kl", _POINT_TRUTHS, _PARAMETRIC, lambda t, m, ctx: kl(t, m, ctx.heldout),
+                heldout=True, distance=True, doc="KL(truth || model)")
+register_metric("kl", Gaussian, Gaussian, lambda t, m, ctx: kl(t, m), replace=True,
+                distance=True, doc="KL(truth || model), closed form")
+register_metric("nll", _POINT_TRUTHS, _PARAMETRIC, lambda t, m, ctx: nll(t, m, ctx.heldout),
+                heldout=True, doc="mean -log q of held-out real points")
+register_metric("tail_mass", _POINT_TRUTHS, _PARAMETRIC, lambda t, m, ctx: tail_mass(t, m),
+                doc="model mass outside the truth's central 99% region")
+register_metric("l2", _POINT_TRUTHS, _PARAMETRIC, lambda t, m, ctx: l2(t, m), default=False,
+                distance=True, doc="squared L2 distance of the densities")
+# scikit-learn estimators that are not Gaussian mixtures (mixtures are measured as such):
+# score_samples on the held-out points and their own ESTIMATOR_SAMPLE points per chain.
+register_metric("variance", _POINT_TRUTHS, EstimatorBatch, _estimator_variance)
+register_metric("mean_shift", _POINT_TRUTHS, EstimatorBatch, lambda t, m, ctx: np.linalg.norm(
+    m.metric_sample.mean(axis=1) - t.mean[0], axis=1))
+register_metric("w2", _POINT_TRUTHS, EstimatorBatch, lambda t, m, ctx: _mix.sample_w2(
+    _mixture_context(t, ctx.heldout), m.metric_sample))
+register_metric("kl", _POINT_TRUTHS, EstimatorBatch, _estimator_kl, heldout=True)
+register_metric("nll", _POINT_TRUTHS, EstimatorBatch, lambda t, m, ctx: -_log_q(m, t, ctx)[1],
+                heldout=True)
+register_metric("tail_mass", _POINT_TRUTHS, EstimatorBatch, lambda t, m, ctx: _mix.sample_tail_mass(
+    _mixture_context(t, ctx.heldout), m.metric_sample, gaussian_outside))
+register_metric("l2", _POINT_TRUTHS, EstimatorBatch, _estimator_l2, default=False)
+register_metric("test_error", LinearRegression, LinearRegression,
+                lambda t, m, ctx: test_error(t, m), distance=True,
+                doc="excess risk (w - w*)^T S_x (w - w*)")
+
+#: Metrics computed for a Gaussian or mixture truth when ``simulate`` is not told otherwise.
+DEFAULT: tuple[str, ...] = _registry.defaults(Gaussian, Gaussian)
 #: The metrics defined for :class:`~collapse_sim.LinearRegression` truths (and their default).
-REGRESSION: tuple[str, ...] = ("test_error",)
-#: Every metric defined for distribution truths (Gaussians, mixtures, estimators).
-DISTRIBUTION: tuple[str, ...] = tuple(n for n in AVAILABLE if n not in REGRESSION)
+REGRESSION: tuple[str, ...] = _registry.available(LinearRegression, LinearRegression)
+#: Every metric defined for Gaussian and mixture truths (Gaussians, mixtures, estimators).
+DISTRIBUTION: tuple[str, ...] = _registry.available(Gaussian, GaussianMixture)
 
 
-def default_for(truth) -> tuple[str, ...]:
-    """The metrics ``simulate`` computes for ``truth`` when not told otherwise."""
-    return REGRESSION if isinstance(truth, LinearRegression) else DEFAULT
+def __getattr__(name: str):
+    """``AVAILABLE``: every registered metric name (families may register more on import)."""
+    if name == "AVAILABLE":
+        return _registry.names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def check_names(names, truth=None) -> tuple[str, ...]:
-    """Validate a metric selection: a name or an iterable of names from :data:`AVAILABLE`.
+def default_for(truth, model_type: type | None = None) -> tuple[str, ...]:
+    """The metrics ``simulate`` computes for ``truth`` (and models of ``model_type``,
+    default: the truth's own type) when not told otherwise."""
+    return _registry.defaults(type(truth), type(truth) if model_type is None else model_type)
 
-    With ``truth``, also check that every metric is defined for its family
-    (:data:`REGRESSION` for regression truths, the others for distributions).
+
+def check_names(names, truth=None, model_type: type | None = None) -> tuple[str, ...]:
+    """Validate a metric selection: a name or an iterable of registered names.
+
+    With ``truth``, also check that every metric is defined for the pair (truth,
+    ``model_type``; default: the truth's own type), naming the pair otherwise.
     """
-    if isinstance(names, str):
-        names = (names,)
-    try:
-        names = tuple(names)
-    except TypeError:
-        raise TypeError(
-            f"metrics must be a name or an iterable of names, got {type(names).__name__}"
-        ) from None
-    if not names:
-        raise ValueError("metrics must name at least one metric")
-    for name in names:
-        if not isinstance(name, str) or name not in _REGISTRY:
-            raise ValueError(f"unknown metric {name!r}; metrics must be among {AVAILABLE}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"metrics contains duplicates: {names}")
-    if truth is not None:
-        regression = isinstance(truth, LinearRegression)
-        wrong = [n for n in names if (n in REGRESSION) != regression]
-        if wrong:
-            allowed = REGRESSION if regression else DISTRIBUTION
-            kind = "a regression truth" if regression else "a distribution truth"
-            raise ValueError(f"metrics {wrong} are not defined for {kind}; choose among "
-                             f"{allowed}")
-    return names
-
-
-def evaluate(names: tuple[str, ...], truth, model, ctx: MetricContext) -> dict[str, np.ndarray]:
-    """Every metric in ``names`` for the batch ``model``: ``{name: (B,) array}``."""
-    if isinstance(model, EstimatorBatch):
-        mixture = model.as_mixture()
-        if mixture is None:
-            return _estimator_metrics(names, truth, model, ctx)
-        model = mixture
-    return {name: _REGISTRY[name](truth, model, ctx) for name in names}
-
-
-#: Points drawn from each chain's estimator to measure a scikit-learn model that is not a
-#: Gaussian mixture (``SklearnFitter`` with e.g. ``KernelDensity``).
-ESTIMATOR_SAMPLE = 2000
-
-
-def _estimator_metrics(names, truth, model, ctx) -> dict[str, np.ndarray]:
-    r"""Metrics of arbitrary fitted estimators, from ``score_samples`` and their own samples.
-
-    ``kl`` and ``nll`` use the held-out truth points (exact definitions, Monte
-    Carlo over the reference sample); ``variance``, ``mean_shift``, ``tail_mass``
-    and ``w2`` use :data:`ESTIMATOR_SAMPLE` points drawn from each estimator:
-    sample moments, the fraction outside the truth's 99% region, and the
-    Wasserstein-2 distance of the empirical quantile function to the truth's
-    (sliced in d-D) — which is biased upwards by the sampling noise, by about
-    :math:`\sigma/\sqrt{2000}`.
-    """
-    if "l2" in names:
-        raise ValueError("metric 'l2' needs a Gaussian mixture model; this estimator has none")
-    out = {}
-    if {"kl", "nll"} & set(names):
-        mctx = _mixture_context(truth, ctx.heldout)
-        log_q = model.score_samples(mctx.mc).mean(axis=1)
-        if "kl" in names:
-            out["kl"] = mctx.log_p_mc().mean() - log_q
-        if "nll" in names:
-            out["nll"] = -log_q
-    pts = model.sample_points(ESTIMATOR_SAMPLE)
-    if "variance" in names:
-        dev = pts - pts.mean(axis=1, keepdims=True)
-        out["variance"] = np.sum(dev**2, axis=(1, 2)) / (ESTIMATOR_SAMPLE - 1)
-    if "mean_shift" in names:
-        out["mean_shift"] = np.linalg.norm(pts.mean(axis=1) - truth.mean[0], axis=1)
-    if "tail_mass" in names:
-        out["tail_mass"] = _mix.sample_tail_mass(_mixture_context(truth, ctx.heldout), pts,
-                                                 gaussian_outside)
-    if "w2" in names:
-        out["w2"] = _mix.sample_w2(_mixture_context(truth, ctx.heldout), pts)
-    return {name: out[name] for name in names}
+    if truth is None:
+        return _registry.check_names(names)
+    return _registry.check_names(names, type(truth),
+                                 type(truth) if model_type is None else model_type)

@@ -9,6 +9,7 @@ the library's conventions: points ``(..., n, d)``, means ``(B, d)``, covariances
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 
@@ -16,9 +17,10 @@ from . import sampling
 from ._kernels import linalg as _linalg
 from ._random import SeedLike
 from ._validation import as_float_array, check_choice, check_int
+from .protocol import Model, PointModel
 
 
-class Gaussian:
+class Gaussian(PointModel):
     r"""A (batch of) multivariate normal distribution(s) :math:`\mathcal N(\mu, \Sigma)`.
 
     .. math::
@@ -158,6 +160,34 @@ class Gaussian:
             return f"Gaussian(mean={self.mean[0, 0]:g}, var={self.cov[0, 0, 0]:g})"
         return f"Gaussian(dim={self.dim}, batch_size={self.batch_size})"
 
+    # -- family protocol ---------------------------------------------------------------------
+    record_dims: ClassVar[dict[str, tuple[str, ...]]] = {"mean": ("dim",), "cov": ("dim", "dim_")}
+    statistics_type = sampling.Moments
+    exact_statistics = True
+
+    def draw(self, k: int, streams) -> np.ndarray:
+        """``(chains, k, d)`` points (see :func:`collapse_sim.sampling.gaussian_points`)."""
+        return sampling.gaussian_points(self, k, streams)
+
+    def draw_statistics(self, k: int, streams, *, exact: bool) -> sampling.Moments:
+        """Moments of ``k`` points per chain: exact law (Wishart) or from normals in z-space."""
+        if exact:
+            return sampling.exact_gaussian_moments(self, k, streams)
+        return sampling.gaussian_moments(self, k, streams)
+
+    def finite(self) -> np.ndarray:
+        """``(B,)`` bool: mean and covariance finite."""
+        return np.isfinite(self.mean).all(axis=1) & np.isfinite(self.cov).all(axis=(1, 2))
+
+    def record(self) -> dict[str, np.ndarray]:
+        """``mean`` ``(B, d)`` and ``cov`` ``(B, d, d)``."""
+        return {"mean": self.mean, "cov": self.cov}
+
+    def check_truth(self) -> None:
+        """A truth must be one positive definite Gaussian (tail and KL metrics need it)."""
+        super().check_truth()
+        _check_positive_definite(self.cov)
+
     # -- densities ---------------------------------------------------------------------------
     def logpdf(self, x) -> np.ndarray:
         """Log-density at points ``x``.
@@ -225,6 +255,16 @@ def _check_psd(name: str, cov: np.ndarray) -> None:
         )
 
 
+def _check_positive_definite(covs: np.ndarray) -> None:
+    """ValueError unless every ``(..., d, d)`` covariance is positive definite (relative 1e-12)."""
+    lam = np.linalg.eigvalsh(covs)
+    if np.any(lam.min(axis=-1) <= 1e-12 * np.maximum(lam.max(axis=-1), 1e-300)):
+        raise ValueError(
+            "truth covariance must be positive definite (smallest eigenvalue "
+            f"{lam.min():.3g}); the tail and KL metrics are undefined otherwise"
+        )
+
+
 def _gaussian_logpdf(mean: np.ndarray, cov: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """``(B, n)`` log-densities by eigen-decomposition; singular members handled exactly."""
     d = mean.shape[1]
@@ -252,7 +292,7 @@ def _gaussian_logpdf(mean: np.ndarray, cov: np.ndarray, pts: np.ndarray) -> np.n
     return out
 
 
-class GaussianMixture:
+class GaussianMixture(PointModel):
     r"""A (batch of) Gaussian mixture(s) :math:`\sum_k w_k\,\mathcal N(\mu_k, \Sigma_k)`.
 
     .. math::
@@ -402,6 +442,29 @@ class GaussianMixture:
         return (f"GaussianMixture(n_components={self.n_components}, dim={self.dim}, "
                 f"batch_size={self.batch_size})")
 
+    # -- family protocol ---------------------------------------------------------------------
+    record_dims: ClassVar[dict[str, tuple[str, ...]]] = {
+        "weights": ("component",), "means": ("component", "dim"),
+        "covs": ("component", "dim", "dim_")}
+
+    def draw(self, k: int, streams) -> np.ndarray:
+        """``(chains, k, d)`` points (see :func:`collapse_sim.sampling.mixture_points`)."""
+        return sampling.mixture_points(self, k, streams)
+
+    def finite(self) -> np.ndarray:
+        """``(B,)`` bool: weights, means and covariances finite."""
+        return (np.isfinite(self.weights).all(axis=1) & np.isfinite(self.means).all(axis=(1, 2))
+                & np.isfinite(self.covs).all(axis=(1, 2, 3)))
+
+    def record(self) -> dict[str, np.ndarray]:
+        """``weights`` ``(B, K)``, ``means`` ``(B, K, d)``, ``covs`` ``(B, K, d, d)``."""
+        return {"weights": self.weights, "means": self.means, "covs": self.covs}
+
+    def check_truth(self) -> None:
+        """A truth must be one mixture of positive definite components."""
+        super().check_truth()
+        _check_positive_definite(self.covs[0])
+
     def component_logpdf(self, pts: np.ndarray) -> np.ndarray:
         r"""``(B, n, K)`` values :math:`\log w_k + \log\mathcal N(x;\mu_k,\Sigma_k)`."""
         b, k, d = self.batch_size, self.n_components, self.dim
@@ -444,7 +507,12 @@ def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
     return np.where(np.squeeze(top, axis=axis) == np.inf, np.inf, out)
 
 
-class EstimatorBatch:
+#: Points drawn from each chain's estimator to measure a scikit-learn model that is not a
+#: Gaussian mixture (``SklearnFitter`` with e.g. ``KernelDensity``).
+ESTIMATOR_SAMPLE = 2000
+
+
+class EstimatorBatch(PointModel):
     """Fitted scikit-learn estimators, one per chain (the model type of ``SklearnFitter``).
 
     Sampling calls each estimator's own ``sample`` with the ``RandomState`` the
@@ -485,6 +553,37 @@ class EstimatorBatch:
             out[c] = np.asarray(draw, dtype=np.float64).reshape(n, self.dim)
         return out
 
+    # -- family protocol ---------------------------------------------------------------------
+    record_dims: ClassVar[dict[str, tuple[str, ...]]] = GaussianMixture.record_dims
+
+    def draw(self, k: int, streams=None) -> np.ndarray:
+        """``(chains, k, d)`` points from the estimators' own samplers (``streams`` unused)."""
+        return self.sample_points(k)
+
+    def finite(self) -> np.ndarray:
+        """All ``True``: a fitted estimator is checked by scikit-learn itself."""
+        return np.ones(self.batch_size, dtype=bool)
+
+    def measured(self) -> PointModel:
+        """The batch as a :class:`GaussianMixture` when every estimator is one.
+
+        Otherwise the batch itself, after drawing the :data:`ESTIMATOR_SAMPLE` points
+        per chain its sample-based metrics share (once per generation, whichever
+        metrics are asked for, so the estimators' random states advance the same way).
+        """
+        mixture = self.as_mixture()
+        if mixture is not None:
+            return mixture
+        self.metric_sample = self.sample_points(ESTIMATOR_SAMPLE)
+        return self
+
+    def record(self) -> dict[str, np.ndarray]:
+        """The mixture parameters (estimators that are Gaussian mixtures only)."""
+        mixture = self.as_mixture()
+        if mixture is None:
+            raise ValueError("record_models=True needs a Gaussian or Gaussian mixture fitter")
+        return mixture.record()
+
     def score_samples(self, pts: np.ndarray) -> np.ndarray:
         """``(chains, m)`` log-densities of the shared points ``pts`` ``(m, d)``."""
         return np.stack([est.score_samples(pts) for est in self.estimators])
@@ -516,7 +615,7 @@ class EstimatorBatch:
 _DESIGNS = ("fresh", "fixed")
 
 
-class LinearRegression:
+class LinearRegression(Model):
     r"""A (batch of) linear-Gaussian regression model(s): features and a noisy label.
 
     .. math::
@@ -594,6 +693,7 @@ class LinearRegression:
             arr.flags.writeable = False
         self._design_chol = np.linalg.cholesky(cov)
         self._fitted = False
+        self._design_points = None
 
     @classmethod
     def _from_arrays(cls, weights, noise_std, like: LinearRegression,
@@ -606,6 +706,7 @@ class LinearRegression:
         obj.design_cov = like.design_cov
         obj.design = like.design
         obj._design_chol = like._design_chol
+        obj._design_points = like._design_points  # a fixed design stays bound to its chains
         return obj
 
     @property
@@ -632,6 +733,34 @@ class LinearRegression:
         return LinearRegression._from_arrays(
             np.broadcast_to(self.weights, (chains, self.n_features)),
             np.broadcast_to(self.noise_std, (chains,)), self, self._fitted)
+
+    # -- family protocol ---------------------------------------------------------------------
+    record_dims: ClassVar[dict[str, tuple[str, ...]]] = {"weights": ("feature",), "noise_std": ()}
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        """``(d + 1,)``: the features, then the label."""
+        return (self.dim,)
+
+    def draw(self, k: int, streams) -> np.ndarray:
+        """``(chains, k, d + 1)`` labelled points; a bound fixed design is relabelled."""
+        return sampling.regression_points(self, k, streams, self._design_points)
+
+    def start_run(self, chains: int, real: np.ndarray) -> LinearRegression:
+        """The truth broadcast to ``chains``; with ``design="fixed"`` bound to the real features."""
+        run = self.broadcast(chains)
+        if self.design == "fixed":
+            run = LinearRegression._from_arrays(run.weights, run.noise_std, run, run._fitted)
+            run._design_points = np.ascontiguousarray(real[:, :, :self.n_features])
+        return run
+
+    def finite(self) -> np.ndarray:
+        """``(B,)`` bool: weights and noise level finite."""
+        return np.isfinite(self.weights).all(axis=1) & np.isfinite(self.noise_std)
+
+    def record(self) -> dict[str, np.ndarray]:
+        """``weights`` ``(B, d)`` and ``noise_std`` ``(B,)``."""
+        return {"weights": self.weights, "noise_std": self.noise_std}
 
     def test_error(self, truth: LinearRegression) -> np.ndarray:
         r"""Excess risk :math:`(\hat w - w)^\top\Sigma_x(\hat w - w)` against ``truth``, (B,)."""

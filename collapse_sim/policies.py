@@ -88,11 +88,16 @@ class _Policy:
         return p.real + p.fresh + p.synthetic
 
     def kept_bytes(self, chains: int, n_samples: int, generations: int, dim: int,
-                   fitter_uses_moments: bool) -> int:
-        """Bytes of training points the run must keep across generations (0 if none)."""
+                   fitter_uses_statistics: bool, *, item_bytes: int | None = None) -> int:
+        """Bytes of training data the run must keep across generations (0 if none).
+
+        An item takes ``item_bytes`` bytes (default ``8 * dim``: a float64 point); a
+        fitter that uses only additive statistics keeps none under ``Accumulate``.
+        """
         p = self.plan(n_samples)
-        if p.pool == "subsample" or (p.pool == "all" and not fitter_uses_moments):
-            return 8 * chains * n_samples * max(generations, 1) * dim
+        if p.pool == "subsample" or (p.pool == "all" and not fitter_uses_statistics):
+            size = 8 * dim if item_bytes is None else item_bytes
+            return size * chains * n_samples * max(generations, 1)
         return 0
 
 

@@ -270,7 +270,17 @@ def exact_gaussian_moments(model, n: int, streams: ChainStreams) -> Moments:
 
 
 def subsample(pool: np.ndarray, size: int, k: int, streams: ChainStreams) -> np.ndarray:
-    """``k`` rows per chain drawn uniformly without replacement from ``pool[:, :size]``."""
-    out = np.empty((pool.shape[0], k, pool.shape[2]))
-    _mk.subsample_rows(streams.states, pool, size, k, out)
-    return out
+    """``k`` items per chain drawn uniformly without replacement from ``pool[:, :size]``.
+
+    ``pool`` is ``(chains, N, *event_shape)`` of any dtype; the result has ``pool``'s
+    dtype and shape ``(chains, k, *event_shape)``.
+    """
+    if pool.ndim < 2 or pool.shape[0] != streams.chains:
+        raise ValueError(f"pool must have shape ({streams.chains}, N, ...) for "
+                         f"{streams.chains} streams, got {pool.shape}")
+    size = check_int("size", size, minimum=0, maximum=pool.shape[1])
+    k = check_int("k", k, minimum=0, maximum=size)
+    flat = np.ascontiguousarray(pool).reshape(pool.shape[0], pool.shape[1], -1)
+    out = np.empty((pool.shape[0], k, flat.shape[2]), dtype=pool.dtype)
+    _mk.subsample_rows(streams.states, flat, size, k, out)
+    return out.reshape(pool.shape[0], k, *pool.shape[2:])

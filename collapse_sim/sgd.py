@@ -18,8 +18,9 @@ import numpy as np
 from ._kernels import em as _em
 from ._kernels import sgd as _sgd
 from ._validation import check_choice, check_int, check_real
-from .fitting import _check_regression_truth, _next_noise
+from .fitting import _gaussian_of, _next_noise, mixture_of
 from .models import Gaussian, GaussianMixture, LinearRegression
+from .protocol import Fitter, PointModel
 
 _SCHEDULES = ("constant", "inverse_time")
 
@@ -36,7 +37,7 @@ def _check_options(fit, inits: tuple[str, ...]) -> None:
 
 
 @dataclass(frozen=True)
-class SGDGaussianFit:
+class SGDGaussianFit(Fitter):
     r"""Gaussian fitted by minibatch SGD on the negative log-likelihood (numba, all chains).
 
     The parameters are the mean :math:`\mu` and a Cholesky factor :math:`L` of the
@@ -85,7 +86,8 @@ class SGDGaussianFit:
     lr_schedule: Literal["constant", "inverse_time"] = "constant"
     gradient_noise: float = 0.0
 
-    uses_moments = False
+    model_type = Gaussian
+    truth_types = (PointModel,)
 
     def __post_init__(self):
         _check_options(self, ("previous", "fixed"))
@@ -94,10 +96,11 @@ class SGDGaussianFit:
         """A minibatch must fit in the training set."""
         return self.batch_size
 
-    def check_truth(self, truth) -> None:
-        """Any truth can be fitted."""
+    def as_model(self, truth) -> Gaussian:
+        """The truth's moment-matched Gaussian (itself for a Gaussian truth)."""
+        return _gaussian_of(truth)
 
-    def fit_chains(self, points: np.ndarray, *, streams, previous=None) -> Gaussian:
+    def fit_chains(self, points: np.ndarray, *, streams, previous=None, truth=None) -> Gaussian:
         """Run SGD for every chain; start from ``previous`` when ``init="previous"``."""
         points = np.ascontiguousarray(points, dtype=np.float64)
         chains, n, d = points.shape
@@ -136,7 +139,7 @@ class SGDGaussianFit:
 
 
 @dataclass(frozen=True)
-class SGDRegressionFit:
+class SGDRegressionFit(Fitter):
     r"""Linear regression fitted by minibatch SGD on the squared loss (numba, all chains).
 
     Minimises :math:`\tfrac1m\sum_i \tfrac12(y_i - x_i^\top w)^2` with the same
@@ -191,8 +194,8 @@ class SGDRegressionFit:
     gradient_noise: float = 0.0
     noise: Literal["keep", "estimate"] = "keep"
 
-    uses_moments = False
-    fits_regression = True
+    model_type = LinearRegression
+    truth_types = (LinearRegression,)
 
     def __post_init__(self):
         _check_options(self, ("previous", "fixed"))
@@ -202,12 +205,11 @@ class SGDRegressionFit:
         """A minibatch must fit in the training set."""
         return self.batch_size
 
-    def check_truth(self, truth) -> None:
-        """The truth must be a :class:`~collapse_sim.LinearRegression`."""
-        _check_regression_truth(self, truth)
-
-    def fit_chains(self, points: np.ndarray, *, streams, previous=None) -> LinearRegression:
-        """Run SGD for every chain; ``previous`` labelled ``points`` ``(chains, m, d + 1)``."""
+    def fit_chains(self, points: np.ndarray, *, streams, previous=None,
+                   truth=None) -> LinearRegression:
+        """Run SGD for every chain; ``previous`` (the truth at generation 1) labelled
+        ``points`` ``(chains, m, d + 1)``."""
+        previous = truth if previous is None else previous
         points = np.ascontiguousarray(points, dtype=np.float64)
         chains, m, dp1 = points.shape
         if self.batch_size > m:
@@ -259,7 +261,7 @@ def _kmeans_start(points: np.ndarray, k: int, streams):
 
 
 @dataclass(frozen=True)
-class SGDMixtureFit:
+class SGDMixtureFit(Fitter):
     r"""Diagonal Gaussian mixture fitted by minibatch SGD on the negative log-likelihood.
 
     .. math::
@@ -325,7 +327,8 @@ class SGDMixtureFit:
     lr_schedule: Literal["constant", "inverse_time"] = "constant"
     gradient_noise: float = 0.0
 
-    uses_moments = False
+    model_type = GaussianMixture
+    truth_types = (PointModel,)
 
     def __post_init__(self):
         check_int("n_components", self.n_components, minimum=1)
@@ -335,10 +338,12 @@ class SGDMixtureFit:
         """A minibatch, and k-means++ with ``n_components`` centres, must fit."""
         return max(self.batch_size, self.n_components)
 
-    def check_truth(self, truth) -> None:
-        """Any distribution truth can be fitted."""
+    def as_model(self, truth) -> GaussianMixture:
+        """The truth as a mixture of ``n_components`` (padded with zero-weight copies)."""
+        return mixture_of(truth, self.n_components)
 
-    def fit_chains(self, points: np.ndarray, *, streams, previous=None) -> GaussianMixture:
+    def fit_chains(self, points: np.ndarray, *, streams, previous=None,
+                   truth=None) -> GaussianMixture:
         """Run SGD for every chain from ``previous`` or a k-means++ start."""
         points = np.ascontiguousarray(points, dtype=np.float64)
         chains, n, d = points.shape

@@ -39,7 +39,7 @@ SECTIONS = {
     "policies": "Policies: what each generation trains on",
     "engine": "Running a simulation",
     "results": "Results",
-    "sweep": "Parameter sweeps",
+    "sweeps": "Parameter sweeps",
 }
 SECTION_ORDER = (
     "Running a simulation",

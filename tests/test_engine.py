@@ -20,7 +20,7 @@ POLICIES = [cs.Replace(), cs.KeepReal(0.1), cs.Accumulate(), cs.AccumulateSubsam
 class PointsGaussianFit(cs.GaussianFit):
     """The same estimator forced through the engine's generic points path."""
 
-    uses_moments = False
+    needs = "points"
 
 
 def run(policy=None, truth=TRUTH, fitter=None, **kw):

@@ -66,10 +66,13 @@ def _compare(key: str, new: np.ndarray, old: np.ndarray, exact: bool) -> None:
         assert str(new) == str(old), f"{key} differs"
         return
     if exact:
-        diff = np.abs(new.astype(float) - old.astype(float))
-        assert np.array_equal(new, old, equal_nan=True), (
-            f"{key}: not bit-identical to the golden output (max abs difference "
-            f"{np.nanmax(diff) if diff.size else 0:.3g})\nnew:\n{new}\ngolden:\n{old}")
+        if not np.array_equal(new, old, equal_nan=True):
+            with np.errstate(invalid="ignore"):
+                diff = np.abs(new.astype(float) - old.astype(float))
+            raise AssertionError(
+                f"{key}: not bit-identical to the golden output (max abs difference "
+                f"{np.max(diff, initial=0.0, where=~np.isnan(diff)):.3g})\n"
+                f"new:\n{new}\ngolden:\n{old}")
     else:
         # Another CPU/BLAS/library build (see the module docstring): rounding may differ.
         assert np.allclose(new, old, rtol=RTOL, atol=ATOL, equal_nan=True), (

@@ -265,6 +265,16 @@ def test_figure_for_unknown_preset():
         plotting.figure_for(result)
 
 
+def test_figures_has_every_preset_and_figure_for_looks_it_up(monkeypatch):
+    assert set(plotting.FIGURES) == set(experiments.PRESETS)
+    assert all(callable(f) for f in plotting.FIGURES.values())
+    # a new preset's figure is one more entry
+    result = experiments.ExperimentResult("new", {}, pd.DataFrame(), pd.DataFrame(), "")
+    fig = Figure()
+    monkeypatch.setitem(plotting.FIGURES, "new", lambda r: fig if r is result else None)
+    assert plotting.figure_for(result) is fig
+
+
 def test_regression_error_panels():
     result = experiments.run_preset("regression", generations=5, chains=200, seed=0)
     fig = plotting.regression_error(result)

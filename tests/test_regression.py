@@ -237,13 +237,13 @@ def test_bad_fitter_input(make, error, match):
 
 def test_bad_simulate_input():
     kw = {"n_samples": 20, "generations": 2, "chains": 2}
-    with pytest.raises(TypeError, match="OLSFit or SGDRegressionFit"):
+    with pytest.raises(TypeError, match="OLSFit, SGDRegressionFit"):
         cs.simulate(TRUTH, cs.GaussianFit(), **kw)
     with pytest.raises(TypeError, match="LinearRegression"):
         cs.simulate(cs.Gaussian(mean=0.0, var=1.0), cs.OLSFit(), **kw)
-    with pytest.raises(ValueError, match="not defined for a regression truth"):
+    with pytest.raises(ValueError, match="not defined for a LinearRegression truth"):
         cs.simulate(TRUTH, cs.OLSFit(), metrics=("variance",), **kw)
-    with pytest.raises(ValueError, match="not defined for a distribution truth"):
+    with pytest.raises(ValueError, match="not defined for a Gaussian truth"):
         cs.simulate(cs.Gaussian(mean=0.0, var=1.0), cs.GaussianFit(), metrics="test_error",
                     **kw)
     with pytest.raises(ValueError, match="batch_size"):  # more than n points per batch

@@ -16,10 +16,11 @@ import pandas as pd
 import pytest
 
 import collapse_sim as cs
+import collapse_sim.sweeps as SW  # the package (``cs.sweep`` is its function ``sweep``)
 from collapse_sim import cli
+from collapse_sim.sweeps import backends
 
 matplotlib.use("Agg")
-SW = sys.modules["collapse_sim.sweep"]  # the module (``cs.sweep`` is the function)
 ROOT = Path(__file__).resolve().parents[1]
 
 BASE = dict(truth=cs.Gaussian(mean=0.0, var=1.0), fitter=cs.GaussianFit(), generations=30,
@@ -37,6 +38,30 @@ def plain_loop(base, grid, seeds, threshold=SW.DEFAULT_THRESHOLD):
                 sim = cs.simulate(**base, n_samples=n, policy=policy, seed=seed, progress=False)
                 rows.append(SW.summarize(sim, threshold))
     return pd.DataFrame(rows)
+
+
+def test_the_function_does_not_shadow_the_module():
+    # cs.sweep is the function; the package that holds it is collapse_sim.sweeps, and no
+    # module collapse_sim.sweep exists for the function to hide
+    import importlib
+    import pkgutil
+
+    import collapse_sim
+    import collapse_sim.sweeps as m
+
+    assert callable(collapse_sim.sweep) and not isinstance(collapse_sim.sweep, type(m))
+    assert collapse_sim.sweep.__module__ == "collapse_sim.sweeps"
+    assert m.sweep is collapse_sim.sweep and m.summarize is SW.summarize
+    from collapse_sim import sweep
+
+    assert sweep is collapse_sim.sweep
+    for info in pkgutil.walk_packages(collapse_sim.__path__, "collapse_sim."):
+        importlib.import_module(info.name)
+    importlib.import_module("collapse_sim.plotting")
+    assert "collapse_sim.sweep" not in sys.modules
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("collapse_sim.sweep")
+    assert collapse_sim.sweep is m.sweep  # importing everything rebound nothing
 
 
 @pytest.fixture(scope="module")
@@ -230,7 +255,7 @@ def no_work(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("a run started")
 
-    monkeypatch.setattr(SW, "_run_job", forbidden)
+    monkeypatch.setattr(backends, "_run_job", forbidden)  # where the backends look it up
 
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), [
@@ -280,7 +305,7 @@ def test_bad_input_fails_before_any_work(kwargs, error, match, no_work, tmp_path
 
 
 def test_unreachable_dask_scheduler(monkeypatch, no_work, tmp_path):
-    monkeypatch.setattr(SW, "DASK_CONNECT_TIMEOUT", 0.5)
+    monkeypatch.setattr(backends, "DASK_CONNECT_TIMEOUT", 0.5)
     start = time.perf_counter()
     with pytest.raises(ConnectionError, match=r"dask scheduler at 'tcp://127.0.0.1:1'"):
         cs.sweep(BASE, GRID, seeds=[0], backend="dask", client="tcp://127.0.0.1:1",

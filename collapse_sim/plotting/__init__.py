@@ -1,0 +1,64 @@
+"""Figures (the only part of ``collapse_sim`` that imports matplotlib).
+
+Single-panel functions take ``ax=`` (a new figure is made when it is ``None``) and
+return the Axes they drew on: :func:`variance_collapse`, :func:`w2_growth`,
+:func:`density_evolution`, :func:`policy_comparison`, :func:`error_sources`.
+Multi-panel figures of the presets make their own Figure and return it
+(:func:`gaussian_demo`, :func:`gmm_snapshots`, :func:`mismatch`, :func:`sgd_drift`,
+:func:`policies`, :func:`error_sources_figure`, :func:`regression_error`;
+:func:`figure_for` picks one by preset name from :data:`FIGURES`).
+:func:`animate_density` writes a GIF and returns its path.
+
+Colours are the Okabe–Ito palette, which stays distinguishable under the common
+colour-vision deficiencies; medians are solid lines, 10–90% ranges across chains
+shaded bands, theory and floors dashed.
+"""
+
+from . import _common, curves, presets
+from .curves import error_sources, policy_comparison, variance_collapse, w2_growth
+from .densities import animate_density, density_evolution
+from .presets import (
+    error_sources_figure,
+    figure_for,
+    gaussian_demo,
+    gmm_snapshots,
+    mismatch,
+    policies,
+    regression_error,
+    sgd_drift,
+)
+from .sweeps import sweep_summary
+
+__all__ = [
+    "ERROR_SOURCE_COLOURS",
+    "FIGURES",
+    "PALETTE",
+    "animate_density",
+    "density_evolution",
+    "error_sources",
+    "error_sources_figure",
+    "figure_for",
+    "gaussian_demo",
+    "gmm_snapshots",
+    "mismatch",
+    "policies",
+    "policy_comparison",
+    "regression_error",
+    "sgd_drift",
+    "sweep_summary",
+    "variance_collapse",
+    "w2_growth",
+]
+
+# The public data, bound here so that its ``#:`` documentation is part of this module's
+# (the API reference documents ``collapse_sim.plotting``, not the submodules).
+
+#: Okabe–Ito colours, in the order settings are drawn.
+PALETTE = _common.PALETTE
+LABELS = _common.LABELS  # legend names of the variance estimators
+#: Colours of the four settings of :func:`error_sources`.
+ERROR_SOURCE_COLOURS = curves.ERROR_SOURCE_COLOURS
+#: The figure of every preset, by preset name: a function that takes the preset's
+#: :class:`~collapse_sim.experiments.ExperimentResult` and returns a matplotlib Figure
+#: (see :func:`figure_for`). A new preset's figure is one more entry.
+FIGURES = presets.FIGURES

@@ -1,0 +1,302 @@
+"""The presets' multi-panel figures, and :func:`figure_for`, which picks one by preset name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from ._common import _METRIC_LABELS, _TRUTH_FILL, PALETTE, _band_lines, _two_axes
+from .curves import error_sources, policy_comparison, variance_collapse, w2_growth
+from .densities import _legend_outside, _truth_pdf, _x_grid, density_evolution
+
+
+def gaussian_demo(curves: pd.DataFrame, *, suptitle: str | None = None, axes=None):
+    """The two-panel demo figure: :func:`variance_collapse` and :func:`w2_growth`.
+
+    ``axes``: two matplotlib Axes to draw on (default: a new figure).
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    fig, (left, right) = _two_axes(axes, (12, 4.8))
+    variance_collapse(curves, ax=left)
+    w2_growth(curves, ax=right)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+def gmm_snapshots(result, *, fig=None):
+    """The paper's GMM figure: one chain's mixture at several generations, then its drift.
+
+    Top: samples (600 points) and density contours of the model at each snapshot
+    generation (0 is the truth). Bottom: L2 distance to the first generation's
+    mixture and the components' standard deviations, every chain, log scale.
+    ``fig``: an empty matplotlib Figure (or SubFigure) to draw in (default: a new one).
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    snaps = result.extras["snapshots"]
+    if fig is None:
+        fig = plt.figure(figsize=(2.2 * len(snaps), 7.6), layout="constrained")
+    # two subfigures: the snapshot row keeps its own spacing, whatever the panels below need
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.3])
+    top.suptitle("One chain's mixture: 600 samples (dots) and density contours",
+                 fontsize=10)
+    xs = np.linspace(-4, 4, 121)
+    xx, yy = np.meshgrid(xs, xs)
+    flat = np.column_stack([xx.ravel(), yy.ravel()])
+    snap_axes = top.subplots(1, len(snaps))
+    for i, (t, model) in enumerate(snaps.items()):
+        ax = snap_axes[i]
+        pts = model.sample(600, seed=i)
+        ax.scatter(pts[:, 0], pts[:, 1], s=2, color=PALETTE[0], alpha=0.5, linewidths=0)
+        dens = np.exp(model.logpdf(flat)).reshape(xx.shape)
+        ax.contour(xx, yy, dens, levels=5, colors=PALETTE[1], linewidths=0.7)
+        ax.set_xlim(-4, 4)
+        ax.set_ylim(-4, 4)
+        ax.set_aspect("equal")
+        ax.set_title("truth" if t == 0 else f"generation {t}", fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("x₁", fontsize=8)
+        if i == 0:
+            ax.set_ylabel("x₂", fontsize=8)
+    curves = result.curves
+    left, right = bottom.subplots(1, 2)
+    for c, df in curves.groupby("chain"):
+        colour = PALETTE[c % len(PALETTE)]
+        later = df[df.generation >= 2]  # generation 1 is the reference itself (distance 0)
+        left.plot(later.generation, later.l2_to_first, color=colour, lw=1, label=f"chain {c}")
+        right.plot(df.generation, df.component_sd_max, color=colour, lw=1,
+                   label=f"chain {c}: wider component")
+        right.plot(df.generation, df.component_sd_min, color=colour, lw=1, ls="--",
+                   label=f"chain {c}: narrower component")
+    left.set_yscale("log")
+    left.set_xlabel("generation t")
+    left.set_ylabel("L2 distance to generation 1, ∫(p₁ − pₜ)²")
+    left.set_title("Drift away from the first fit")
+    right.set_yscale("log")
+    right.set_xlabel("generation t")
+    right.set_ylabel("component standard deviation (eigenvalues)")
+    right.set_title("Components shrink: the tails vanish")
+    for ax in (left, right):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    return fig
+
+
+def mismatch(result, *, axes=None):
+    """Density evolution of a single-Gaussian fit to a bimodal truth, and KL against its floor.
+
+    ``axes``: two matplotlib Axes to draw on (default: a new figure).
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    fig, (left, right) = _two_axes(axes, (13, 4.8))
+    best = result.extras["best"]
+    density_evolution(result.simulations["Gaussian fit"],
+                      generations=list(result.extras["fits"]), ax=left)
+    who = left.get_legend().get_title().get_text()
+    x = left.get_lines()[0].get_xdata()
+    (floor_line,) = left.plot(x, _truth_pdf(best, x), color="black", ls="--", lw=1.2,
+                              zorder=2.5, label="best Gaussian N(0, 5):\nthe fit's limit as n → ∞")
+    _legend_outside(left, who, [floor_line], loc="upper right")
+    left.set_title("A Gaussian cannot represent two humps")
+    curves = result.curves
+    for i, (label, df) in enumerate(curves.groupby("fitter", sort=False)):
+        colour = PALETTE[i % len(PALETTE)]
+        g = df.generation.to_numpy()[1:]
+        right.fill_between(g, df.kl_q10.to_numpy()[1:], df.kl_q90.to_numpy()[1:],
+                           color=colour, alpha=0.18, lw=0, label=f"{label}: 10–90% of chains")
+        right.plot(g, df.kl_q50.to_numpy()[1:], color=colour, lw=2, label=f"{label}: median")
+    right.axhline(result.params["floor_kl"], color="black", ls="--", lw=1.2,
+                  label=f"floor: KL(truth ‖ N(0, 5)) = {result.params['floor_kl']:.3f}")
+    right.set_yscale("log")
+    right.set_xscale("log")
+    right.set_xlabel("generation t")
+    right.set_ylabel("KL(truth ‖ model_t)")
+    right.set_title("Expressivity error is a floor; recursion climbs away from it")
+    right.grid(True, which="major", alpha=0.3)
+    right.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def sgd_drift(result, *, axes=None):
+    """The ``sgd`` preset's figure: fitted variance and W₂ distance, exact MLE vs SGD.
+
+    Left: median and 10–90% band of the fitted variance (log scale); right: the same
+    for the W₂ distance to the truth; one legend for both, below them. ``axes``: two
+    matplotlib Axes to draw on (default: a new figure).
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    fig, (left, right) = _two_axes(axes, (12, 5.2))
+    handles = _band_lines(left, result.curves, "variance", "fitter")
+    handles.append(left.axhline(1.0, color="black", lw=0.8, ls="--", zorder=0,
+                                label="the truth's variance"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=9,
+               frameon=False)
+    left.set_yscale("log")
+    left.set_xlabel("generation t")
+    left.set_ylabel(_METRIC_LABELS["variance"] + ", log scale")
+    left.set_title("Variance: the exact fit collapses; larger SGD steps drift upwards")
+    _band_lines(right, result.curves, "w2", "fitter", start=1)
+    right.set_yscale("log")
+    right.set_xlabel("generation t")
+    right.set_ylabel(_METRIC_LABELS["w2"] + ", log scale")
+    right.set_title("Distance from the truth: SGD's bias compounds")
+    for ax in (left, right):
+        ax.grid(True, which="major", alpha=0.3)
+    return fig
+
+
+def policies(result, *, axes=None):
+    """The ``policies`` preset's figure: :func:`policy_comparison` of variance and W₂.
+
+    One legend for both panels, below them. ``axes``: two matplotlib Axes to draw on
+    (default: a new figure).
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    fig, (left, right) = _two_axes(axes, (12, 5.2))
+    policy_comparison(result.curves, metric="variance", ax=left, legend=False)
+    policy_comparison(result.curves, metric="w2", ax=right, legend=False)
+    handles = left.get_legend_handles_labels()[0]
+    from matplotlib.patches import Patch
+
+    handles.insert(-1, Patch(facecolor="grey", alpha=0.3, edgecolor="grey", lw=0.6,
+                             label="band: 10–90% of chains\n(line: median)"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=9,
+               frameon=False)
+    return fig
+
+
+def error_sources_figure(result, *, axes=None):
+    """The ``error_sources`` preset's figure.
+
+    Left: the bimodal truth and the best Gaussian for it (what expressivity error
+    looks like: the gap no amount of data closes). Right: :func:`error_sources` with
+    the floor. ``axes``: two matplotlib Axes to draw on (default: a new figure).
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    fig, (left, right) = _two_axes(axes, (13, 5), width_ratios=[1, 1.6])
+    mix, best = result.extras["truths"]["expressivity"], result.extras["floor"]["model"]
+    x = _x_grid(mix, None)
+    truth_pdf = _truth_pdf(mix, x)
+    left.fill_between(x, truth_pdf, color=_TRUTH_FILL, alpha=0.6, lw=0)
+    left.plot(x, truth_pdf, color="black", lw=1.2, label="bimodal truth (mean 0, variance 1)")
+    left.plot(x, _truth_pdf(best, x), color=PALETTE[1], lw=2, ls="--",
+              label="moment-matched Gaussian N(0, 1)\n(the limit of the fit as n → ∞)")
+    left.set_ylim(0, 1.3 * truth_pdf.max())
+    left.set_xlabel("x")
+    left.set_ylabel("density p(x)")
+    left.set_title("Expressivity error: a Gaussian cannot fit two humps")
+    left.legend(fontsize=8, loc="upper left")
+    left.grid(True, alpha=0.3)
+    error_sources(result.curves, floor=result.params["floor_w2"], ax=right)
+    return fig
+
+
+def regression_error(result, *, axes=None):
+    """Test error of recursively refitted least squares against generation, theory dashed.
+
+    Two panels with their own scales: replacing the data (error grows linearly) and
+    accumulating it (error stays below :math:`\\pi^2/6` times one generation's).
+    Solid lines are simulated means over chains, dashed black lines the closed
+    forms of :func:`collapse_sim.theory.regression_test_error`; the band is the
+    10–90% range over chains of the setting named in each panel's title.
+
+    Parameters
+    ----------
+    result : ExperimentResult
+        From the ``regression`` preset (:func:`collapse_sim.experiments.regression_collapse`):
+        ``curves`` has ``setting``, ``policy``, ``design``, ``generation``,
+        ``sim_mean``, ``sim_q10``, ``sim_q90`` and ``theory_mean`` (NaN where no
+        closed form exists).
+    axes : sequence of two matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    fig, axes = _two_axes(axes, (11.5, 4.4))
+    curves = result.curves
+    params = result.params
+    one = params["noise_std"] ** 2 * params["dim"] / (params["n_samples"] - params["dim"] - 1)
+    colours = dict(zip(curves["setting"].unique(), PALETTE, strict=False))
+    banded = {"replace": "fresh", "accumulate": "fixed"}
+    for ax, policy in zip(axes, ("replace", "accumulate"), strict=True):
+        for label, rows in curves[curves["policy"] == policy].groupby("setting", sort=False):
+            g = rows["generation"].to_numpy()
+            colour = colours[label]
+            if rows["design"].iloc[0] == banded[policy]:
+                ax.fill_between(g, rows["sim_q10"], rows["sim_q90"], color=colour,
+                                alpha=0.15, linewidth=0, label=f"{label}: 10–90% of chains")
+            ax.plot(g, rows["sim_mean"], color=colour, linewidth=2.0,
+                    label=f"{label}: simulated mean")
+            theory_mean = rows["theory_mean"].to_numpy()
+            if np.isfinite(theory_mean).any():
+                ax.plot(g, theory_mean, color="black", linestyle="--", linewidth=1.0)
+        ax.plot([], [], color="black", linestyle="--", linewidth=1.0, label="closed form")
+        if policy == "accumulate":
+            ax.axhline(np.pi**2 / 6 * one, color="grey", linestyle=":", linewidth=1.0,
+                       label="π²/6 × one generation: bound on the mean (fixed design)")
+        ax.set_xlabel("generation t")
+        ax.set_xlim(0, curves["generation"].max())
+        ax.set_ylim(bottom=0)
+        ax.legend(loc="upper left", fontsize=8, frameon=False)
+    axes[0].set_ylabel("test error  (ŵ − w)ᵀ Σ (ŵ − w)")
+    axes[0].set_title("replace: error grows linearly (Dohmatob et al. 2024)", fontsize=10)
+    axes[1].set_title("accumulate: error stays bounded (Gerstgrasser et al. 2024)", fontsize=10)
+    fig.suptitle(f"Least squares refitted on its own labels: d = {params['dim']} features, "
+                 f"T = {params['n_samples']} rows per generation, noise σ = "
+                 f"{params['noise_std']:g}, {params['chains']} chains", fontsize=11)
+    return fig
+
+
+# preset name -> function of its ExperimentResult returning the Figure (re-exported and
+# documented as collapse_sim.plotting.FIGURES); a new preset's figure is one more entry.
+FIGURES: dict[str, Callable] = {
+    "gaussian": lambda result: gaussian_demo(result.curves),
+    "gmm": gmm_snapshots,
+    "mismatch": mismatch,
+    "sgd": sgd_drift,
+    "policies": policies,
+    "error_sources": error_sources_figure,
+    "regression": regression_error,
+}
+
+
+def figure_for(result):
+    """The figure of an :class:`~collapse_sim.experiments.ExperimentResult`, by preset name.
+
+    The preset's figure function is looked up in :data:`FIGURES`.
+
+    Returns
+    -------
+    matplotlib Figure
+
+    Raises
+    ------
+    ValueError
+        For a preset that has no figure.
+    """
+    figure = FIGURES.get(result.name)
+    if figure is None:
+        raise ValueError(f"no figure for preset {result.name!r}")
+    return figure(result)

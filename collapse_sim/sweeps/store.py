@@ -1,0 +1,85 @@
+"""``out_dir``: the manifest and one atomically written file per finished run (resuming)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .._io import atomic_write
+from .labels import _canonical_json
+
+if TYPE_CHECKING:
+    from .grid import _Job, _Plan
+
+#: Version tag of the files and the manifest written to ``out_dir``.
+FORMAT = "collapse_sim.sweep/1"  # part of every fingerprint: unchanged by the package's rename
+#: Name of the file describing the sweep held in ``out_dir``.
+MANIFEST = "manifest.json"
+
+
+class _Store:
+    """``out_dir``: a manifest plus one atomically written file per finished run."""
+
+    def __init__(self, out_dir, plan: _Plan):
+        self.root = Path(out_dir)
+        self.plan = plan
+
+    def open(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"out_dir {str(self.root)!r} exists and is not a folder")
+        manifest = self.root / MANIFEST
+        description = {**self.plan.description, "fingerprint": self.plan.fingerprint}
+        if manifest.exists():
+            try:
+                old = json.loads(manifest.read_text())
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"{manifest} is not a sweep manifest: {exc}") from exc
+            if old.get("fingerprint") != self.plan.fingerprint:
+                differ = [k for k in ("format", "base", "grid", "seeds", "threshold")
+                          if old.get(k) != description[k]]
+                raise ValueError(
+                    f"out_dir {str(self.root)!r} holds a different sweep (its "
+                    f"{', '.join(differ) or 'fingerprint'} differ): write to another folder, "
+                    "or delete this one to start afresh")
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write(manifest, lambda fh: fh.write(
+            json.dumps(description, indent=1, sort_keys=True).encode()))
+
+    def path(self, job: _Job) -> Path:
+        return self.root / f"{job.key}-seed{job.seed}.npz"
+
+    def load(self, job: _Job, quantiles) -> dict | None:
+        path = self.path(job)
+        if not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["__meta__"]))
+                curves = {k[len("curve__"):]: data[k] for k in data.files
+                          if k.startswith("curve__")}
+        except (OSError, ValueError, KeyError) as exc:
+            warnings.warn(f"{path} is unreadable ({exc}); running it again", stacklevel=3)
+            return None
+        if (meta.get("format") != FORMAT or meta.get("key") != job.key
+                or meta.get("seed") != job.seed):
+            warnings.warn(f"{path} does not hold this run; running it again", stacklevel=3)
+            return None
+        record = {"summary": meta["summary"]}
+        if quantiles is not None:
+            if meta.get("quantiles") != list(quantiles):
+                return None  # curves missing or at other levels: run again
+            record["curves"] = curves
+        return record
+
+    def write(self, job: _Job, record: dict) -> None:
+        meta = {"format": FORMAT, "key": job.key, "seed": job.seed,
+                "config": json.loads(_canonical_json(job.kwargs)),
+                "summary": record["summary"], "quantiles": record.get("quantiles")}
+        arrays = {f"curve__{k}": v for k, v in record.get("curves", {}).items()}
+        arrays["__meta__"] = np.array(json.dumps(meta))
+        atomic_write(self.path(job), lambda fh: np.savez(fh, **arrays))
