@@ -14,6 +14,7 @@ how each chain's model drifts from the truth.
 
 from . import metrics, sampling, theory
 from .engine import simulate
+from .families.categorical import Categorical, CategoricalFit, Zipf
 from .fitting import GaussianFit, GaussianMixtureFit, OLSFit, SklearnFitter
 from .models import Gaussian, GaussianMixture, LinearRegression
 from .policies import (
@@ -34,6 +35,8 @@ __all__ = [
     "Accumulate",
     "AccumulateSubsample",
     "Augment",
+    "Categorical",
+    "CategoricalFit",
     "FreshReal",
     "Gaussian",
     "GaussianFit",
@@ -48,6 +51,7 @@ __all__ = [
     "SGDRegressionFit",
     "Simulation",
     "SklearnFitter",
+    "Zipf",
     "__version__",
     "experiments",
     "metrics",

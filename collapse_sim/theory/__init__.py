@@ -44,6 +44,11 @@ Results implemented here
   distance to the truth: the expressivity floor.
 * :func:`regression_test_error` -- the expected test error of least squares refitted on
   its own labels (Dohmatob, Feng & Kempe 2024; Gerstgrasser et al. 2024).
+* Categorical distributions refitted by counts (the Wright–Fisher model of vanishing
+  words, :mod:`collapse_sim.theory.categorical`): :func:`categorical_gini_simpson_mean`,
+  :func:`categorical_fixation_probabilities`, :func:`categorical_surviving_mean`,
+  :func:`categorical_absorption_time_mean`, :func:`rare_category_survival`,
+  :func:`rare_category_median_survival`, and the ``fresh`` / ``accumulate`` recursions.
 
 The unbiased estimator keeps :math:`\mathbb E[\sigma_t^2] = \sigma_0^2` for every :math:`t`
 while :math:`\sigma_t^2 \to 0` almost surely (:math:`\mathbb E\log(C/k) < 0` by Jensen) and
@@ -53,6 +58,20 @@ All functions are pure NumPy/SciPy, vectorised over generations, and validate th
 arguments up front (``TypeError``/``ValueError`` naming the offending parameter).
 """
 
+from . import categorical as categorical  # the module, for its constants and notes
+from ._checks import Estimator as Estimator  # argument types, as before the split
+from ._checks import GenerationsLike as GenerationsLike
+from .categorical import (
+    categorical_absorption_time_mean,
+    categorical_fixation_probabilities,
+    categorical_gini_simpson_mean,
+    categorical_gini_simpson_mean_accumulate,
+    categorical_gini_simpson_mean_fresh,
+    categorical_surviving_mean,
+    categorical_surviving_mean_accumulate,
+    rare_category_median_survival,
+    rare_category_survival,
+)
 from .gaussian import (
     gaussian_variance_cdf,
     gaussian_variance_mean,
@@ -67,10 +86,19 @@ from .regression import regression_test_error
 
 __all__ = [
     "best_gaussian_approximation",
+    "categorical_absorption_time_mean",
+    "categorical_fixation_probabilities",
+    "categorical_gini_simpson_mean",
+    "categorical_gini_simpson_mean_accumulate",
+    "categorical_gini_simpson_mean_fresh",
+    "categorical_surviving_mean",
+    "categorical_surviving_mean_accumulate",
     "gaussian_mismatch_floor",
     "gaussian_variance_cdf",
     "gaussian_variance_mean",
     "gaussian_variance_quantiles",
     "gaussian_w2_squared_mean",
+    "rare_category_median_survival",
+    "rare_category_survival",
     "regression_test_error",
 ]

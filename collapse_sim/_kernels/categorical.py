@@ -1,0 +1,387 @@
+r"""Categorical sampling and counting on the per-chain streams, jitted.
+
+Drawing ``n`` items from a distribution with ``K`` live categories (out of ``V``)
+costs :math:`O(n + V)` per chain, by one of two exact methods chosen from ``n``
+and ``K`` alone (so the token path and the count path of a chain always take the
+same one and make the same draws):
+
+- **alias table** when :math:`n \le` :data:`ALIAS_FACTOR` :math:`\cdot K`: Walker's
+  alias method in Vose's stable construction (IEEE TSE 17(9), 1991), built over the
+  live categories in :math:`O(V)`, then one 64-bit output per item: its top 53 bits
+  give :math:`u \in [0, 1)`, slot :math:`\lfloor uK \rfloor` and the fraction
+  :math:`uK - \lfloor uK \rfloor` against the slot's threshold (resolution about
+  :math:`2^{-53} K`, far below any sampling error). Items come out i.i.d.;
+- **conditional binomials** otherwise: with :math:`S_j = \sum_{i \ge j} p_i` (tail sums,
+  accumulated from the rarest end),
+
+  .. math::
+
+      c_j \sim \mathrm{Binomial}\Big(n - \sum_{i<j} c_i,\; p_j / S_j\Big),
+
+  which is the multinomial law, stopping once all ``n`` items are placed: cost
+  :math:`O(V)` whatever ``n`` (the exact count path's cost is flat in ``n``). Tokens
+  are then the counts written out in category order and shuffled (Fisher–Yates,
+  exactly uniform). Each binomial costs :math:`O(1)` expected: CDF inversion when the
+  mean is below :data:`INVERSION_MAX_MEAN`, else Hörmann's transformed rejection BTRS
+  ("The generation of binomial random variates", J. Stat. Comput. Simul. 46, 1993; the
+  algorithm of JAX and TensorFlow) with its acceptance test on the exact log
+  probability ratio through ``lgamma``.
+
+A model fitted by counts without smoothing is the empirical distribution
+:math:`c_j/k` of its training set, and drawing from it is *resampling* that set:
+:func:`categorical_resample` writes the ``k`` training items out once
+(:math:`O(V + k)`) and then draws each item as one uniformly chosen entry
+(Lemire's exact bounded integers, two per 64-bit output), about two nanoseconds an
+item, with no floating point at all. It is used while :math:`k \le`
+:data:`RESAMPLE_FACTOR` :math:`\cdot (n + V)`.
+
+The counts of a chain's tokens are the very numbers its count path draws from the
+same stream position; a test asserts it.
+"""
+
+import math
+
+import numba as nb
+import numpy as np
+
+from ._dispatch import chain_kernel
+from .rng import next_double, shuffle
+
+#: Binomial means below this use CDF inversion (cost ~ mean), above it BTRS (cost O(1)).
+INVERSION_MAX_MEAN = 10.0
+#: The alias method is used while ``n <= ALIAS_FACTOR * K`` (K live categories): an item
+#: costs a few nanoseconds, a binomial draw about ALIAS_FACTOR times more.
+ALIAS_FACTOR = 16
+
+#: Resampling from the counts is used while the training set has at most this many times
+#: ``n + V`` items (beyond, writing it out would cost more than an alias table).
+RESAMPLE_FACTOR = 4
+
+_U64 = nb.uint64
+_SHIFT_53 = 1.0 / 9007199254740992.0  # 2**-53
+
+
+@nb.njit
+def _binomial_inversion(s, n, p):
+    """Binomial(n, p) for p <= 1/2 and a small mean, by sequential CDF inversion."""
+    q = 1.0 - p
+    ratio = p / q
+    g = ratio * (n + 1)
+    start = math.exp(n * math.log1p(-p))  # P(X = 0) = q^n
+    while True:
+        u = next_double(s)
+        f = start
+        x = 0
+        while u > f:
+            u -= f
+            x += 1
+            if x > n:
+                break  # rounding left mass beyond n: draw again
+            f *= g / x - ratio
+        if x <= n:
+            return x
+
+
+@nb.njit
+def _binomial_btrs(s, n, p):
+    """Binomial(n, p) for p <= 1/2 and n p >= 10 by transformed rejection (Hörmann 1993)."""
+    q = 1.0 - p
+    spq = math.sqrt(n * p * q)
+    b = 1.15 + 2.53 * spq
+    a = -0.0873 + 0.0248 * b + 0.01 * p
+    c = n * p + 0.5
+    v_r = 0.92 - 4.2 / b
+    alpha = (2.83 + 5.1 / b) * spq
+    lpq = math.log(p / q)
+    m = math.floor((n + 1) * p)
+    h = math.lgamma(m + 1.0) + math.lgamma(n - m + 1.0)
+    while True:
+        u = next_double(s) - 0.5
+        v = next_double(s)
+        us = 0.5 - abs(u)
+        if us <= 0.0:
+            continue
+        kf = math.floor((2.0 * a / us + b) * u + c)
+        if kf < 0.0 or kf > n:
+            continue
+        if us >= 0.07 and v <= v_r:
+            return np.int64(kf)
+        if v <= 0.0:
+            return np.int64(kf)
+        lhs = math.log(v * alpha / (a / (us * us) + b))
+        if lhs <= h - math.lgamma(kf + 1.0) - math.lgamma(n - kf + 1.0) + (kf - m) * lpq:
+            return np.int64(kf)
+
+
+@nb.njit
+def next_binomial(s, n, p):
+    """One Binomial(``n``, ``p``) draw from stream ``s`` (``n >= 0``, ``0 <= p <= 1``)."""
+    if n <= 0 or p <= 0.0:
+        return 0
+    if p >= 1.0:
+        return n
+    flip = p > 0.5
+    pp = 1.0 - p if flip else p
+    if n * pp < INVERSION_MAX_MEAN:
+        x = _binomial_inversion(s, n, pp)
+    else:
+        x = _binomial_btrs(s, n, pp)
+    return n - x if flip else x
+
+
+@chain_kernel
+def fill_binomial(states, n, p, out):
+    """Fill ``out[c]`` with Binomial(``n``, ``p``) draws from ``states[c]`` (for tests)."""
+    for c in nb.prange(out.shape[0]):
+        s = states[c]
+        row = out[c]
+        for i in range(row.shape[0]):
+            row[i] = next_binomial(s, n, p)
+
+
+# -- one chain ------------------------------------------------------------------------------
+
+@nb.njit
+def _live(p, idx):
+    """Indices of the categories with p > 0 into ``idx``; returns their number K."""
+    k = 0
+    for j in range(p.shape[0]):
+        if p[j] > 0.0:
+            idx[k] = j
+            k += 1
+    return k
+
+
+@nb.njit
+def _alias_build(p, idx, k, thresh, alias, work):
+    """Vose's alias table over the ``k`` live categories ``idx[:k]`` of ``p``."""
+    total = 0.0
+    for i in range(k):
+        total += p[idx[i]]
+    small = 0
+    large = k  # work[:small] holds small slots, work[large:k] the large ones
+    for i in range(k):
+        t = p[idx[i]] * k / total
+        thresh[i] = t
+        alias[i] = i
+        if t < 1.0:
+            work[small] = i
+            small += 1
+        else:
+            large -= 1
+            work[large] = i
+    while small > 0 and large < k:
+        small -= 1
+        lo = work[small]
+        hi = work[large]
+        alias[lo] = hi
+        t = (thresh[hi] + thresh[lo]) - 1.0
+        thresh[hi] = t
+        if t < 1.0:
+            large += 1
+            work[small] = hi
+            small += 1
+    for i in range(small):  # rounding leftovers: full slots
+        thresh[work[i]] = 1.0
+    for i in range(large, k):
+        thresh[work[i]] = 1.0
+
+
+@nb.njit(inline="always")
+def _xoshiro(s0, s1, s2, s3):
+    """One xoshiro256++ step on register-resident state: (output, new state)."""
+    result = (((s0 + s3) << _U64(23)) | ((s0 + s3) >> _U64(41))) + s0
+    t = s1 << _U64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = (s3 << _U64(45)) | (s3 >> _U64(19))
+    return result, s0, s1, s2, s3
+
+
+@nb.njit
+def _alias_draws(s, idx, k, thresh, alias, n, tokens, counts):
+    """``n`` i.i.d. items from the alias table into ``tokens`` (if ``tokens.shape[0]``)
+    or added to ``counts``; the stream's four words stay in registers."""
+    s0 = s[0]
+    s1 = s[1]
+    s2 = s[2]
+    s3 = s[3]
+    write = tokens.shape[0] > 0
+    scale = k * _SHIFT_53
+    for i in range(n):
+        r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+        x = np.float64(r >> _U64(11)) * scale
+        slot = np.int64(x)
+        if slot >= k:
+            slot = k - 1
+        if x - slot >= thresh[slot]:
+            slot = alias[slot]
+        if write:
+            tokens[i] = idx[slot]
+        else:
+            counts[idx[slot]] += 1
+    s[0] = s0
+    s[1] = s1
+    s[2] = s2
+    s[3] = s3
+
+
+@nb.njit
+def _binomial_counts(s, p, n, counts, tail):
+    """Multinomial counts of ``n`` items by conditional binomials (``counts`` zeroed)."""
+    v = p.shape[0]
+    acc = 0.0
+    for j in range(v - 1, -1, -1):
+        acc += p[j]
+        tail[j] = acc
+    left = n
+    for j in range(v):
+        if left == 0:
+            break
+        if p[j] <= 0.0:
+            continue
+        x = next_binomial(s, left, min(1.0, p[j] / tail[j]))
+        counts[j] = x
+        left -= x
+
+
+@nb.njit
+def _chain(s, p, n, tokens, counts, idx, thresh, alias, work):
+    """Draw ``n`` items of one chain as tokens (``tokens`` of length n) or counts."""
+    k = _live(p, idx)
+    if n <= ALIAS_FACTOR * k:
+        _alias_build(p, idx, k, thresh, alias, work)
+        _alias_draws(s, idx, k, thresh, alias, n, tokens, counts)
+        return
+    _binomial_counts(s, p, n, counts, thresh)
+    if tokens.shape[0] == 0:
+        return
+    pos = 0
+    for j in range(p.shape[0]):
+        for _ in range(counts[j]):
+            tokens[pos] = j
+            pos += 1
+    shuffle(tokens, s)
+
+
+@chain_kernel
+def categorical_draw(states, probs, n, tokens, counts):
+    """Items of every chain: ``tokens`` ``(chains, n)`` int32, or, when ``tokens`` has no
+    columns, ``counts`` ``(chains, V)`` int64 (zeroed). ``probs`` is ``(B, V)``, ``B`` 1
+    (shared) or chains. With tokens, ``counts`` is ``(chains, V)`` scratch."""
+    v = probs.shape[1]
+    step = 0 if probs.shape[0] == 1 else 1  # member index c * step: shared or per chain
+    for c in nb.prange(states.shape[0]):
+        idx = np.empty(v, dtype=np.int64)
+        alias = np.empty(v, dtype=np.int64)
+        work = np.empty(v, dtype=np.int64)
+        thresh = np.empty(v)
+        _chain(states[c], probs[c * step], n, tokens[c], counts[c], idx, thresh, alias, work)
+
+
+@chain_kernel
+def count_tokens(tokens, out):
+    """``out[c, v]`` (int64, zeroed) += number of ``v`` among ``tokens[c]`` (ids checked)."""
+    for c in nb.prange(tokens.shape[0]):
+        row = tokens[c]
+        counts = out[c]
+        for i in range(row.shape[0]):
+            counts[row[i]] += 1
+
+
+@chain_kernel
+def categorical_metrics(probs, truth, log_truth, tail, heldout, out):
+    """All categorical metrics of every model in one pass over its probabilities.
+
+    ``truth`` ``(V,)`` and its logarithm ``log_truth``; ``tail`` ``(V,)`` bool (the
+    truth's rare set); ``heldout`` ``(V,)`` held-out frequencies; ``out`` ``(7, B)``:
+    entropy, gini_simpson, support, tail_mass, tv, kl, nll (``inf`` where the truth or a
+    held-out item has a dead category). One logarithm per live category.
+    """
+    for b in nb.prange(probs.shape[0]):
+        q = probs[b]
+        ent = 0.0
+        sq = 0.0
+        live = 0
+        tm = 0.0
+        tv = 0.0
+        kl = 0.0
+        nll = 0.0
+        for j in range(q.shape[0]):
+            x = q[j]
+            p = truth[j]
+            tv += abs(p - x)
+            if x > 0.0:
+                lx = math.log(x)
+                ent -= x * lx
+                sq += x * x
+                live += 1
+                if tail[j]:
+                    tm += x
+                if p > 0.0:
+                    kl += p * (log_truth[j] - lx)
+                nll -= heldout[j] * lx
+            else:
+                if p > 0.0:
+                    kl = math.inf
+                if heldout[j] > 0.0:
+                    nll = math.inf
+        out[0, b] = ent
+        out[1, b] = 1.0 - sq
+        out[2, b] = live
+        out[3, b] = tm
+        out[4, b] = 0.5 * tv
+        out[5, b] = max(kl, 0.0)
+        out[6, b] = nll
+
+
+@nb.njit
+def _resample_chain(s, counts, k, n, tokens, out, table):
+    """``n`` items drawn uniformly with replacement from the ``k`` items of ``counts``."""
+    pos = 0
+    for j in range(counts.shape[0]):
+        for _ in range(counts[j]):
+            table[pos] = j
+            pos += 1
+    write = tokens.shape[0] > 0
+    bound = _U64(k)
+    mask = _U64(0xFFFFFFFF)
+    threshold = (mask + _U64(1) - bound) % bound  # 2**32 mod k: Lemire's rejection zone
+    s0 = s[0]
+    s1 = s[1]
+    s2 = s[2]
+    s3 = s[3]
+    word = _U64(0)
+    left = 0
+    i = 0
+    while i < n:
+        if left == 0:
+            word, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+            left = 2
+        m = (word & mask) * bound
+        word >>= _U64(32)
+        left -= 1
+        if (m & mask) < threshold:
+            continue  # rejected: exactly uniform on [0, k)
+        item = table[np.int64(m >> _U64(32))]
+        if write:
+            tokens[i] = item
+        else:
+            out[item] += 1
+        i += 1
+    s[0] = s0
+    s[1] = s1
+    s[2] = s2
+    s[3] = s3
+
+
+@chain_kernel
+def categorical_resample(states, counts, k, n, tokens, out):
+    """Like :func:`categorical_draw` for the empirical models ``counts / k`` (``counts``
+    ``(chains, V)`` int64, rows summing to ``k`` < 2**32): resampling, ``O(V + k + n)``."""
+    for c in nb.prange(states.shape[0]):
+        table = np.empty(k, dtype=np.int32)
+        _resample_chain(states[c], counts[c], k, n, tokens[c], out[c], table)

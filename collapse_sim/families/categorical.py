@@ -1,0 +1,439 @@
+r"""Discrete distributions refitted by counts: the Wright–Fisher model of vanishing words.
+
+A categorical distribution :math:`p` over :math:`V` categories (a vocabulary), refitted
+on :math:`n` items drawn from the previous fit, is one step of the Wright–Fisher
+model of population genetics: the counts are multinomial and the next model is
+
+.. math::
+
+    \hat p_j = \frac{c_j + \alpha}{n + V\alpha}, \qquad
+    (c_1, \dots, c_V) \sim \mathrm{Multinomial}(n, p),
+
+with :math:`\alpha = 0` for the maximum-likelihood fit. A category whose count hits
+0 is gone for good (:math:`\hat p_j = 0` is absorbing): rare words die first, and
+the support only ever shrinks — the discrete form of model collapse. Additive
+smoothing :math:`\alpha > 0` never lets a category die.
+
+This module is the whole family — model, statistics, fitter, metrics — written
+against :mod:`collapse_sim.protocol` and :mod:`collapse_sim.registry` with no edit
+to the engine (its kernels are in ``collapse_sim._kernels.categorical``).
+
+Metrics (registered for a categorical truth :math:`p` and models :math:`q`):
+
+================ ===========================================================================
+``entropy``      :math:`H(q) = -\sum_j q_j \log q_j` (nats, :math:`0\log 0 = 0`)
+``gini_simpson`` :math:`1 - \sum_j q_j^2`: the chance two draws differ
+``support``      :math:`\#\{j : q_j > 0\}`: categories still alive
+``tail_mass``    :math:`\sum_{j \in R} q_j` over the truth's rarest categories :math:`R`
+                 holding 10% of its mass (:func:`tail_set`); the truth has about 0.1
+``tv``           total variation :math:`\tfrac12\sum_j |p_j - q_j|`
+``kl``           :math:`\mathrm{KL}(p\,\|\,q) = \sum_{p_j>0} p_j\log(p_j/q_j)`; ``+inf``
+                 as soon as a category of the truth has died in the model (the right value:
+                 the model gives probability 0 to something real)
+``nll``          mean :math:`-\log q(x)` over :data:`~collapse_sim.registry.HELDOUT_SIZE`
+                 held-out real draws; ``+inf`` once a held-out item's category has died
+================ ===========================================================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from .._kernels import categorical as _kc
+from .._validation import as_float_array, check_int, check_real
+from ..protocol import Fitter, Model
+from ..registry import register_metric
+
+#: Probabilities must sum to 1 within this absolute tolerance (then they are renormalised).
+SUM_TOLERANCE = 1e-9
+#: Largest number of categories a model may have.
+MAX_CATEGORIES = 10_000_000
+#: Truths with at most this many categories are described by their probabilities in a
+#: result's config; larger ones by their size and a SHA-256 of the probabilities.
+LIST_MAX = 4096
+#: Share of the truth's mass held by the rare categories ``tail_mass`` watches.
+TAIL_SHARE = 0.1
+
+
+@dataclass(frozen=True)
+class Counts:
+    r"""Category counts of ``count`` items per chain: the sufficient statistics of a fit.
+
+    Attributes
+    ----------
+    count : int
+        Items per chain :math:`k`.
+    counts : ndarray
+        ``(chains, V)`` int64, each row summing to ``count``.
+    """
+
+    count: int
+    counts: np.ndarray
+
+    def __add__(self, other: Counts) -> Counts:
+        """Counts of the union of both samples."""
+        return Counts(self.count + other.count, self.counts + other.counts)
+
+
+class Categorical(Model):
+    r"""A (batch of) categorical distribution(s) over ``V`` categories ``0 .. V-1``.
+
+    Data are int32 category ids (tokens): a sample of ``k`` items per chain is an
+    array ``(chains, k)``. Drawing costs :math:`O(k + V)` per chain (conditional
+    binomials, then a shuffle: see ``collapse_sim._kernels.categorical``), and the
+    counts alone can be drawn directly (``draw_statistics``), so the default
+    ``sampling="auto"`` path of :func:`collapse_sim.simulate` never forms the tokens
+    and its cost does not grow with ``n_samples``.
+
+    Parameters
+    ----------
+    probs : array_like
+        ``(V,)``, or ``(B, V)`` for a batch: non-negative, finite, summing to 1 within
+        :data:`SUM_TOLERANCE` (then renormalised), :math:`1 \le V \le` :data:`MAX_CATEGORIES`.
+
+    Examples
+    --------
+    >>> import collapse_sim as cs
+    >>> truth = cs.Categorical([0.5, 0.3, 0.2])
+    >>> truth.n_categories, truth.sample(5, seed=0).dtype.name
+    (3, 'int32')
+    """
+
+    record_dims: ClassVar[dict[str, tuple[str, ...]]] = {"probs": ("category",)}
+    statistics_type = Counts
+    exact_statistics = True
+
+    def __init__(self, probs):
+        p = as_float_array("probs", probs)
+        if p.ndim == 1:
+            p = p[None]
+        if p.ndim != 2 or p.shape[0] < 1 or p.shape[1] < 1:
+            raise ValueError(f"probs must have shape (V,) or (B, V) with B, V >= 1, got "
+                             f"{np.shape(probs)}")
+        if p.shape[1] > MAX_CATEGORIES:
+            raise ValueError(f"probs has {p.shape[1]} categories; at most {MAX_CATEGORIES}")
+        if np.any(p < 0):
+            raise ValueError(f"probs must be non-negative, got minimum {p.min():g}")
+        total = p.sum(axis=1)
+        if np.any(np.abs(total - 1.0) > SUM_TOLERANCE):
+            raise ValueError(f"probs must sum to 1 within {SUM_TOLERANCE:g}, got sums "
+                             f"{total[np.abs(total - 1.0) > SUM_TOLERANCE][:3]}")
+        self._set(p / total[:, None])
+
+    def _set(self, probs: np.ndarray) -> None:
+        self.probs = np.ascontiguousarray(probs)
+        self.probs.flags.writeable = False
+        self._tail = None
+
+    @classmethod
+    def _from_arrays(cls, probs: np.ndarray, counts: Counts | None = None) -> Categorical:
+        """Trusted constructor for fitted batches (no validation, no copies).
+
+        ``counts``: when ``probs`` is exactly ``counts.counts / counts.count`` (a fit
+        without smoothing), draws resample them (see ``categorical_resample``).
+        """
+        obj = Categorical.__new__(Categorical)
+        obj.probs = probs
+        obj._tail = None
+        obj._counts = counts
+        return obj
+
+    def _resamples(self, k: int) -> bool:
+        counts = getattr(self, "_counts", None)
+        return counts is not None and counts.count < 2**31 and (
+            counts.count <= _kc.RESAMPLE_FACTOR * (k + self.n_categories))
+
+    # -- shape ---------------------------------------------------------------------------------
+    @property
+    def n_categories(self) -> int:
+        """Number of categories ``V``."""
+        return self.probs.shape[1]
+
+    @property
+    def batch_size(self) -> int:
+        """Number ``B`` of distributions in the batch."""
+        return self.probs.shape[0]
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        """``()``: one item is one category id."""
+        return ()
+
+    @property
+    def dtype(self) -> np.dtype:
+        """int32 category ids."""
+        return np.dtype(np.int32)
+
+    def broadcast(self, chains: int) -> Categorical:
+        """This distribution for ``chains`` chains (a batch of one stays shared, no copy)."""
+        if self.batch_size in (1, chains):
+            return self
+        raise ValueError(f"cannot broadcast a batch of {self.batch_size} to {chains} chains")
+
+    # -- sampling ------------------------------------------------------------------------------
+    def _check_streams(self, k: int, streams) -> None:
+        if self.batch_size not in (1, streams.chains):
+            raise ValueError(f"a batch of {self.batch_size} cannot draw for "
+                             f"{streams.chains} streams")
+        check_int("k", k, minimum=0)
+
+    def draw(self, k: int, streams) -> np.ndarray:
+        """``(chains, k)`` int32 tokens; row ``c`` from member ``c`` with stream ``c``."""
+        self._check_streams(k, streams)
+        tokens = np.empty((streams.chains, k), dtype=np.int32)
+        scratch = np.zeros((streams.chains, self.n_categories), dtype=np.int64)
+        self._draw_into(k, streams, tokens, scratch)
+        return tokens
+
+    def _draw_into(self, k, streams, tokens, counts) -> None:
+        if self._resamples(k):
+            _kc.categorical_resample(streams.states, self._counts.counts, self._counts.count, k,
+                                     tokens, counts)
+        else:
+            _kc.categorical_draw(streams.states, self.probs, k, tokens, counts)
+
+    def draw_statistics(self, k: int, streams, *, exact: bool) -> Counts:
+        """Multinomial counts of ``k`` items per chain without forming the items.
+
+        The same method and draws as :meth:`draw` (resampling the training counts of
+        an unsmoothed fit, an alias table for small ``k``, conditional binomials in
+        :math:`O(V)` for large ``k``: see ``collapse_sim._kernels.categorical``), so
+        the counts equal those of the tokens :meth:`draw` gives from the same stream
+        position, and ``exact`` changes nothing: both are exact.
+        """
+        self._check_streams(k, streams)
+        counts = np.zeros((streams.chains, self.n_categories), dtype=np.int64)
+        self._draw_into(k, streams, np.empty((streams.chains, 0), dtype=np.int32), counts)
+        return Counts(k, counts)
+
+    def sample(self, n: int, seed=None) -> np.ndarray:
+        """Draw ``n`` tokens from every member (member ``c`` uses chain ``c``'s stream).
+
+        Returns ``(n,)`` int32 for a batch of one, else ``(B, n)``.
+        """
+        from ..sampling import chain_streams
+
+        n = check_int("n", n, minimum=1, maximum=2**31 - 1)
+        out = self.draw(n, chain_streams(seed, self.batch_size))
+        return out[0] if self.batch_size == 1 else out
+
+    # -- protocol --------------------------------------------------------------------------------
+    def finite(self) -> np.ndarray:
+        """``(B,)`` bool: every probability finite."""
+        return np.isfinite(self.probs).all(axis=1)
+
+    def record(self) -> dict[str, np.ndarray]:
+        """``probs`` ``(B, V)``."""
+        return {"probs": self.probs}
+
+    def to_dict(self) -> dict:
+        """The probabilities, or for more than :data:`LIST_MAX` categories their SHA-256."""
+        if self.n_categories <= LIST_MAX:
+            return {"type": "Categorical", "probs": self.probs.tolist()}
+        digest = hashlib.sha256(np.ascontiguousarray(self.probs).tobytes()).hexdigest()
+        return {"type": "Categorical", "n_categories": self.n_categories, "sha256": digest}
+
+    def __repr__(self) -> str:
+        return f"Categorical(n_categories={self.n_categories}, batch_size={self.batch_size})"
+
+    # -- the truth's rare tail ---------------------------------------------------------------------
+    def tail_set(self) -> np.ndarray:
+        """Indices of the rarest categories holding at most :data:`TAIL_SHARE` of the mass.
+
+        Categories are taken from the rarest up (ties by index) while their
+        cumulative probability stays at or below 10%; categories of probability 0
+        are excluded. Defined by the first member (the truth).
+        """
+        if self._tail is None:
+            p = self.probs[0]
+            order = np.argsort(p, kind="stable")
+            order = order[p[order] > 0.0]
+            mass = np.cumsum(p[order])
+            self._tail = np.sort(order[mass <= TAIL_SHARE * (1.0 + 1e-12)])
+        return self._tail
+
+
+class Zipf(Categorical):
+    r"""Zipf's law over ``n_categories`` ranks: :math:`p_r \propto r^{-s}`, :math:`r = 1..V`.
+
+    The heavy tail of real vocabularies: category 0 is the most frequent word.
+
+    Parameters
+    ----------
+    n_categories : int
+        :math:`V`, from 2 to :data:`MAX_CATEGORIES`.
+    exponent : float
+        :math:`s > 0` (natural language: about 1).
+
+    Examples
+    --------
+    >>> import collapse_sim as cs
+    >>> z = cs.Zipf(n_categories=4, exponent=1.0)
+    >>> [round(float(x), 4) for x in z.probs[0]]
+    [0.48, 0.24, 0.16, 0.12]
+    """
+
+    def __init__(self, n_categories: int, exponent: float = 1.0):
+        self.n_categories_ = check_int("n_categories", n_categories, minimum=2,
+                                       maximum=MAX_CATEGORIES)
+        self.exponent = check_real("exponent", exponent, low=0.0, low_open=True, high=1e3)
+        weights = np.arange(1, self.n_categories_ + 1, dtype=np.float64) ** -self.exponent
+        self._set((weights / weights.sum())[None])
+
+    def to_dict(self) -> dict:
+        """``{"type": "Zipf", "n_categories": V, "exponent": s}``."""
+        return {"type": "Zipf", "n_categories": self.n_categories_, "exponent": self.exponent}
+
+    def __repr__(self) -> str:
+        return f"Zipf(n_categories={self.n_categories_}, exponent={self.exponent:g})"
+
+
+def count_tokens(tokens: np.ndarray, n_categories: int) -> Counts:
+    """Counts of ``tokens`` ``(chains, k)`` over ``n_categories`` categories (ids checked)."""
+    if tokens.ndim != 2:
+        raise ValueError(f"tokens must have shape (chains, k), got {tokens.shape}")
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= n_categories):
+        raise ValueError(f"tokens must be category ids in [0, {n_categories}), got range "
+                         f"[{tokens.min()}, {tokens.max()}]")
+    tokens = np.ascontiguousarray(tokens, dtype=np.int32)  # ids checked first: no wrap-around
+    out = np.zeros((tokens.shape[0], n_categories), dtype=np.int64)
+    _kc.count_tokens(tokens, out)
+    return Counts(tokens.shape[1], out)
+
+
+@dataclass(frozen=True)
+class CategoricalFit(Fitter):
+    r"""Fit by counts: :math:`\hat p_j = (c_j + \alpha)/(k + V\alpha)`.
+
+    With ``smoothing=0`` (maximum likelihood) every generation is a Wright–Fisher
+    step and a category that draws no item is lost forever; additive smoothing
+    :math:`\alpha > 0` (Laplace's rule for :math:`\alpha = 1`) gives every category
+    at least :math:`\alpha/(k + V\alpha)`, so none dies.
+
+    Parameters
+    ----------
+    smoothing : float
+        :math:`\alpha \ge 0`.
+
+    Examples
+    --------
+    >>> import numpy as np, collapse_sim as cs
+    >>> fit = cs.CategoricalFit().fit(np.array([[0, 0, 2, 2]]), n_categories=3)
+    >>> fit.probs.tolist()
+    [[0.5, 0.0, 0.5]]
+    """
+
+    smoothing: float = 0.0
+
+    model_type = Categorical
+    truth_types = (Categorical,)
+    needs = "statistics"
+    statistics_type = Counts
+
+    def __post_init__(self):
+        check_real("smoothing", self.smoothing, low=0.0, high=1e12)
+
+    def statistics(self, data: np.ndarray, *, truth=None) -> Counts:
+        """Counts of the tokens ``(chains, k)`` over the truth's categories."""
+        return count_tokens(data, truth.n_categories)
+
+    def fit_statistics(self, stats: Counts) -> Categorical:
+        """The smoothed relative frequencies of every chain."""
+        v = stats.counts.shape[1]
+        alpha = self.smoothing
+        if alpha == 0.0:  # the empirical distribution: later draws resample the counts
+            return Categorical._from_arrays(stats.counts / stats.count, stats)
+        return Categorical._from_arrays((stats.counts + alpha) / (stats.count + v * alpha))
+
+    def fit(self, tokens, n_categories: int) -> Categorical:
+        """Fit every chain's tokens ``(chains, k)`` (or ``(k,)``) over ``n_categories``."""
+        n_categories = check_int("n_categories", n_categories, minimum=1,
+                                 maximum=MAX_CATEGORIES)
+        arr = np.asarray(tokens)
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"tokens must be integer category ids, got dtype {arr.dtype}")
+        if arr.ndim == 1:
+            arr = arr[None]
+        if arr.ndim != 2 or arr.shape[1] < 1:
+            raise ValueError(f"tokens must have shape (chains, k) with k >= 1, got {arr.shape}")
+        return self.fit_statistics(count_tokens(arr, n_categories))
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable description."""
+        return {"type": "CategoricalFit", "smoothing": self.smoothing}
+
+
+# -- metrics --------------------------------------------------------------------------------------
+
+_METRICS = ("entropy", "gini_simpson", "support", "tail_mass", "tv", "kl", "nll")
+
+
+def _all_metrics(truth, model, heldout: np.ndarray | None) -> np.ndarray:
+    """``(7, B)``: every metric of :data:`_METRICS` in one pass (memoised on the model)."""
+    memo = getattr(model, "_metric_memo", None)
+    if memo is not None and memo[0] is truth and memo[1] is heldout:
+        return memo[2]
+    v = model.n_categories
+    freq = np.zeros(v) if heldout is None else np.bincount(heldout, minlength=v) / heldout.size
+    tail = np.zeros(v, dtype=np.bool_)
+    tail[truth.tail_set()] = True
+    out = np.empty((len(_METRICS), model.batch_size))
+    p = truth.probs[0]
+    with np.errstate(divide="ignore"):
+        log_p = np.log(p)
+    _kc.categorical_metrics(np.ascontiguousarray(model.probs), p, log_p, tail, freq, out)
+    model._metric_memo = (truth, heldout, out)
+    return out
+
+
+def _metric(name: str):
+    row = _METRICS.index(name)
+    return lambda truth, model, ctx: _all_metrics(truth, model, ctx.heldout)[row].copy()
+
+
+def entropy(truth, model) -> np.ndarray:
+    r"""Shannon entropy :math:`-\sum_j q_j\log q_j` of each model, in nats."""
+    return _all_metrics(truth, model, None)[0].copy()
+
+
+def gini_simpson(truth, model) -> np.ndarray:
+    r"""Gini–Simpson index :math:`1 - \sum_j q_j^2`: the chance two draws differ."""
+    return _all_metrics(truth, model, None)[1].copy()
+
+
+def support(truth, model) -> np.ndarray:
+    r"""Number of categories with :math:`q_j > 0`, as float."""
+    return _all_metrics(truth, model, None)[2].copy()
+
+
+def tail_mass(truth, model) -> np.ndarray:
+    r"""Model probability of the truth's rare tail :math:`R` (see :meth:`Categorical.tail_set`)."""
+    return _all_metrics(truth, model, None)[3].copy()
+
+
+def tv(truth, model) -> np.ndarray:
+    r"""Total variation :math:`\tfrac12\sum_j |p_j - q_j|`."""
+    return _all_metrics(truth, model, None)[4].copy()
+
+
+def kl(truth, model) -> np.ndarray:
+    r""":math:`\mathrm{KL}(p\,\|\,q)`: ``+inf`` once a category of the truth died in the model."""
+    return _all_metrics(truth, model, None)[5].copy()
+
+
+def nll(truth, model, heldout: np.ndarray) -> np.ndarray:
+    r"""Mean :math:`-\log q(x)` of the held-out tokens ``heldout`` ``(m,)`` (inf if one died)."""
+    return _all_metrics(truth, model, np.asarray(heldout))[6].copy()
+
+
+_DOCS = {"entropy": "entropy -sum q log q (nats)", "gini_simpson": "1 - sum q^2",
+         "support": "categories with q > 0", "tail_mass": "model mass on the truth's rarest 10%",
+         "tv": "total variation distance", "kl": "KL(truth || model)",
+         "nll": "mean -log q of held-out real draws"}
+for _name in _METRICS:
+    register_metric(_name, Categorical, Categorical, _metric(_name), doc=_DOCS[_name],
+                    distance=_name in ("tv", "kl"), heldout=_name == "nll")
