@@ -436,7 +436,8 @@ def test_nearly_singular_models_never_nan():
 
 
 def test_available_metrics():
-    assert set(metrics.AVAILABLE) == {*NAMES, "l2", "test_error"}
+    categorical = {"entropy", "gini_simpson", "support", "tv"}  # other names are shared
+    assert set(metrics.AVAILABLE) == {*NAMES, "l2", "test_error", *categorical}
     assert set(metrics.DEFAULT) == set(NAMES)
     assert metrics.REGRESSION == ("test_error",)
     assert set(metrics.DISTRIBUTION) == {*NAMES, "l2"}
@@ -464,7 +465,7 @@ def test_check_names_accepts_valid_selections():
     "names, error",
     [
         ("wasserstein", ValueError),
-        (["kl", "entropy"], ValueError),
+        (["kl", "no_such_metric"], ValueError),
         ([], ValueError),
         ((), ValueError),
         (["kl", "w2", "kl"], ValueError),
@@ -477,3 +478,14 @@ def test_check_names_accepts_valid_selections():
 def test_check_names_rejects_bad_selections(names, error):
     with pytest.raises(error, match="metric"):
         metrics.check_names(names)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 5])
+def test_distances_of_the_truth_to_itself_are_exactly_zero(d):
+    # row 0 of every result: the matrix square roots and eigen-decompositions round, so
+    # without the equality short-cut W2 came out near 1e-15 and rounding decided its sign
+    rng = np.random.default_rng(d)
+    truth = random_truth(d, rng)
+    for name in ("w2", "kl", "mean_shift"):
+        value = metrics.evaluate((name,), truth, truth, metrics.MetricContext(truth, None))[name]
+        assert value[0] == 0.0, name
