@@ -119,3 +119,30 @@ def test_regression_preset_against_its_closed_forms(tmp_path, capsys):
                      "--out", str(tmp_path)]) == 0
     assert (tmp_path / "regression.png").read_bytes()[:4] == b"\x89PNG"
     assert "heavy-tailed" in capsys.readouterr().out
+
+
+def test_vocabulary_preset_matches_the_wright_fisher_theory():
+    result = experiments.run_preset("vocabulary", generations=30, chains=200, seed=0,
+                                    n_samples=2000, n_categories=2000)
+    c = result.curves.set_index(["policy", "generation"])
+    replace = c.loc["replace"]
+    # The mean number of survivors over 200 chains has SE = sd / sqrt(200); the sd across
+    # chains of a sum of weakly dependent survival indicators is below sqrt(E[support]),
+    # so 5 * sqrt(E / 200) bounds the gap (n = 2000: the exact chain, not the approximation).
+    for t in (1, 10, 30):
+        expected = replace.loc[t, "support_theory"]
+        assert abs(replace.loc[t, "support_mean"] - expected) < 5 * np.sqrt(expected / 200)
+    # support never grows under replace; accumulate freezes it after generation 1
+    assert (np.diff(replace["support_q50"].to_numpy()) <= 0).all()
+    acc = c.loc["accumulate", "support_q50"]
+    assert (acc.loc[1:] == acc.loc[1]).all()
+    # keeping 10% real anchors more words than replace, fewer than accumulate
+    keep = c.loc[("keep 10% real", 30), "support_q50"]
+    assert replace.loc[30, "support_q50"] < keep < acc.loc[30]
+    assert "rank" in result.description and "Wright–Fisher" in result.description
+    assert set(result.extras["ranks"]) == {0, 1, 10, 30}
+
+
+def test_vocabulary_preset_refuses_zero_generations():
+    with pytest.raises(ValueError, match="generations"):
+        experiments.run_preset("vocabulary", generations=0)

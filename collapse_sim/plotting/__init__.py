@@ -5,7 +5,8 @@ return the Axes they drew on: :func:`variance_collapse`, :func:`w2_growth`,
 :func:`density_evolution`, :func:`policy_comparison`, :func:`error_sources`.
 Multi-panel figures of the presets make their own Figure and return it
 (:func:`gaussian_demo`, :func:`gmm_snapshots`, :func:`mismatch`, :func:`sgd_drift`,
-:func:`policies`, :func:`error_sources_figure`, :func:`regression_error`;
+:func:`policies`, :func:`error_sources_figure`, :func:`regression_error`,
+:func:`vocabulary`;
 :func:`figure_for` picks one by preset name from :data:`FIGURES`).
 :func:`animate_density` writes a GIF and returns its path.
 
@@ -17,6 +18,7 @@ shaded bands, theory and floors dashed.
 from . import _common, curves, presets
 from .curves import error_sources, policy_comparison, variance_collapse, w2_growth
 from .densities import animate_density, density_evolution
+from .discrete import vocabulary
 from .presets import (
     error_sources_figure,
     figure_for,
@@ -47,6 +49,7 @@ __all__ = [
     "sgd_drift",
     "sweep_summary",
     "variance_collapse",
+    "vocabulary",
     "w2_growth",
 ]
 

@@ -11,6 +11,7 @@ import pandas as pd
 from ._common import _METRIC_LABELS, _TRUTH_FILL, PALETTE, _band_lines, _two_axes
 from .curves import error_sources, policy_comparison, variance_collapse, w2_growth
 from .densities import _legend_outside, _truth_pdf, _x_grid, density_evolution
+from .discrete import vocabulary
 
 
 def gaussian_demo(curves: pd.DataFrame, *, suptitle: str | None = None, axes=None):
@@ -279,6 +280,7 @@ FIGURES: dict[str, Callable] = {
     "policies": policies,
     "error_sources": error_sources_figure,
     "regression": regression_error,
+    "vocabulary": vocabulary,
 }
 
 
