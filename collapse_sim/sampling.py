@@ -214,14 +214,8 @@ def regression_points(model, n: int, streams: ChainStreams,
 
 
 def draw_points(model, n: int, streams: ChainStreams) -> np.ndarray:
-    """``(chains, n, d)`` points from any model of the library (Gaussian, mixture, estimators)."""
-    if hasattr(model, "n_features"):
-        return regression_points(model, n, streams)
-    if hasattr(model, "sample_points"):
-        return model.sample_points(n)
-    if hasattr(model, "n_components"):
-        return mixture_points(model, n, streams)
-    return gaussian_points(model, n, streams)
+    """``(chains, n, *event_shape)`` items from any model of the library (``model.draw``)."""
+    return model.draw(n, streams)
 
 
 def gaussian_moments(model, n: int, streams: ChainStreams) -> Moments:

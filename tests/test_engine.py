@@ -287,3 +287,35 @@ def test_peak_memory_does_not_grow_with_generations(policy, sampling, truth):
     first = 300 if sampling == "explicit" else 1000
     short, long = peak(first), peak(10 * first)
     assert long - short < 300 * 200 * 8, (short, long)
+
+
+GENERIC = ("engine", "protocol", "registry", "policies", "results")
+FAMILY_MODULES = ("families", "models", "fitting", "sgd", "metrics", "_mixture_metrics", "theory")
+
+
+@pytest.mark.parametrize("module", GENERIC)
+def test_generic_modules_import_no_family(module):
+    # the family protocol: a family plugs in without the engine knowing it exists
+    import ast
+    from pathlib import Path
+
+    source = Path(cs.__file__).with_name(f"{module}.py").read_text()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.level >= 1:
+            top = (node.module or "").split(".")[0]
+            names = [top] if top else [a.name for a in node.names]
+            assert not set(names) & set(FAMILY_MODULES), (module, ast.unparse(node))
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                assert not (parts[0] == "collapse_sim" and len(parts) > 1
+                            and parts[1] in FAMILY_MODULES), (module, alias.name)
+
+
+def test_a_run_too_big_for_memory_is_refused_up_front():
+    # the estimate names what it counted; before it, numpy died in the first generation
+    # with a 7 TiB MemoryError after seconds of work
+    with pytest.raises(ValueError, match=r"GiB \(metric arrays") as err:
+        cs.simulate(cs.Gaussian(mean=0.0, var=1.0), cs.GaussianFit(), n_samples=10**9,
+                    generations=10**6, chains=10**6, seed=0)
+    assert "lower generations, chains" in str(err.value)

@@ -110,11 +110,11 @@ def test_exact_scatter_mean_is_k_minus_1_sigma_even_when_singular(k):
 @pytest.mark.parametrize("policy", [*POLICIES, cs.KeepReal(1.0)], ids=repr)
 @pytest.mark.parametrize("block", [1 << 16, 5])
 def test_fused_1d_run_is_bit_identical_to_the_generation_loop(policy, block, monkeypatch):
-    from collapse_sim import fitting
+    from collapse_sim.families import gaussian
 
     kw = {"n_samples": 12, "generations": 25, "chains": 6, "seed": 3, "policy": policy,
           "sampling": "exact", "record_models": True}
-    monkeypatch.setattr(fitting, "FUSED_BLOCK_ELEMENTS", block)
+    monkeypatch.setattr(gaussian, "FUSED_BLOCK_ELEMENTS", block)
     fused = cs.simulate(TRUTH1, cs.GaussianFit("unbiased"), **kw)
     # without its fused_run capability the engine runs the generation-by-generation loop
     monkeypatch.setattr(cs.GaussianFit, "fused_run", lambda self, *args, **kwargs: None)

@@ -1,6 +1,12 @@
-"""Model families, one module each: model, statistics, fitters, metrics and theory.
+"""Model families, one module each: model, statistics, fitters and metrics.
 
 A family plugs into the generic engine through :mod:`collapse_sim.protocol` and
-registers its metrics in :mod:`collapse_sim.registry`; see the contributor guide
-("How to add a family") and :func:`collapse_sim.testing.check_family`.
+registers its metrics in :mod:`collapse_sim.registry` when it is imported; this
+package imports every family, so importing it registers them all. Closed forms
+live in :mod:`collapse_sim.theory`. See the contributor guide ("How to add a model
+family") and :func:`collapse_sim.testing.check_family`.
 """
+
+from . import categorical, gaussian, mixture, regression, sklearn
+
+__all__ = ["categorical", "gaussian", "mixture", "regression", "sklearn"]
