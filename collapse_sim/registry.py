@@ -176,11 +176,14 @@ def check_names(selection, truth_type: type | None = None,
 
 
 class MetricContext:
-    """What metrics share across generations: the truth and its held-out real data."""
+    """What metrics share across generations: the truth, its held-out real data, and the
+    names being evaluated (so a family can compute several metrics in one pass)."""
 
-    def __init__(self, truth, heldout: np.ndarray | None):
+    def __init__(self, truth, heldout: np.ndarray | None,
+                 selection: tuple[str, ...] | None = None):
         self.truth = truth
         self.heldout = heldout
+        self.selection = selection
 
 
 def needs_heldout(selection: Iterable[str], truth_type: type, model_type: type) -> bool:
@@ -192,6 +195,7 @@ def evaluate(selection: tuple[str, ...], truth, model, ctx: MetricContext
              ) -> dict[str, np.ndarray]:
     """Every metric in ``selection`` for the batch ``model``: ``{name: (B,) array}``."""
     model = model.measured()
+    ctx.selection = selection
     out = {}
     for name in selection:
         spec = lookup(name, type(truth), type(model))

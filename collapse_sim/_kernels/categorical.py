@@ -293,13 +293,14 @@ def count_tokens(tokens, out):
 
 
 @chain_kernel
-def categorical_metrics(probs, truth, log_truth, tail, heldout, out):
+def categorical_metrics(probs, truth, log_truth, tail, heldout, logs, out):
     """All categorical metrics of every model in one pass over its probabilities.
 
     ``truth`` ``(V,)`` and its logarithm ``log_truth``; ``tail`` ``(V,)`` bool (the
     truth's rare set); ``heldout`` ``(V,)`` held-out frequencies; ``out`` ``(7, B)``:
     entropy, gini_simpson, support, tail_mass, tv, kl, nll (``inf`` where the truth or a
-    held-out item has a dead category). One logarithm per live category.
+    held-out item has a dead category). One logarithm per live category, none when
+    ``logs`` is false (entropy, kl and nll are then NaN).
     """
     for b in nb.prange(probs.shape[0]):
         q = probs[b]
@@ -315,27 +316,39 @@ def categorical_metrics(probs, truth, log_truth, tail, heldout, out):
             p = truth[j]
             tv += abs(p - x)
             if x > 0.0:
-                lx = math.log(x)
-                ent -= x * lx
                 sq += x * x
                 live += 1
                 if tail[j]:
                     tm += x
-                if p > 0.0:
-                    kl += p * (log_truth[j] - lx)
-                nll -= heldout[j] * lx
-            else:
+                if logs:
+                    lx = math.log(x)
+                    ent -= x * lx
+                    if p > 0.0:
+                        kl += p * (log_truth[j] - lx)
+                    nll -= heldout[j] * lx
+            elif logs:
                 if p > 0.0:
                     kl = math.inf
                 if heldout[j] > 0.0:
                     nll = math.inf
-        out[0, b] = ent
+        out[0, b] = ent if logs else math.nan
         out[1, b] = 1.0 - sq
         out[2, b] = live
         out[3, b] = tm
         out[4, b] = 0.5 * tv
-        out[5, b] = max(kl, 0.0)
-        out[6, b] = nll
+        out[5, b] = max(kl, 0.0) if logs else math.nan
+        out[6, b] = nll if logs else math.nan
+
+
+@chain_kernel
+def smoothed_frequencies(counts, total, alpha, out):
+    """``out[c, j] = (counts[c, j] + alpha) / (total + V alpha)``: the fit, every chain."""
+    denom = total + counts.shape[1] * alpha
+    for c in nb.prange(counts.shape[0]):
+        row = counts[c]
+        dest = out[c]
+        for j in range(row.shape[0]):
+            dest[j] = (row[j] + alpha) / denom
 
 
 @nb.njit

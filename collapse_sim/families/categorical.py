@@ -343,11 +343,10 @@ class CategoricalFit(Fitter):
 
     def fit_statistics(self, stats: Counts) -> Categorical:
         """The smoothed relative frequencies of every chain."""
-        v = stats.counts.shape[1]
-        alpha = self.smoothing
-        if alpha == 0.0:  # the empirical distribution: later draws resample the counts
-            return Categorical._from_arrays(stats.counts / stats.count, stats)
-        return Categorical._from_arrays((stats.counts + alpha) / (stats.count + v * alpha))
+        probs = np.empty(stats.counts.shape)
+        _kc.smoothed_frequencies(stats.counts, float(stats.count), self.smoothing, probs)
+        # without smoothing the model is the empirical distribution: draws resample the counts
+        return Categorical._from_arrays(probs, stats if self.smoothing == 0.0 else None)
 
     def fit(self, tokens, n_categories: int) -> Categorical:
         """Fit every chain's tokens ``(chains, k)`` (or ``(k,)``) over ``n_categories``."""
@@ -372,11 +371,20 @@ class CategoricalFit(Fitter):
 _METRICS = ("entropy", "gini_simpson", "support", "tail_mass", "tv", "kl", "nll")
 
 
-def _all_metrics(truth, model, heldout: np.ndarray | None) -> np.ndarray:
-    """``(7, B)``: every metric of :data:`_METRICS` in one pass (memoised on the model)."""
+#: Metrics that need a logarithm of every live probability (the others are cheaper).
+_LOGS = frozenset({"entropy", "kl", "nll"})
+
+
+def _all_metrics(truth, model, heldout: np.ndarray | None, selection=None) -> np.ndarray:
+    """``(7, B)``: the metrics of :data:`_METRICS` in one pass (memoised on the model).
+
+    Without a logarithmic metric in ``selection``, the logarithms are skipped (their
+    rows are then NaN and never returned).
+    """
+    logs = selection is None or bool(_LOGS & set(selection))
     memo = getattr(model, "_metric_memo", None)
-    if memo is not None and memo[0] is truth and memo[1] is heldout:
-        return memo[2]
+    if memo is not None and memo[0] is truth and memo[1] is heldout and memo[2] >= logs:
+        return memo[3]
     v = model.n_categories
     freq = np.zeros(v) if heldout is None else np.bincount(heldout, minlength=v) / heldout.size
     tail = np.zeros(v, dtype=np.bool_)
@@ -385,14 +393,15 @@ def _all_metrics(truth, model, heldout: np.ndarray | None) -> np.ndarray:
     p = truth.probs[0]
     with np.errstate(divide="ignore"):
         log_p = np.log(p)
-    _kc.categorical_metrics(np.ascontiguousarray(model.probs), p, log_p, tail, freq, out)
-    model._metric_memo = (truth, heldout, out)
+    _kc.categorical_metrics(np.ascontiguousarray(model.probs), p, log_p, tail, freq, logs, out)
+    model._metric_memo = (truth, heldout, logs, out)
     return out
 
 
 def _metric(name: str):
     row = _METRICS.index(name)
-    return lambda truth, model, ctx: _all_metrics(truth, model, ctx.heldout)[row].copy()
+    return lambda truth, model, ctx: _all_metrics(truth, model, ctx.heldout,
+                                                  ctx.selection)[row].copy()
 
 
 def entropy(truth, model) -> np.ndarray:
