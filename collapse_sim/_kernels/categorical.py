@@ -293,17 +293,21 @@ def count_tokens(tokens, out):
 
 
 @chain_kernel
-def categorical_metrics(probs, truth, log_truth, tail, heldout, logs, out):
+def categorical_metrics(values, offset, scale, truth, log_truth, tail, heldout, logs, out):
     """All categorical metrics of every model in one pass over its probabilities.
 
+    The probabilities are ``(values + offset) * (1 / scale)`` (``values`` ``(B, V)``):
+    the probabilities themselves with ``(0, 1)``, or a fit's counts with ``(alpha, k +
+    V alpha)``, the arithmetic of :func:`smoothed_frequencies`, so both give the same bits.
     ``truth`` ``(V,)`` and its logarithm ``log_truth``; ``tail`` ``(V,)`` bool (the
     truth's rare set); ``heldout`` ``(V,)`` held-out frequencies; ``out`` ``(7, B)``:
     entropy, gini_simpson, support, tail_mass, tv, kl, nll (``inf`` where the truth or a
     held-out item has a dead category). One logarithm per live category, none when
     ``logs`` is false (entropy, kl and nll are then NaN).
     """
-    for b in nb.prange(probs.shape[0]):
-        q = probs[b]
+    inv = 1.0 / scale
+    for b in nb.prange(values.shape[0]):
+        q = values[b]
         ent = 0.0
         sq = 0.0
         live = 0
@@ -312,7 +316,7 @@ def categorical_metrics(probs, truth, log_truth, tail, heldout, logs, out):
         kl = 0.0
         nll = 0.0
         for j in range(q.shape[0]):
-            x = q[j]
+            x = (q[j] + offset) * inv
             p = truth[j]
             tv += abs(p - x)
             if x > 0.0:
@@ -342,13 +346,16 @@ def categorical_metrics(probs, truth, log_truth, tail, heldout, logs, out):
 
 @chain_kernel
 def smoothed_frequencies(counts, total, alpha, out):
-    """``out[c, j] = (counts[c, j] + alpha) / (total + V alpha)``: the fit, every chain."""
-    denom = total + counts.shape[1] * alpha
+    """``out[c, j] = (counts[c, j] + alpha) * (1 / (total + V alpha))``: the fit, every chain.
+
+    (A multiplication by the reciprocal: within one rounding of the quotient, and the
+    same bits as :func:`categorical_metrics` computes from the counts.)"""
+    inv = 1.0 / (total + counts.shape[1] * alpha)
     for c in nb.prange(counts.shape[0]):
         row = counts[c]
         dest = out[c]
         for j in range(row.shape[0]):
-            dest[j] = (row[j] + alpha) / denom
+            dest[j] = (row[j] + alpha) * inv
 
 
 @nb.njit

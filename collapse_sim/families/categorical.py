@@ -80,7 +80,7 @@ class Counts:
 
 
 class Categorical(Model):
-    r"""A (batch of) categorical distribution(s) over ``V`` categories ``0 .. V-1``.
+    r"""A (batch of) categorical distribution(s) over ``V`` categories, numbered 0 to ``V - 1``.
 
     Data are int32 category ids (tokens): a sample of ``k`` items per chain is an
     array ``(chains, k)``. Drawing costs :math:`O(k + V)` per chain (conditional
@@ -125,38 +125,66 @@ class Categorical(Model):
         self._set(p / total[:, None])
 
     def _set(self, probs: np.ndarray) -> None:
-        self.probs = np.ascontiguousarray(probs)
-        self.probs.flags.writeable = False
+        self._probs = np.ascontiguousarray(probs)
+        self._probs.flags.writeable = False
+        self._counts = None
+        self._alpha = 0.0
         self._tail = None
 
     @classmethod
-    def _from_arrays(cls, probs: np.ndarray, counts: Counts | None = None) -> Categorical:
-        """Trusted constructor for fitted batches (no validation, no copies).
-
-        ``counts``: when ``probs`` is exactly ``counts.counts / counts.count`` (a fit
-        without smoothing), draws resample them (see ``categorical_resample``).
-        """
+    def _from_arrays(cls, probs: np.ndarray) -> Categorical:
+        """Trusted constructor for a batch of probabilities (no validation, no copies)."""
         obj = Categorical.__new__(Categorical)
-        obj.probs = probs
+        obj._probs = probs
+        obj._counts = None
+        obj._alpha = 0.0
         obj._tail = None
-        obj._counts = counts
         return obj
 
+    @classmethod
+    def _from_counts(cls, counts: Counts, alpha: float) -> Categorical:
+        r"""A fitted batch :math:`(c_j + \alpha)/(k + V\alpha)`, kept as its counts.
+
+        Nothing of size ``(B, V)`` is computed until :attr:`probs` is read: sampling
+        (resampling the counts when :math:`\alpha = 0`) and the metrics work on the
+        counts directly, with the same arithmetic, so the results are the same bits.
+        """
+        obj = Categorical.__new__(Categorical)
+        obj._probs = None
+        obj._counts = counts
+        obj._alpha = float(alpha)
+        obj._tail = None
+        return obj
+
+    @property
+    def probs(self) -> np.ndarray:
+        r"""``(B, V)`` probabilities (of a fit: :math:`(c_j + \alpha)/(k + V\alpha)`)."""
+        if self._probs is None:
+            counts = self._counts.counts
+            probs = np.empty(counts.shape)
+            _kc.smoothed_frequencies(counts, float(self._counts.count), self._alpha, probs)
+            self._probs = probs
+        return self._probs
+
     def _resamples(self, k: int) -> bool:
-        counts = getattr(self, "_counts", None)
-        return counts is not None and counts.count < 2**31 and (
+        counts = self._counts
+        return counts is not None and self._alpha == 0.0 and counts.count < 2**31 and (
             counts.count <= _kc.RESAMPLE_FACTOR * (k + self.n_categories))
 
     # -- shape ---------------------------------------------------------------------------------
     @property
+    def _shape(self) -> tuple[int, int]:
+        return self._probs.shape if self._counts is None else self._counts.counts.shape
+
+    @property
     def n_categories(self) -> int:
         """Number of categories ``V``."""
-        return self.probs.shape[1]
+        return self._shape[1]
 
     @property
     def batch_size(self) -> int:
         """Number ``B`` of distributions in the batch."""
-        return self.probs.shape[0]
+        return self._shape[0]
 
     @property
     def event_shape(self) -> tuple[int, ...]:
@@ -224,6 +252,8 @@ class Categorical(Model):
     # -- protocol --------------------------------------------------------------------------------
     def finite(self) -> np.ndarray:
         """``(B,)`` bool: every probability finite."""
+        if self._counts is not None:  # integer counts over a positive total: always finite
+            return np.ones(self.batch_size, dtype=bool)
         return np.isfinite(self.probs).all(axis=1)
 
     def record(self) -> dict[str, np.ndarray]:
@@ -343,10 +373,8 @@ class CategoricalFit(Fitter):
 
     def fit_statistics(self, stats: Counts) -> Categorical:
         """The smoothed relative frequencies of every chain."""
-        probs = np.empty(stats.counts.shape)
-        _kc.smoothed_frequencies(stats.counts, float(stats.count), self.smoothing, probs)
-        # without smoothing the model is the empirical distribution: draws resample the counts
-        return Categorical._from_arrays(probs, stats if self.smoothing == 0.0 else None)
+        # kept as counts: without smoothing, draws resample them (the empirical distribution)
+        return Categorical._from_counts(stats, self.smoothing)
 
     def fit(self, tokens, n_categories: int) -> Categorical:
         """Fit every chain's tokens ``(chains, k)`` (or ``(k,)``) over ``n_categories``."""
@@ -393,7 +421,14 @@ def _all_metrics(truth, model, heldout: np.ndarray | None, selection=None) -> np
     p = truth.probs[0]
     with np.errstate(divide="ignore"):
         log_p = np.log(p)
-    _kc.categorical_metrics(np.ascontiguousarray(model.probs), p, log_p, tail, freq, logs, out)
+    if model._counts is not None and model._probs is None:  # straight from the counts
+        counts = model._counts
+        denom = counts.count + v * model._alpha
+        _kc.categorical_metrics(counts.counts, model._alpha, denom, p, log_p, tail, freq, logs,
+                                out)
+    else:
+        _kc.categorical_metrics(np.ascontiguousarray(model.probs), 0.0, 1.0, p, log_p, tail,
+                                freq, logs, out)
     model._metric_memo = (truth, heldout, logs, out)
     return out
 
