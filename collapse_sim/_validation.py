@@ -48,11 +48,19 @@ def check_choice(name: str, value, choices: tuple[str, ...]) -> str:
 
 
 def as_float_array(name: str, value) -> np.ndarray:
-    """``value`` as a float64 array, rejecting non-numeric input and non-finite entries."""
+    """``value`` as a float64 array, rejecting non-numeric input and non-finite entries.
+
+    Booleans, strings (even numeric ones) and ragged or object input are refused: only
+    integers and real numbers are taken as numbers.
+    """
     try:
-        arr = np.asarray(value, dtype=np.float64)
+        raw = np.asarray(value)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be numeric array-like, got {type(value).__name__}") from exc
+    if raw.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be real numbers (int or float), got "
+                        f"{type(value).__name__} of dtype {raw.dtype}")
+    arr = raw.astype(np.float64, copy=False)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must contain only finite values")
     return arr

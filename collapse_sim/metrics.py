@@ -82,6 +82,9 @@ HELDOUT_SIZE = _registry.HELDOUT_SIZE
 def _measure(name: str, truth, model, heldout=None) -> np.ndarray:
     """Metric ``name`` of ``model`` against ``truth``, by the registration for their pair."""
     model = model.measured()
+    if getattr(truth, "event_shape", None) != getattr(model, "event_shape", None):
+        raise ValueError(f"truth and model must describe data of the same shape, got "
+                         f"{truth.event_shape} and {model.event_shape}")
     spec = _registry.lookup(name, type(truth), type(model))
     if spec is None:
         raise ValueError(f"metric {name!r} is not defined for a {type(truth).__name__} truth "

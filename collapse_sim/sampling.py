@@ -64,14 +64,24 @@ class ChainStreams:
         return self.states.shape[0]
 
     def standard_normal(self, k: int, d: int = 1, out: np.ndarray | None = None) -> np.ndarray:
-        """``(chains, k, d)`` standard normals; row ``c`` from stream ``c``."""
+        """``(chains, k, d)`` standard normals; row ``c`` from stream ``c``.
+
+        ``out``: a C-contiguous float64 array of that shape to fill instead.
+        """
+        k = check_int("k", k, minimum=0)
+        d = check_int("d", d, minimum=1)
         if out is None:
             out = np.empty((self.chains, k, d))
+        elif (not isinstance(out, np.ndarray) or out.shape != (self.chains, k, d)
+              or out.dtype != np.float64 or not out.flags.c_contiguous):
+            raise ValueError(f"out must be a C-contiguous float64 array of shape "
+                             f"{(self.chains, k, d)} (one row per stream)")
         _rng.fill_standard_normal(self.states, out)
         return out
 
     def uniform(self, k: int) -> np.ndarray:
         """``(chains, k)`` uniforms on [0, 1)."""
+        k = check_int("k", k, minimum=0)
         out = np.empty((self.chains, k))
         _rng.fill_uniform(self.states, out)
         return out

@@ -400,6 +400,8 @@ class GaussianMixtureFit(Fitter):
             )
         if not np.all(np.isfinite(arr)):
             raise ValueError("data must contain only finite values")
+        if init_model is not None:
+            _check_init_model(init_model, arr.shape[0], self.n_components, arr.shape[2])
         streams = sampling.chain_streams(seed, arr.shape[0])
         return self._run(arr, streams, init_model)
 
@@ -439,6 +441,17 @@ class GaussianMixtureFit(Fitter):
         return {"type": "GaussianMixtureFit", "n_components": self.n_components,
                 "covariance_type": self.covariance_type, "max_iter": self.max_iter,
                 "tol": self.tol, "reg_covar": self.reg_covar, "init": self.init}
+
+
+def _check_init_model(model, chains: int, k: int, d: int) -> None:
+    """A starting mixture must match the data and the fitter before EM's kernels see it."""
+    if not isinstance(model, GaussianMixture):
+        raise TypeError(f"init_model must be a GaussianMixture, got {type(model).__name__}")
+    if model.n_components != k or model.dim != d or model.batch_size not in (1, chains):
+        raise ValueError(
+            f"init_model must have {k} components of dimension {d} and a batch of 1 or "
+            f"{chains}, got {model.n_components} components of dimension {model.dim} and a "
+            f"batch of {model.batch_size}")
 
 
 def _kmeans_start(points: np.ndarray, k: int, streams):

@@ -1,0 +1,91 @@
+"""Inputs that crashed the interpreter or were silently accepted (issue 12, first slice).
+
+Each case that crashed runs in a subprocess, so a regression shows as a failed test,
+not as a dead test run.
+"""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import collapse_sim as cs
+from collapse_sim.sampling import chain_streams
+
+
+def run_isolated(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.parametrize("init", [
+    "cs.GaussianMixture(weights=[.5, .5], means=[[0.], [1.]], covs=[[[1.]], [[1.]]])",  # 1-D
+    "cs.GaussianMixture(weights=[1/3] * 3, means=np.zeros((3, 2)), covs=[np.eye(2)] * 3)",  # K=3
+    "cs.Gaussian(mean=[0., 0.], cov=np.eye(2))",  # not a mixture
+])
+def test_mismatched_init_model_is_refused_not_a_heap_corruption(init):
+    # was: free(): invalid size / SIGSEGV, often at a later garbage collection
+    proc = run_isolated(f"""
+        import gc, numpy as np, collapse_sim as cs
+        x = np.random.default_rng(0).standard_normal((3, 50, 2))
+        try:
+            cs.GaussianMixtureFit(2).fit(x, seed=0, init_model={init})
+        except (ValueError, TypeError) as err:
+            print("refused:", err)
+        gc.collect()
+    """)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "refused: init_model" in proc.stdout
+
+
+def test_standard_normal_out_with_more_rows_than_streams_is_refused():
+    proc = run_isolated("""
+        import numpy as np
+        from collapse_sim.sampling import chain_streams
+        try:
+            chain_streams(0, 2).standard_normal(4, 1, out=np.empty((1000, 4, 1)))
+        except ValueError as err:
+            print("refused:", err)
+    """)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "refused: out must be" in proc.stdout
+
+
+def test_standard_normal_out_is_filled_when_it_fits():
+    out = np.empty((3, 4, 2))
+    got = chain_streams(5, 3).standard_normal(4, 2, out=out)
+    assert got is out
+    np.testing.assert_array_equal(out, chain_streams(5, 3).standard_normal(4, 2))
+
+
+def test_metrics_of_models_of_another_dimension_are_refused():
+    # was: kl(mix_3d, mix_2d) = -1.39 from out-of-bounds reads
+    mix3 = cs.GaussianMixture(weights=[.5, .5], means=np.zeros((2, 3)), covs=[np.eye(3)] * 2)
+    mix2 = cs.GaussianMixture(weights=[.5, .5], means=np.zeros((2, 2)), covs=[np.eye(2)] * 2)
+    for fn in (cs.metrics.kl, cs.metrics.w2, cs.metrics.tail_mass, cs.metrics.variance):
+        with pytest.raises(ValueError, match="same shape"):
+            fn(mix3, mix2)
+
+
+@pytest.mark.parametrize("size, k", [(20, 5), (10, 11)])
+def test_subsample_beyond_the_pool_is_refused(size, k):
+    # was: values like 3e257 (size beyond the pool) or an endless loop in numba (k > size)
+    from collapse_sim.sampling import subsample
+
+    pool = np.zeros((2, 10, 1))
+    with pytest.raises(ValueError, match=r"size|k"):
+        subsample(pool, size, k, chain_streams(0, 2))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: cs.Gaussian(mean=True, var=1.0),
+    lambda: cs.Gaussian(mean=0.0, var="2"),
+    lambda: cs.GaussianMixture(weights=[True, False], means=[[0.], [1.]], covs=[[[1.]], [[1.]]]),
+    lambda: cs.Categorical(["0.5", "0.5"]),
+    lambda: cs.LinearRegression(weights=[1, "2"]),
+])
+def test_booleans_and_strings_are_not_numbers(make):
+    with pytest.raises(TypeError, match="real numbers"):
+        make()
