@@ -161,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, OSError) as exc:
         print(f"collapse-sim: {exc}", file=sys.stderr)
         return 2
+    except (MemoryError, ArithmeticError, LookupError, RuntimeError) as exc:
+        # never a traceback: one line naming what failed (a bug report can start from it)
+        print(f"collapse-sim: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -730,4 +730,8 @@ def run_preset(name: str, **overrides) -> ExperimentResult:
         raise ValueError(f"unknown preset {name!r}; available: {', '.join(PRESETS)}")
     preset = PRESETS[name]
     kwargs = {**preset.defaults, **{k: v for k, v in overrides.items() if v is not None}}
+    # a preset's figure and text describe collapse over generations: at least one
+    for key, low in (("generations", 1), ("chains", 1), ("n_samples", 2)):
+        if key in kwargs:
+            kwargs[key] = check_int(key, kwargs[key], minimum=low)
     return preset.run(**kwargs)

@@ -89,3 +89,16 @@ def test_subsample_beyond_the_pool_is_refused(size, k):
 def test_booleans_and_strings_are_not_numbers(make):
     with pytest.raises(TypeError, match="real numbers"):
         make()
+
+
+@pytest.mark.parametrize("name", ["gmm", "mismatch", "error_sources", "policies", "vocabulary",
+                                  "gaussian"])
+def test_cli_zero_generations_is_one_line_and_exit_2(name, tmp_path):
+    # was: an IndexError traceback (gmm, mismatch, error_sources) or "Data cannot be
+    # log-scaled" (policies) after the simulation had run
+    proc = subprocess.run([sys.executable, "-m", "collapse_sim.cli", "run", name,
+                           "--generations", "0", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "generations" in proc.stderr
+    assert "Traceback" not in proc.stderr and not list(tmp_path.iterdir())
