@@ -6,6 +6,14 @@ import numbers
 
 import numpy as np
 
+#: Upper bound on sizes (points, chains, generations, batches): 2**31 - 1, so every size
+#: fits the kernels' integer types and nothing overflows on the way to an allocation.
+MAX_INT = 2**31 - 1
+#: Upper bound on iteration counts (EM's max_iter, SGD's epochs): beyond, a run never ends.
+MAX_ITERATIONS = 10**6
+#: Upper bound on mixture components.
+MAX_COMPONENTS = 10**4
+
 
 def check_int(name: str, value, *, minimum: int, maximum: int | None = None) -> int:
     """Return ``value`` as ``int`` if it is an integer in ``[minimum, maximum]``."""

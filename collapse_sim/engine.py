@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from . import _random
 from . import registry as _registry
-from ._validation import check_int
+from ._validation import MAX_INT, check_int
 from .policies import Replace, _Policy
 from .protocol import Competence, Fitter, Model, suitable_fitters
 from .results import Simulation
@@ -125,9 +125,9 @@ def simulate(
     >>> sim.metrics["variance"].shape
     (6, 3)
     """
-    n_samples = check_int("n_samples", n_samples, minimum=2)
-    generations = check_int("generations", generations, minimum=0)
-    chains = check_int("chains", chains, minimum=1)
+    n_samples = check_int("n_samples", n_samples, minimum=2, maximum=MAX_INT)
+    generations = check_int("generations", generations, minimum=0, maximum=MAX_INT)
+    chains = check_int("chains", chains, minimum=1, maximum=MAX_INT)
     _check_truth(truth)
     _check_fitter(fitter, truth)
     if not isinstance(policy, _Policy):

@@ -33,7 +33,7 @@ from ._kernels import mixture as _mix
 from ._kernels import moments as _mk
 from ._kernels import rng as _rng
 from ._random import SeedLike
-from ._validation import check_int
+from ._validation import MAX_INT, check_int
 
 
 class ChainStreams:
@@ -68,7 +68,7 @@ class ChainStreams:
 
         ``out``: a C-contiguous float64 array of that shape to fill instead.
         """
-        k = check_int("k", k, minimum=0)
+        k = check_int("k", k, minimum=0, maximum=MAX_INT)
         d = check_int("d", d, minimum=1)
         if out is None:
             out = np.empty((self.chains, k, d))
@@ -81,7 +81,7 @@ class ChainStreams:
 
     def uniform(self, k: int) -> np.ndarray:
         """``(chains, k)`` uniforms on [0, 1)."""
-        k = check_int("k", k, minimum=0)
+        k = check_int("k", k, minimum=0, maximum=MAX_INT)
         out = np.empty((self.chains, k))
         _rng.fill_uniform(self.states, out)
         return out
@@ -108,8 +108,8 @@ def chain_streams(seed: SeedLike, chains: int, first: int = 0) -> ChainStreams:
     >>> bool((a[2:] == b).all())
     True
     """
-    chains = check_int("chains", chains, minimum=1)
-    first = check_int("first", first, minimum=0)
+    chains = check_int("chains", chains, minimum=1, maximum=MAX_INT)
+    first = check_int("first", first, minimum=0, maximum=2**62)
     root = _random.as_seed_sequence(seed)
     return ChainStreams(_random.chain_states(root, chains, first))
 

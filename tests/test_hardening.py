@@ -102,3 +102,22 @@ def test_cli_zero_generations_is_one_line_and_exit_2(name, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "generations" in proc.stderr
     assert "Traceback" not in proc.stderr and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: cs.SGDGaussianFit(epochs=10**19), "epochs"),  # was: silently 0 epochs
+    (lambda: cs.SGDGaussianFit(epochs=2**63 - 1), "epochs"),  # was: an endless loop in numba
+    (lambda: cs.SGDMixtureFit(batch_size=2**40), "batch_size"),
+    (lambda: cs.GaussianMixtureFit(max_iter=10**20), "max_iter"),
+    (lambda: cs.GaussianMixtureFit(n_components=10**9), "n_components"),
+])
+def test_integer_parameters_have_upper_bounds(make, name):
+    with pytest.raises(ValueError, match=rf"{name} must be an int in \[1, \d+\]"):
+        make()
+
+
+@pytest.mark.parametrize("kw", [{"n_samples": 10**30}, {"generations": 2**63}, {"chains": 2**40}])
+def test_simulate_sizes_have_upper_bounds(kw):
+    args = {"n_samples": 10, "generations": 2, "chains": 2, **kw}
+    with pytest.raises(ValueError, match=next(iter(kw))):
+        cs.simulate(cs.Gaussian(mean=0.0, var=1.0), cs.GaussianFit(), seed=0, **args)

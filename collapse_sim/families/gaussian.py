@@ -23,7 +23,7 @@ from .._kernels import linalg as _linalg
 from .._kernels import sgd as _sgd
 from .._kernels import tails as _tails
 from .._random import SeedLike
-from .._validation import as_float_array, check_choice, check_int
+from .._validation import MAX_INT, as_float_array, check_choice, check_int
 from ..protocol import Fitter, PointModel
 from ..registry import register_metric
 from ..sampling import Moments
@@ -235,7 +235,7 @@ class Gaussian(PointModel):
         ndarray
             ``(n, d)`` for a batch of one, else ``(B, n, d)``.
         """
-        n = check_int("n", n, minimum=1)
+        n = check_int("n", n, minimum=1, maximum=MAX_INT)
         streams = sampling.chain_streams(seed, self.batch_size)
         pts = sampling.gaussian_points(self, n, streams)
         return pts[0] if self.batch_size == 1 else pts

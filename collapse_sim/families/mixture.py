@@ -55,7 +55,15 @@ from .._kernels import linalg as _linalg
 from .._kernels import mixdens as _md
 from .._kernels import sgd as _sgd
 from .._random import SeedLike
-from .._validation import as_float_array, check_choice, check_int, check_real
+from .._validation import (
+    MAX_COMPONENTS,
+    MAX_INT,
+    MAX_ITERATIONS,
+    as_float_array,
+    check_choice,
+    check_int,
+    check_real,
+)
 from ..protocol import Fitter, PointModel
 from ..registry import register_metric
 from ._sgd import _SCHEDULES, _check_options
@@ -272,7 +280,7 @@ class GaussianMixture(PointModel):
 
         Returns ``(n, d)`` for a batch of one, else ``(B, n, d)``.
         """
-        n = check_int("n", n, minimum=1)
+        n = check_int("n", n, minimum=1, maximum=MAX_INT)
         streams = sampling.chain_streams(seed, self.batch_size)
         pts = sampling.mixture_points(self, n, streams)
         return pts[0] if self.batch_size == 1 else pts
@@ -357,9 +365,9 @@ class GaussianMixtureFit(Fitter):
     truth_types = (PointModel,)
 
     def __post_init__(self):
-        check_int("n_components", self.n_components, minimum=1)
+        check_int("n_components", self.n_components, minimum=1, maximum=MAX_COMPONENTS)
         check_choice("covariance_type", self.covariance_type, _COV_TYPES)
-        check_int("max_iter", self.max_iter, minimum=1)
+        check_int("max_iter", self.max_iter, minimum=1, maximum=MAX_ITERATIONS)
         check_real("tol", self.tol, low=0.0, low_open=True)
         check_real("reg_covar", self.reg_covar, low=0.0, low_open=True)
         check_choice("init", self.init, _INITS)
@@ -554,7 +562,7 @@ class SGDMixtureFit(Fitter):
     truth_types = (PointModel,)
 
     def __post_init__(self):
-        check_int("n_components", self.n_components, minimum=1)
+        check_int("n_components", self.n_components, minimum=1, maximum=MAX_COMPONENTS)
         _check_options(self, ("previous", "kmeans++"))
 
     def min_points(self) -> int:

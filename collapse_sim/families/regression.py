@@ -15,7 +15,7 @@ import numpy as np
 from .. import sampling
 from .._kernels import sgd as _sgd
 from .._random import SeedLike
-from .._validation import as_float_array, check_choice, check_int, check_real
+from .._validation import MAX_INT, as_float_array, check_choice, check_int, check_real
 from ..protocol import Fitter, Model
 from ..registry import register_metric
 from ._sgd import _SCHEDULES, _check_options
@@ -184,7 +184,7 @@ class LinearRegression(Model):
         x, y : ndarray
             ``(n, d)`` and ``(n,)`` for a batch of one, else ``(B, n, d)`` and ``(B, n)``.
         """
-        n = check_int("n", n, minimum=1)
+        n = check_int("n", n, minimum=1, maximum=MAX_INT)
         streams = sampling.chain_streams(seed, self.batch_size)
         pts = sampling.regression_points(self, n, streams)
         x, y = pts[..., :-1], pts[..., -1]

@@ -794,7 +794,7 @@ def categorical_fixation_probabilities(
     :math:`n = 2000` gives the same :math:`1.02 \times 10^{-4}`). Re-measure with::
 
         python -c "from collapse_sim.theory import categorical as m; \
-    print(m.measure_approximation_errors(2000))"
+            print(m.measure_approximation_errors(2000))"
 
     The pure diffusion (no inner correction) is off by up to 0.23 at :math:`n = 2000` for a
     single copy at :math:`t = 1` (:math:`(1-1/n)^n \approx e^{-1}` against the Feller
