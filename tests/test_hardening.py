@@ -121,3 +121,18 @@ def test_simulate_sizes_have_upper_bounds(kw):
     args = {"n_samples": 10, "generations": 2, "chains": 2, **kw}
     with pytest.raises(ValueError, match=next(iter(kw))):
         cs.simulate(cs.Gaussian(mean=0.0, var=1.0), cs.GaussianFit(), seed=0, **args)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_diverging_sgd_is_a_floating_point_error_naming_generation_and_chain(seed):
+    # was: a bare ZeroDivisionError from inside the 2-D kernel for some seeds
+    truth = cs.Gaussian(mean=[0.0, 0.0], cov=np.eye(2))
+    with pytest.raises(FloatingPointError, match=r"generation \d+: the fit of chain \d+"):
+        cs.simulate(truth, cs.SGDGaussianFit(learning_rate=2, batch_size=10), n_samples=50,
+                    generations=20, chains=8, seed=seed)
+
+
+def test_diverged_regression_weights_are_not_finite():
+    # a weight vector whose squared norm overflows would give test_error = inf
+    big = cs.LinearRegression(weights=[[1e200, 0.0], [1.0, 2.0]])
+    np.testing.assert_array_equal(big.finite(), [False, True])

@@ -25,9 +25,9 @@ class ChainKernel:
     least :data:`PARALLEL_MIN_WORK` elements, else the serial one.
     """
 
-    def __init__(self, fn):
+    def __init__(self, fn, error_model: str = "python"):
         self.py_func = fn
-        self.parallel = nb.njit(parallel=True, cache=True)(fn)
+        self.parallel = nb.njit(parallel=True, cache=True, error_model=error_model)(fn)
         # numba's on-disk cache keys entries by the function's qualified name and
         # signature, not by the parallel flag: compiled from ``fn`` itself, the serial
         # build would load the parallel one from the cache. A renamed copy gets its own.
@@ -35,7 +35,7 @@ class ChainKernel:
                                   fn.__defaults__, fn.__closure__)
         twin.__qualname__ = fn.__qualname__ + "_serial"
         twin.__doc__ = fn.__doc__
-        self.serial = nb.njit(cache=True)(twin)
+        self.serial = nb.njit(cache=True, error_model=error_model)(twin)
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
 
@@ -45,6 +45,14 @@ class ChainKernel:
         return kernel(*args)
 
 
-def chain_kernel(fn) -> ChainKernel:
-    """Decorator: build ``fn`` as a :class:`ChainKernel`."""
-    return ChainKernel(fn)
+def chain_kernel(fn=None, *, error_model: str = "python"):
+    """Decorator: build ``fn`` as a :class:`ChainKernel`.
+
+    ``error_model="numpy"`` (as ``@chain_kernel(error_model="numpy")``): a division by
+    zero gives inf or NaN as IEEE arithmetic does, instead of raising
+    ``ZeroDivisionError`` from inside the kernel, so a diverging fit shows as a
+    non-finite result the caller can attribute to its chain.
+    """
+    if fn is None:
+        return lambda f: ChainKernel(f, error_model)
+    return ChainKernel(fn, error_model)

@@ -11,7 +11,7 @@ from .rng import next_normal, shuffle
 CONSTANT, INVERSE_TIME = 0, 1
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, cache=True, error_model="numpy")
 def _sgd_1d(x, states, mean, logscale, lr, batch, epochs, momentum, schedule, noise):
     """:func:`sgd_gaussian` for ``d = 1`` on scalars (same updates, same draws)."""
     chains, n, _ = x.shape
@@ -63,7 +63,7 @@ def _sgd_1d(x, states, mean, logscale, lr, batch, epochs, momentum, schedule, no
         logscale[c, 0] = ell
 
 
-@chain_kernel
+@chain_kernel(error_model="numpy")
 def sgd_gaussian(x, states, mean, logdiag, lower, lr, batch, epochs, momentum, schedule,
                  noise):
     r"""Fit ``N(mean, L L^T)`` to every chain's points ``x[c]`` ``(n, d)`` in place.
@@ -142,7 +142,7 @@ def sgd_gaussian(x, states, mean, logdiag, lower, lr, batch, epochs, momentum, s
                 step += 1
 
 
-@chain_kernel
+@chain_kernel(error_model="numpy")
 def sgd_regression(x, states, w, lr, batch, epochs, momentum, schedule, noise):
     r"""Least squares by minibatch SGD: update every chain's weights ``w[c]`` in place.
 
@@ -181,7 +181,7 @@ def sgd_regression(x, states, w, lr, batch, epochs, momentum, schedule, noise):
                 step += 1
 
 
-@chain_kernel
+@chain_kernel(error_model="numpy")
 def sgd_mixture(x, states, logits, means, logscale, lr, batch, epochs, momentum, schedule,
                 noise):
     r"""Diagonal Gaussian mixture by minibatch SGD on the negative log-likelihood, in place.

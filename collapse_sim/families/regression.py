@@ -164,8 +164,14 @@ class LinearRegression(Model):
         return run
 
     def finite(self) -> np.ndarray:
-        """``(B,)`` bool: weights and noise level finite."""
-        return np.isfinite(self.weights).all(axis=1) & np.isfinite(self.noise_std)
+        """``(B,)`` bool: weights, their squared norm and the noise level finite.
+
+        A weight vector whose squared norm overflows has diverged (its test error, a
+        quadratic form, would be inf): it counts as not finite.
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            norm2 = np.einsum("bi,bi->b", self.weights, self.weights)
+        return np.isfinite(norm2) & np.isfinite(self.noise_std)
 
     def record(self) -> dict[str, np.ndarray]:
         """``weights`` ``(B, d)`` and ``noise_std`` ``(B,)``."""
