@@ -72,3 +72,35 @@ def as_float_array(name: str, value) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must contain only finite values")
     return arr
+
+
+def plain_python_fields(obj) -> None:
+    """Replace numpy scalars in a (frozen) dataclass's fields by Python numbers.
+
+    Configuration objects hold plain Python numbers, so their ``to_dict`` is JSON and a
+    result saves whatever scalar type the user passed (``np.float32(0.1)`` and ``0.1``
+    describe the same policy).
+    """
+    for name in getattr(obj, "__dataclass_fields__", {}):
+        value = getattr(obj, name)
+        if isinstance(value, np.generic):
+            object.__setattr__(obj, name, value.item())
+
+
+def normalise_on_init(cls) -> None:
+    """Make ``cls.__post_init__`` call :func:`plain_python_fields` first (for base classes'
+    ``__init_subclass__``: every configuration dataclass gets it without asking)."""
+    own = cls.__dict__.get("__post_init__")
+    if own is None or getattr(own, "_normalises", False):
+        inherited = getattr(cls, "__post_init__", None)
+        if inherited is not None and getattr(inherited, "_normalises", False):
+            return
+        own = inherited
+
+    def __post_init__(self):
+        plain_python_fields(self)
+        if own is not None:
+            own(self)
+
+    __post_init__._normalises = True
+    cls.__post_init__ = __post_init__

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._validation import check_int, check_real
+from ._validation import check_int, check_real, normalise_on_init
 
 #: Default memory ceiling for kept training points (2 GiB).
 DEFAULT_MAX_BYTES = 2 * 1024**3
@@ -66,6 +66,10 @@ class Plan:
 
 class _Policy:
     """Shared behaviour: a JSON description and the memory the policy must keep."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        normalise_on_init(cls)  # numpy scalars in the parameters become Python numbers
 
     def plan(self, n_samples: int) -> Plan:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -37,6 +37,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ._validation import normalise_on_init
+
 
 class Competence(enum.IntEnum):
     """How well a fitter suits a truth (PyMC's step-method *competence*, for families).
@@ -156,6 +158,10 @@ class Fitter:
     needs: ClassVar[str] = "points"
     #: Type of the statistics a ``needs="statistics"`` fitter consumes.
     statistics_type: ClassVar[type | None] = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        normalise_on_init(cls)  # numpy scalars in the parameters become Python numbers
 
     def competence(self, truth) -> Competence:
         """How well this fitter suits ``truth`` (see :class:`Competence`)."""

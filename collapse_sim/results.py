@@ -74,6 +74,9 @@ class Simulation:
             Index ``(metric, generation)``; columns ``mean`` and ``q10``, ``q50`` …
             (``inf`` values count as +inf in quantiles and make the mean inf).
         """
+        levels, columns = _quantile_columns(quantiles)
+        if isinstance(generations, str | bytes):
+            raise TypeError(f"generations must be a sequence of ints, got {generations!r}")
         if generations is None:
             generations = default_report_generations(self.generations)
         gens = [int(g) for g in generations]
@@ -84,8 +87,8 @@ class Simulation:
         for name, arr in self.metrics.items():
             for g in gens:
                 row = {"metric": name, "generation": g, "mean": float(np.mean(arr[g]))}
-                for q in quantiles:
-                    row[f"q{round(100 * q):02d}"] = float(np.quantile(arr[g], q))
+                for q, column in zip(levels, columns, strict=True):
+                    row[column] = float(np.quantile(arr[g], q))
                 rows.append(row)
         return pd.DataFrame(rows).set_index(["metric", "generation"])
 
@@ -131,3 +134,22 @@ def default_report_generations(generations: int) -> list[int]:
         return list(range(generations + 1))
     pts = np.unique(np.round(np.geomspace(1, generations, 6)).astype(int))
     return sorted({0, *pts.tolist()})
+
+
+def _quantile_columns(quantiles) -> tuple[list[float], list[str]]:
+    """Validated quantile levels and their column names: ``q10`` for 0.1, ``q0.1`` for 0.001.
+
+    Two levels never share a name (they did: 0.001 and 0.002 were both ``q00``).
+    """
+    if isinstance(quantiles, str | bytes):
+        raise TypeError(f"quantiles must be a sequence of numbers, got {quantiles!r}")
+    levels = [float(q) for q in quantiles]
+    if not levels or any(not 0.0 <= q <= 1.0 for q in levels):
+        raise ValueError(f"quantiles must be numbers in [0, 1], got {list(quantiles)}")
+    columns = []
+    for q in levels:
+        pct = 100.0 * q
+        columns.append(f"q{round(pct):02d}" if abs(pct - round(pct)) < 1e-9 else f"q{pct:g}")
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"quantiles must be distinct, got {levels}")
+    return levels, columns

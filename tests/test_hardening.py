@@ -136,3 +136,26 @@ def test_diverged_regression_weights_are_not_finite():
     # a weight vector whose squared norm overflows would give test_error = inf
     big = cs.LinearRegression(weights=[[1e200, 0.0], [1.0, 2.0]])
     np.testing.assert_array_equal(big.finite(), [False, True])
+
+
+def test_numpy_scalars_become_plain_numbers_and_results_save(tmp_path):
+    # was: simulate succeeded, then save() failed: "float32 is not JSON serializable"
+    policy = cs.KeepReal(np.float32(0.25))
+    fitter = cs.SGDGaussianFit(learning_rate=np.float32(0.05), batch_size=np.int64(8))
+    assert type(policy.fraction) is float and type(fitter.batch_size) is int
+    sim = cs.simulate(cs.Gaussian(mean=0.0, var=1.0), fitter, n_samples=20, generations=2,
+                      chains=2, seed=0, policy=policy)
+    back = cs.Simulation.load(sim.save(tmp_path / "run.npz"))
+    assert back.config["policy"] == {"type": "KeepReal", "fraction": 0.25}
+
+
+def test_summary_quantile_columns_are_distinct_and_validated():
+    sim = cs.simulate(cs.Gaussian(mean=0.0, var=1.0), cs.GaussianFit(), n_samples=10,
+                      generations=3, chains=5, seed=0, metrics="variance")
+    table = sim.summary(quantiles=[0.001, 0.002, 0.5])  # was: two columns named q00
+    assert list(table.columns) == ["mean", "q0.1", "q0.2", "q50"]
+    for bad, error in (([0.5, 0.5], ValueError), ([1.5], ValueError), ("0.5", TypeError)):
+        with pytest.raises(error, match="quantiles"):
+            sim.summary(quantiles=bad)
+    with pytest.raises(TypeError, match="generations"):  # was: "12" read as [1, 2]
+        sim.summary(generations="12")
