@@ -104,3 +104,8 @@ def normalise_on_init(cls) -> None:
 
     __post_init__._normalises = True
     cls.__post_init__ = __post_init__
+
+
+def with_article(noun: str) -> str:
+    """``"a Gaussian"``, ``"an Exponential"``: for messages that name a class."""
+    return f"{'an' if noun[:1].upper() in 'AEIOU' else 'a'} {noun}"

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from . import _random
 from . import registry as _registry
-from ._validation import MAX_INT, check_int
+from ._validation import MAX_INT, check_int, with_article
 from .policies import Replace, _Policy
 from .protocol import Competence, Fitter, Model, suitable_fitters
 from .results import Simulation
@@ -431,8 +431,8 @@ def _check_fitter(fitter, truth) -> None:
     if fitter.competence(truth) is Competence.INCOMPATIBLE:
         kinds = ", ".join(t.__name__ for t in fitter.truth_types)
         others = ", ".join(suitable_fitters(truth)) or "a fitter of its family"
-        raise TypeError(f"{type(fitter).__name__} fits {kinds} truths, not a "
-                        f"{type(truth).__name__}: fit it with {others}")
+        raise TypeError(f"{type(fitter).__name__} fits {kinds} truths, not "
+                        f"{with_article(type(truth).__name__)}: fit it with {others}")
 
 
 def _check_finite(model, start: int, chains: int) -> None:

@@ -55,6 +55,7 @@ import numpy as np
 
 from . import families as _families  # noqa: F401 - importing the families registers metrics
 from . import registry as _registry
+from ._validation import with_article
 from .families import mixture as _mixture
 from .families.gaussian import (
     TAIL_LEVEL,
@@ -87,7 +88,8 @@ def _measure(name: str, truth, model, heldout=None) -> np.ndarray:
                          f"{truth.event_shape} and {model.event_shape}")
     spec = _registry.lookup(name, type(truth), type(model))
     if spec is None:
-        raise ValueError(f"metric {name!r} is not defined for a {type(truth).__name__} truth "
+        truth_name = with_article(type(truth).__name__)
+        raise ValueError(f"metric {name!r} is not defined for {truth_name} truth "
                          f"with {type(model).__name__} models")
     return spec.fn(truth, model, MetricContext(truth, heldout))
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._validation import with_article
+
 MetricFn = Callable[[object, object, "MetricContext"], np.ndarray]
 
 #: Size of the held-out real sample drawn for metrics that need one (``nll``, …), when the
@@ -169,8 +171,8 @@ def check_names(selection, truth_type: type | None = None,
         wrong = [n for n in selection if lookup(n, truth_type, model_type) is None]
         if wrong:
             raise ValueError(
-                f"metrics {wrong} are not defined for a {truth_type.__name__} truth with "
-                f"{model_type.__name__} models; choose among "
+                f"metrics {wrong} are not defined for {with_article(truth_type.__name__)} truth "
+                f"with {model_type.__name__} models; choose among "
                 f"{available(truth_type, model_type)}")
     return selection
 
@@ -200,7 +202,8 @@ def evaluate(selection: tuple[str, ...], truth, model, ctx: MetricContext
     for name in selection:
         spec = lookup(name, type(truth), type(model))
         if spec is None:
-            raise ValueError(f"metric {name!r} is not defined for a {type(truth).__name__} "
+            truth_name = with_article(type(truth).__name__)
+            raise ValueError(f"metric {name!r} is not defined for {truth_name} "
                              f"truth with {type(model).__name__} models")
         out[name] = spec.fn(truth, model, ctx)
     return out

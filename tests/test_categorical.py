@@ -418,13 +418,13 @@ def test_to_dict_lists_small_truths_and_hashes_large_ones():
 
 def test_incompatible_fitters_name_the_suitable_one():
     with pytest.raises(TypeError, match="CategoricalFit"):
-        cs.simulate(ZIPF, cs.GaussianFit(), n_samples=10, generations=1, chains=10**12)
+        cs.simulate(ZIPF, cs.GaussianFit(), n_samples=10, generations=1, chains=2**31 - 1)
     with pytest.raises(TypeError, match="CategoricalFit"):
         cs.simulate(cs.Categorical([0.5, 0.5]), cs.GaussianFit(), n_samples=10,
                     generations=1)
     with pytest.raises(TypeError, match="GaussianFit"):
         cs.simulate(cs.Gaussian(mean=0.0, var=1.0), cs.CategoricalFit(), n_samples=10,
-                    generations=1, chains=10**12)
+                    generations=1, chains=2**31 - 1)
 
 
 @pytest.mark.parametrize(("truth", "pair"), [(ZIPF, "Zipf truth with Categorical models"),
@@ -432,14 +432,14 @@ def test_incompatible_fitters_name_the_suitable_one():
                                               "Categorical truth with Categorical models")])
 def test_gaussian_metric_on_categorical_truth_names_the_pair(truth, pair):
     with pytest.raises(ValueError, match=pair):
-        run(truth, metrics="variance", chains=10**12)
+        run(truth, metrics="variance", chains=2**31 - 1)
     with pytest.raises(ValueError, match="variance"):
-        run(truth, metrics=["entropy", "variance"], chains=10**12)
+        run(truth, metrics=["entropy", "variance"], chains=2**31 - 1)
 
 
 def test_exact_sampling_refused_for_accumulate_subsample():
     with pytest.raises(ValueError, match="AccumulateSubsample"):
-        run(policy=cs.AccumulateSubsample(), sampling="exact", chains=10**12)
+        run(policy=cs.AccumulateSubsample(), sampling="exact", chains=2**31 - 1)
 
 
 def _samplings():

@@ -33,7 +33,9 @@ A model fitted by counts without smoothing is the empirical distribution
 (:math:`O(V + k)`) and then draws each item as one uniformly chosen entry
 (Lemire's exact bounded integers, two per 64-bit output), about two nanoseconds an
 item, with no floating point at all. It is used while :math:`k \le`
-:data:`RESAMPLE_FACTOR` :math:`\cdot (n + V)`.
+:data:`RESAMPLE_FACTOR` :math:`\cdot (n + V)` and there are at most
+:data:`ALIAS_FACTOR` items per live category; with more, conditional binomials on
+the counts themselves (exact ratios of integers) keep the cost :math:`O(V)`.
 
 The counts of a chain's tokens are the very numbers its count path draws from the
 same stream position; a test asserts it.
@@ -398,10 +400,50 @@ def _resample_chain(s, counts, k, n, tokens, out, table):
     s[3] = s3
 
 
+@nb.njit
+def _binomial_from_counts(s, counts, k, n, tokens, out):
+    """``n`` items from ``counts / k`` by conditional binomials on the counts (exact ratios
+    of integers), ``O(V)``; tokens (if asked) are the counts written out and shuffled."""
+    left = n
+    remaining = k
+    for j in range(counts.shape[0]):
+        if left == 0:
+            break
+        c = counts[j]
+        if c == 0:
+            continue
+        x = next_binomial(s, left, c / remaining)
+        out[j] += x
+        left -= x
+        remaining -= c
+    if tokens.shape[0] == 0:
+        return
+    pos = 0
+    for j in range(out.shape[0]):
+        for _ in range(out[j]):
+            tokens[pos] = j
+            pos += 1
+    shuffle(tokens, s)
+
+
 @chain_kernel
 def categorical_resample(states, counts, k, n, tokens, out):
     """Like :func:`categorical_draw` for the empirical models ``counts / k`` (``counts``
-    ``(chains, V)`` int64, rows summing to ``k`` < 2**32): resampling, ``O(V + k + n)``."""
+    ``(chains, V)`` int64, rows summing to ``k`` < 2**31), ``out`` zeroed.
+
+    Per chain, by the same rule as :func:`categorical_draw`: with at most
+    :data:`ALIAS_FACTOR` items per live category, resampling the training items
+    (``O(V + k + n)``); with more, conditional binomials on the counts (``O(V)``, flat in
+    ``n``)."""
+    v = counts.shape[1]
     for c in nb.prange(states.shape[0]):
-        table = np.empty(k, dtype=np.int32)
-        _resample_chain(states[c], counts[c], k, n, tokens[c], out[c], table)
+        row = counts[c]
+        live = 0
+        for j in range(v):
+            if row[j] > 0:
+                live += 1
+        if n <= ALIAS_FACTOR * live:
+            table = np.empty(k, dtype=np.int32)
+            _resample_chain(states[c], row, k, n, tokens[c], out[c], table)
+        else:
+            _binomial_from_counts(states[c], row, k, n, tokens[c], out[c])
