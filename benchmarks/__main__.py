@@ -16,12 +16,20 @@ from pathlib import Path
 
 import numba
 
-from . import bench_compile, bench_gaussian, bench_mixture, bench_sgd, bench_sweep
+from . import (
+    bench_categorical,
+    bench_compile,
+    bench_gaussian,
+    bench_mixture,
+    bench_sgd,
+    bench_sweep,
+)
 
 SUITES = {
     "gaussian": bench_gaussian,
     "mixture": bench_mixture,
     "sgd": bench_sgd,
+    "categorical": bench_categorical,
     "compile": bench_compile,
     "sweep": bench_sweep,
 }

@@ -29,13 +29,21 @@ from pathlib import Path
 
 PACKAGE = "collapse_sim"
 #: Submodules documented even when they are not re-exported in ``__all__``.
-PUBLIC_SUBMODULES = ("metrics", "sampling", "theory", "plotting", "experiments")
+PUBLIC_SUBMODULES = ("metrics", "sampling", "theory", "theory.categorical", "plotting",
+                     "experiments", "protocol", "registry", "testing")
 
 #: Section of the top-level page for each defining module; unknown modules get their own.
+#: A family module (``collapse_sim/families/<name>.py``) holds models and fitters: its
+#: :class:`~collapse_sim.protocol.Fitter` subclasses go to "Fitters" (see :func:`section_of`).
 SECTIONS = {
     "models": "Distributions (truths and models)",
     "fitting": "Fitters",
     "sgd": "Fitters",
+    "gaussian": "Distributions (truths and models)",
+    "mixture": "Distributions (truths and models)",
+    "regression": "Distributions (truths and models)",
+    "sklearn": "Distributions (truths and models)",
+    "categorical": "Distributions (truths and models)",
     "policies": "Policies: what each generation trains on",
     "engine": "Running a simulation",
     "results": "Results",
@@ -147,6 +155,26 @@ def _members_block(prefix: str, members: dict[str, str]) -> str:
     return "\n".join(parts)
 
 
+def section_of(obj) -> str:
+    """Section of the top-level page for ``obj``, by its defining module.
+
+    A fitter (a subclass of :class:`collapse_sim.protocol.Fitter`) defined in a module
+    whose section is "Distributions (truths and models)" — a family module holding both
+    models and fitters — goes to "Fitters"; a module under ``collapse_sim.families`` that
+    :data:`SECTIONS` does not list is treated as a family module too.
+    """
+    from collapse_sim.protocol import Fitter
+
+    module = obj.__module__
+    short = module.rsplit(".", 1)[-1]
+    section = SECTIONS.get(short)
+    if section is None and module.startswith(f"{PACKAGE}.families."):
+        section = SECTIONS["models"]
+    if section == SECTIONS["models"] and inspect.isclass(obj) and issubclass(obj, Fitter):
+        return SECTIONS["fitting"]
+    return section or f"``{PACKAGE}.{short}``"
+
+
 def index_page() -> str:
     """The top-level API page: every name in ``collapse_sim.__all__``."""
     pkg = _package()
@@ -159,9 +187,7 @@ def index_page() -> str:
         if kind == "data":
             data.append(name)
             continue
-        short = getattr(pkg, name).__module__.rsplit(".", 1)[-1]
-        section = SECTIONS.get(short, f"``collapse_sim.{short}``")
-        sections.setdefault(section, []).append(name)
+        sections.setdefault(section_of(getattr(pkg, name)), []).append(name)
     order = [s for s in SECTION_ORDER if s in sections]
     order += sorted(s for s in sections if s not in SECTION_ORDER)
 

@@ -117,3 +117,20 @@ html_theme_options = {
 }
 html_static_path: list[str] = []
 html_show_sourcelink = False
+
+
+# -- data without a ``#:`` comment --------------------------------------------------------
+def _drop_type_docstrings(app, what, name, obj, options, lines):
+    """Constants documented by no ``#:`` comment of their module (``__version__``, a
+    constant re-exported from another module) would show the docstring of their type
+    (``int([x]) -> integer`` …): show nothing instead."""
+    import inspect
+
+    doc = inspect.getdoc(type(obj))
+    if what == "data" and doc and "\n".join(lines).strip() == doc.strip():
+        lines.clear()
+
+
+def setup(app):
+    # before numpydoc (priority 500) reformats the lines
+    app.connect("autodoc-process-docstring", _drop_type_docstrings, priority=400)
