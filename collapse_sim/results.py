@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._io import atomic_write
+from ._io import atomic_write, read_npz
 
 _FORMAT = "collapse_sim.Simulation/1"
 
@@ -116,16 +116,36 @@ class Simulation:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Simulation:
-        """Read a file written by :meth:`save`."""
-        with np.load(Path(path), allow_pickle=False) as data:
-            if "__meta__" not in data.files:
-                raise ValueError(f"{path} is not a collapse_sim Simulation file")
-            meta = json.loads(str(data["__meta__"]))
-            if meta.get("format") != _FORMAT:
-                raise ValueError(f"{path}: unsupported format {meta.get('format')!r}")
-            metrics = {k[len("metric__"):]: data[k] for k in data.files if k.startswith("metric__")}
-            models = {k[len("model__"):]: data[k] for k in data.files if k.startswith("model__")}
-        return cls(metrics=metrics, config=meta["config"], models=models or None)
+        """Read a file written by :meth:`save`.
+
+        Raises
+        ------
+        ValueError
+            Naming the file and what is wrong: not an npz (empty, truncated, damaged),
+            not a Simulation file, another format version, or arrays of inconsistent
+            shapes. Array sizes are checked against the file before they are read.
+        """
+        what = "collapse_sim Simulation file"
+        meta, arrays = read_npz(Path(path), what)
+        if meta.get("format") != _FORMAT:
+            raise ValueError(f"{path}: unsupported format {meta.get('format')!r}")
+        config = meta.get("config")
+        if not isinstance(config, dict):
+            raise ValueError(f"{path} is not a {what}: its config is not an object")
+        metrics = {k[len("metric__"):]: v for k, v in arrays.items() if k.startswith("metric__")}
+        models = {k[len("model__"):]: v for k, v in arrays.items() if k.startswith("model__")}
+        shapes = {v.shape for v in metrics.values()}
+        if not metrics or len(shapes) != 1 or len(next(iter(shapes))) != 2 or any(
+                v.dtype.kind != "f" for v in metrics.values()):
+            raise ValueError(f"{path} is not a {what}: its metrics must be float "
+                             f"arrays of one shape (generations + 1, chains), got "
+                             f"{ {k: (v.shape, str(v.dtype)) for k, v in metrics.items()} }")
+        rows = next(iter(shapes))
+        for name, value in models.items():
+            if value.shape[:2] != rows:
+                raise ValueError(f"{path} is not a {what}: recorded model {name!r} "
+                                 f"has shape {value.shape}, metrics {rows}")
+        return cls(metrics=metrics, config=config, models=models or None)
 
 
 def default_report_generations(generations: int) -> list[int]:

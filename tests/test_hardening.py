@@ -159,3 +159,71 @@ def test_summary_quantile_columns_are_distinct_and_validated():
             sim.summary(quantiles=bad)
     with pytest.raises(TypeError, match="generations"):  # was: "12" read as [1, 2]
         sim.summary(generations="12")
+
+
+def _saved(tmp_path):
+    sim = cs.simulate(cs.Gaussian(mean=0.0, var=1.0), cs.GaussianFit(), n_samples=10,
+                      generations=3, chains=4, seed=0, metrics=("variance", "w2"))
+    return sim.save(tmp_path / "run.npz")
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "text", "no_meta", "bad_json",
+                                    "huge_header"])
+def test_damaged_simulation_files_give_a_value_error_naming_the_file(tmp_path, damage):
+    # was: BadZipFile / EOFError / KeyError without the path, or a 1 GB allocation
+    import io
+    import zipfile
+
+    path = _saved(tmp_path)
+    raw = path.read_bytes()
+    if damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "truncated":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif damage == "text":
+        path.write_text("hello")
+    else:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(io.BytesIO(raw)) as src, zipfile.ZipFile(buf, "w") as dst:
+            for info in src.infolist():
+                data = src.read(info)
+                if damage == "no_meta" and info.filename == "__meta__.npy":
+                    continue
+                if damage == "bad_json" and info.filename == "__meta__.npy":
+                    out = io.BytesIO()
+                    np.save(out, np.array("{not json"))
+                    data = out.getvalue()
+                if damage == "huge_header" and info.filename.startswith("metric__w2"):
+                    out = io.BytesIO()
+                    np.lib.format.write_array_header_1_0(
+                        out, {"descr": "<f8", "fortran_order": False, "shape": (10**9,)})
+                    data = out.getvalue() + data[-64:]
+                dst.writestr(info.filename, data)
+        path.write_bytes(buf.getvalue())
+    with pytest.raises(ValueError, match=str(path.name)):
+        cs.Simulation.load(path)
+
+
+def test_a_damaged_sweep_run_file_is_run_again(tmp_path):
+    # was: BadZipFile / EOFError escaping the store, KeyError without a summary
+    base = {"truth": cs.Gaussian(mean=0.0, var=1.0), "fitter": cs.GaussianFit(),
+            "generations": 3, "chains": 4}
+    grid = {"n_samples": [10, 20]}
+    first = cs.sweep(base, grid, seeds=[0], out_dir=tmp_path, backend="threading",
+                     progress=False)
+    for run in sorted(tmp_path.glob("*.npz"))[:1]:
+        run.write_bytes(run.read_bytes()[:40])
+    with pytest.warns(UserWarning, match="running it again"):
+        again = cs.sweep(base, grid, seeds=[0], out_dir=tmp_path, backend="threading",
+                         progress=False)
+    pd_cols = [c for c in first.columns if c.startswith("final")]
+    np.testing.assert_array_equal(first[pd_cols].to_numpy(), again[pd_cols].to_numpy())
+    assert again.attrs["computed"] == 1
+
+
+def test_a_manifest_that_is_not_an_object_is_refused(tmp_path):
+    (tmp_path / "manifest.json").write_text("[1, 2]")
+    base = {"truth": cs.Gaussian(mean=0.0, var=1.0), "fitter": cs.GaussianFit(),
+            "generations": 2, "chains": 2}
+    with pytest.raises(ValueError, match="not a sweep manifest"):
+        cs.sweep(base, {"n_samples": [10]}, seeds=[0], out_dir=tmp_path, progress=False)

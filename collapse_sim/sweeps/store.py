@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._io import atomic_write
+from .._io import atomic_write, read_npz
 from .labels import _canonical_json
 
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ class _Store:
                 old = json.loads(manifest.read_text())
             except (OSError, ValueError) as exc:
                 raise ValueError(f"{manifest} is not a sweep manifest: {exc}") from exc
+            if not isinstance(old, dict):
+                raise ValueError(f"{manifest} is not a sweep manifest: not a JSON object")
             if old.get("fingerprint") != self.plan.fingerprint:
                 differ = [k for k in ("format", "base", "grid", "seeds", "threshold")
                           if old.get(k) != description[k]]
@@ -58,16 +60,20 @@ class _Store:
         if not path.exists():
             return None
         try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["__meta__"]))
-                curves = {k[len("curve__"):]: data[k] for k in data.files
-                          if k.startswith("curve__")}
-        except (OSError, ValueError, KeyError) as exc:
-            warnings.warn(f"{path} is unreadable ({exc}); running it again", stacklevel=3)
+            meta, arrays = read_npz(path, "sweep run file")
+        except ValueError as exc:
+            warnings.warn(f"{exc}; running it again", stacklevel=3)
             return None
+        curves = {k[len("curve__"):]: v for k, v in arrays.items() if k.startswith("curve__")}
         if (meta.get("format") != FORMAT or meta.get("key") != job.key
                 or meta.get("seed") != job.seed):
             warnings.warn(f"{path} does not hold this run; running it again", stacklevel=3)
+            return None
+        summary = meta.get("summary")
+        if not (isinstance(summary, dict) and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in summary.values())):
+            warnings.warn(f"{path} has no valid summary (numbers by name); running it again",
+                          stacklevel=3)
             return None
         record = {"summary": meta["summary"]}
         if quantiles is not None:
