@@ -227,3 +227,27 @@ def test_a_manifest_that_is_not_an_object_is_refused(tmp_path):
             "generations": 2, "chains": 2}
     with pytest.raises(ValueError, match="not a sweep manifest"):
         cs.sweep(base, {"n_samples": [10]}, seeds=[0], out_dir=tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("kappa", [1e3, 1e7, 1e10])
+def test_w2_of_an_ill_conditioned_truth_has_no_floor(kappa):
+    # was: W2(Sigma, (1 + e) Sigma) ~ sqrt(lambda_min) once cond(Sigma) > 1e7 (row 0 of
+    # every 3-D result non-zero); the exact value is sqrt(tr Sigma) (sqrt(1 + e) - 1)
+    q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((3, 3)))
+    sigma = (q * np.array([1.0, kappa**-0.5, 1.0 / kappa])) @ q.T
+    sigma = 0.5 * (sigma + sigma.T)
+    truth = cs.Gaussian(mean=np.zeros(3), cov=sigma)
+    near = cs.Gaussian(mean=np.zeros(3), cov=sigma * (1 + 1e-12))
+    exact = np.sqrt(np.trace(sigma)) * (np.sqrt(1 + 1e-12) - 1)
+    assert cs.metrics.w2(truth, truth)[0] == 0.0
+    # rounding of the factorisations grows with sqrt(kappa): 1e-15 * sqrt(kappa) bounds it
+    assert abs(cs.metrics.w2(truth, near)[0] - exact) < 1e-15 * np.sqrt(kappa) + 1e-13
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-170, 1e160, 1e300])
+def test_w2_is_finite_and_right_at_any_scale(scale):
+    # was: NaN at 1e160 I and above, 1.41 sd at 1e-170 I and below
+    truth = cs.Gaussian(mean=np.zeros(2), cov=scale * np.eye(2))
+    model = cs.Gaussian(mean=np.full(2, np.sqrt(scale)), cov=4 * scale * np.eye(2))
+    exact = np.sqrt(2 * scale + 2 * scale)  # shift^2 = 2 scale, (2 sd - sd)^2 per axis
+    np.testing.assert_allclose(cs.metrics.w2(truth, model), [exact], rtol=1e-12)

@@ -641,23 +641,29 @@ def w2(truth, model) -> np.ndarray:
     if model.dim == 1:
         spread2 = (np.sqrt(model.cov[:, 0, 0]) - math.sqrt(truth.cov[0, 0, 0])) ** 2
         return np.sqrt(shift2 + spread2)
-    # With R = Sigma^(1/2) and T = (R S R)^(1/2): tr S + tr Sigma - 2 tr T
-    # = tr(Sigma^-1 (T - Sigma)^2) = ||R^-1 (T - Sigma)||_F^2, a sum of squares, so a model
-    # near the truth gets W2 ~ rounding, not sqrt(rounding) from cancelling traces.
+    # In units of the truth's typical variance c = tr(Sigma)/d (W2 scales like sqrt(c)), so
+    # neither 1e160 nor 1e-170 covariances overflow or underflow. With R = Sigma^(1/2) and
+    # T = (R S R)^(1/2): tr S + tr Sigma - 2 tr T = tr(Sigma^-1 (T - Sigma)^2)
+    # = ||R^-1 (T - Sigma)||_F^2, a sum of squares, so a model near the truth gets W2 ~
+    # rounding, not sqrt(rounding) from cancelling traces. T comes from the singular values
+    # of R L (S = L L^T), accurate to rounding relative to the largest: squaring into
+    # R S R and taking square roots of its eigenvalues would lose the small ones (an
+    # ill-conditioned truth then had a floor of sqrt(lambda_min)).
     sigma = truth.cov[0]
-    lam0, vec0 = np.linalg.eigh(sigma)
+    d = model.dim
+    c = max(float(np.trace(sigma)) / d, np.finfo(np.float64).tiny)
+    shift2 = np.sum(((model.mean - truth.mean) / math.sqrt(c)) ** 2, axis=1)
+    lam0, vec0 = np.linalg.eigh(sigma / c)
+    lam0 = np.maximum(lam0, np.finfo(np.float64).tiny)
     root = (vec0 * np.sqrt(lam0)) @ vec0.T
     inv_root = (vec0 / np.sqrt(lam0)) @ vec0.T
-    lam, vec = np.linalg.eigh(root @ model.cov @ root)
-    # Eigenvalues at rounding level (relative 1e-14) are zeros of a singular model: taking
-    # their square root would turn 1e-16 noise into a 1e-8 error.
-    lam = np.where(lam > _REL_SINGULAR * lam.max(axis=1, keepdims=True), lam, 0.0)
-    cross = (vec * np.sqrt(lam)[:, None, :]) @ np.swapaxes(vec, 1, 2)
-    spread2 = np.sum((inv_root @ (cross - sigma)) ** 2, axis=(1, 2))
-    # The matrix square roots round, so the formula leaves about 1e-8 at the truth itself;
-    # a model whose covariance equals the truth's is exactly at spread distance 0.
+    factor = root @ (model.cholesky() / math.sqrt(c))
+    u, sing, _ = np.linalg.svd(factor)
+    cross = (u * sing[:, None, :]) @ np.swapaxes(u, 1, 2)
+    spread2 = np.sum((inv_root @ (cross - sigma / c)) ** 2, axis=(1, 2))
+    # a model whose covariance equals the truth's is at spread distance exactly 0
     same = np.all(model.cov == sigma, axis=(1, 2))
-    return np.sqrt(shift2 + np.where(same, 0.0, spread2))
+    return math.sqrt(c) * np.sqrt(shift2 + np.where(same, 0.0, spread2))
 
 
 def kl(truth, model, reference: np.ndarray | None = None) -> np.ndarray:
