@@ -251,3 +251,20 @@ def test_w2_is_finite_and_right_at_any_scale(scale):
     model = cs.Gaussian(mean=np.full(2, np.sqrt(scale)), cov=4 * scale * np.eye(2))
     exact = np.sqrt(2 * scale + 2 * scale)  # shift^2 = 2 scale, (2 sd - sd)^2 per axis
     np.testing.assert_allclose(cs.metrics.w2(truth, model), [exact], rtol=1e-12)
+
+
+def test_variance_law_at_huge_n_and_t():
+    # was: [1e-189] * 3 and a CDF of 1. log sigma^2_t is a sum of t i.i.d. terms with mean
+    # psi((n-1)/2) + log(2/n) and variance psi'((n-1)/2): normal to 1e-9 here
+    from scipy import special
+
+    n = t = 10**9
+    a = 0.5 * (n - 1)
+    mean = t * (np.log1p(-1.0 / n) - (np.log(a) - special.digamma(a)))
+    sd = np.sqrt(t * special.polygamma(1, a))
+    expected = np.exp(mean + sd * special.ndtri([0.1, 0.5, 0.9]))
+    got = cs.theory.gaussian_variance_quantiles(n_samples=n, generations=[t], q=[.1, .5, .9])
+    np.testing.assert_allclose(got[0], expected, rtol=1e-7)
+    np.testing.assert_allclose(got[0], [0.0221, 0.1353, 0.8289], atol=1e-4)
+    cdf = cs.theory.gaussian_variance_cdf(threshold=got[0], n_samples=n, generations=[t])
+    np.testing.assert_allclose(cdf[0], [0.1, 0.5, 0.9], atol=1e-9)

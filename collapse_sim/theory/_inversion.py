@@ -159,12 +159,37 @@ class _StandardisedInverter:
         return np.clip(cdf, 0.0, 1.0), pdf
 
 
+#: Below this standardised skewness and excess kurtosis, ``Z_t`` is normal to within the
+#: fourth-order Cornish-Fisher / Edgeworth expansions, whose errors are O(g1^3, g1 g2, g2^2)
+#: <= 1e-12: they are used instead of the inversion, which loses its precision there
+#: (n = t = 1e9 gave quantiles of 1e-189 instead of 0.022 / 0.135 / 0.83).
+NEAR_NORMAL = 1e-4
+
+
+def _shape_moments(a: float, t: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Skewness ``g1`` and excess kurtosis ``g2`` of ``Z_t`` (cumulants t psi^(r)(a))."""
+    tf = t.astype(np.float64)
+    return (tf * float(special.polygamma(2, a)) / sd**3,
+            tf * float(special.polygamma(3, a)) / sd**4)
+
+
+def _near_normal(a: float, t: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    g1, g2 = _shape_moments(a, t, sd)
+    return (np.abs(g1) < NEAR_NORMAL) & (np.abs(g2) < NEAR_NORMAL)
+
+
+def _edgeworth_cdf(a: float, t: np.ndarray, sd: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Fourth-order Edgeworth CDF of ``Z_t`` at ``z`` (shape ``(len(t), m)``)."""
+    g1, g2 = (g[:, None] for g in _shape_moments(a, t, sd))
+    he2, he3, he5 = z * z - 1.0, z**3 - 3.0 * z, z**5 - 10.0 * z**3 + 15.0 * z
+    pdf = np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+    return special.ndtr(z) - pdf * (g1 * he2 / 6.0 + g2 * he3 / 24.0 + g1 * g1 * he5 / 72.0)
+
+
 def _cornish_fisher(a: float, t: np.ndarray, sd: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Fourth-order Cornish-Fisher quantiles of ``Z_t`` (shape ``(len(t), len(q))``)."""
     x = special.ndtri(q)[None, :]
-    tf = t.astype(np.float64)
-    g1 = (tf * float(special.polygamma(2, a)) / sd**3)[:, None]
-    g2 = (tf * float(special.polygamma(3, a)) / sd**4)[:, None]
+    g1, g2 = (g[:, None] for g in _shape_moments(a, t, sd))
     return (
         x
         + g1 * (x * x - 1.0) / 6.0
@@ -174,7 +199,15 @@ def _cornish_fisher(a: float, t: np.ndarray, sd: np.ndarray, q: np.ndarray) -> n
 
 
 def _standardised_quantiles(a: float, t: np.ndarray, sd: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Quantiles of ``Z_t`` for distinct ``t >= 1``: safeguarded Newton on the exact CDF."""
+    """Quantiles of ``Z_t`` for distinct ``t >= 1``: safeguarded Newton on the exact CDF, or
+    the Cornish-Fisher expansion where ``Z_t`` is normal to 1e-12 (:data:`NEAR_NORMAL`)."""
+    normal = _near_normal(a, t, sd)
+    if normal.any():
+        out = np.empty((t.size, q.size))
+        out[normal] = _cornish_fisher(a, t[normal], sd[normal], q)
+        if (~normal).any():
+            out[~normal] = _standardised_quantiles(a, t[~normal], sd[~normal], q)
+        return out
     tail = float(min(np.min(q), 1.0 - np.max(q)))
     log_eps = min(_LOG_EPS_ALIAS, math.log(tail) - math.log(1e3))
     out = np.empty((t.size, q.size))
@@ -215,7 +248,15 @@ def _standardised_quantiles(a: float, t: np.ndarray, sd: np.ndarray, q: np.ndarr
 
 
 def _standardised_cdf(a: float, t: np.ndarray, sd: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """CDF of ``Z_t`` for distinct ``t >= 1`` at points ``z`` (shape ``(len(t), m)``)."""
+    """CDF of ``Z_t`` for distinct ``t >= 1`` at points ``z`` (shape ``(len(t), m)``); the
+    Edgeworth expansion where ``Z_t`` is normal to 1e-12 (:data:`NEAR_NORMAL`)."""
+    normal = _near_normal(a, t, sd)
+    if normal.any():
+        out = np.empty(z.shape)
+        out[normal] = np.clip(_edgeworth_cdf(a, t[normal], sd[normal], z[normal]), 0.0, 1.0)
+        if (~normal).any():
+            out[~normal] = _standardised_cdf(a, t[~normal], sd[~normal], z[~normal])
+        return out
     out = np.empty(z.shape)
     for b0 in range(0, t.size, _BLOCK_T):
         tb, sdb = t[b0 : b0 + _BLOCK_T], sd[b0 : b0 + _BLOCK_T]
