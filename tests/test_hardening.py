@@ -268,3 +268,26 @@ def test_variance_law_at_huge_n_and_t():
     np.testing.assert_allclose(got[0], [0.0221, 0.1353, 0.8289], atol=1e-4)
     cdf = cs.theory.gaussian_variance_cdf(threshold=got[0], n_samples=n, generations=[t])
     np.testing.assert_allclose(cdf[0], [0.1, 0.5, 0.9], atol=1e-9)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: cs.Gaussian(mean=1e200, var=1.0),
+    lambda: cs.Gaussian(mean=[1e12, 0.0], cov=np.diag([1e-6, 1.0])),
+    lambda: cs.GaussianMixture(weights=[.5, .5], means=[[-1.], [1.]],
+                               covs=[[[1e-200]], [[1e-200]]]),
+])
+def test_truths_below_float_resolution_are_refused(make):
+    # was: the truth's own tail_mass 1 (or 0.75) and nll inf
+    with pytest.raises(ValueError, match="resolution"):
+        cs.simulate(make(), cs.GaussianFit(), n_samples=10, generations=1, chains=2, seed=0)
+
+
+def test_tail_mass_in_10d_does_not_depend_on_the_number_of_chains():
+    # was: 1.4e-17 apart between the first 3 chains of a 5000-chain run and a 3-chain run
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((10, 10))
+    truth = cs.Gaussian(mean=np.zeros(10), cov=a @ a.T / 10 + np.eye(10))
+    kw = {"n_samples": 30, "generations": 2, "seed": 0, "metrics": ("tail_mass",)}
+    big = cs.simulate(truth, cs.GaussianFit(), chains=5000, **kw)
+    small = cs.simulate(truth, cs.GaussianFit(), chains=3, **kw)
+    np.testing.assert_array_equal(big.metrics["tail_mass"][:, :3], small.metrics["tail_mass"])

@@ -204,6 +204,7 @@ class Gaussian(PointModel):
         """A truth must be one positive definite Gaussian (tail and KL metrics need it)."""
         super().check_truth()
         _check_positive_definite(self.cov)
+        _check_resolution(self.mean[0], self.cov[0])
 
     # -- densities ---------------------------------------------------------------------------
     def logpdf(self, x) -> np.ndarray:
@@ -280,6 +281,24 @@ def _check_positive_definite(covs: np.ndarray) -> None:
             "truth covariance must be positive definite (smallest eigenvalue "
             f"{lam.min():.3g}); the tail and KL metrics are undefined otherwise"
         )
+
+
+#: A truth's smallest standard deviation must exceed this multiple of its location's size:
+#: below, points near the mean are not resolved by float64 (spacing 2.2e-16 |x|) and the
+#: tail and density metrics come out wrong (a mean of 1e200 with variance 1 gave its own
+#: tail mass 1 and nll inf).
+RESOLUTION = 1e-8
+
+
+def _check_resolution(mean: np.ndarray, cov: np.ndarray) -> None:
+    """ValueError if the spread of ``N(mean, cov)`` is below float64's resolution at ``mean``."""
+    location = float(np.max(np.abs(mean)))
+    sd_min = math.sqrt(max(float(np.linalg.eigvalsh(cov).min()), 0.0))
+    if sd_min <= RESOLUTION * location:
+        raise ValueError(
+            f"truth's smallest standard deviation {sd_min:.3g} is below the floating-point "
+            f"resolution of its location (|mean| up to {location:.3g}; it must exceed "
+            f"{RESOLUTION:g} times that): centre or rescale the data")
 
 
 def _gaussian_logpdf(mean: np.ndarray, cov: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -751,7 +770,9 @@ def gaussian_outside(centre, cov0, radius2, means, covs) -> np.ndarray:
     d = means.shape[1]
     chol0 = np.linalg.cholesky(cov0)
     inv0 = np.linalg.inv(chol0)
-    b = (means - centre) @ inv0.T
+    # one (1 x d) product per member, not one (N x d) product: BLAS blocks a 2-D product by
+    # its row count, so member i's value would depend on how many chains run
+    b = ((means - centre)[:, None, :] @ inv0.T)[:, 0, :]
     a = inv0 @ covs @ inv0.T
     lam, vec = np.linalg.eigh(a)
     lam = np.clip(lam, 0.0, None)

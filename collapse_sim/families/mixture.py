@@ -72,6 +72,7 @@ from .gaussian import (
     _batched_points,
     _check_positive_definite,
     _check_psd,
+    _check_resolution,
     _gaussian_logpdf,
     gaussian_outside,
     nll_from_moments,
@@ -253,6 +254,8 @@ class GaussianMixture(PointModel):
         """A truth must be one mixture of positive definite components."""
         super().check_truth()
         _check_positive_definite(self.covs[0])
+        for mean, cov in zip(self.means[0], self.covs[0], strict=True):
+            _check_resolution(mean, cov)
 
     def component_logpdf(self, pts: np.ndarray) -> np.ndarray:
         r"""``(B, n, K)`` values :math:`\log w_k + \log\mathcal N(x;\mu_k,\Sigma_k)`."""
