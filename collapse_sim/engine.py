@@ -169,7 +169,10 @@ def simulate(
     recorder = _ModelRecorder(truth, fitter, generations, chains) if record_models else None
     root = _random.as_seed_sequence(seed)
     points = not statistics or plan.pool == "subsample" or not exact
-    _check_memory(truth, chains, n_samples if points else 0, generations, len(names), kept,
+    # items a generation holds at once: the real sample, the draws and the training set
+    # (Augment(r) trains on n + r n items); none on the exact path, which forms no items
+    items = (2 * n_samples + max(policy.training_size(n_samples, 2), n_samples)) if points else 0
+    _check_memory(truth, chains, items, generations, len(names), kept,
                   0 if recorder is None else recorder.bytes_per_row)
 
     streams = ChainStreams(_random.chain_states(root, chains))
@@ -394,12 +397,15 @@ def memory_limit() -> int:
         return 1 << 40
 
 
-def _check_memory(truth, chains, n_samples, generations, n_metrics, kept, record_row) -> None:
-    """Refuse, before allocating anything, a run whose arrays cannot fit in memory."""
+def _check_memory(truth, chains, items, generations, n_metrics, kept, record_row) -> None:
+    """Refuse, before allocating anything, a run whose arrays cannot fit in memory.
+
+    Counted: the metric arrays, the recorded models, ``items`` data items per chain held
+    during a generation, the training data the policy keeps, and the generator states.
+    """
     metric = 8 * (generations + 1) * chains * n_metrics
     record = (generations + 1) * record_row
-    # a generation's draws and training set (n_samples = 0: the exact path forms no items)
-    data = 3 * chains * n_samples * _item_bytes(truth)
+    data = chains * items * _item_bytes(truth) + chains * 8 * _random.STATE_STRIDE
     total = metric + record + data + kept
     limit = memory_limit()
     if total > limit:

@@ -291,3 +291,14 @@ def test_tail_mass_in_10d_does_not_depend_on_the_number_of_chains():
     big = cs.simulate(truth, cs.GaussianFit(), chains=5000, **kw)
     small = cs.simulate(truth, cs.GaussianFit(), chains=3, **kw)
     np.testing.assert_array_equal(big.metrics["tail_mass"][:, :3], small.metrics["tail_mass"])
+
+
+@pytest.mark.parametrize("kw", [
+    {"policy": cs.Augment(10**4), "n_samples": 10**5, "chains": 10**3},  # 16 GB a generation
+    {"chains": 2 * 10**8, "n_samples": 10},                                # 25 GB of states
+])
+def test_memory_of_augment_and_generator_states_is_estimated_up_front(kw, monkeypatch):
+    monkeypatch.setenv("COLLAPSE_SIM_MAX_BYTES", str(8 * 2**30))
+    args = {"generations": 2, "seed": 0, "metrics": "variance", "sampling": "explicit", **kw}
+    with pytest.raises(ValueError, match="GiB"):
+        cs.simulate(cs.Gaussian(mean=0.0, var=1.0), cs.GaussianFit(), **args)
