@@ -302,3 +302,43 @@ def test_memory_of_augment_and_generator_states_is_estimated_up_front(kw, monkey
     args = {"generations": 2, "seed": 0, "metrics": "variance", "sampling": "explicit", **kw}
     with pytest.raises(ValueError, match="GiB"):
         cs.simulate(cs.Gaussian(mean=0.0, var=1.0), cs.GaussianFit(), **args)
+
+
+def test_two_different_sweeps_into_one_fresh_folder_cannot_both_start(tmp_path):
+    # was: both accepted (5 of 5 trials), the last manifest written winning
+    import threading
+
+    base = {"truth": cs.Gaussian(mean=0.0, var=1.0), "fitter": cs.GaussianFit(),
+            "generations": 2, "chains": 2}
+    outcomes = []
+
+    def start(n):
+        try:
+            cs.sweep(base, {"n_samples": [n]}, seeds=[0], out_dir=tmp_path / "out",
+                     backend="threading", progress=False)
+            outcomes.append("ran")
+        except ValueError as err:
+            outcomes.append("refused" if "different sweep" in str(err) else str(err))
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in (10, 20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["ran", "refused"]
+
+
+def test_stale_temporary_files_of_a_killed_sweep_are_removed(tmp_path):
+    base = {"truth": cs.Gaussian(mean=0.0, var=1.0), "fitter": cs.GaussianFit(),
+            "generations": 2, "chains": 2}
+    cs.sweep(base, {"n_samples": [10]}, seeds=[0], out_dir=tmp_path, progress=False)
+    import os
+    import time
+
+    stale, fresh = tmp_path / ".abc-seed0.npz.xyz.tmp", tmp_path / ".def-seed0.npz.uvw.tmp"
+    for path in (stale, fresh):
+        path.write_bytes(b"partial")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(stale, (hours_ago, hours_ago))
+    cs.sweep(base, {"n_samples": [10]}, seeds=[0], out_dir=tmp_path, progress=False)
+    assert not stale.exists() and fresh.exists()  # a fresh one may be another writer's

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import time
+import uuid
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +22,9 @@ if TYPE_CHECKING:
 FORMAT = "collapse_sim.sweep/1"  # part of every fingerprint: unchanged by the package's rename
 #: Name of the file describing the sweep held in ``out_dir``.
 MANIFEST = "manifest.json"
+#: Temporary files in ``out_dir`` older than this many seconds are leftovers of a killed
+#: sweep and are removed when the sweep is resumed.
+STALE_SECONDS = 3600
 
 
 class _Store:
@@ -33,24 +39,44 @@ class _Store:
             raise ValueError(f"out_dir {str(self.root)!r} exists and is not a folder")
         manifest = self.root / MANIFEST
         description = {**self.plan.description, "fingerprint": self.plan.fingerprint}
-        if manifest.exists():
+        if not manifest.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            # Created exclusively: a hard link to a complete temporary file fails if another
+            # sweep created the manifest meanwhile; that one is then checked like any other.
+            staged = self.root / f".{MANIFEST}.{uuid.uuid4().hex}.tmp"
+            atomic_write(staged, lambda fh: fh.write(
+                json.dumps(description, indent=1, sort_keys=True).encode()))
             try:
-                old = json.loads(manifest.read_text())
-            except (OSError, ValueError) as exc:
-                raise ValueError(f"{manifest} is not a sweep manifest: {exc}") from exc
-            if not isinstance(old, dict):
-                raise ValueError(f"{manifest} is not a sweep manifest: not a JSON object")
-            if old.get("fingerprint") != self.plan.fingerprint:
-                differ = [k for k in ("format", "base", "grid", "seeds", "threshold")
-                          if old.get(k) != description[k]]
-                raise ValueError(
-                    f"out_dir {str(self.root)!r} holds a different sweep (its "
-                    f"{', '.join(differ) or 'fingerprint'} differ): write to another folder, "
-                    "or delete this one to start afresh")
-            return
-        self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write(manifest, lambda fh: fh.write(
-            json.dumps(description, indent=1, sort_keys=True).encode()))
+                os.link(staged, manifest)
+            except FileExistsError:
+                pass
+            finally:
+                staged.unlink(missing_ok=True)
+        self._check(manifest, description)
+        # temporary files left by a killed sweep's writes; only old ones, since another
+        # process may be writing into this folder right now
+        now = time.time()
+        for stale in self.root.glob(".*.tmp"):
+            try:
+                if now - stale.stat().st_mtime > STALE_SECONDS:
+                    stale.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+    def _check(self, manifest: Path, description: dict) -> None:
+        try:
+            old = json.loads(manifest.read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{manifest} is not a sweep manifest: {exc}") from exc
+        if not isinstance(old, dict):
+            raise ValueError(f"{manifest} is not a sweep manifest: not a JSON object")
+        if old.get("fingerprint") != self.plan.fingerprint:
+            differ = [k for k in ("format", "base", "grid", "seeds", "threshold")
+                      if old.get(k) != description[k]]
+            raise ValueError(
+                f"out_dir {str(self.root)!r} holds a different sweep (its "
+                f"{', '.join(differ) or 'fingerprint'} differ): write to another folder, "
+                "or delete this one to start afresh")
 
     def path(self, job: _Job) -> Path:
         return self.root / f"{job.key}-seed{job.seed}.npz"
