@@ -15,7 +15,7 @@ figures cover the simulation's working set.
 
 Expected: explicit ~ ``chains x n x d x 8`` bytes (one generation's points), exact
 ~ ``chains x d^2`` in d dimensions and, in 1-D, a bounded block of
-``engine.FUSED_BLOCK_ELEMENTS`` chain-generations; neither grows with ``G``.
+``families.gaussian.FUSED_BLOCK_ELEMENTS`` chain-generations; neither grows with ``G``.
 
 The explicit runs that would draw more than ``EXPLICIT_MAX_DRAWS`` normals are
 skipped (they would take minutes; their working set is the same at every
@@ -41,7 +41,7 @@ if str(ROOT) not in sys.path:  # run as ``python benchmarks/memory.py``
 import numpy as np  # noqa: E402
 
 import collapse_sim as cs  # noqa: E402
-from collapse_sim import engine  # noqa: E402
+from collapse_sim.families import gaussian  # noqa: E402
 
 CHAINS = 1000
 N_SAMPLES = (100, 1000)
@@ -105,7 +105,7 @@ def run(quick: bool) -> tuple[list[dict], dict]:
                     rows.append({**row, **peak_extra(d, chains, n, g, sampling)})
     spec = {"chains": chains, "n_samples": list(ns), "generations": list(gens),
             "dims": list(dims), "explicit_max_draws": cap,
-            "fused_block_elements": engine.FUSED_BLOCK_ELEMENTS}
+            "fused_block_elements": gaussian.FUSED_BLOCK_ELEMENTS}
     return rows, spec
 
 
@@ -114,7 +114,7 @@ def model_bytes(r: dict) -> tuple[float, str]:
     if r["sampling"] == "explicit":
         return r["chains"] * r["n_samples"] * r["d"] * 8, "chains*n*d*8 B"
     if r["d"] == 1:
-        return engine.FUSED_BLOCK_ELEMENTS * 8, "block 2^16*8 B"
+        return gaussian.FUSED_BLOCK_ELEMENTS * 8, "block 2^16*8 B"
     return r["chains"] * r["d"] ** 2 * 8, "chains*d^2*8 B"
 
 
