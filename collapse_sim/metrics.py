@@ -65,8 +65,7 @@ from .families.gaussian import (
     tail_directions,
 )
 from .families.mixture import GaussianMixture, _mixture_context
-from .families.regression import LinearRegression
-from .families.regression import test_error as _test_error
+from .families.regression import LinearRegression, test_error
 from .registry import MetricContext, evaluate, register_metric
 
 __all__ = [
@@ -184,28 +183,6 @@ def kl_standard_error(truth, model, reference: np.ndarray | None = None) -> np.n
     if isinstance(truth, Gaussian) and isinstance(model, Gaussian):
         return np.zeros(model.batch_size)
     return _mixture.kl_standard_error(_mixture_context(truth, reference), model)
-
-
-def test_error(truth: LinearRegression, model: LinearRegression) -> np.ndarray:
-    r"""Excess test risk of every fitted regression, ``(B,)``.
-
-    .. math::
-
-        \mathcal E(\hat w) = \mathbb E_{x\sim\mathcal N(0,\Sigma_x)}
-        \big[(x^\top\hat w - x^\top w)^2\big] = (\hat w - w)^\top\Sigma_x(\hat w - w),
-
-    the test error of Dohmatob, Feng & Kempe (2024) and Gerstgrasser et al. (2024):
-    the expected squared error on a fresh point minus the irreducible noise
-    :math:`\sigma^2`. Compare with :func:`collapse_sim.theory.regression_test_error`.
-
-    Examples
-    --------
-    >>> import collapse_sim as cs
-    >>> truth = cs.LinearRegression(weights=[0.0, 0.0], noise_std=1.0)
-    >>> float(test_error(truth, cs.LinearRegression(weights=[1.0, 2.0]))[0])
-    5.0
-    """
-    return _test_error(truth, model)
 
 
 #: Metrics computed for a Gaussian or mixture truth when ``simulate`` is not told otherwise.
