@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,22 @@ def atomic_write(path: Path, write: Callable) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+    _remove_stale(path)
+
+
+#: A temporary file of an earlier write to the same path older than this many seconds was
+#: left by a killed process (a live writer's file is younger) and is removed.
+STALE_SECONDS = 3600
+
+
+def _remove_stale(path: Path) -> None:
+    now = time.time()
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            if now - stale.stat().st_mtime > STALE_SECONDS:
+                stale.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -33,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--backend", choices=("loky", "threading", "dask"),
                     help="where runs execute (default: the spec's, else loky)")
     sw.add_argument("--client", help="dask scheduler address, e.g. tcp://host:8786")
+    sw.add_argument("--allow-remote-scheduler", action="store_true",
+                    dest="allow_remote_scheduler",
+                    help="connect to a dask scheduler that is not on this machine (it runs "
+                         "code and sends pickled data: trust it)")
     sw.add_argument("--n-jobs", type=int, dest="n_jobs", help="joblib workers (default: cores)")
     sw.add_argument("--quiet", action="store_true", help="print only the output paths")
     return parser
@@ -91,6 +95,12 @@ def _sweep(args) -> int:
     for name in ("backend", "client", "n_jobs"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
+    client = options.get("client")
+    if isinstance(client, str) and not _loopback(client) and not args.allow_remote_scheduler:
+        raise ValueError(
+            f"the sweep would connect to the dask scheduler at {client!r}, which is not on "
+            "this machine; a scheduler runs code and sends pickled data, so a spec that "
+            "names one is as trusted as code: pass --allow-remote-scheduler to connect")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = spec_path.stem
@@ -132,6 +142,20 @@ def _sweep(args) -> int:
     for path in paths:
         print(f"wrote {path}")
     return 0
+
+
+def _loopback(address: str) -> bool:
+    """Whether a dask address (``tcp://host:port``, ``host:port``) names this machine."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(address if "://" in address else f"tcp://{address}").hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _plot_columns(table, names: list[str], plot: dict) -> tuple[str, str, str | None]:

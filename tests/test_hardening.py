@@ -342,3 +342,37 @@ def test_stale_temporary_files_of_a_killed_sweep_are_removed(tmp_path):
     os.utime(stale, (hours_ago, hours_ago))
     cs.sweep(base, {"n_samples": [10]}, seeds=[0], out_dir=tmp_path, progress=False)
     assert not stale.exists() and fresh.exists()  # a fresh one may be another writer's
+
+
+@pytest.mark.parametrize("address, allowed", [
+    ("tcp://127.0.0.1:8786", True), ("localhost:8786", True), ("tcp://[::1]:8786", True),
+    ("tcp://10.0.0.5:8786", False), ("tcp://scheduler.example.org:8786", False),
+])
+def test_cli_connects_to_a_remote_scheduler_only_when_allowed(address, allowed, tmp_path,
+                                                            monkeypatch, capsys):
+    from collapse_sim import cli
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        "[base]\ntruth = { type = \"Gaussian\", mean = 0.0, var = 1.0 }\n"
+        "fitter = { type = \"GaussianFit\" }\ngenerations = 2\nchains = 2\n"
+        f"[grid]\nn_samples = [10]\n[sweep]\nseeds = [0]\nbackend = \"dask\"\n"
+        f"client = \"{address}\"\n")
+    assert cli._loopback(address) is allowed
+    if not allowed:  # refused before any connection is tried
+        assert cli.main(["sweep", str(spec), "--out", str(tmp_path), "--quiet"]) == 2
+        assert "--allow-remote-scheduler" in capsys.readouterr().err
+
+
+def test_saving_removes_temporary_files_a_killed_save_left(tmp_path):
+    import os
+    import time
+
+    stale = tmp_path / ".run.npz.abc123.tmp"
+    fresh = tmp_path / ".run.npz.def456.tmp"  # might be a concurrent writer's: kept
+    for path in (stale, fresh):
+        path.write_bytes(b"partial")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(stale, (hours_ago, hours_ago))
+    _saved(tmp_path)
+    assert not stale.exists() and fresh.exists()
