@@ -334,8 +334,7 @@ def measure_flat(sizes, rounds: int, tag: str = "") -> list[dict]:
             "ratio_min": lo, "ratio_max": hi, "rounds": rounds,
             "note": (f"ratio column = time at n={name} over time at n={FLAT_NS[0]} (1 = flat in "
                      f"n; not a speed-up), per-round {lo:.2f}-{hi:.2f}; {chains} chains x V={v}"
-                     f" x {g} gens, gini only, {rounds} interleaved rounds; memory guard lifted"
-                     " (it counts n tokens the exact path never forms)")})
+                     f" x {g} gens, gini only, {rounds} interleaved rounds")})
     return rows
 
 

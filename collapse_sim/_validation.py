@@ -90,12 +90,9 @@ def plain_python_fields(obj) -> None:
 def normalise_on_init(cls) -> None:
     """Make ``cls.__post_init__`` call :func:`plain_python_fields` first (for base classes'
     ``__init_subclass__``: every configuration dataclass gets it without asking)."""
-    own = cls.__dict__.get("__post_init__")
-    if own is None or getattr(own, "_normalises", False):
-        inherited = getattr(cls, "__post_init__", None)
-        if inherited is not None and getattr(inherited, "_normalises", False):
-            return
-        own = inherited
+    own = cls.__dict__.get("__post_init__") or getattr(cls, "__post_init__", None)
+    if getattr(own, "_normalises", False):
+        return  # inherited from a class that already normalises
 
     def __post_init__(self):
         plain_python_fields(self)

@@ -251,6 +251,20 @@ def _binomial_counts(s, p, n, counts, tail):
 
 
 @nb.njit
+def _shuffled_tokens(s, counts, tokens):
+    """Write ``counts`` out as category ids into ``tokens`` and shuffle them (Fisher–Yates,
+    exactly uniform): i.i.d. tokens with those counts. Nothing when ``tokens`` is empty."""
+    if tokens.shape[0] == 0:
+        return
+    pos = 0
+    for j in range(counts.shape[0]):
+        for _ in range(counts[j]):
+            tokens[pos] = j
+            pos += 1
+    shuffle(tokens, s)
+
+
+@nb.njit
 def _chain(s, p, n, tokens, counts, idx, thresh, alias, work):
     """Draw ``n`` items of one chain as tokens (``tokens`` of length n) or counts."""
     k = _live(p, idx)
@@ -259,14 +273,7 @@ def _chain(s, p, n, tokens, counts, idx, thresh, alias, work):
         _alias_draws(s, idx, k, thresh, alias, n, tokens, counts)
         return
     _binomial_counts(s, p, n, counts, thresh)
-    if tokens.shape[0] == 0:
-        return
-    pos = 0
-    for j in range(p.shape[0]):
-        for _ in range(counts[j]):
-            tokens[pos] = j
-            pos += 1
-    shuffle(tokens, s)
+    _shuffled_tokens(s, counts, tokens)
 
 
 @chain_kernel
@@ -416,14 +423,7 @@ def _binomial_from_counts(s, counts, k, n, tokens, out):
         out[j] += x
         left -= x
         remaining -= c
-    if tokens.shape[0] == 0:
-        return
-    pos = 0
-    for j in range(out.shape[0]):
-        for _ in range(out[j]):
-            tokens[pos] = j
-            pos += 1
-    shuffle(tokens, s)
+    _shuffled_tokens(s, out, tokens)
 
 
 @chain_kernel
