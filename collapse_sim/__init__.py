@@ -12,9 +12,10 @@ how each chain's model drifts from the truth.
 (51, 200)
 """
 
-from . import metrics, sampling, theory
+from . import metrics, sampling, text, theory
 from .engine import simulate
 from .families.categorical import Categorical, CategoricalFit, Zipf
+from .families.ngram import NGramFit, NGramModel, NGramTruth
 from .fitting import GaussianFit, GaussianMixtureFit, OLSFit, SklearnFitter
 from .models import Gaussian, GaussianMixture, LinearRegression
 from .policies import (
@@ -44,6 +45,9 @@ __all__ = [
     "GaussianMixtureFit",
     "KeepReal",
     "LinearRegression",
+    "NGramFit",
+    "NGramModel",
+    "NGramTruth",
     "OLSFit",
     "Replace",
     "SGDGaussianFit",
@@ -59,6 +63,7 @@ __all__ = [
     "sampling",
     "simulate",
     "sweep",
+    "text",
     "theory",
 ]
 

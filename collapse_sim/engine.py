@@ -135,11 +135,12 @@ def simulate(
             "policy must be Replace(), KeepReal(f), Accumulate(), AccumulateSubsample(), "
             f"FreshReal(f) or Augment(r); got {type(policy).__name__}"
         )
+    n_items = truth.items_for(n_samples)  # data items in n_samples units (blocks of tokens …)
     pair = (type(truth), fitter.model_type)
     names = _registry.check_names(_registry.defaults(*pair) if metrics is None else metrics,
                                   *pair)
     _registry.check_names(names, type(truth), type(truth))  # row 0 measures the truth itself
-    if n_samples < fitter.min_points():
+    if n_items < fitter.min_points():
         raise ValueError(
             f"n_samples={n_samples} is too small for {fitter!r}: it needs at least "
             f"{fitter.min_points()} points"
@@ -148,9 +149,9 @@ def simulate(
         raise TypeError("record_models must be True or False")
     if progress is not None and not isinstance(progress, bool):
         raise TypeError("progress must be True, False or None")
-    plan = policy.plan(n_samples)
+    plan = policy.plan(n_items)
     for t in (1, 2):
-        size = policy.training_size(n_samples, t)
+        size = policy.training_size(n_items, t)
         if size < fitter.min_points():
             raise ValueError(
                 f"{policy!r} trains generation {t} on {size} points; {fitter!r} needs at "
@@ -158,10 +159,10 @@ def simulate(
             )
     statistics = fitter.needs == "statistics"
     exact = _exact_path(sampling, truth, fitter, plan)
-    kept = kept_bytes(policy, fitter, truth, chains, n_samples, generations)
+    kept = kept_bytes(policy, fitter, truth, chains, n_items, generations)
     if kept > getattr(policy, "max_bytes", np.inf):
         raise ValueError(
-            f"{type(policy).__name__} must keep {chains} chains x {n_samples * generations} "
+            f"{type(policy).__name__} must keep {chains} chains x {n_items * generations} "
             f"items x {_item_bytes(truth)} bytes = {kept / 2**30:.2f} GiB of training data, "
             f"above its max_bytes={policy.max_bytes} ({policy.max_bytes / 2**30:.2f} GiB); "
             "lower chains or generations, or raise max_bytes"
@@ -171,7 +172,7 @@ def simulate(
     points = not statistics or plan.pool == "subsample" or not exact
     # items a generation holds at once: the real sample, the draws and the training set
     # (Augment(r) trains on n + r n items); none on the exact path, which forms no items
-    items = (2 * n_samples + max(policy.training_size(n_samples, 2), n_samples)) if points else 0
+    items = (2 * n_items + max(policy.training_size(n_items, 2), n_items)) if points else 0
     _check_memory(truth, chains, items, generations, len(names), kept,
                   0 if recorder is None else recorder.bytes_per_row)
 
@@ -180,7 +181,7 @@ def simulate(
     if _registry.needs_heldout(names, *pair):
         shared = ChainStreams(_random.shared_state(root, 0))
         heldout = truth.heldout(_registry.HELDOUT_SIZE, shared)
-    ctx = _registry.MetricContext(truth, heldout)
+    ctx = _registry.MetricContext(truth, heldout, root=root, chains=chains)
 
     out = {name: np.empty((generations + 1, chains)) for name in names}
     for name, value in _registry.evaluate(names, truth, truth, ctx).items():
@@ -188,9 +189,10 @@ def simulate(
     if recorder is not None:
         recorder.allocate()
 
-    blocks = fitter.fused_run(truth, plan, n_samples, generations, streams, exact=exact)
+    fitted = [truth] if getattr(fitter.model_type, "keep_fitted", False) else None
+    blocks = fitter.fused_run(truth, plan, n_items, generations, streams, exact=exact)
     if blocks is None:
-        loop = _Loop(truth, fitter, plan, n_samples, generations, streams,
+        loop = _Loop(truth, fitter, plan, n_items, generations, streams,
                      points=not statistics or plan.pool == "subsample", exact=exact)
         blocks = ((t, 1, loop.step(t)) for t in range(1, generations + 1))
     # progress=None: tqdm's own rule (off when stderr is not a terminal) after a delay.
@@ -201,10 +203,13 @@ def simulate(
         for start, size, model in blocks:
             _check_finite(model, start, chains)
             rows = slice(start, start + size)
+            ctx.generation = start
             for name, value in _registry.evaluate(names, truth, model, ctx).items():
                 out[name][rows] = value.reshape(size, chains)
             if recorder is not None:
                 recorder.record(rows, model)
+            if fitted is not None:
+                fitted.append(model)
             bar.update(size)
     finally:
         bar.close()
@@ -221,7 +226,7 @@ def simulate(
         "metrics": list(names),
     }
     return Simulation(metrics=out, config=config,
-                      models=None if recorder is None else recorder.arrays)
+                      models=None if recorder is None else recorder.arrays, fitted=fitted)
 
 
 class _ModelRecorder:

@@ -114,6 +114,15 @@ class Model:
         """Number of scalars in one data item (the product of :attr:`event_shape`)."""
         return int(np.prod(self.event_shape, dtype=np.int64))
 
+    def items_for(self, n_samples: int) -> int:
+        """Data items that make up ``n_samples`` of a generation (default: ``n_samples``).
+
+        A family whose item is a group of units (a block of tokens, when ``n_samples``
+        counts tokens) converts here, and raises ``ValueError`` if ``n_samples`` is not
+        a usable size; the policies then count items.
+        """
+        return n_samples
+
     def check_truth(self) -> None:
         """Raise ``ValueError`` if this model cannot serve as a simulation's truth."""
         if self.batch_size != 1:

@@ -177,15 +177,44 @@ def check_names(selection, truth_type: type | None = None,
     return selection
 
 
+#: Spawn key of the streams metrics draw from (text a model writes for the text metrics).
+METRIC_KEY = 2
+
+
 class MetricContext:
-    """What metrics share across generations: the truth, its held-out real data, and the
-    names being evaluated (so a family can compute several metrics in one pass)."""
+    """What metrics share across generations: the truth, its held-out real data, the
+    names being evaluated (so a family can compute several metrics in one pass), and the
+    generation being measured with random streams of its own (:meth:`streams`)."""
 
     def __init__(self, truth, heldout: np.ndarray | None,
-                 selection: tuple[str, ...] | None = None):
+                 selection: tuple[str, ...] | None = None, *, root=None, chains: int = 1):
         self.truth = truth
         self.heldout = heldout
         self.selection = selection
+        self.root = np.random.SeedSequence(0) if root is None else root
+        self.chains = chains
+        self.generation = 0
+
+    def streams(self, batch: int):
+        """Streams for a metric that draws (text a model writes), ``batch`` members.
+
+        Member ``i`` measures generation ``generation + i // chains`` of chain
+        ``i % chains``; its stream derives from the seed, that generation and that chain
+        only (spawn key ``METRIC_KEY``), never from the simulation's own streams: a metric
+        that draws changes neither the run nor the other metrics, and the values do not
+        depend on how many chains run.
+        """
+        from . import _random
+        from .sampling import ChainStreams
+
+        per = min(batch, self.chains)
+        parts = []
+        for g in range(-(-batch // per)):
+            seq = np.random.SeedSequence(
+                self.root.entropy,
+                spawn_key=(*self.root.spawn_key, METRIC_KEY, self.generation + g))
+            parts.append(_random.chain_states(seq, per))
+        return ChainStreams(np.concatenate(parts)[:batch])
 
 
 def needs_heldout(selection: Iterable[str], truth_type: type, model_type: type) -> bool:

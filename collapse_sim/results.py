@@ -28,13 +28,50 @@ class Simulation:
     models : dict of str to ndarray or None
         Recorded parameters (``mean`` ``(G+1, chains, d)``, ``cov``
         ``(G+1, chains, d, d)``) when ``simulate(record_models=True)``.
+    fitted : list or None
+        The model batches themselves, generation by generation (entry 0 is the truth),
+        for families whose models are kept whole (n-gram language models: sparse
+        tables no dense array holds). Kept in memory only: :meth:`save` does not store
+        them.
     """
 
     def __init__(self, metrics: dict[str, np.ndarray], config: dict,
-                 models: dict[str, np.ndarray] | None = None):
+                 models: dict[str, np.ndarray] | None = None, fitted: list | None = None):
         self.metrics = dict(metrics)
         self.config = dict(config)
         self.models = None if models is None else dict(models)
+        self.fitted = None if fitted is None else list(fitted)
+
+    def text(self, generation: int, chain: int = 0, prompt: str = "", tokens: int = 60,
+             seed=0) -> str:
+        """What chain ``chain``'s model of generation ``generation`` writes after ``prompt``.
+
+        For language-model runs (:class:`~collapse_sim.NGramTruth`); generation 0 is the
+        truth's reference model. ``seed`` fixes the draw (the same seed, the same text).
+        See :meth:`collapse_sim.families.ngram.NGramModel.text`.
+
+        Examples
+        --------
+        >>> import collapse_sim as cs
+        >>> corpus = cs.text.Corpus.from_string("the dog ran home .\\n" * 40)
+        >>> truth = cs.NGramTruth(corpus, order=2, block_size=8)
+        >>> sim = cs.simulate(truth, cs.NGramFit(), n_samples=80, generations=2, chains=2,
+        ...                   seed=0, metrics=["vocabulary"])
+        >>> sim.text(generation=2, chain=1, prompt="the", tokens=4)
+        'the dog ran home.'
+        """
+        if self.fitted is None:
+            raise ValueError("this result keeps no models to write with (only language-model "
+                             "runs do, and a loaded result has none: re-run simulate)")
+        from ._validation import check_int
+
+        generation = check_int("generation", generation, minimum=0, maximum=self.generations)
+        chain = check_int("chain", chain, minimum=0, maximum=self.chains - 1)
+        model = self.fitted[generation]
+        if not hasattr(model, "text"):
+            raise ValueError(f"{type(model).__name__} models do not write text")
+        return model.text(chain=0 if model.batch_size == 1 else chain, prompt=prompt,
+                          tokens=tokens, seed=seed)
 
     @property
     def generations(self) -> int:

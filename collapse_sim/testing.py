@@ -81,18 +81,19 @@ def check_protocol(truth: Model, fitter: Fitter, n_samples: int) -> None:
     assert len(text) < 1 << 16, f"truth.to_dict() is {len(text)} characters: describe it compactly"
     json.dumps(fitter.to_dict())
     chains = 3
-    data = truth.broadcast(chains).draw(n_samples, chain_streams(1, chains))
-    assert data.shape == (chains, n_samples, *truth.event_shape), data.shape
+    items = truth.items_for(n_samples)
+    data = truth.broadcast(chains).draw(items, chain_streams(1, chains))
+    assert data.shape == (chains, items, *truth.event_shape), data.shape
     assert data.dtype == truth.dtype, (data.dtype, truth.dtype)
     # chain c's draws use stream c only: the last chain alone draws the same items
-    alone = truth.broadcast(1).draw(n_samples, chain_streams(1, 1, first=chains - 1))
+    alone = truth.broadcast(1).draw(items, chain_streams(1, 1, first=chains - 1))
     np.testing.assert_array_equal(alone[0], data[-1], err_msg="draws depend on other chains")
     run = truth.start_run(chains, data)
     model = fitter.fit_chains(data, streams=chain_streams(2, chains), previous=None, truth=run)
     assert isinstance(model, fitter.model_type), type(model)
     assert model.batch_size == chains, model.batch_size
     assert model.finite().shape == (chains,) and model.finite().all(), "fit is not finite"
-    again = model.draw(n_samples, chain_streams(3, chains))
+    again = model.draw(items, chain_streams(3, chains))
     assert again.shape == data.shape and again.dtype == data.dtype
 
 

@@ -44,6 +44,7 @@ SECTIONS = {
     "regression": "Distributions (truths and models)",
     "sklearn": "Distributions (truths and models)",
     "categorical": "Distributions (truths and models)",
+    "ngram": "Distributions (truths and models)",
     "policies": "Policies: what each generation trains on",
     "engine": "Running a simulation",
     "results": "Results",

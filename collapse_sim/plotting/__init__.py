@@ -6,7 +6,7 @@ return the Axes they drew on: :func:`variance_collapse`, :func:`w2_growth`,
 Multi-panel figures of the presets make their own Figure and return it
 (:func:`gaussian_demo`, :func:`gmm_snapshots`, :func:`mismatch`, :func:`sgd_drift`,
 :func:`policies`, :func:`error_sources_figure`, :func:`regression_error`,
-:func:`vocabulary`;
+:func:`vocabulary`, :func:`language`;
 :func:`figure_for` picks one by preset name from :data:`FIGURES`).
 :func:`animate_density` writes a GIF and returns its path.
 
@@ -19,6 +19,7 @@ from . import _common, curves, presets
 from .curves import error_sources, policy_comparison, variance_collapse, w2_growth
 from .densities import animate_density, density_evolution
 from .discrete import vocabulary
+from .language import language
 from .presets import (
     error_sources_figure,
     figure_for,
@@ -42,6 +43,7 @@ __all__ = [
     "figure_for",
     "gaussian_demo",
     "gmm_snapshots",
+    "language",
     "mismatch",
     "policies",
     "policy_comparison",

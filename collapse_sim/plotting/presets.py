@@ -12,6 +12,7 @@ from ._common import _METRIC_LABELS, _TRUTH_FILL, PALETTE, _band_lines, _two_axe
 from .curves import error_sources, policy_comparison, variance_collapse, w2_growth
 from .densities import _legend_outside, _truth_pdf, _x_grid, density_evolution
 from .discrete import vocabulary
+from .language import language
 
 
 def gaussian_demo(curves: pd.DataFrame, *, suptitle: str | None = None, axes=None):
@@ -281,6 +282,7 @@ FIGURES: dict[str, Callable] = {
     "error_sources": error_sources_figure,
     "regression": regression_error,
     "vocabulary": vocabulary,
+    "language": lambda result: language(result),
 }
 
 

@@ -1,0 +1,587 @@
+r"""Sparse n-gram language models for many chains at once, jitted.
+
+A chain's model of order :math:`n` is a *reversed context trie* built from its training
+blocks. Node 0 is the empty context; the child of a node :math:`h` by token :math:`t`
+is the context one token *older*: :math:`(t, h)`. So the walk from the root over the
+history :math:`x_{i-1}, x_{i-2}, \dots` visits every suffix context of position
+:math:`i` in order of length, and a node's parent is its back-off context (the same
+context without its oldest token). Blocks are independent sequences: the history
+before a block's first token is the begin-of-sequence symbol ``BOS = V`` repeated.
+
+Every position :math:`i` of a block adds one *event* (context, next token) at each
+depth :math:`j = 0 \dots n-1`, so counting costs :math:`O(n)` hash-table operations a
+token. The arrays a chain keeps (all int32, indices local to the chain):
+
+========== ================ ===========================================================
+array      length           meaning
+========== ================ ===========================================================
+``count``  nodes            :math:`c(h)`: events with context :math:`h`
+``parent`` nodes            back-off context (-1 at the root)
+``token``  nodes            the oldest token of the context (-1 at the root)
+``efirst`` nodes            first entry of :math:`h`; entries sorted by token
+``enum``   nodes            number of distinct next tokens of :math:`h`
+``cfirst`` nodes            first child of :math:`h` in ``child``; children sorted by token
+``cnum``   nodes            number of children
+``etok``   entries          next token :math:`w`
+``ecum``   entries          :math:`\sum_{w' \le w} c(h, w')` within the node (inclusive)
+``enext``  entries          for a full-length context: the node of the next context
+                            :math:`(h, w)` without its oldest token; else -1
+``child``  nodes - 1        child node ids, grouped by parent, sorted by token
+========== ================ ===========================================================
+
+Both orderings come from two stable counting sorts (least significant key first), so
+building a model costs :math:`O(n T + V + N)` for :math:`T` tokens and :math:`N` nodes:
+linear, no comparison sort. Generating a token costs one draw and one binary search
+over the cumulative counts of its context (plus a walk of :math:`n - 1` binary searches
+after a back-off or a smoothing draw).
+"""
+
+import numba as nb
+import numpy as np
+
+from ._dispatch import chain_kernel
+from .categorical import _xoshiro
+
+_U64 = nb.uint64
+_SHIFT_53 = 1.0 / 9007199254740992.0  # 2**-53
+_GOLDEN = 0x9E3779B97F4A7C15
+
+#: Arrays of a batch of models, in the order the kernels take them.
+NODE_ARRAYS = ("count", "parent", "token", "efirst", "enum", "cfirst", "cnum")
+ENTRY_ARRAYS = ("etok", "ecum", "enext")
+
+
+@nb.njit(inline="always")
+def _slot(key, mask):
+    h = _U64(key) * _U64(_GOLDEN)
+    return np.int64((h >> _U64(29)) & _U64(mask))
+
+
+@nb.njit(inline="always")
+def _find_or_insert(keys, vals, mask, key, new_val):
+    """(value, inserted) for ``key`` in an open-addressing table (empty key: -1)."""
+    i = _slot(key, mask)
+    while True:
+        k = keys[i]
+        if k == key:
+            return vals[i], False
+        if k == -1:
+            keys[i] = key
+            vals[i] = new_val
+            return new_val, True
+        i = (i + 1) & mask
+
+
+@nb.njit
+def table_size(items):
+    """Power-of-two capacity at most half full for ``items`` keys."""
+    size = 16
+    while size < 2 * items:
+        size *= 2
+    return size
+
+
+@nb.njit
+def _counting_order(keys, n_keys, order_in, order_out, bucket):
+    """Stable counting sort of ``order_in`` by ``keys[order_in]`` (values < n_keys)."""
+    bucket[:n_keys + 1] = 0
+    m = order_in.shape[0]
+    for i in range(m):
+        bucket[keys[order_in[i]] + 1] += 1
+    for b in range(n_keys):
+        bucket[b + 1] += bucket[b]
+    for i in range(m):
+        k = keys[order_in[i]]
+        order_out[bucket[k]] = order_in[i]
+        bucket[k] += 1
+
+
+@nb.njit
+def _build_chain(tokens, v, n, count, parent, token, efirst, enum, cfirst, cnum,
+                 etok, ecum, enext, child, sizes):
+    """Build one chain's model from its blocks ``tokens`` ``(k, L)`` into the buffers.
+
+    ``sizes`` receives (nodes, entries). Buffers hold at least the bounds
+    :math:`1 + (n-1) k (L+1)` nodes and :math:`n k L` entries.
+    """
+    k, length = tokens.shape
+    base = np.int64(v + 1)
+    max_nodes = count.shape[0]
+    max_entries = etok.shape[0]
+    nmask = table_size(max_nodes) - 1
+    emask = table_size(max_entries) - 1
+    nkeys = np.full(nmask + 1, -1, dtype=np.int64)
+    nvals = np.empty(nmask + 1, dtype=np.int32)
+    ekeys = np.full(emask + 1, -1, dtype=np.int64)
+    evals = np.empty(emask + 1, dtype=np.int32)
+    enode = np.empty(max_entries, dtype=np.int32)
+    ecnt = np.zeros(max_entries, dtype=np.int32)
+    ctx = np.empty((length + 1, n), dtype=np.int32)
+    nodes = 1
+    count[0] = 0
+    parent[0] = -1
+    token[0] = -1
+    entries = 0
+    for b in range(k):
+        row = tokens[b]
+        for i in range(length + 1):
+            node = 0
+            ctx[i, 0] = 0
+            for j in range(1, n):
+                t = row[i - j] if i - j >= 0 else v
+                found, new = _find_or_insert(nkeys, nvals, nmask, node * base + t, nodes)
+                if new:
+                    parent[nodes] = node
+                    token[nodes] = t
+                    count[nodes] = 0
+                    nodes += 1
+                node = found
+                ctx[i, j] = node
+        for i in range(length):
+            w = row[i]
+            for j in range(n):
+                h = ctx[i, j]
+                e, new = _find_or_insert(ekeys, evals, emask, np.int64(h) * base + w, entries)
+                if new:
+                    etok[entries] = w
+                    enode[entries] = h
+                    enext[entries] = ctx[i + 1, n - 1] if j == n - 1 else -1
+                    entries += 1
+                ecnt[e] += 1
+                count[h] += 1
+    # entries sorted by (node, token): by token, then stably by node
+    bucket = np.empty(max(nodes, v + 1) + 1, dtype=np.int64)
+    first = np.arange(entries).astype(np.int32)
+    second = np.empty(entries, dtype=np.int32)
+    _counting_order(etok, v, first, second, bucket)
+    _counting_order(enode, nodes, second, first, bucket)
+    tok_sorted = np.empty(entries, dtype=np.int32)
+    next_sorted = np.empty(entries, dtype=np.int32)
+    enum[:nodes] = 0
+    for h in range(nodes):
+        efirst[h] = 0
+    running = 0
+    last = -1
+    for r in range(entries):
+        e = first[r]
+        h = enode[e]
+        if h != last:
+            efirst[h] = r
+            running = 0
+            last = h
+        enum[h] += 1
+        running += ecnt[e]
+        tok_sorted[r] = etok[e]
+        ecum[r] = running
+        next_sorted[r] = enext[e]
+    etok[:entries] = tok_sorted
+    enext[:entries] = next_sorted
+    # children: nodes 1.. sorted by (parent, token); BOS (= v) is a token here
+    m = nodes - 1
+    tok_plus = np.empty(nodes, dtype=np.int32)
+    for h in range(nodes):
+        tok_plus[h] = token[h] if token[h] >= 0 else 0
+    first_c = np.arange(1, nodes).astype(np.int32)
+    second_c = np.empty(m, dtype=np.int32)
+    _counting_order(tok_plus, v + 1, first_c, second_c, bucket)
+    par = np.empty(nodes, dtype=np.int32)
+    for h in range(nodes):
+        par[h] = parent[h] if parent[h] >= 0 else 0
+    _counting_order(par, nodes, second_c, first_c, bucket)
+    cnum[:nodes] = 0
+    for h in range(nodes):
+        cfirst[h] = 0
+    last = -1
+    for r in range(m):
+        c = first_c[r]
+        p = parent[c]
+        if p != last:
+            cfirst[p] = r
+            last = p
+        cnum[p] += 1
+        child[r] = c
+    sizes[0] = nodes
+    sizes[1] = entries
+
+
+@chain_kernel
+def build_models(tokens, v, n, count, parent, token, efirst, enum, cfirst, cnum,
+                 etok, ecum, enext, child, sizes):
+    """Build every chain's model: ``tokens`` ``(B, k, L)``, buffers ``(B, bound)``,
+    ``sizes`` ``(B, 2)`` receives each chain's (nodes, entries)."""
+    for c in nb.prange(tokens.shape[0]):
+        _build_chain(tokens[c], v, n, count[c], parent[c], token[c], efirst[c], enum[c],
+                     cfirst[c], cnum[c], etok[c], ecum[c], enext[c], child[c], sizes[c])
+
+
+@chain_kernel
+def compact_models(sizes, node_off, entry_off, count, parent, token, efirst, enum, cfirst,
+                   cnum, etok, ecum, enext, child, o_count, o_parent, o_token, o_efirst,
+                   o_enum, o_cfirst, o_cnum, o_etok, o_ecum, o_enext, o_child):
+    """Copy each chain's used part of the bound buffers into the flat arrays."""
+    for c in nb.prange(sizes.shape[0]):
+        nodes = sizes[c, 0]
+        entries = sizes[c, 1]
+        a = node_off[c]
+        e = entry_off[c]
+        ch = a - c  # every chain has nodes - 1 children
+        for h in range(nodes):
+            o_count[a + h] = count[c, h]
+            o_parent[a + h] = parent[c, h]
+            o_token[a + h] = token[c, h]
+            o_efirst[a + h] = efirst[c, h]
+            o_enum[a + h] = enum[c, h]
+            o_cfirst[a + h] = cfirst[c, h]
+            o_cnum[a + h] = cnum[c, h]
+        for r in range(entries):
+            o_etok[e + r] = etok[c, r]
+            o_ecum[e + r] = ecum[c, r]
+            o_enext[e + r] = enext[c, r]
+        for r in range(nodes - 1):
+            o_child[ch + r] = child[c, r]
+
+
+@nb.njit(inline="always")
+def _find_child(node, t, token, cfirst, cnum, child, a, ca):
+    """Child of ``node`` by token ``t`` (local id) or -1; ``a``/``ca``: chain offsets."""
+    lo = cfirst[a + node]
+    hi = lo + cnum[a + node]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        tm = token[a + child[ca + mid]]
+        if tm < t:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < cfirst[a + node] + cnum[a + node] and token[a + child[ca + lo]] == t:
+        return child[ca + lo]
+    return -1
+
+
+@nb.njit(inline="always")
+def _entry_count(node, w, efirst, enum, etok, ecum, a, e0):
+    """:math:`c(h, w)` by binary search over the node's token-sorted entries."""
+    lo = efirst[a + node]
+    start = lo
+    hi = lo + enum[a + node]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if etok[e0 + mid] < w:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < start + enum[a + node] and etok[e0 + lo] == w:
+        below = ecum[e0 + lo - 1] if lo > start else 0
+        return ecum[e0 + lo] - below
+    return 0
+
+
+@nb.njit
+def _root_children(v, token, cfirst, cnum, child, a, ca):
+    """Dense map token -> depth-1 node (-1: none) of one chain: the root has up to
+    ``V + 1`` children, so this replaces its binary search by one load."""
+    root = np.full(v + 1, -1, dtype=np.int32)
+    for r in range(cfirst[a], cfirst[a] + cnum[a]):
+        node = child[ca + r]
+        root[token[a + node]] = node
+    return root
+
+
+@nb.njit(inline="always")
+def _walk(hist, n, root, token, cfirst, cnum, child, a, ca):
+    """(deepest node matching a suffix of ``hist``, its depth); hist[0] is the newest."""
+    if n == 1:
+        return 0, 0
+    node = root[hist[0]]
+    if node < 0:
+        return 0, 0
+    depth = 1
+    for j in range(2, n):
+        nxt = _find_child(node, hist[j - 1], token, cfirst, cnum, child, a, ca)
+        if nxt < 0:
+            break
+        node = nxt
+        depth = j
+    return node, depth
+
+
+@chain_kernel
+def powered_cumulative(node_off, entry_off, efirst, enum, ecum, alpha, beta, out):
+    r"""``out`` (entries): cumulative :math:`(c(h, w) + \alpha)^\beta` within each node:
+    the weights of sampling at temperature :math:`1/\beta`."""
+    for m in nb.prange(node_off.shape[0] - 1):
+        a = node_off[m]
+        e0 = entry_off[m]
+        for h in range(node_off[m + 1] - a):
+            lo = efirst[a + h]
+            below = 0
+            running = 0.0
+            for r in range(lo, lo + enum[a + h]):
+                running += (ecum[e0 + r] - below + alpha) ** beta
+                below = ecum[e0 + r]
+                out[e0 + r] = running
+
+
+@chain_kernel
+def generate(states, node_off, entry_off, count, parent, token, efirst, enum, cfirst, cnum,
+             etok, ecum, enext, child, v, n, alpha, wcum, beta, prompt, out):
+    r"""Write ``out`` ``(chains, k, L)``: ``k`` sequences of ``L`` tokens per chain.
+
+    Chain ``c`` uses model ``c`` (or model 0 when the batch has one member) and stream
+    ``c``. Each sequence starts from the history ``prompt`` (newest first, padded with
+    ``BOS = v``: length ``n - 1``). A token is drawn from the deepest context of the
+    history that the model has seen (:math:`c(h) > 0`). At temperature 1 (``wcum``
+    empty): with probability :math:`c(h) / (c(h) + \alpha V)` one of its training
+    events uniformly (the maximum-likelihood part), otherwise uniformly among the ``V``
+    tokens. At temperature :math:`T = 1/\beta`: with weight
+    :math:`(c(h, w) + \alpha)^\beta` (``wcum``, from :func:`powered_cumulative`), an
+    unseen token with weight :math:`\alpha^\beta` (drawn uniformly among the unseen
+    ones by rejection).
+    """
+    chains, k, length = out.shape
+    single = node_off.shape[0] == 2
+    for c in nb.prange(chains):
+        m = np.int64(c)
+        if single:
+            m = 0
+        a = node_off[m]
+        e0 = entry_off[m]
+        ca = a - m
+        hist = np.empty(max(n - 1, 1), dtype=np.int32)
+        root = _root_children(v, token, cfirst, cnum, child, a, ca)
+        st = states[c]
+        s0 = st[0]
+        s1 = st[1]
+        s2 = st[2]
+        s3 = st[3]
+        for b in range(k):
+            for j in range(n - 1):
+                hist[j] = prompt[j]
+            state, depth = _walk(hist, n, root, token, cfirst, cnum, child, a, ca)
+            for i in range(length):
+                g = state
+                while count[a + g] == 0:
+                    g = parent[a + g]
+                total = count[a + g]
+                r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+                u = np.float64(r >> _U64(11)) * _SHIFT_53
+                known = True
+                lo = 0
+                if wcum.shape[0] > 0:
+                    lo = efirst[a + g]
+                    top = lo + enum[a + g] - 1
+                    seen = wcum[e0 + top]
+                    unseen = (v - enum[a + g]) * alpha**beta if alpha > 0.0 else 0.0
+                    x = u * (seen + unseen)
+                    if x < seen:
+                        hi = top
+                        while lo < hi:
+                            mid = (lo + hi) >> 1
+                            if wcum[e0 + mid] > x:
+                                hi = mid
+                            else:
+                                lo = mid + 1
+                        w = etok[e0 + lo]
+                    else:
+                        known = False
+                        while True:  # uniform among the tokens the context has not seen
+                            r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+                            w = np.int32(min(np.int64(np.float64(r >> _U64(11)) * _SHIFT_53
+                                                      * v), v - 1))
+                            if _entry_count(g, w, efirst, enum, etok, ecum, a, e0) == 0:
+                                break
+                elif alpha > 0.0:
+                    share = total + alpha * v
+                    x = u * share
+                    if x >= total:
+                        w = np.int32(min(np.int64((x - total) / alpha), v - 1))
+                        known = False
+                    else:
+                        u = x / total
+                if known and wcum.shape[0] == 0:
+                    target = min(np.int64(u * total), total - 1)
+                    lo = efirst[a + g]
+                    hi = lo + enum[a + g] - 1
+                    while lo < hi:  # first entry whose cumulative count exceeds target
+                        mid = (lo + hi) >> 1
+                        if ecum[e0 + mid] > target:
+                            hi = mid
+                        else:
+                            lo = mid + 1
+                    w = etok[e0 + lo]
+                out[c, b, i] = w
+                for j in range(n - 2, 0, -1):
+                    hist[j] = hist[j - 1]
+                hist[0] = w
+                if known and g == state and depth == n - 1:
+                    state = enext[e0 + lo]
+                else:
+                    state, depth = _walk(hist, n, root, token, cfirst, cnum, child, a, ca)
+        st[0] = s0
+        st[1] = s1
+        st[2] = s2
+        st[3] = s3
+
+
+@chain_kernel
+def log_likelihood(node_off, entry_off, count, token, efirst, enum, cfirst, cnum, etok,
+                   ecum, child, v, n, alpha, weight, texts, out):
+    r"""Mean log-probability per token of each sequence of ``texts`` ``(T, k, L)``.
+
+    Member ``c`` of the batch (or member 0) scores text ``c`` (or text 0); ``out``
+    ``(max(B, T), k)`` receives one value per sequence. The evaluation probability
+    interpolates the model's own conditionals (Jelinek–Mercer with weight
+    :math:`\lambda` = ``weight``) from the
+    uniform distribution up through every seen suffix context :math:`h_j`:
+
+    .. math::
+
+        P_{-1} = 1/V, \qquad P_j = (1-\lambda) P_{j-1} + \lambda\,
+        \frac{c(h_j, w) + \alpha}{c(h_j) + \alpha V}\quad (c(h_j) > 0),
+
+    so it is never 0 and an unseen event costs at most :math:`\log(V/(1-\lambda)^n)`.
+    """
+    rows = out.shape[0]
+    one_model = node_off.shape[0] == 2
+    one_text = texts.shape[0] == 1
+    _, k, length = texts.shape
+    for c in nb.prange(rows):
+        m = np.int64(c)
+        if one_model:
+            m = 0
+        a = node_off[m]
+        e0 = entry_off[m]
+        ca = a - m
+        text = texts[0] if one_text else texts[c]
+        hist = np.empty(max(n - 1, 1), dtype=np.int32)
+        root = _root_children(v, token, cfirst, cnum, child, a, ca)
+        unigram = np.zeros(v, dtype=np.int64)
+        below = 0
+        for r in range(efirst[a], efirst[a] + enum[a]):
+            unigram[etok[e0 + r]] = ecum[e0 + r] - below
+            below = ecum[e0 + r]
+        size = count[a]
+        for b in range(k):
+            total = 0.0
+            for j in range(n - 1):
+                hist[j] = v
+            for i in range(length):
+                w = text[b, i]
+                p = (1.0 - weight) / v + weight * (unigram[w] + alpha) / (size + alpha * v)
+                node = 0
+                for j in range(1, n):
+                    if j == 1:
+                        node = root[hist[0]]
+                    else:
+                        node = _find_child(node, hist[j - 1], token, cfirst, cnum, child, a,
+                                           ca)
+                    if node < 0:
+                        break
+                    ch = count[a + node]
+                    if ch == 0:
+                        break
+                    cw = _entry_count(node, w, efirst, enum, etok, ecum, a, e0)
+                    p = (1.0 - weight) * p + weight * (cw + alpha) / (ch + alpha * v)
+                total += np.log(p)
+                for j in range(n - 2, 0, -1):
+                    hist[j] = hist[j - 1]
+                if n > 1:
+                    hist[0] = w
+            out[c, b] = total / length
+
+
+@chain_kernel
+def unigram_counts(node_off, entry_off, efirst, enum, etok, ecum, out):
+    """``out`` ``(B, V)`` int64 (zeroed): each model's root counts :math:`c(w)`."""
+    for c in nb.prange(out.shape[0]):
+        a = node_off[c]
+        e0 = entry_off[c]
+        lo = efirst[a]
+        below = 0
+        for r in range(lo, lo + enum[a]):
+            out[c, etok[e0 + r]] = ecum[e0 + r] - below
+            below = ecum[e0 + r]
+
+
+@nb.njit(inline="always")
+def _gram_key(row, i, order, v, packed):
+    key = np.int64(0)
+    if packed:
+        for j in range(order):
+            key = key * v + row[i + j]
+        return key
+    h = _U64(0x243F6A8885A308D3)
+    for j in range(order):
+        h = (h ^ _U64(row[i + j])) * _U64(0x100000001B3)
+        h ^= h >> _U64(29)
+    return np.int64(h >> _U64(1))
+
+
+@chain_kernel
+def text_statistics(texts, v, packed2, packed4, out):
+    """Per chain, over its sequences ``texts`` ``(B, k, L)``: ``out[c]`` =
+    (distinct 2-grams / 2-grams, distinct 4-grams / 4-grams, repeated 4-grams / 4-grams),
+    where a 4-gram is *repeated* if it occurred earlier in the same sequence."""
+    chains, k, length = texts.shape
+    for c in nb.prange(chains):
+        for slot in range(2):
+            order = 2 if slot == 0 else 4
+            packed = packed2 if slot == 0 else packed4
+            per = length - order + 1
+            if per <= 0:
+                out[c, slot] = np.nan
+                if slot == 1:
+                    out[c, 2] = np.nan
+                continue
+            keys = np.empty(k * per, dtype=np.int64)
+            repeated = 0
+            for b in range(k):
+                row = texts[c, b]
+                for i in range(per):
+                    keys[b * per + i] = _gram_key(row, i, order, v, packed)
+                if slot == 1:
+                    block = np.sort(keys[b * per:(b + 1) * per])
+                    for i in range(1, per):
+                        if block[i] == block[i - 1]:
+                            repeated += 1
+            keys = np.sort(keys)
+            distinct = 1
+            for i in range(1, keys.shape[0]):
+                if keys[i] != keys[i - 1]:
+                    distinct += 1
+            out[c, slot] = distinct / keys.shape[0]
+            if slot == 1:
+                out[c, 2] = repeated / keys.shape[0]
+
+
+@chain_kernel
+def draw_blocks(states, n_blocks, k, out_index):
+    """``out_index`` ``(chains, k)``: per chain ``k`` distinct block indices in
+    ``[0, n_blocks)`` (``k <= n_blocks``), in random order (a partial Fisher–Yates
+    shuffle on a hash map of the swapped positions: :math:`O(k)` memory and time)."""
+    for c in nb.prange(out_index.shape[0]):
+        st = states[c]
+        s0 = st[0]
+        s1 = st[1]
+        s2 = st[2]
+        s3 = st[3]
+        mask = table_size(k) - 1
+        keys = np.full(mask + 1, -1, dtype=np.int64)
+        vals = np.empty(mask + 1, dtype=np.int32)
+        for i in range(k):
+            r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+            span = n_blocks - i
+            j = i + min(np.int64(np.float64(r >> _U64(11)) * _SHIFT_53 * span), span - 1)
+            # value at j (default j) and at i (default i), then swap
+            vj, _ = _find_or_insert(keys, vals, mask, j, j)
+            vi, _ = _find_or_insert(keys, vals, mask, i, i)
+            out_index[c, i] = vj
+            # position j now holds what position i held
+            slot = _slot(j, mask)
+            while keys[slot] != j:
+                slot = (slot + 1) & mask
+            vals[slot] = vi
+        st[0] = s0
+        st[1] = s1
+        st[2] = s2
+        st[3] = s3

@@ -1,0 +1,330 @@
+"""n-gram language models: counting, sampling, scoring and the text metrics against plain
+Python references, the Wright–Fisher theory of their refits, and the engine around them."""
+
+from collections import Counter
+from itertools import pairwise
+
+import numba
+import numpy as np
+import pytest
+
+import collapse_sim as cs
+from collapse_sim._kernels import ngram as kn
+from collapse_sim.families import ngram as fam
+from collapse_sim.sampling import chain_streams
+from collapse_sim.testing import check_family
+from collapse_sim.theory.categorical import categorical_surviving_mean
+
+BOS = -1  # stands for the begin-of-sequence id V in the references below
+
+
+@pytest.fixture(scope="module")
+def docs():
+    return cs.text.python_docs()
+
+
+@pytest.fixture(scope="module")
+def small_truth():
+    text = ("the cat sat on the mat . the dog sat on the log .\n"
+            "a cat and a dog ran to the mat , then the cat sat .\n") * 30
+    return cs.NGramTruth(cs.text.Corpus.from_string(text), order=3, heldout=0.1, block_size=8)
+
+
+def reference_counts(blocks, order, v):
+    """{(context oldest-first, token): count} over blocks, contexts of length 0..order-1."""
+    out = Counter()
+    for block in blocks:
+        hist = [v] * (order - 1) + [int(t) for t in block]
+        for i, w in enumerate(block):
+            full = hist[i:i + order - 1]
+            for j in range(order):
+                ctx = tuple(full[len(full) - j:]) if j else ()
+                out[(ctx, int(w))] += 1
+    return dict(out)
+
+
+def random_blocks(rng, chains, k, length, v, zipf=1.3):
+    p = 1.0 / np.arange(1, v + 1) ** zipf
+    return rng.choice(v, size=(chains, k, length), p=p / p.sum()).astype(np.int32)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 5])
+def test_counts_match_a_python_counter(small_truth, order):
+    rng = np.random.default_rng(order)
+    blocks = random_blocks(rng, 3, 20, 9, small_truth.n_types)
+    model = cs.NGramFit(order=order).fit(blocks, small_truth)
+    assert model.batch_size == 3
+    for c in range(3):
+        assert model.ngram_counts(c) == reference_counts(blocks[c], order, small_truth.n_types)
+        np.testing.assert_array_equal(
+            model.unigram_counts()[c], np.bincount(blocks[c].ravel(),
+                                                   minlength=small_truth.n_types))
+
+
+def test_serial_and_parallel_builds_agree(small_truth):
+    rng = np.random.default_rng(0)
+    blocks = random_blocks(rng, 4, 30, 8, small_truth.n_types)
+    bound_n, bound_e = 1 + 2 * 30 * 9, 3 * 30 * 8
+    outs = []
+    for kernel in (kn.build_models.serial, kn.build_models.parallel):
+        bufs = [np.zeros((4, bound_n), np.int32) for _ in kn.NODE_ARRAYS]
+        ebufs = [np.zeros((4, bound_e), np.int32) for _ in kn.ENTRY_ARRAYS]
+        child = np.zeros((4, bound_n), np.int32)
+        sizes = np.zeros((4, 2), np.int64)
+        kernel(blocks, small_truth.n_types, 3, *bufs, *ebufs, child, sizes)
+        outs.append((bufs, ebufs, child, sizes))
+    for x, y in zip(outs[0], outs[1], strict=True):
+        for a, b in zip(x if isinstance(x, list) else [x], y if isinstance(y, list) else [y],
+                        strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def python_log_prob(counts, order, v, alpha, weight, block):
+    """Mean log P of ``block`` by the documented interpolation, from a counts dict."""
+    ctx_total = Counter()
+    for (ctx, _), c in counts.items():
+        ctx_total[ctx] += c
+    hist = [v] * (order - 1)
+    total = 0.0
+    for w in block:
+        p = 1.0 / v
+        for j in range(order):
+            ctx = tuple(hist[len(hist) - j:]) if j else ()
+            ch = ctx_total.get(ctx, 0)
+            if ch == 0:
+                break
+            p = (1 - weight) * p + weight * (counts.get((ctx, int(w)), 0) + alpha) / (
+                ch + alpha * v)
+        total += np.log(p)
+        hist = [*hist[1:], int(w)] if order > 1 else hist
+    return total
+
+
+@pytest.mark.parametrize(("order", "alpha"), [(1, 0.0), (2, 0.0), (3, 0.5), (4, 0.0)])
+def test_log_likelihood_matches_the_documented_interpolation(small_truth, order, alpha):
+    rng = np.random.default_rng(10 + order)
+    v = small_truth.n_types
+    blocks = random_blocks(rng, 2, 15, 8, v)
+    model = cs.NGramFit(order=order, smoothing=alpha).fit(blocks, small_truth)
+    texts = random_blocks(rng, 1, 6, 8, v)[0]
+    got = model.log_likelihood(texts)
+    for c in range(2):
+        counts = model.ngram_counts(c)
+        want = sum(python_log_prob(counts, order, v, alpha, fam.EVAL_WEIGHT, b)
+                   for b in texts) / texts.size
+        assert got[c] == pytest.approx(want, rel=1e-12)
+
+
+def test_generation_follows_the_fitted_conditionals(small_truth):
+    """Each generated token after a seen full context is drawn with probability
+    c(h, w) / c(h): a chi-square goodness-of-fit test per frequent context. With the
+    seed fixed the statistic is a fixed number; each of the (few) contexts tested is
+    compared with the chi-square 0.9999 quantile, so a correct sampler fails with
+    probability below 1e-3 in all, a wrong conditional law (off by a few percent on
+    thousands of draws) fails for sure."""
+    from scipy import stats
+
+    v = small_truth.n_types
+    rng = np.random.default_rng(3)
+    blocks = random_blocks(rng, 1, 40, 8, v, zipf=1.0)
+    model = cs.NGramFit(order=2).fit(blocks, small_truth)
+    gen = model.draw(400, chain_streams(5, 50))  # 50 chains x 400 blocks x 8 tokens
+    counts = model.ngram_counts(0)
+    seen = Counter()
+    for seq in gen.reshape(-1, 8):
+        for prev, w in pairwise([v, *seq.tolist()]):
+            seen[(prev, w)] += 1
+    contexts = Counter()
+    for (prev, _), c in seen.items():
+        contexts[prev] += c
+    tested = 0
+    for prev, total in contexts.most_common(5):
+        row = {w: c for (ctx, w), c in counts.items() if ctx == (prev,)}
+        assert set(w for (p, w) in seen if p == prev) <= set(row), "unseen continuation drawn"
+        ws = sorted(row)
+        expected = np.array([row[w] for w in ws], float)
+        expected *= total / expected.sum()
+        observed = np.array([seen[(prev, w)] for w in ws], float)
+        stat = ((observed - expected) ** 2 / expected).sum()
+        assert stat < stats.chi2.ppf(0.9999, len(ws) - 1), (prev, stat)
+        tested += 1
+    assert tested == 5
+
+
+def test_smoothing_draws_unseen_tokens_at_the_documented_rate(small_truth):
+    """With smoothing alpha, a token is drawn uniformly with probability
+    alpha V / (c(h) + alpha V). For a unigram model (one context, c = T) the share of
+    tokens never seen in training is alpha (V - seen) / (T + alpha V); 400k draws give a
+    standard error of sqrt(p(1-p)/400k) and the test allows 5 of them."""
+    v = small_truth.n_types
+    blocks = np.zeros((1, 4, 8), np.int32) + 3  # one token type only
+    alpha = 2.0
+    model = cs.NGramFit(order=1, smoothing=alpha).fit(blocks, small_truth)
+    gen = model.draw(1000, chain_streams(1, 50))
+    share = np.mean(gen != 3)
+    want = alpha * (v - 1) / (32 + alpha * v)
+    assert abs(share - want) < 5 * np.sqrt(want * (1 - want) / gen.size)
+
+
+def test_text_statistics_match_python(small_truth):
+    rng = np.random.default_rng(4)
+    texts = random_blocks(rng, 3, 5, 12, 6, zipf=0.5)
+    out = np.empty((3, 3))
+    kn.text_statistics(texts, 6, True, True, out)
+    hashed = np.empty((3, 3))
+    kn.text_statistics(texts, 6, False, False, hashed)
+    np.testing.assert_array_equal(out, hashed)  # the hashed keys of large vocabularies agree
+    for c in range(3):
+        grams2 = [tuple(b[i:i + 2]) for b in texts[c] for i in range(11)]
+        grams4 = [tuple(b[i:i + 4]) for b in texts[c] for i in range(9)]
+        repeated = sum(9 - len({tuple(b[i:i + 4]) for i in range(9)}) for b in texts[c])
+        assert out[c, 0] == len(set(grams2)) / len(grams2)
+        assert out[c, 1] == len(set(grams4)) / len(grams4)
+        assert out[c, 2] == repeated / len(grams4)
+
+
+def test_truth_draws_distinct_real_blocks(small_truth):
+    blocks = small_truth.draw(small_truth.train_blocks, chain_streams(0, 2))
+    for c in range(2):  # a permutation of all the training blocks
+        got = sorted(map(tuple, blocks[c].tolist()))
+        assert got == sorted(map(tuple, small_truth._train.tolist()))
+    index = np.empty((20000, 3), np.int32)
+    kn.draw_blocks(chain_streams(1, 20000).states, 10, 3, index)
+    assert all(len(set(r)) == 3 for r in index[:200].tolist())
+    # every block index equally likely in every position: 6000 draws per cell, se ~ 0.0039
+    for j in range(3):
+        freq = np.bincount(index[:, j], minlength=10) / 20000
+        assert np.abs(freq - 0.1).max() < 5 * np.sqrt(0.1 * 0.9 / 20000)
+
+
+def test_unigram_survival_matches_wright_fisher_theory(docs):
+    """One refit of a unigram model on N tokens keeps sum_w [1 - (1 - c_w/N)^N] types on
+    average (each type survives independently in expectation). The chains' mean is
+    compared within 4 standard errors; the spread of the count of survivors is at most
+    that of independent indicators (multinomial counts are negatively associated), so
+    sqrt(sum P(1-P) / chains) bounds the standard error."""
+    truth = cs.NGramTruth(docs, order=1, heldout=0.0, block_size=64)
+    n = truth.train_blocks * 64  # generation 1 refits the whole training split
+    sim = cs.simulate(truth, cs.NGramFit(order=1), n_samples=n, generations=2, chains=64,
+                      seed=1, metrics=["vocabulary"])
+    np.testing.assert_array_equal(sim.metrics["vocabulary"][1],
+                                  np.count_nonzero(truth.unigram_counts()[0]))
+    p = truth.unigram()[0]
+    expected = categorical_surviving_mean(p, n, [1])[0]
+    survive = 1 - (1 - p[p > 0]) ** n
+    se = np.sqrt(np.sum(survive * (1 - survive)) / 64)
+    assert abs(sim.metrics["vocabulary"][2].mean() - expected) < 4 * se
+
+
+def test_bigram_rows_are_wright_fisher_steps_with_random_size(docs):
+    """Given the number of visits C_h of a context in the generated text, its row of
+    next-token counts is Multinomial(C_h, q(.|h)): the number of continuations that
+    survive has mean sum_w [1 - (1 - q(w|h))^C_h]. Averaged over 64 chains and compared
+    within 4 standard errors (the same independent-indicator bound as above)."""
+    truth = cs.NGramTruth(docs, order=2, heldout=0.0, block_size=64)
+    n = truth.train_blocks * 64
+    sim = cs.simulate(truth, cs.NGramFit(order=2), n_samples=n, generations=2, chains=64,
+                      seed=2, metrics=["vocabulary"])
+    gen1 = sim.fitted[1].ngram_counts(0)
+    # a frequent context: the most common first word
+    h = (truth.split.encode("the")[0],)
+    row = np.array([c for (ctx, w), c in gen1.items() if ctx == h], float)
+    q = row / row.sum()
+    diffs, variances = [], []
+    model2 = sim.fitted[2]
+    for c in range(64):
+        counts = {w: n for (ctx, w), n in model2.ngram_counts(c).items() if ctx == h}
+        visits = sum(counts.values())
+        surv = 1 - (1 - q) ** visits
+        diffs.append(len(counts) - surv.sum())
+        variances.append(np.sum(surv * (1 - surv)))
+    assert abs(np.mean(diffs)) < 4 * np.sqrt(np.sum(variances)) / 64
+
+
+def test_simulation_shapes_text_and_bit_identity(docs):
+    truth = cs.NGramTruth(docs, order=2, heldout=0.1, block_size=32)
+    kw = dict(n_samples=3200, generations=3, seed=5, policy=cs.KeepReal(0.1))
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = cs.simulate(truth, cs.NGramFit(order=2), chains=3, **kw)
+    finally:
+        numba.set_num_threads(before)
+    many = cs.simulate(truth, cs.NGramFit(order=2), chains=3, **kw)
+    two = cs.simulate(truth, cs.NGramFit(order=2), chains=2, **kw)
+    assert set(one.metrics) == set(cs.registry.defaults(cs.NGramTruth, cs.NGramModel))
+    for name, arr in one.metrics.items():
+        assert arr.shape == (4, 3) and np.isfinite(arr).all(), name
+        np.testing.assert_array_equal(arr, many.metrics[name], err_msg=name)
+        np.testing.assert_array_equal(arr[:, :2], two.metrics[name], err_msg=name)
+    assert one.config["truth"]["corpus"]["name"] == "python-docs"
+    assert "sha256" in one.config["truth"]["corpus"]
+    text = one.text(generation=3, chain=1, prompt="the function", tokens=20)
+    assert text.startswith("the function") and len(text.split()) >= 15
+    assert text == many.text(generation=3, chain=1, prompt="the function", tokens=20)
+    assert one.text(0, prompt="the") != one.text(0, prompt="the", seed=1)
+
+
+def test_perplexity_rises_and_vocabulary_falls(docs):
+    truth = cs.NGramTruth(docs, order=2, heldout=0.1, block_size=64)
+    sim = cs.simulate(truth, cs.NGramFit(order=2), n_samples=20_000, generations=6, chains=4,
+                      seed=0, metrics=["perplexity", "vocabulary"])
+    ppl = sim.metrics["perplexity"].mean(axis=1)
+    vocab = sim.metrics["vocabulary"].mean(axis=1)
+    assert np.all(np.diff(ppl[1:]) > 0) and np.all(np.diff(vocab) < 0)
+
+
+def test_every_policy_runs_on_blocks(docs):
+    truth = cs.NGramTruth(docs, order=2, heldout=0.1, block_size=16)
+    for policy in (cs.Replace(), cs.KeepReal(0.5), cs.Accumulate(), cs.AccumulateSubsample(),
+                   cs.FreshReal(0.5), cs.Augment(1.0)):
+        sim = cs.simulate(truth, cs.NGramFit(order=2, smoothing=0.01), n_samples=320,
+                          generations=3, chains=2, seed=0, policy=policy)
+        for name, arr in sim.metrics.items():
+            assert np.isfinite(arr).all(), (policy, name)
+    # KeepReal(1.0) refits the same real blocks forever: no drift at all
+    sim = cs.simulate(truth, cs.NGramFit(order=2), n_samples=320, generations=3, chains=2,
+                      seed=0, policy=cs.KeepReal(1.0), metrics=["perplexity", "vocabulary"])
+    for arr in sim.metrics.values():
+        assert np.all(arr[1:] == arr[1])
+
+
+def test_conformance(docs):
+    check_family(cs.NGramTruth(docs, order=2, heldout=0.1, block_size=8), cs.NGramFit(),
+                 n_samples=80)
+
+
+@pytest.mark.parametrize(("make", "match"), [
+    (lambda c: cs.NGramTruth(c, order=0), "order"),
+    (lambda c: cs.NGramTruth(c, order=6), "order"),
+    (lambda c: cs.NGramTruth(c, heldout=0.95), "heldout"),
+    (lambda c: cs.NGramTruth(c, block_size=4), "block_size"),
+    (lambda c: cs.NGramTruth(c, level="char"), "level"),
+    (lambda c: cs.NGramTruth(cs.text.Corpus.from_string("a b c d ."), block_size=8),
+     "fewer than 2 blocks"),
+    (lambda c: cs.NGramFit(order=9), "order"),
+    (lambda c: cs.NGramFit(smoothing=-1.0), "smoothing"),
+])
+def test_bad_input_names_the_parameter(docs, make, match):
+    with pytest.raises(ValueError, match=match):
+        make(docs)
+
+
+def test_bad_sizes_and_prompts(docs):
+    truth = cs.NGramTruth(docs, order=2, heldout=0.1, block_size=64)
+    with pytest.raises(ValueError, match="less than one block"):
+        cs.simulate(truth, cs.NGramFit(), n_samples=63, generations=1)
+    with pytest.raises(ValueError, match="training split has"):
+        cs.simulate(truth, cs.NGramFit(), n_samples=10**8, generations=1)
+    with pytest.raises(TypeError, match="corpus"):
+        cs.NGramTruth("some text")
+    sim = cs.simulate(truth, cs.NGramFit(), n_samples=640, generations=1, seed=0,
+                      metrics=["vocabulary"])
+    with pytest.raises(ValueError, match="zzqx"):
+        sim.text(1, prompt="zzqx qqzx")
+    with pytest.raises(ValueError, match="generation"):
+        sim.text(2)
+    nonzero = cs.NGramTruth(docs, order=2, heldout=0.0, block_size=64)
+    with pytest.raises(ValueError, match="heldout"):
+        cs.simulate(nonzero, cs.NGramFit(), n_samples=640, generations=1,
+                    metrics=["perplexity"])
