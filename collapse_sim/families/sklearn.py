@@ -134,6 +134,62 @@ class EstimatorBatch(PointModel):
         return {"type": "EstimatorBatch", "estimator": repr(self.estimators[0])}
 
 
+class MixtureEstimatorBatch(EstimatorBatch):
+    """Fitted estimators of a mixture estimator (one with ``n_components``).
+
+    The model type of a ``SklearnFitter`` whose estimator declares ``n_components``
+    (``GaussianMixture``, ``BayesianGaussianMixture`` …): the metrics that need a
+    Gaussian mixture (``l2``) are defined for it, and not for other estimators, so
+    ``simulate`` refuses them before any sampling.
+    """
+
+
+class _ModelType:
+    """``SklearnFitter.model_type``: :class:`MixtureEstimatorBatch` for an instance whose
+    estimator has ``n_components``, else (and on the class) :class:`EstimatorBatch`."""
+
+    def __get__(self, fitter, owner=None) -> type:
+        if fitter is not None and hasattr(fitter.estimator, "n_components"):
+            return MixtureEstimatorBatch
+        return EstimatorBatch
+
+
+#: ``KernelDensity`` kernels whose ``sample`` scikit-learn implements.
+_KDE_SAMPLE_KERNELS = ("gaussian", "tophat")
+#: ``KernelDensity`` metrics under which ``score_samples`` is the density ``sample`` draws from
+#: (scikit-learn draws Euclidean kernels and normalises correctly only for Euclidean).
+_KDE_EUCLIDEAN = ("euclidean", "l2")
+
+
+def _check_kernel_density(estimator) -> None:
+    """Refuse a scikit-learn ``KernelDensity`` that cannot sample, or whose density is not
+    the one it samples from, at construction (scikit-learn itself notices only at the first
+    ``sample`` or never)."""
+    import sys
+
+    neighbors = sys.modules.get("sklearn.neighbors")  # imported if estimator is a KDE
+    kde = getattr(neighbors, "KernelDensity", None)
+    if kde is None or not isinstance(estimator, kde) or type(estimator).sample is not kde.sample:
+        return
+    kernel = estimator.get_params().get("kernel")
+    if kernel not in _KDE_SAMPLE_KERNELS:
+        raise ValueError(
+            f"estimator=KernelDensity(kernel={kernel!r}) cannot draw samples: scikit-learn's "
+            f"KernelDensity.sample supports kernel in {_KDE_SAMPLE_KERNELS} only"
+        )
+    params = estimator.get_params()
+    metric, extra = params.get("metric"), params.get("metric_params") or {}
+    euclidean = metric in _KDE_EUCLIDEAN or (
+        metric == "minkowski" and extra.get("p", 2) == 2 and set(extra) <= {"p"})
+    if not euclidean:
+        given = f"metric={metric!r}" + (f", metric_params={extra!r}" if extra else "")
+        raise ValueError(
+            f"estimator=KernelDensity({given}) samples Euclidean kernels but scores "
+            "with another metric, whose density scikit-learn does not normalise: use "
+            f"metric in {_KDE_EUCLIDEAN}"
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class SklearnFitter(Fitter):
     """Any scikit-learn density estimator with ``fit(X)`` and ``sample(n)`` as a fitter.
@@ -149,7 +205,18 @@ class SklearnFitter(Fitter):
     ----------
     estimator : scikit-learn estimator
         Unfitted, with ``fit(X)`` and ``sample(n_samples)``. Metrics that need a
-        density use ``score_samples``.
+        density use ``score_samples``. The ``l2`` metric needs a Gaussian mixture
+        estimator (one with ``n_components``); for any other, ``simulate`` refuses it
+        before sampling.
+
+    Raises
+    ------
+    TypeError
+        ``estimator`` lacks ``fit`` or ``sample``.
+    ValueError
+        A ``KernelDensity`` whose ``sample`` is not implemented (``kernel`` other than
+        ``"gaussian"``, ``"tophat"``) or whose ``metric`` is not Euclidean (its
+        ``score_samples`` is then not the density it samples from).
 
     Examples
     --------
@@ -165,16 +232,20 @@ class SklearnFitter(Fitter):
 
     estimator: object
 
-    model_type = EstimatorBatch
+    model_type = _ModelType()
     truth_types = (PointModel,)
 
     def __post_init__(self):
+        if isinstance(self.estimator, type):
+            raise TypeError(f"estimator must be an estimator instance, got the class "
+                            f"{self.estimator.__name__}: write {self.estimator.__name__}(...)")
         for method in ("fit", "sample"):
             if not callable(getattr(self.estimator, method, None)):
                 raise TypeError(
                     f"estimator must have fit(X) and sample(n) methods; "
                     f"{type(self.estimator).__name__} has no {method}()"
                 )
+        _check_kernel_density(self.estimator)
 
     def min_points(self) -> int:
         """At least ``n_components`` points when the estimator has that parameter."""
@@ -201,7 +272,7 @@ class SklearnFitter(Fitter):
             est.fit(points[c])
             estimators.append(est)
             states.append(rs)
-        return EstimatorBatch(estimators, states, points.shape[2])
+        return self.model_type(estimators, states, points.shape[2])
 
     def to_dict(self) -> dict:
         """JSON-serialisable description."""
@@ -234,6 +305,7 @@ def _estimator_variance(truth, model, ctx):
 
 
 def _estimator_l2(truth, model, ctx):
+    # only reached when an estimator with n_components turned out not to be a mixture
     raise ValueError("metric 'l2' needs a Gaussian mixture model; this estimator has none")
 
 register_metric("variance", _POINT_TRUTHS, EstimatorBatch, _estimator_variance)
@@ -246,4 +318,5 @@ register_metric("nll", _POINT_TRUTHS, EstimatorBatch, lambda t, m, ctx: -_log_q(
                 heldout=True)
 register_metric("tail_mass", _POINT_TRUTHS, EstimatorBatch, lambda t, m, ctx: _sample_tail_mass(
     _mixture_context(t, ctx.heldout), m.metric_sample, gaussian_outside))
-register_metric("l2", _POINT_TRUTHS, EstimatorBatch, _estimator_l2, default=False)
+# Only for mixture estimators: simulate() then refuses l2 for the others before sampling.
+register_metric("l2", _POINT_TRUTHS, MixtureEstimatorBatch, _estimator_l2, default=False)

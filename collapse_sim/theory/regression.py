@@ -4,6 +4,7 @@ Gerstgrasser et al. 2024): the expected test error, generation by generation."""
 from __future__ import annotations
 
 import numpy as np
+from scipy import special
 
 from .._validation import check_choice, check_int, check_real
 from ._checks import GenerationsLike, _validate_generations
@@ -16,6 +17,8 @@ def _regression_args(n_samples, dim, noise_std, generations, policy, design):
     n = check_int("n_samples", n_samples, minimum=d + 2)
     sigma = check_real("noise_std", noise_std, low=0.0)
     t = _validate_generations(generations)
+    if np.any(t < 0):  # a float beyond int64 wraps around when cast
+        raise ValueError("generations must contain only integers in [0, 2**63)")
     if not isinstance(policy, str):  # a policy object: Replace() or Accumulate()
         policy = type(policy).__name__.lower()
     check_choice("policy", policy, _REGRESSION_POLICIES)
@@ -28,13 +31,30 @@ def _regression_args(n_samples, dim, noise_std, generations, policy, design):
     return n, d, sigma, t, policy
 
 
+#: Generations up to which :math:`\sum_{i \le t} 1/i^2` is summed term by term; beyond,
+#: the closed form :math:`\pi^2/6 - \zeta(2, t + 1)` (Hurwitz zeta) takes over, so the
+#: memory does not grow with ``t``.
+_EXACT_SUM_MAX = 1024
+
+
 def _regression_scale(t: np.ndarray, policy: str) -> np.ndarray:
-    """:math:`s_t`: ``t`` (replace) or :math:`\\sum_{i \\le t} 1/i^2` (accumulate)."""
+    """:math:`s_t`: ``t`` (replace) or :math:`\\sum_{i \\le t} 1/i^2` (accumulate).
+
+    Memory is ``O(len(t))`` whatever the values of ``t``: the accumulate sum is a prefix
+    sum of at most :data:`_EXACT_SUM_MAX` terms for small ``t`` and
+    :math:`\\zeta(2) - \\zeta(2, t + 1)` beyond (exact identity; relative rounding ~1e-16).
+    """
     if policy == "replace":
         return t.astype(np.float64)
-    top = int(t.max(initial=0))
+    small = t <= _EXACT_SUM_MAX
+    top = int(t[small].max(initial=0))
     partial = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, top + 1) ** 2)])
-    return partial[t]
+    out = np.empty(t.shape, dtype=np.float64)
+    out[small] = partial[t[small]]
+    large = ~small
+    if large.any():
+        out[large] = np.pi**2 / 6 - special.zeta(2.0, t[large].astype(np.float64) + 1.0)
+    return out
 
 
 def regression_test_error(
