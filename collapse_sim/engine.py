@@ -31,6 +31,9 @@ from .sampling import ChainStreams, subsample
 
 #: Runs expected to take longer than this many seconds show a progress bar when ``progress=None``.
 PROGRESS_DELAY = 2.0
+#: Memory the fitted models a family keeps whole (``Simulation.fitted``: n-gram language
+#: models) may take; later generations are not kept once it is spent.
+KEPT_MODELS_MAX_BYTES = 1 << 30
 
 
 def simulate(
@@ -209,7 +212,7 @@ def simulate(
             if recorder is not None:
                 recorder.record(rows, model)
             if fitted is not None:
-                fitted.append(model)
+                fitted.append(_keep(model, fitted))
             bar.update(size)
     finally:
         bar.close()
@@ -227,6 +230,14 @@ def simulate(
     }
     return Simulation(metrics=out, config=config,
                       models=None if recorder is None else recorder.arrays, fitted=fitted)
+
+
+def _keep(model, fitted: list):
+    """``model``, or ``None`` once the kept models would pass :data:`KEPT_MODELS_MAX_BYTES`."""
+    used = sum(m.nbytes for m in fitted[1:] if m is not None)
+    if fitted[-1] is None or used + model.nbytes > KEPT_MODELS_MAX_BYTES:
+        return None
+    return model
 
 
 class _ModelRecorder:

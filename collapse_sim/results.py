@@ -31,8 +31,9 @@ class Simulation:
     fitted : list or None
         The model batches themselves, generation by generation (entry 0 is the truth),
         for families whose models are kept whole (n-gram language models: sparse
-        tables no dense array holds). Kept in memory only: :meth:`save` does not store
-        them.
+        tables no dense array holds), up to
+        :data:`~collapse_sim.engine.KEPT_MODELS_MAX_BYTES` (later entries are ``None``).
+        Kept in memory only: :meth:`save` does not store them.
     """
 
     def __init__(self, metrics: dict[str, np.ndarray], config: dict,
@@ -68,6 +69,14 @@ class Simulation:
         generation = check_int("generation", generation, minimum=0, maximum=self.generations)
         chain = check_int("chain", chain, minimum=0, maximum=self.chains - 1)
         model = self.fitted[generation]
+        if model is None:
+            from .engine import KEPT_MODELS_MAX_BYTES
+
+            kept = max(g for g, m in enumerate(self.fitted) if m is not None)
+            raise ValueError(f"the models of generation {generation} were not kept: those of "
+                             f"generations 1..{kept} filled KEPT_MODELS_MAX_BYTES="
+                             f"{KEPT_MODELS_MAX_BYTES} (collapse_sim.engine); run fewer chains "
+                             "or generations, or raise it")
         if not hasattr(model, "text"):
             raise ValueError(f"{type(model).__name__} models do not write text")
         return model.text(chain=0 if model.batch_size == 1 else chain, prompt=prompt,

@@ -328,3 +328,20 @@ def test_bad_sizes_and_prompts(docs):
     with pytest.raises(ValueError, match="heldout"):
         cs.simulate(nonzero, cs.NGramFit(), n_samples=640, generations=1,
                     metrics=["perplexity"])
+
+
+def test_kept_models_stop_at_their_memory_budget(docs, monkeypatch):
+    from collapse_sim import engine
+
+    truth = cs.NGramTruth(docs, order=2, heldout=0.1, block_size=32)
+    full = cs.simulate(truth, cs.NGramFit(), n_samples=3200, generations=4, chains=2, seed=0,
+                       metrics=["vocabulary"])
+    one = full.fitted[1].nbytes
+    monkeypatch.setattr(engine, "KEPT_MODELS_MAX_BYTES", int(2.5 * one))
+    sim = cs.simulate(truth, cs.NGramFit(), n_samples=3200, generations=4, chains=2, seed=0,
+                      metrics=["vocabulary"])
+    kept = [m is not None for m in sim.fitted]
+    assert kept[:2] == [True, True] and kept[-1] is False and kept == sorted(kept, reverse=True)
+    np.testing.assert_array_equal(sim.metrics["vocabulary"], full.metrics["vocabulary"])
+    with pytest.raises(ValueError, match="were not kept"):
+        sim.text(4)

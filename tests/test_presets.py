@@ -146,3 +146,28 @@ def test_vocabulary_preset_matches_the_wright_fisher_theory():
 def test_vocabulary_preset_refuses_zero_generations():
     with pytest.raises(ValueError, match="generations"):
         experiments.run_preset("vocabulary", generations=0)
+
+
+def test_language_preset_and_cli(tmp_path, capsys):
+    """Shakespeare word bigrams, 3 generations: every policy's perplexity rises after
+    generation 1 except accumulate's, which stays within 10% of it; words only vanish;
+    the CLI prints what each reported generation writes and writes the figure."""
+    from collapse_sim import cli
+
+    result = experiments.run_preset("language", generations=3, chains=2, n_samples=20_000,
+                                    seed=0)
+    c = result.curves.set_index(["policy", "generation"])
+    cold = experiments.LANGUAGE_COLD.format(t=0.9)
+    for policy in ("replace", "keep 10% real", cold):
+        assert c.loc[(policy, 3), "perplexity_q50"] > c.loc[(policy, 1), "perplexity_q50"]
+    acc = c.loc["accumulate", "perplexity_q50"]
+    assert acc[3] < 1.1 * acc[1]
+    for policy in ("replace", "keep 10% real", cold):
+        vocab = c.loc[policy, "vocabulary_q50"].to_numpy()
+        assert np.all(np.diff(vocab) <= 0)
+    assert set(result.extras["texts"]["replace"]) == {0, 1, 3}
+    assert cli.main(["run", "language", "--generations", "2", "--chains", "2",
+                     "--n-samples", "20000", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "generation  2: the church" in out and "perplexity" in out
+    assert (tmp_path / "language.png").read_bytes()[:4] == b"\x89PNG"

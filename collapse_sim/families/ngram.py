@@ -161,8 +161,9 @@ class NGramModel(Model):
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the sparse tables of the whole batch."""
-        return sum(a.nbytes for a in self._arrays.values())
+        """Bytes of the sparse tables of the whole batch and of what is cached on them."""
+        cached = [a for a in (self._unigram, self._wcum) if a is not None]
+        return sum(a.nbytes for a in (*self._arrays.values(), *cached))
 
     def broadcast(self, chains: int) -> NGramModel:
         """This batch for ``chains`` chains (a batch of one is shared, not copied)."""
