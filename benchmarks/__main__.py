@@ -21,6 +21,7 @@ from . import (
     bench_compile,
     bench_gaussian,
     bench_mixture,
+    bench_ngram,
     bench_sgd,
     bench_sweep,
 )
@@ -30,6 +31,7 @@ SUITES = {
     "mixture": bench_mixture,
     "sgd": bench_sgd,
     "categorical": bench_categorical,
+    "ngram": bench_ngram,
     "compile": bench_compile,
     "sweep": bench_sweep,
 }

@@ -12,7 +12,7 @@ how each chain's model drifts from the truth.
 (51, 200)
 """
 
-from . import metrics, sampling, text, theory
+from . import metrics, sampling, schedule, text, theory
 from .engine import simulate
 from .families.categorical import Categorical, CategoricalFit, Zipf
 from .families.ngram import NGramFit, NGramModel, NGramTruth
@@ -28,6 +28,7 @@ from .policies import (
 )
 from .results import Simulation
 from .sgd import SGDGaussianFit, SGDMixtureFit, SGDRegressionFit
+from .stages import BestOfK, Curate, Temperature, TopK, TopP, Truncate
 from .sweeps import sweep
 
 __version__ = "0.1.0"
@@ -36,8 +37,10 @@ __all__ = [
     "Accumulate",
     "AccumulateSubsample",
     "Augment",
+    "BestOfK",
     "Categorical",
     "CategoricalFit",
+    "Curate",
     "FreshReal",
     "Gaussian",
     "GaussianFit",
@@ -55,12 +58,17 @@ __all__ = [
     "SGDRegressionFit",
     "Simulation",
     "SklearnFitter",
+    "Temperature",
+    "TopK",
+    "TopP",
+    "Truncate",
     "Zipf",
     "__version__",
     "experiments",
     "metrics",
     "plotting",
     "sampling",
+    "schedule",
     "simulate",
     "sweep",
     "text",

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from . import _random
 from . import registry as _registry
+from . import stages as _stages
 from ._validation import MAX_INT, check_int, with_article
 from .policies import Replace, _Policy
 from .protocol import Competence, Fitter, Model, suitable_fitters
@@ -49,6 +50,7 @@ def simulate(
     record_models: bool = False,
     progress: bool | None = None,
     sampling: str = "auto",
+    generation: _stages.Stage | None = None,
 ) -> Simulation:
     r"""Run ``chains`` independent fit → sample → fit … chains for ``generations`` generations.
 
@@ -105,6 +107,13 @@ def simulate(
         path, equal results in distribution across paths. Any family whose fitter
         uses additive statistics that its models can draw by their exact law takes
         the same route (categorical counts: multinomial by conditional binomials).
+    generation : Stage, optional
+        How the synthetic items are made and chosen (:mod:`collapse_sim.stages`):
+        ``Temperature(0.9)``, ``Truncate(2.0)``, ``TopK(50)``, ``TopP(0.9)``,
+        ``BestOfK(4, reward=...)``, ``Curate(4, reward=...)`` or a composition with
+        ``|``. Default: faithful sampling. Real data is never staged. A stage that only
+        transforms the model keeps the exact path; one that draws (truncation of a
+        Gaussian, best-of-K, curation) needs the points.
 
     Returns
     -------
@@ -138,11 +147,17 @@ def simulate(
             "policy must be Replace(), KeepReal(f), Accumulate(), AccumulateSubsample(), "
             f"FreshReal(f) or Augment(r); got {type(policy).__name__}"
         )
+    policy.check(generations)
+    _stages.check_support(generation, fitter.model_type)
     n_items = truth.items_for(n_samples)  # data items in n_samples units (blocks of tokens …)
     pair = (type(truth), fitter.model_type)
     names = _registry.check_names(_registry.defaults(*pair) if metrics is None else metrics,
                                   *pair)
     _registry.check_names(names, type(truth), type(truth))  # row 0 measures the truth itself
+    reward = _stages.reward_of(generation)
+    if "reward" in names and reward is None:
+        raise ValueError("metric 'reward' needs a generation stage with a reward (BestOfK or "
+                         "Curate)")
     if n_items < fitter.min_points():
         raise ValueError(
             f"n_samples={n_samples} is too small for {fitter!r}: it needs at least "
@@ -153,15 +168,16 @@ def simulate(
     if progress is not None and not isinstance(progress, bool):
         raise TypeError("progress must be True, False or None")
     plan = policy.plan(n_items)
-    for t in (1, 2):
-        size = policy.training_size(n_items, t)
+    sizes = [policy.training_size(n_items, t) for t in range(1, max(generations, 2) + 1)]
+    for t in (1, 2) if not policy.scheduled else range(1, len(sizes) + 1):
+        size = sizes[t - 1]
         if size < fitter.min_points():
             raise ValueError(
                 f"{policy!r} trains generation {t} on {size} points; {fitter!r} needs at "
                 f"least {fitter.min_points()}: raise n_samples or the policy's fraction/ratio"
             )
     statistics = fitter.needs == "statistics"
-    exact = _exact_path(sampling, truth, fitter, plan)
+    exact = _exact_path(sampling, truth, fitter, plan, policy, generation)
     kept = kept_bytes(policy, fitter, truth, chains, n_items, generations)
     if kept > getattr(policy, "max_bytes", np.inf):
         raise ValueError(
@@ -175,7 +191,7 @@ def simulate(
     points = not statistics or plan.pool == "subsample" or not exact
     # items a generation holds at once: the real sample, the draws and the training set
     # (Augment(r) trains on n + r n items); none on the exact path, which forms no items
-    items = (2 * n_items + max(policy.training_size(n_items, 2), n_items)) if points else 0
+    items = (2 * n_items + max(max(sizes[1:]), n_items)) if points else 0
     _check_memory(truth, chains, items, generations, len(names), kept,
                   0 if recorder is None else recorder.bytes_per_row)
 
@@ -185,6 +201,7 @@ def simulate(
         shared = ChainStreams(_random.shared_state(root, 0))
         heldout = truth.heldout(_registry.HELDOUT_SIZE, shared)
     ctx = _registry.MetricContext(truth, heldout, root=root, chains=chains)
+    ctx.reward = reward
 
     out = {name: np.empty((generations + 1, chains)) for name in names}
     for name, value in _registry.evaluate(names, truth, truth, ctx).items():
@@ -193,10 +210,13 @@ def simulate(
         recorder.allocate()
 
     fitted = [truth] if getattr(fitter.model_type, "keep_fitted", False) else None
-    blocks = fitter.fused_run(truth, plan, n_items, generations, streams, exact=exact)
+    blocks = None
+    if generation is None and not policy.scheduled:
+        blocks = fitter.fused_run(truth, plan, n_items, generations, streams, exact=exact)
     if blocks is None:
-        loop = _Loop(truth, fitter, plan, n_items, generations, streams,
-                     points=not statistics or plan.pool == "subsample", exact=exact)
+        loop = _Loop(truth, fitter, policy, n_items, generations, streams,
+                     points=not statistics or plan.pool == "subsample", exact=exact,
+                     stage=generation)
         blocks = ((t, 1, loop.step(t)) for t in range(1, generations + 1))
     # progress=None: tqdm's own rule (off when stderr is not a terminal) after a delay.
     disable = {True: False, False: True, None: None}[progress]
@@ -228,6 +248,8 @@ def simulate(
         "sampling": "exact" if exact else "explicit",
         "metrics": list(names),
     }
+    if generation is not None:  # faithful runs keep the configs (and sweep keys) they had
+        config["generation"] = generation.to_dict()
     return Simulation(metrics=out, config=config,
                       models=None if recorder is None else recorder.arrays, fitted=fitted)
 
@@ -275,11 +297,13 @@ class _Loop:
     (``Model.draw_statistics`` or ``Fitter.statistics``, ``Fitter.fit_statistics``).
     """
 
-    def __init__(self, truth, fitter, plan, n, generations, streams, *, points: bool,
-                 exact: bool = False):
+    def __init__(self, truth, fitter, policy, n, generations, streams, *, points: bool,
+                 exact: bool = False, stage=None):
         chains = streams.chains
         self.fitter = fitter
-        self.plan = plan
+        self.policy = policy
+        self.stage = stage
+        self.plan = plan = policy.plan(n)
         self.n = n
         self.streams = streams
         self.points = points
@@ -297,6 +321,7 @@ class _Loop:
         else:
             real = base.draw(n, streams)
             self.real_all = real if points else fitter.statistics(real, truth=truth)
+            self.real_points = real if policy.scheduled and not points else None
             if 0 < k < n:
                 self.real_part = (real[:, :k] if points
                                   else fitter.statistics(real[:, :k], truth=truth))
@@ -320,6 +345,26 @@ class _Loop:
             return model.draw_statistics(k, self.streams, exact=self.exact)
         return self.fitter.statistics(model.draw(k, self.streams), truth=self.truth)
 
+    def _real_prefix(self, k: int):
+        """The first ``k`` points of the real sample (or their statistics)."""
+        if k == self.plan.real or not self.policy.scheduled:
+            return self.real_part
+        if self.points:
+            return self.real_all[:, :k]
+        if k == self.n:
+            return self.real_all
+        return self.fitter.statistics(self.real_points[:, :k], truth=self.truth)
+
+    def _draw_synthetic(self, k: int, t: int):
+        """``k`` synthetic items (or their statistics) from the current model, staged."""
+        stage = self.stage
+        if _stages.only_transforms(stage):
+            return self._draw(_stages.sampling_model(stage, self.model), k)
+        items = _stages.draw(stage, self.model, k, self.streams, where=f"generation {t}")
+        if self.points:
+            return items
+        return self.fitter.statistics(items, truth=self.truth)
+
     def _fit(self, data):
         if self.points:
             return self.fitter.fit_chains(data, streams=self.streams, previous=self.model,
@@ -331,14 +376,15 @@ class _Loop:
         if t == 1:
             self.model = self._fit(self.real_all)
             return self.model
-        plan, n = self.plan, self.n
+        n = self.n
+        plan = self.policy.plan(n, t) if self.policy.scheduled else self.plan
         parts = []
         if plan.real:
-            parts.append(self.real_part)
+            parts.append(self._real_prefix(plan.real))
         if plan.fresh:
             parts.append(self._draw(self.truth, plan.fresh))
         if plan.synthetic:
-            syn = self._draw(self.model, plan.synthetic)
+            syn = self._draw_synthetic(plan.synthetic, t)
             if plan.pool == "none":
                 parts.append(syn)
             elif not self.points:
@@ -366,7 +412,7 @@ def _combine(parts, points: bool):
     return total
 
 
-def _exact_path(sampling, truth, fitter, plan) -> bool:
+def _exact_path(sampling, truth, fitter, plan, policy=None, stage=None) -> bool:
     """Whether to draw sufficient statistics directly; ValueError if asked where not exact."""
     if sampling not in ("auto", "exact", "explicit"):
         raise ValueError(f"sampling must be 'auto', 'exact' or 'explicit', got {sampling!r}")
@@ -385,6 +431,10 @@ def _exact_path(sampling, truth, fitter, plan) -> bool:
                   f"{kind.__name__} by their exact law")
     elif plan.pool == "subsample":
         reason = "AccumulateSubsample draws subsets of stored points"
+    elif not _stages.only_transforms(stage):
+        reason = "a generation stage that draws (Truncate, BestOfK, Curate) needs the points"
+    elif policy is not None and policy.scheduled and plan.real:
+        reason = "KeepReal with a schedule keeps a different share of the real points"
     if reason is None:
         return True
     if sampling == "exact":

@@ -791,6 +791,143 @@ def language_collapse(*, n_samples: int = 100_000, generations: int = 20, chains
                                     "prompt": prompt, "n_types": truth.n_types})
 
 
+def _bias_stages():
+    from .stages import Curate, Temperature, TopP, Truncate
+
+    return {
+        "faithful": (None, None),
+        "temperature 0.9": (Temperature(0.9), Temperature(0.9)),
+        "temperature 1.1": (Temperature(1.1), Temperature(1.1)),
+        "truncate 2σ / top-p 0.9": (Truncate(2.0), TopP(0.9)),
+        "curate best of 4": (Curate(4, reward="closeness"), Curate(4, reward="closeness")),
+    }
+
+
+#: The two data regimes of the ``sampling_bias`` preset.
+BIAS_POLICIES = {"replace": Replace(), "10% fresh real": FreshReal(0.1)}
+
+
+def sampling_bias(*, n_samples: int = 100, generations: int = 100, chains: int = 500,
+                  seed: int | None = 0, n_categories: int = 1000, exponent: float = 1.1,
+                  progress: bool | None = None) -> ExperimentResult:
+    r"""How synthetic data is made and chosen: temperature, truncation, top-p, curation.
+
+    The same two truths — a standard normal (refitted by MLE from ``n_samples`` points)
+    and Zipf's law over ``n_categories`` words (refitted by counts from
+    ``10 * n_samples`` tokens) — under faithful sampling, temperature 0.9 and 1.1,
+    truncation at 2σ (Gaussian) or top-p 0.9 (Zipf), and Bradley–Terry curation of 4
+    candidates by closeness to the mode (reward :math:`-\lVert x
+Vert`; for words, the
+    most frequent are the closest), each with and without 10% fresh real data.
+    Diversity: the fitted variance, and the entropy of the word distribution. Dashed:
+    the exact expectation of the variance under temperature and truncation
+    (:func:`collapse_sim.theory.gaussian_temperature_variance_mean`,
+    :func:`~collapse_sim.theory.gaussian_truncation_variance_mean`) and the
+    infinite-sample entropy of Zipf under temperature
+    (:func:`~collapse_sim.theory.zipf_exponent_under_temperature`).
+    """
+    from . import theory as _theory
+
+    generations = check_int("generations", generations, minimum=1)
+    gauss, zipf = Gaussian(mean=0.0, var=1.0), Zipf(n_categories=n_categories,
+                                                   exponent=exponent)
+    tokens = 10 * n_samples
+    frames, sims = [], {}
+    t = np.arange(generations + 1)
+    for label, (g_stage, z_stage) in _bias_stages().items():
+        for regime, policy in BIAS_POLICIES.items():
+            key = f"{label}, {regime}"
+            g = simulate(gauss, GaussianFit("mle"), n_samples=n_samples,
+                         generations=generations, chains=chains, policy=policy, seed=seed,
+                         generation=g_stage, metrics=("variance",), progress=progress)
+            z = simulate(zipf, CategoricalFit(), n_samples=tokens, generations=generations,
+                         chains=chains, policy=policy, seed=seed, generation=z_stage,
+                         metrics=("entropy", "support"), progress=progress)
+            sims[f"gaussian: {key}"], sims[f"zipf: {key}"] = g, z
+            frame = _quantile_curves({key: g}, "setting", ("variance",))
+            zframe = _quantile_curves({key: z}, "setting", ("entropy", "support"))
+            frame = frame.merge(zframe, on=["setting", "generation"])
+            frame.insert(1, "stage", label)
+            frame.insert(2, "regime", regime)
+            frame["variance_theory"] = np.nan
+            frame["entropy_theory"] = np.nan
+            if regime == "replace":
+                if label.startswith("temperature"):
+                    tau = g_stage.tau
+                    frame["variance_theory"] = _theory.gaussian_temperature_variance_mean(
+                        n_samples, t, tau)
+                    s_t = _theory.zipf_exponent_under_temperature(exponent, tau, t)
+                    frame["entropy_theory"] = [_zipf_entropy(n_categories, x) for x in s_t]
+                elif label.startswith("truncate"):
+                    frame["variance_theory"] = _theory.gaussian_truncation_variance_mean(
+                        n_samples, t, 2.0)
+                elif label == "faithful":
+                    frame["variance_theory"] = _theory.gaussian_variance_mean(
+                        n_samples=n_samples, generations=generations, estimator="mle")
+            frames.append(frame)
+    curves = pd.concat(frames, ignore_index=True)
+    report = default_report_generations(generations)
+    summary = curves[curves.generation.isin(report)].set_index(["setting", "generation"])[
+        ["variance_q50", "variance_theory", "entropy_q50", "support_q50"]]
+    g = generations
+
+    def cell(label, value, gen=g):
+        return _at(curves, "setting", label, gen, value)
+
+    tau_star = _theory.critical_temperature(n_samples)
+    early = min(6, g)
+    c_k = _theory.truncation_variance_factor(2.0)
+    grow = 0.9 * 1.1**2 * (n_samples - 1) / n_samples
+    description = (
+        f"{chains} chains per setting refit a standard normal (n={n_samples}) and a Zipf "
+        f"vocabulary of {n_categories} words ({tokens} tokens per generation) for {g} "
+        f"generations, sampling the synthetic data in five ways. Faithfully sampled, the "
+        f"variance decays slowly (median {cell('faithful, replace', 'variance_q50'):.2g} at "
+        f"generation {g}). Temperature 0.9 multiplies it by 0.81 more each generation "
+        f"(median {cell('temperature 0.9, replace', 'variance_q50'):.2g}); temperature "
+        f"1.1 inflates it (median {cell('temperature 1.1, replace', 'variance_q50'):.2g}: "
+        f"above the critical temperature {tau_star:.3f} at n={n_samples} a typical chain "
+        f"no longer collapses). Truncation at 2σ keeps {100 * c_k:.0f}% of the variance "
+        f"per generation (median "
+        f"{cell('truncate 2σ / top-p 0.9, replace', 'variance_q50'):.2g}). Curation of the "
+        f"candidate closest to the truth's mode cuts fastest at first (median "
+        f"{cell('curate best of 4, replace', 'variance_q50', early):.2g} at generation "
+        f"{early}, against {cell('truncate 2σ / top-p 0.9, replace', 'variance_q50', early):.2g}"
+        f" under truncation) and then ever more slowly "
+        f"({cell('curate best of 4, replace', 'variance_q50'):.2g} at generation {g}): "
+        f"its four candidates are drawn from a distribution that has already narrowed. The "
+        f"words tell the same story: the entropy of the refitted vocabulary falls from "
+        f"{cell('faithful, replace', 'entropy_q50', 0):.2f} nats to "
+        f"{cell('faithful, replace', 'entropy_q50'):.2f} faithfully, "
+        f"{cell('temperature 0.9, replace', 'entropy_q50'):.2f} at temperature 0.9, "
+        f"{cell('truncate 2σ / top-p 0.9, replace', 'entropy_q50'):.2f} with top-p 0.9 and "
+        f"{cell('curate best of 4, replace', 'entropy_q50'):.2f} with curation (the most "
+        f"frequent words are the closest to the mode); even temperature 1.1, whose "
+        f"infinite-sample map flattens Zipf's law towards the uniform (dashed), loses "
+        f"entropy ({cell('temperature 1.1, replace', 'entropy_q50'):.2f}), because a word "
+        f"that drew no token never returns. Ten percent fresh real data every generation "
+        f"holds the shrinking loops at a stationary level (variance "
+        f"{cell('temperature 0.9, 10% fresh real', 'variance_q50'):.2g} at temperature 0.9, "
+        f"{cell('curate best of 4, 10% fresh real', 'variance_q50'):.2g} with curation; "
+        f"entropy {cell('temperature 0.9, 10% fresh real', 'entropy_q50'):.2f} and "
+        f"{cell('curate best of 4, 10% fresh real', 'entropy_q50'):.2f}): the bias still "
+        f"costs diversity but no longer compounds. Not so at temperature 1.1: its 90% "
+        f"synthetic share alone grows the variance by about 0.9·1.1²·(n−1)/n = {grow:.3f} "
+        f"a generation (median "
+        f"{cell('temperature 1.1, 10% fresh real', 'variance_q50'):.2g} at generation {g})."
+    )
+    return ExperimentResult("sampling_bias", sims, curves, summary, description,
+                            params={"n_samples": n_samples, "generations": generations,
+                                    "chains": chains, "seed": seed,
+                                    "n_categories": n_categories, "exponent": exponent})
+
+
+def _zipf_entropy(v: int, s: float) -> float:
+    logw = -s * np.log(np.arange(1, v + 1, dtype=np.float64))
+    logp = logw - (logw.max() + np.log(np.exp(logw - logw.max()).sum()))
+    return float(-(np.exp(logp) * logp).sum())
+
+
 PRESETS: dict[str, Preset] = {
     "gaussian": Preset(
         "gaussian",
@@ -839,6 +976,12 @@ PRESETS: dict[str, Preset] = {
         "A Zipf vocabulary refitted on its own text: rare words die first (Wright–Fisher)",
         vocabulary_collapse,
         {"n_samples": 10_000, "generations": 200, "chains": 100, "seed": 0},
+    ),
+    "sampling_bias": Preset(
+        "sampling_bias",
+        "How synthetic data is made and chosen: temperature, truncation, top-p, curation",
+        sampling_bias,
+        {"n_samples": 100, "generations": 100, "chains": 500, "seed": 0},
     ),
     "language": Preset(
         "language",

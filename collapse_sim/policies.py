@@ -33,9 +33,12 @@ run whose pool would exceed the policy's ``max_bytes``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ._validation import check_int, check_real, normalise_on_init
+from .schedule import Schedule, as_schedule, check_values
 
 #: Default memory ceiling for kept training points (2 GiB).
 DEFAULT_MAX_BYTES = 2 * 1024**3
@@ -71,20 +74,45 @@ class _Policy:
         super().__init_subclass__(**kwargs)
         normalise_on_init(cls)  # numpy scalars in the parameters become Python numbers
 
-    def plan(self, n_samples: int) -> Plan:  # pragma: no cover - abstract
+    #: Fields that may be schedules, with their accepted range.
+    _scheduled: ClassVar[dict[str, tuple[float, float]]] = {}
+
+    def plan(self, n_samples: int, generation: int = 2) -> Plan:  # pragma: no cover
         raise NotImplementedError
+
+    def _value(self, name: str, generation: int) -> float:
+        value = getattr(self, name)
+        return value.at(generation) if isinstance(value, Schedule) else value
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether a fraction or ratio of this policy changes with the generation."""
+        return any(isinstance(getattr(self, name), Schedule) for name in self._scheduled)
+
+    def check(self, generations: int) -> None:
+        """``ValueError`` if a scheduled value leaves its range in generations 2..G."""
+        for name, (low, high) in self._scheduled.items():
+            check_values(name, getattr(self, name), generations, low=low, high=high)
+
+    def _set_schedule(self, name: str, low: float, high: float = float("inf")) -> None:
+        value = as_schedule(name, getattr(self, name))
+        if not isinstance(value, Schedule):
+            value = check_real(name, value, low=low, high=high)
+        object.__setattr__(self, name, value)
 
     def to_dict(self) -> dict:
         """JSON-serialisable description."""
         out = {"type": type(self).__name__}
-        out.update({k: getattr(self, k) for k in self.__dataclass_fields__})
+        for k in (f.name for f in dataclasses.fields(self)):
+            value = getattr(self, k)
+            out[k] = value.to_dict() if isinstance(value, Schedule) else value
         return out
 
     def training_size(self, n_samples: int, generation: int) -> int:
         """Number of points generation ``generation`` (>= 1) trains on."""
         if generation == 1:
             return n_samples
-        p = self.plan(n_samples)
+        p = self.plan(n_samples, generation)
         if p.pool == "all":
             return generation * n_samples
         if p.pool == "subsample":
@@ -109,7 +137,7 @@ class _Policy:
 class Replace(_Policy):
     """Train on ``n_samples`` synthetic points from the previous model (pure recursion)."""
 
-    def plan(self, n_samples: int) -> Plan:
+    def plan(self, n_samples: int, generation: int = 2) -> Plan:
         return Plan(0, 0, n_samples)
 
 
@@ -123,17 +151,19 @@ class KeepReal(_Policy):
 
     Parameters
     ----------
-    fraction : float
-        In [0, 1].
+    fraction : float or schedule
+        In [0, 1]; a :mod:`~collapse_sim.schedule` (or an array) for a share that
+        changes over generations (then the first ``k_t`` real points).
     """
 
     fraction: float = 0.1
+    _scheduled: ClassVar[dict[str, tuple[float, float]]] = {"fraction": (0.0, 1.0)}
 
     def __post_init__(self):
-        check_real("fraction", self.fraction, low=0.0, high=1.0)
+        self._set_schedule("fraction", 0.0, 1.0)
 
-    def plan(self, n_samples: int) -> Plan:
-        k = round(self.fraction * n_samples)
+    def plan(self, n_samples: int, generation: int = 2) -> Plan:
+        k = round(self._value("fraction", generation) * n_samples)
         return Plan(k, 0, n_samples - k)
 
 
@@ -145,17 +175,19 @@ class FreshReal(_Policy):
 
     Parameters
     ----------
-    fraction : float
-        In [0, 1].
+    fraction : float or schedule
+        In [0, 1]; a :mod:`~collapse_sim.schedule` (or an array) for a real share that
+        changes over generations: ``schedule.linear(1.0, 0.1, over=50)``.
     """
 
     fraction: float = 0.5
+    _scheduled: ClassVar[dict[str, tuple[float, float]]] = {"fraction": (0.0, 1.0)}
 
     def __post_init__(self):
-        check_real("fraction", self.fraction, low=0.0, high=1.0)
+        self._set_schedule("fraction", 0.0, 1.0)
 
-    def plan(self, n_samples: int) -> Plan:
-        k = round(self.fraction * n_samples)
+    def plan(self, n_samples: int, generation: int = 2) -> Plan:
+        k = round(self._value("fraction", generation) * n_samples)
         return Plan(0, k, n_samples - k)
 
 
@@ -165,17 +197,19 @@ class Augment(_Policy):
 
     Parameters
     ----------
-    ratio : float
-        Synthetic-to-real ratio, >= 0.
+    ratio : float or schedule
+        Synthetic-to-real ratio, >= 0 (a :mod:`~collapse_sim.schedule` or an array for
+        one that changes over generations).
     """
 
     ratio: float = 1.0
+    _scheduled: ClassVar[dict[str, tuple[float, float]]] = {"ratio": (0.0, float("inf"))}
 
     def __post_init__(self):
-        check_real("ratio", self.ratio, low=0.0)
+        self._set_schedule("ratio", 0.0)
 
-    def plan(self, n_samples: int) -> Plan:
-        return Plan(n_samples, 0, round(self.ratio * n_samples))
+    def plan(self, n_samples: int, generation: int = 2) -> Plan:
+        return Plan(n_samples, 0, round(self._value("ratio", generation) * n_samples))
 
 
 @dataclass(frozen=True)
@@ -194,7 +228,7 @@ class Accumulate(_Policy):
     def __post_init__(self):
         check_int("max_bytes", self.max_bytes, minimum=0)
 
-    def plan(self, n_samples: int) -> Plan:
+    def plan(self, n_samples: int, generation: int = 2) -> Plan:
         return Plan(0, 0, n_samples, pool="all")
 
 
@@ -213,7 +247,7 @@ class AccumulateSubsample(_Policy):
     def __post_init__(self):
         check_int("max_bytes", self.max_bytes, minimum=0)
 
-    def plan(self, n_samples: int) -> Plan:
+    def plan(self, n_samples: int, generation: int = 2) -> Plan:
         return Plan(0, 0, n_samples, pool="subsample")
 
 

@@ -46,6 +46,7 @@ SECTIONS = {
     "categorical": "Distributions (truths and models)",
     "ngram": "Distributions (truths and models)",
     "policies": "Policies: what each generation trains on",
+    "stages": "Generation stages: how synthetic data is made and chosen",
     "engine": "Running a simulation",
     "results": "Results",
     "sweeps": "Parameter sweeps",
@@ -55,6 +56,7 @@ SECTION_ORDER = (
     "Distributions (truths and models)",
     "Fitters",
     "Policies: what each generation trains on",
+    "Generation stages: how synthetic data is made and chosen",
     "Results",
     "Parameter sweeps",
 )

@@ -447,3 +447,22 @@ def categorical_resample(states, counts, k, n, tokens, out):
             _resample_chain(states[c], row, k, n, tokens[c], out[c], table)
         else:
             _binomial_from_counts(states[c], row, k, n, tokens[c], out[c])
+
+
+@chain_kernel
+def powered_rows(values, offset, beta, out):
+    r"""``out[c] = w / sum(w)`` with :math:`w_j = (v_{cj} + \text{offset})^\beta` (0 where the
+    base is 0): tempered probabilities from counts (offset :math:`\alpha`) or probabilities
+    (offset 0). Only live entries pay for the power."""
+    for c in nb.prange(values.shape[0]):
+        row = values[c]
+        dest = out[c]
+        total = 0.0
+        for j in range(row.shape[0]):
+            x = row[j] + offset
+            w = x**beta if x > 0 else 0.0
+            dest[j] = w
+            total += w
+        inv = 1.0 / total
+        for j in range(row.shape[0]):
+            dest[j] *= inv

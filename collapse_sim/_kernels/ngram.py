@@ -72,6 +72,23 @@ def _find_or_insert(keys, vals, mask, key, new_val):
         i = (i + 1) & mask
 
 
+#: Initial capacity of a chain's counting hash tables (they double when half full).
+INITIAL_TABLE = 1 << 12
+
+
+@nb.njit
+def _doubled(keys, vals):
+    """The table rehashed into twice the capacity."""
+    size = keys.shape[0] * 2
+    mask = size - 1
+    new_keys = np.full(size, -1, dtype=np.int64)
+    new_vals = np.empty(size, dtype=np.int32)
+    for i in range(keys.shape[0]):
+        if keys[i] != -1:
+            _find_or_insert(new_keys, new_vals, mask, keys[i], vals[i])
+    return new_keys, new_vals
+
+
 @nb.njit
 def table_size(items):
     """Power-of-two capacity at most half full for ``items`` keys."""
@@ -108,8 +125,11 @@ def _build_chain(tokens, v, n, count, parent, token, efirst, enum, cfirst, cnum,
     base = np.int64(v + 1)
     max_nodes = count.shape[0]
     max_entries = etok.shape[0]
-    nmask = table_size(max_nodes) - 1
-    emask = table_size(max_entries) - 1
+    # tables start small and double when half full: a refit of collapsed text has far
+    # fewer distinct contexts than the worst-case bound, and a table sized to the bound
+    # would be written in full and missed in cache on every lookup
+    nmask = table_size(min(max_nodes, INITIAL_TABLE)) - 1
+    emask = table_size(min(max_entries, INITIAL_TABLE)) - 1
     nkeys = np.full(nmask + 1, -1, dtype=np.int64)
     nvals = np.empty(nmask + 1, dtype=np.int32)
     ekeys = np.full(emask + 1, -1, dtype=np.int64)
@@ -117,6 +137,8 @@ def _build_chain(tokens, v, n, count, parent, token, efirst, enum, cfirst, cnum,
     enode = np.empty(max_entries, dtype=np.int32)
     ecnt = np.zeros(max_entries, dtype=np.int32)
     ctx = np.empty((length + 1, n), dtype=np.int32)
+    first_level = np.full(v + 1, -1, dtype=np.int32)
+    root_entry = np.full(v, -1, dtype=np.int32)
     nodes = 1
     count[0] = 0
     parent[0] = -1
@@ -129,7 +151,17 @@ def _build_chain(tokens, v, n, count, parent, token, efirst, enum, cfirst, cnum,
             ctx[i, 0] = 0
             for j in range(1, n):
                 t = row[i - j] if i - j >= 0 else v
-                found, new = _find_or_insert(nkeys, nvals, nmask, node * base + t, nodes)
+                if j == 1:  # the root's children: a dense table by token
+                    found = first_level[t]
+                    new = found < 0
+                    if new:
+                        found = nodes
+                        first_level[t] = nodes
+                else:
+                    if 2 * (nodes + 1) > nmask + 1:
+                        nkeys, nvals = _doubled(nkeys, nvals)
+                        nmask = nkeys.shape[0] - 1
+                    found, new = _find_or_insert(nkeys, nvals, nmask, node * base + t, nodes)
                 if new:
                     parent[nodes] = node
                     token[nodes] = t
@@ -141,7 +173,18 @@ def _build_chain(tokens, v, n, count, parent, token, efirst, enum, cfirst, cnum,
             w = row[i]
             for j in range(n):
                 h = ctx[i, j]
-                e, new = _find_or_insert(ekeys, evals, emask, np.int64(h) * base + w, entries)
+                if j == 0:  # the root's (unigram) events: a dense table by token
+                    e = root_entry[w]
+                    new = e < 0
+                    if new:
+                        e = entries
+                        root_entry[w] = entries
+                else:
+                    if 2 * (entries + 1) > emask + 1:
+                        ekeys, evals = _doubled(ekeys, evals)
+                        emask = ekeys.shape[0] - 1
+                    e, new = _find_or_insert(ekeys, evals, emask, np.int64(h) * base + w,
+                                             entries)
                 if new:
                     etok[entries] = w
                     enode[entries] = h

@@ -481,3 +481,58 @@ _DOCS = {"entropy": "entropy -sum q log q (nats)", "gini_simpson": "1 - sum q^2"
 for _name in _METRICS:
     register_metric(_name, Categorical, Categorical, _metric(_name), doc=_DOCS[_name],
                     distance=_name in ("tv", "kl"), heldout=_name == "nll")
+
+
+# -- generation stages ----------------------------------------------------------------------
+
+def _tempered(stage, model: Categorical) -> Categorical:
+    r""":math:`p_j^{1/\tau} / \sum_i p_i^{1/\tau}` per member, from a fit's counts
+    :math:`(c_j + \alpha)^{1/\tau}` when it has them (dead categories stay dead)."""
+    beta = 1.0 / stage.tau
+    if model._counts is not None and model._probs is None:  # straight from the counts
+        values, offset = model._counts.counts, model._alpha
+    else:
+        values, offset = np.ascontiguousarray(model.probs), 0.0
+        # p^(1/tau) of probabilities: rescale by the row maximum first (no underflow)
+        values = values / values.max(axis=1, keepdims=True)
+    out = np.empty(values.shape)
+    _kc.powered_rows(values, float(offset), beta, out)
+    return Categorical._from_arrays(out)
+
+
+def _keep_top(model: Categorical, keep_count) -> Categorical:
+    """Each member restricted to its ``keep_count(sorted probs)`` likeliest categories."""
+    p = model.probs
+    order = np.argsort(-p, axis=1, kind="stable")  # likeliest first, ties by id
+    ranked = np.take_along_axis(p, order, axis=1)
+    keep = keep_count(ranked)  # (B,) how many to keep
+    mask_sorted = np.arange(p.shape[1])[None, :] < keep[:, None]
+    mask = np.zeros_like(mask_sorted)
+    np.put_along_axis(mask, order, mask_sorted, axis=1)
+    q = np.where(mask, p, 0.0)
+    return Categorical._from_arrays(q / q.sum(axis=1, keepdims=True))
+
+
+def _top_k(stage, model: Categorical) -> Categorical:
+    """The ``k`` likeliest categories (ties by id) of each member, renormalised."""
+    live = (model.probs > 0).sum(axis=1)
+    return _keep_top(model, lambda ranked: np.minimum(stage.k, live))
+
+
+def _top_p(stage, model: Categorical) -> Categorical:
+    """The smallest likeliest set holding mass >= p (within 1e-12), renormalised."""
+    def count(ranked):
+        mass = np.cumsum(ranked, axis=1)
+        return np.minimum((mass < stage.p - 1e-12).sum(axis=1) + 1, ranked.shape[1])
+    return _keep_top(model, count)
+
+
+def _register_stages():
+    from ..stages import Temperature, TopK, TopP, register_stage
+
+    register_stage(Temperature, Categorical, _tempered)
+    register_stage(TopK, Categorical, _top_k)
+    register_stage(TopP, Categorical, _top_p)
+
+
+_register_stages()

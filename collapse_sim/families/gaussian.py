@@ -850,3 +850,55 @@ register_metric("nll", Gaussian, Gaussian, lambda t, m, ctx: nll(t, m, ctx.heldo
                 heldout=True, doc="mean -log q of held-out real points")
 register_metric("tail_mass", Gaussian, Gaussian, lambda t, m, ctx: tail_mass(t, m),
                 doc="model mass outside the truth's central 99% region")
+
+
+# -- generation stages ----------------------------------------------------------------------
+
+def _tempered(stage, model: Gaussian) -> Gaussian:
+    r""":math:`\mathcal N(\mu, \tau^2\Sigma)`: temperature scales every standard deviation."""
+    return Gaussian._from_arrays(model.mean, model.cov * stage.tau**2)
+
+
+def _truncated(stage, model: Gaussian, k: int, streams) -> np.ndarray:
+    r"""``k`` points per chain from the Gaussian conditioned on Mahalanobis radius :math:`\le`
+    ``stage.k``, by exact inversion.
+
+    With :math:`z` standard normal in :math:`\mathbb R^d`, its direction :math:`z/\lVert z
+    \rVert` is uniform and independent of :math:`\lVert z\rVert^2 \sim \chi^2_d`; the
+    truncated radius is :math:`r^2 = 2P^{-1}(d/2, u\,P(d/2, k^2/2))` with :math:`u` uniform
+    and :math:`P` the regularised lower incomplete gamma function. In 1-D, directly
+    :math:`z = \Phi^{-1}(\Phi(-k) + u(1 - 2\Phi(-k)))`. Then
+    :math:`x = \mu + L\,r\,z/\lVert z\rVert`. Normals and
+    uniforms come from the chain's stream; no rejection loop.
+    """
+    from scipy import special
+
+    from .._kernels import rng as _rng
+
+    chains, d = streams.chains, model.dim
+    model = model.broadcast(chains)
+    if d == 1:  # the normal truncated to [-k, k], by inversion of its CDF
+        u = np.empty((chains, k))
+        _rng.fill_uniform(streams.states, u)
+        low = special.ndtr(-stage.k)
+        z = special.ndtri(low + u * (1.0 - 2.0 * low))
+        return model.mean[:, None, :] + np.sqrt(model.cov[:, :, 0])[:, None, :] * z[:, :, None]
+    z = streams.standard_normal(k, d)
+    u = np.empty((chains, k))
+    _rng.fill_uniform(streams.states, u)
+    norm = np.sqrt((z * z).sum(axis=2, keepdims=True))
+    direction = np.divide(z, norm, out=np.zeros_like(z), where=norm > 0)
+    cap = special.gammainc(d / 2, stage.k**2 / 2)
+    radius = np.sqrt(2.0 * special.gammaincinv(d / 2, u * cap))
+    offsets = np.einsum("cij,ckj->cki", model.cholesky(), direction * radius[:, :, None])
+    return model.mean[:, None, :] + offsets
+
+
+def _register_stages():
+    from ..stages import Temperature, Truncate, register_stage
+
+    register_stage(Temperature, Gaussian, _tempered)
+    register_stage(Truncate, Gaussian, _truncated)
+
+
+_register_stages()

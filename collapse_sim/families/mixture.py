@@ -991,3 +991,21 @@ for _truth in (Gaussian, GaussianMixture):
     for _model in (Gaussian, GaussianMixture):
         register_metric("l2", _truth, _model, lambda t, m, ctx: l2(t, m), default=False,
                         distance=True, doc="squared L2 distance of the densities")
+
+
+# -- generation stages ----------------------------------------------------------------------
+
+def _tempered(stage, model: GaussianMixture) -> GaussianMixture:
+    r"""Every component :math:`\mathcal N(\mu_j, \tau^2\Sigma_j)`, weights unchanged (a
+    mixture tempered component by component; not the density raised to :math:`1/\tau`,
+    which is no Gaussian mixture)."""
+    return GaussianMixture._from_arrays(model.weights, model.means, model.covs * stage.tau**2)
+
+
+def _register_stages():
+    from ..stages import Temperature, register_stage
+
+    register_stage(Temperature, GaussianMixture, _tempered)
+
+
+_register_stages()

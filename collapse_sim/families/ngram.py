@@ -710,3 +710,25 @@ for _name, _fn in (("vocabulary", vocabulary), ("tail_mass", tail_mass),
     register_metric(_name, NGramTruth, NGramModel, _fn, doc=_DOCS[_name])
 for _name in _TEXT_METRICS:
     register_metric(_name, NGramTruth, NGramModel, _text_metric(_name), doc=_DOCS[_name])
+
+
+# -- generation stages ----------------------------------------------------------------------
+
+def _tempered(stage, model: NGramModel) -> NGramModel:
+    r"""The same tables written at temperature :math:`T\tau` (weights
+    :math:`(c(h, w) + \alpha)^{1/(T\tau)}` per context; see :class:`NGramFit`)."""
+    out = NGramModel.__new__(type(model))
+    out.__dict__.update(model.__dict__)
+    out.temperature = model.temperature * stage.tau
+    out._wcum = None
+    out._memo = None
+    return out
+
+
+def _register_stages():
+    from ..stages import Temperature, register_stage
+
+    register_stage(Temperature, NGramModel, _tempered)
+
+
+_register_stages()

@@ -6,7 +6,7 @@ return the Axes they drew on: :func:`variance_collapse`, :func:`w2_growth`,
 Multi-panel figures of the presets make their own Figure and return it
 (:func:`gaussian_demo`, :func:`gmm_snapshots`, :func:`mismatch`, :func:`sgd_drift`,
 :func:`policies`, :func:`error_sources_figure`, :func:`regression_error`,
-:func:`vocabulary`, :func:`language`;
+:func:`vocabulary`, :func:`language`, :func:`sampling_bias`;
 :func:`figure_for` picks one by preset name from :data:`FIGURES`).
 :func:`animate_density` writes a GIF and returns its path.
 
@@ -30,6 +30,7 @@ from .presets import (
     regression_error,
     sgd_drift,
 )
+from .stages import sampling_bias
 from .sweeps import sweep_summary
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "policies",
     "policy_comparison",
     "regression_error",
+    "sampling_bias",
     "sgd_drift",
     "sweep_summary",
     "variance_collapse",

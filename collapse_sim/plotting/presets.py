@@ -13,6 +13,7 @@ from .curves import error_sources, policy_comparison, variance_collapse, w2_grow
 from .densities import _legend_outside, _truth_pdf, _x_grid, density_evolution
 from .discrete import vocabulary
 from .language import language
+from .stages import sampling_bias
 
 
 def gaussian_demo(curves: pd.DataFrame, *, suptitle: str | None = None, axes=None):
@@ -282,7 +283,8 @@ FIGURES: dict[str, Callable] = {
     "error_sources": error_sources_figure,
     "regression": regression_error,
     "vocabulary": vocabulary,
-    "language": lambda result: language(result),
+    "language": language,
+    "sampling_bias": sampling_bias,
 }
 
 

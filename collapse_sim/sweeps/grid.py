@@ -32,6 +32,9 @@ _SET_BY_SWEEP = {
     "progress": "sweep shows its own progress bar (progress=)",
     "record_models": "a sweep keeps summaries, not every model",
 }
+#: ``simulate`` arguments added after sweeps existed, left out of a configuration's hash
+#: while at their default: earlier sweeps keep their keys (and resume).
+_LATER_DEFAULTS = {"generation": None}
 #: ``simulate`` keyword arguments that ``base`` and ``grid`` may set.
 PARAMETERS: tuple[str, ...] = tuple(p for p in _SIGNATURE.parameters if p not in _SET_BY_SWEEP)
 _REQUIRED = tuple(p.name for p in _SIGNATURE.parameters.values()
@@ -135,7 +138,8 @@ class _Plan:
                 row.update(columns[name][i])
             bound = _SIGNATURE.bind_partial(**kwargs)
             bound.apply_defaults()
-            normal = {k: v for k, v in bound.arguments.items() if k not in _SET_BY_SWEEP}
+            normal = {k: v for k, v in bound.arguments.items() if k not in _SET_BY_SWEEP
+                      and not (k in _LATER_DEFAULTS and v is _LATER_DEFAULTS[k])}
             text = _canonical_json(normal)
             stable = stable and " at 0x" not in text
             configs.append(kwargs)

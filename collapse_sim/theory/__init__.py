@@ -49,6 +49,10 @@ Results implemented here
   :func:`categorical_fixation_probabilities`, :func:`categorical_surviving_mean`,
   :func:`categorical_absorption_time_mean`, :func:`rare_category_survival`,
   :func:`rare_category_median_survival`, and the ``fresh`` / ``accumulate`` recursions.
+* Generation stages (:mod:`collapse_sim.theory.stages`): the variance under sampling
+  temperature and truncation, the critical temperature :math:`\tau^*` of the window in
+  which the mean variance explodes while typical chains collapse, and the Zipf exponent
+  under categorical temperature.
 
 The unbiased estimator keeps :math:`\mathbb E[\sigma_t^2] = \sigma_0^2` for every :math:`t`
 while :math:`\sigma_t^2 \to 0` almost surely (:math:`\mathbb E\log(C/k) < 0` by Jensen) and
@@ -83,6 +87,14 @@ from .regression import (  # the exact variance the tests bound simulations with
     _regression_test_error_variance as _regression_test_error_variance,
 )
 from .regression import regression_test_error
+from .stages import (
+    critical_temperature,
+    gaussian_temperature_log_variance_mean,
+    gaussian_temperature_variance_mean,
+    gaussian_truncation_variance_mean,
+    truncation_variance_factor,
+    zipf_exponent_under_temperature,
+)
 
 __all__ = [
     "best_gaussian_approximation",
@@ -93,7 +105,11 @@ __all__ = [
     "categorical_gini_simpson_mean_fresh",
     "categorical_surviving_mean",
     "categorical_surviving_mean_accumulate",
+    "critical_temperature",
     "gaussian_mismatch_floor",
+    "gaussian_temperature_log_variance_mean",
+    "gaussian_temperature_variance_mean",
+    "gaussian_truncation_variance_mean",
     "gaussian_variance_cdf",
     "gaussian_variance_mean",
     "gaussian_variance_quantiles",
@@ -101,4 +117,6 @@ __all__ = [
     "rare_category_median_survival",
     "rare_category_survival",
     "regression_test_error",
+    "truncation_variance_factor",
+    "zipf_exponent_under_temperature",
 ]
