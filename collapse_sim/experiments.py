@@ -816,9 +816,8 @@ def sampling_bias(*, n_samples: int = 100, generations: int = 100, chains: int =
     and Zipf's law over ``n_categories`` words (refitted by counts from
     ``10 * n_samples`` tokens) — under faithful sampling, temperature 0.9 and 1.1,
     truncation at 2σ (Gaussian) or top-p 0.9 (Zipf), and Bradley–Terry curation of 4
-    candidates by closeness to the mode (reward :math:`-\lVert x
-Vert`; for words, the
-    most frequent are the closest), each with and without 10% fresh real data.
+    candidates by closeness to the mode (reward :math:`-\lVert x\rVert`; for words, the most
+    frequent are the closest), each with and without 10% fresh real data.
     Diversity: the fitted variance, and the entropy of the word distribution. Dashed:
     the exact expectation of the variance under temperature and truncation
     (:func:`collapse_sim.theory.gaussian_temperature_variance_mean`,

@@ -8,18 +8,18 @@ so in one line::
 A schedule gives the value :math:`v_t` used to build the training set of generation
 :math:`t \ge 2` (generation 1 always trains on the original real sample):
 
-=============================== =========================================================
-``constant(v)``                 :math:`v_t = v`
-``linear(start, end, over)``    :math:`v_t = s + (e - s)\min(1, (t-2)/\text{over})`: from
-                                ``start`` at generation 2 to ``end`` at ``2 + over``, then
-                                ``end``
+================================= =======================================================
+``constant(v)``                   :math:`v_t = v`
+``linear(start, end, over)``      :math:`v_t = s + (e - s)\min(1, (t-2)/\text{over})`: from
+                                  ``start`` at generation 2 to ``end`` at ``2 + over``,
+                                  then ``end``
 ``exponential(start, end, over)`` geometric interpolation
-                                :math:`v_t = s\,(e/s)^{\min(1, (t-2)/\text{over})}`
-                                (``start``, ``end`` > 0)
-``step(values, every)``         :math:`v_t` = ``values[min((t-2) // every, len-1)]``
-an array ``a``                  :math:`v_t = a_{t-2}` for :math:`t = 2 \dots G`: length
-                                :math:`G - 1` (checked when the run starts)
-=============================== =========================================================
+                                  :math:`v_t = s\,(e/s)^{\min(1, (t-2)/\text{over})}`
+                                  (``start``, ``end`` > 0)
+``step(values, every)``           :math:`v_t` = ``values[min((t-2) // every, len-1)]``
+an array ``a``                    :math:`v_t = a_{t-2}` for :math:`t = 2 \dots G`: length
+                                  :math:`G - 1` (checked when the run starts)
+================================= =======================================================
 
 Every value is checked against the policy's range for every generation of a run
 before any sampling.
