@@ -330,9 +330,12 @@ class _Loop:
         self.truth = truth.start_run(chains, real)
         self.pool = None
         if plan.pool == "subsample" or (plan.pool == "all" and points):
-            self.pool = np.empty((chains, n * max(generations, 1), *truth.event_shape),
+            # one flat buffer whose first chains * size items are the pool, chain after
+            # chain: the training set is a C-contiguous view of it, which fitters read
+            # without a copy (the kept data, not twice the kept data, is the peak)
+            self.pool = np.empty((chains * n * max(generations, 1), *truth.event_shape),
                                  dtype=truth.dtype)
-            self.pool[:, :n] = real
+            self.pool[:chains * n] = real.reshape(chains * n, *truth.event_shape)
             self.pool_size = n
         elif plan.pool == "all":
             self.pool = self.real_all
@@ -344,6 +347,23 @@ class _Loop:
         if self.exact or (kind is not None and type(model).statistics_type is kind):
             return model.draw_statistics(k, self.streams, exact=self.exact)
         return self.fitter.statistics(model.draw(k, self.streams), truth=self.truth)
+
+    def _grow_pool(self, syn: np.ndarray) -> np.ndarray:
+        """Append ``syn`` ``(chains, k, ...)`` to every chain's pool in place; the pool as a
+        C-contiguous ``(chains, size, ...)`` view.
+
+        Chain regions move from the last chain backwards, so no data is overwritten
+        before it has been moved (each destination starts at or after its source).
+        """
+        chains, k = syn.shape[:2]
+        old, new = self.pool_size, self.pool_size + k
+        flat = self.pool
+        for c in range(chains - 1, -1, -1):
+            if c:
+                flat[c * new:c * new + old] = flat[c * old:(c + 1) * old]
+            flat[c * new + old:(c + 1) * new] = syn[c]
+        self.pool_size = new
+        return flat[:chains * new].reshape(chains, new, *flat.shape[1:])
 
     def _real_prefix(self, k: int):
         """The first ``k`` points of the real sample (or their statistics)."""
@@ -391,12 +411,11 @@ class _Loop:
                 self.pool = self.pool + syn
                 parts.append(self.pool)
             else:
-                self.pool[:, self.pool_size:self.pool_size + n] = syn
-                self.pool_size += n
+                pool = self._grow_pool(syn)
                 if plan.pool == "all":
-                    parts.append(self.pool[:, :self.pool_size])
+                    parts.append(pool)
                 else:
-                    parts.append(subsample(self.pool, self.pool_size, n, self.streams))
+                    parts.append(subsample(pool, self.pool_size, n, self.streams))
         self.model = self._fit(_combine(parts, self.points))
         return self.model
 

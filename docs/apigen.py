@@ -29,7 +29,8 @@ from pathlib import Path
 
 PACKAGE = "collapse_sim"
 #: Submodules documented even when they are not re-exported in ``__all__``.
-PUBLIC_SUBMODULES = ("metrics", "sampling", "theory", "theory.categorical", "plotting",
+PUBLIC_SUBMODULES = ("metrics", "sampling", "stages", "theory", "theory.categorical",
+                     "theory.stages", "plotting",
                      "experiments", "protocol", "registry", "testing")
 
 #: Section of the top-level page for each defining module; unknown modules get their own.
