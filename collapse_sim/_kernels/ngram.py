@@ -72,6 +72,8 @@ def _find_or_insert(keys, vals, mask, key, new_val):
         i = (i + 1) & mask
 
 
+#: Sequences a chain writes in lockstep (see :func:`generate`).
+LANES = 16
 #: Initial capacity of a chain's counting hash tables (they double when half full).
 INITIAL_TABLE = 1 << 12
 
@@ -380,6 +382,10 @@ def generate(states, node_off, entry_off, count, parent, token, efirst, enum, cf
     :math:`(c(h, w) + \alpha)^\beta` (``wcum``, from :func:`powered_cumulative`), an
     unseen token with weight :math:`\alpha^\beta` (drawn uniformly among the unseen
     ones by rejection).
+
+    A chain writes :data:`LANES` sequences in lockstep, one token of each in turn: their
+    table lookups are independent, so the processor overlaps their cache misses (one
+    sequence alone waits for every lookup before the next can start).
     """
     chains, k, length = out.shape
     single = node_off.shape[0] == 2
@@ -390,18 +396,46 @@ def generate(states, node_off, entry_off, count, parent, token, efirst, enum, cf
         a = node_off[m]
         e0 = entry_off[m]
         ca = a - m
-        hist = np.empty(max(n - 1, 1), dtype=np.int32)
+        hists = np.empty((LANES, max(n - 1, 1)), dtype=np.int32)
+        states_l = np.empty(LANES, dtype=np.int64)
+        depths = np.empty(LANES, dtype=np.int64)
         root = _root_children(v, token, cfirst, cnum, child, a, ca)
+        # every training event of every context, entry by entry: a maximum-likelihood
+        # draw is then one load, occ[noff[h] + uniform integer below c(h)]
+        nodes = node_off[m + 1] - a
+        noff = np.empty(nodes + 1, dtype=np.int64)
+        noff[0] = 0
+        for h in range(nodes):
+            noff[h + 1] = noff[h] + count[a + h]
+        occ = np.empty(noff[nodes] if k > 0 else 0, dtype=np.int32)
+        if k > 0:
+            for h in range(nodes):
+                pos = noff[h]
+                below = 0
+                for r in range(efirst[a + h], efirst[a + h] + enum[a + h]):
+                    for _ in range(ecum[e0 + r] - below):
+                        occ[pos] = r
+                        pos += 1
+                    below = ecum[e0 + r]
         st = states[c]
         s0 = st[0]
         s1 = st[1]
         s2 = st[2]
         s3 = st[3]
-        for b in range(k):
-            for j in range(n - 1):
-                hist[j] = prompt[j]
-            state, depth = _walk(hist, n, root, token, cfirst, cnum, child, a, ca)
-            for i in range(length):
+        for b0 in range(0, k, LANES):
+            lanes = min(LANES, k - b0)
+            for lane in range(lanes):
+                for j in range(n - 1):
+                    hists[lane, j] = prompt[j]
+                states_l[lane], depths[lane] = _walk(hists[lane], n, root, token, cfirst,
+                                                     cnum, child, a, ca)
+            for step in range(length * lanes):  # token i of every lane, then token i + 1
+                i = step // lanes
+                lane = step - i * lanes
+                hist = hists[lane]
+                b = b0 + lane
+                state = states_l[lane]
+                depth = depths[lane]
                 g = state
                 while count[a + g] == 0:
                     g = parent[a + g]
@@ -443,23 +477,17 @@ def generate(states, node_off, entry_off, count, parent, token, efirst, enum, cf
                         u = x / total
                 if known and wcum.shape[0] == 0:
                     target = min(np.int64(u * total), total - 1)
-                    lo = efirst[a + g]
-                    hi = lo + enum[a + g] - 1
-                    while lo < hi:  # first entry whose cumulative count exceeds target
-                        mid = (lo + hi) >> 1
-                        if ecum[e0 + mid] > target:
-                            hi = mid
-                        else:
-                            lo = mid + 1
+                    lo = occ[noff[g] + target]
                     w = etok[e0 + lo]
                 out[c, b, i] = w
                 for j in range(n - 2, 0, -1):
                     hist[j] = hist[j - 1]
                 hist[0] = w
                 if known and g == state and depth == n - 1:
-                    state = enext[e0 + lo]
+                    states_l[lane] = enext[e0 + lo]
                 else:
-                    state, depth = _walk(hist, n, root, token, cfirst, cnum, child, a, ca)
+                    states_l[lane], depths[lane] = _walk(hist, n, root, token, cfirst, cnum,
+                                                         child, a, ca)
         st[0] = s0
         st[1] = s1
         st[2] = s2
