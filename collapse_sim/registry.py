@@ -47,6 +47,9 @@ class MetricSpec:
         One line for tables and error messages.
     distance : bool
         A distance or divergence from the truth: 0 at the truth itself (row 0).
+    needs : str
+        A capability of the run the metric needs (``"reward"``: a generation stage with a
+        reward); such a metric is left out of :func:`available` and must be asked for.
     """
 
     name: str
@@ -58,6 +61,7 @@ class MetricSpec:
     doc: str = ""
     order: int = 0
     distance: bool = False
+    needs: str = ""
 
 
 _SPECS: dict[str, dict[tuple[type, type], MetricSpec]] = {}
@@ -73,7 +77,7 @@ def _as_types(value) -> tuple[type, ...]:
 
 def register_metric(name: str, truth, model, fn: MetricFn, *, default: bool = True,
                     heldout: bool = False, doc: str = "", distance: bool = False,
-                    replace: bool = False) -> None:
+                    replace: bool = False, needs: str = "") -> None:
     """Register ``fn`` as metric ``name`` for every (truth class, model class) pair given.
 
     Parameters
@@ -94,6 +98,8 @@ def register_metric(name: str, truth, model, fn: MetricFn, *, default: bool = Tr
         Whether it is a distance or divergence from the truth (0 at the truth).
     replace : bool
         Allow replacing an existing registration of the same pair (else ``ValueError``).
+    needs : str
+        A capability of the run it needs (see :class:`MetricSpec`); never a default.
     """
     if not isinstance(name, str) or not name:
         raise TypeError("name must be a non-empty str")
@@ -108,7 +114,8 @@ def register_metric(name: str, truth, model, fn: MetricFn, *, default: bool = Tr
                                  f"({t.__name__}, {m.__name__}); pass replace=True")
             _COUNTER[0] += 1
             order = _COUNTER[0] if old is None else old.order  # a replacement keeps its place
-            table[(t, m)] = MetricSpec(name, t, m, fn, default, heldout, doc, order, distance)
+            table[(t, m)] = MetricSpec(name, t, m, fn, default and not needs, heldout, doc,
+                                       order, distance, needs)
 
 
 def _distance(cls: type, target: type) -> int | None:
@@ -134,9 +141,13 @@ def names() -> tuple[str, ...]:
 
 
 def available(truth_type: type, model_type: type) -> tuple[str, ...]:
-    """Metric names defined for the pair, in the order their registrations were made."""
+    """Metric names defined for the pair, in the order their registrations were made.
+
+    Metrics that need a capability of the run (``reward``: a generation stage with a
+    reward) are left out; they are accepted when asked for and the run has it.
+    """
     found = [(spec.order, n) for n in _SPECS
-             if (spec := lookup(n, truth_type, model_type)) is not None]
+             if (spec := lookup(n, truth_type, model_type)) is not None and not spec.needs]
     return tuple(n for _, n in sorted(found))
 
 

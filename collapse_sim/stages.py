@@ -420,7 +420,7 @@ def _mean_reward(truth, model, ctx) -> np.ndarray:
 def _register_metric():
     from .registry import register_metric
 
-    register_metric("reward", Model, Model, _mean_reward, default=False,
+    register_metric("reward", Model, Model, _mean_reward, default=False, needs="reward",
                     doc="mean reward of the model's samples (runs with a BestOfK or Curate "
                         "stage)")
 
