@@ -7,6 +7,7 @@ import os
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,31 +71,46 @@ def read_npz(path: Path, what: str) -> tuple[dict, dict[str, np.ndarray]]:
     a damaged or forged file cannot make the reader allocate more than the file holds;
     a truncated, empty or non-zip file, a missing ``__meta__``, non-JSON metadata or
     object arrays are reported with the path and what is wrong (``what`` names the kind
-    of file, e.g. "collapse_sim Simulation file").
+    of file, e.g. "collapse_sim Simulation file"). A file whose bytes were altered (a
+    compressed entry that does not decompress, a checksum that does not match, zip
+    flags or methods this package never writes) is reported as damaged.
     """
+    entry = None  # the zip entry being read, for the messages
     try:
         with zipfile.ZipFile(path) as archive:
             names = [n for n in archive.namelist() if n.endswith(".npy")]
             if "__meta__.npy" not in names:
                 raise ValueError("it has no __meta__ entry")
-            for name in names:
-                info = archive.getinfo(name)
+            for entry in names:
+                info = archive.getinfo(entry)
                 with archive.open(info) as fh:
                     version = np.lib.format.read_magic(fh)
                     header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                               else np.lib.format.read_array_header_2_0)
                     shape, _fortran_order, dtype = header(fh)
                     if dtype.hasobject:
-                        raise ValueError(f"entry {name} holds Python objects")
+                        raise ValueError(f"entry {entry} holds Python objects")
                     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
                     if nbytes > info.file_size:
-                        raise ValueError(f"entry {name} declares {nbytes} bytes but holds "
+                        raise ValueError(f"entry {entry} declares {nbytes} bytes but holds "
                                          f"{info.file_size}")
+            entry = None
+        arrays = {}
         with np.load(path, allow_pickle=False) as data:  # every entry's size checked above
-            arrays = {name[:-4]: data[name[:-4]] for name in names}
+            for entry in names:
+                arrays[entry[:-4]] = data[entry[:-4]]
+    except (zlib.error, NotImplementedError, RuntimeError, zipfile.BadZipFile) as exc:
+        # zlib: a compressed stream that does not decompress; BadZipFile: a checksum that
+        # does not match, or no zip structure at all; NotImplementedError, RuntimeError: a
+        # version, compression method or flag (encryption) that this package never writes
+        if isinstance(exc, zipfile.BadZipFile) and "CRC" not in str(exc):
+            raise ValueError(f"{path} is not a {what}: BadZipFile: {exc}") from None
+        where = "" if entry is None else f" (entry {entry})"
+        raise ValueError(f"{path} is damaged{where}, not a readable {what}: "
+                         f"{type(exc).__name__}: {exc}") from None
     except ValueError as exc:
         raise ValueError(f"{path} is not a {what}: {exc}") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except (OSError, EOFError, KeyError) as exc:
         raise ValueError(f"{path} is not a {what}: {type(exc).__name__}: {exc}") \
             from None
     try:

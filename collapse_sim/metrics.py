@@ -31,6 +31,16 @@ then ``+inf``, their mathematically right value, and finite everywhere else
 (a value beyond the float range also shows as ``inf``). ``variance``,
 ``mean_shift``, ``w2`` and ``tail_mass`` stay finite for every model.
 
+Arguments. The truth must be one :func:`~collapse_sim.simulate` accepts
+(``truth.check_truth()``): a single distribution and, for a Gaussian or mixture, positive
+definite covariances. A degenerate truth such as ``Gaussian(mean=0.0, var=0.0)`` is refused
+with a ``ValueError`` naming its covariance: a point mass has no density (``kl`` is
+infinite against every model with a density) and its central 99% region is a single
+point. :func:`l2`, symmetric, is the exception: it compares any two Gaussians or mixtures
+(also batches, member by member), ``inf`` where either has a point-mass component.
+Held-out and reference samples are ``(n, d)`` arrays of finite values with at least one
+point (:func:`kl_standard_error` of a mixture model needs two).
+
 Accuracy. Everything is closed form except ``tail_mass`` for ``d >= 2``, which
 uses the directional decomposition of a normal vector (Deák 1980): in the
 truth-whitened eigenbasis of the model, ``x = b + A^{1/2} r u`` with radius
@@ -60,12 +70,14 @@ from .families import mixture as _mixture
 from .families.gaussian import (
     TAIL_LEVEL,
     Gaussian,
+    _check_sample,
     gaussian_outside,
     nll_from_moments,
     tail_directions,
 )
 from .families.mixture import GaussianMixture, _mixture_context
 from .families.regression import LinearRegression, test_error
+from .protocol import Model
 from .registry import MetricContext, evaluate, register_metric
 
 __all__ = [
@@ -79,18 +91,37 @@ __all__ = [
 HELDOUT_SIZE = _registry.HELDOUT_SIZE
 
 
-def _measure(name: str, truth, model, heldout=None) -> np.ndarray:
-    """Metric ``name`` of ``model`` against ``truth``, by the registration for their pair."""
+def _pair(truth, model):
+    """``model.measured()`` once the pair is checked: two models of data of the same shape,
+    and a truth that ``simulate`` accepts (:meth:`~collapse_sim.protocol.Model.check_truth`:
+    a single distribution; a Gaussian or mixture truth with positive definite covariances)."""
+    for name, value in (("truth", truth), ("model", model)):
+        if not isinstance(value, Model):
+            raise TypeError(f"{name} must be a collapse_sim model (Gaussian, GaussianMixture "
+                            f"…), got {type(value).__name__}")
     model = model.measured()
-    if getattr(truth, "event_shape", None) != getattr(model, "event_shape", None):
+    if truth.event_shape != model.event_shape:
         raise ValueError(f"truth and model must describe data of the same shape, got "
                          f"{truth.event_shape} and {model.event_shape}")
+    truth.check_truth()
+    return model
+
+
+def _measure(name: str, truth, model, sample=None, sample_name: str = "heldout") -> np.ndarray:
+    """Metric ``name`` of ``model`` against ``truth``, by the registration for their pair.
+
+    ``sample`` (called ``sample_name`` in messages): held-out or reference points, checked
+    to be ``(n, d)`` finite values with ``n >= 1`` for a Gaussian or mixture truth.
+    """
+    model = _pair(truth, model)
     spec = _registry.lookup(name, type(truth), type(model))
     if spec is None:
         truth_name = with_article(type(truth).__name__)
         raise ValueError(f"metric {name!r} is not defined for {truth_name} truth "
                          f"with {type(model).__name__} models")
-    return spec.fn(truth, model, MetricContext(truth, heldout))
+    if sample is not None and isinstance(truth, Gaussian | GaussianMixture):
+        sample = _check_sample(sample_name, sample, truth.dim)
+    return spec.fn(truth, model, MetricContext(truth, sample))
 
 
 def variance(truth, model) -> np.ndarray:
@@ -133,7 +164,7 @@ def kl(truth, model, reference: np.ndarray | None = None) -> np.ndarray:
     with a mixture, Monte Carlo over ``reference`` points of the truth (default: a
     fixed sample of :data:`collapse_sim.families.mixture.MC_POINTS`).
     """
-    return _measure("kl", truth, model, reference)
+    return _measure("kl", truth, model, reference, "reference")
 
 
 def nll(truth, model, heldout: np.ndarray) -> np.ndarray:
@@ -149,10 +180,9 @@ def nll(truth, model, heldout: np.ndarray) -> np.ndarray:
 
     ``+inf`` for a degenerate model (held-out points lie off its support a.s.).
     """
-    heldout = np.asarray(heldout, dtype=np.float64)
-    if heldout.ndim != 2 or heldout.shape[1] != model.dim:
-        raise ValueError(f"heldout must have shape (m, {model.dim}), got {heldout.shape}")
-    return _measure("nll", truth, model, heldout)
+    if heldout is None:
+        raise TypeError("heldout must be an array of held-out points (m, d), got None")
+    return _measure("nll", truth, model, heldout, "heldout")
 
 
 def tail_mass(truth, model) -> np.ndarray:
@@ -172,17 +202,49 @@ def l2(truth, model) -> np.ndarray:
     Closed form for Gaussians and Gaussian mixtures: with
     :math:`\langle a, b\rangle = \sum_{ij} a_i b_j\,\mathcal N(\mu_i;\nu_j, S_i + T_j)`,
     it is :math:`\langle p,p\rangle + \langle q,q\rangle - 2\langle p,q\rangle`
-    (the distance Shumailov et al.'s GMM experiment tracks). ``inf`` for a model
-    with a point-mass component.
+    (the distance Shumailov et al.'s GMM experiment tracks). ``inf`` where either
+    has a point-mass component (no density).
+
+    Symmetric, so ``truth`` may be any Gaussian or mixture, also a batch: two batches of
+    the same size are compared member by member (e.g. generation 1's fits against
+    generation ``t``'s), a single distribution against every member of the other; both
+    must be of the same dimension.
     """
+    values = []
+    for name, value in (("truth", truth), ("model", model)):
+        if isinstance(value, Model):
+            value = value.measured()
+        if not isinstance(value, Gaussian | GaussianMixture):
+            raise TypeError(f"{name} must be a Gaussian or GaussianMixture, got "
+                            f"{type(value).__name__}")
+        values.append(value)
+    truth, model = values
+    if truth.dim != model.dim:
+        raise ValueError(f"truth and model must describe data of the same shape, got "
+                         f"{truth.event_shape} and {model.event_shape}")
+    if 1 not in (truth.batch_size, model.batch_size) and truth.batch_size != model.batch_size:
+        raise ValueError(f"truth and model must be batches of the same size (or one of them "
+                         f"a single distribution), got {truth.batch_size} and "
+                         f"{model.batch_size}")
     return _mixture.l2(truth, model)
 
 
 def kl_standard_error(truth, model, reference: np.ndarray | None = None) -> np.ndarray:
-    """Monte Carlo standard error of :func:`kl` per model (0 where it is closed form)."""
+    """Monte Carlo standard error of :func:`kl` per model (0 where it is closed form).
+
+    ``reference`` as for :func:`kl`; with a mixture model the standard error is the
+    spread of its points' log-ratios, so it must hold at least 2 points.
+    """
+    model = _pair(truth, model)
+    for name, value in (("truth", truth), ("model", model)):
+        if not isinstance(value, Gaussian | GaussianMixture):
+            raise ValueError(f"kl_standard_error needs Gaussian or GaussianMixture truths and "
+                             f"models, got {with_article(type(value).__name__)} {name}")
+    if reference is not None:
+        reference = _check_sample("reference", reference, truth.dim)
     if isinstance(truth, Gaussian) and isinstance(model, Gaussian):
         return np.zeros(model.batch_size)
-    return _mixture.kl_standard_error(_mixture_context(truth, reference), model)
+    return _mixture.kl_standard_error(_mixture_context(truth, reference, "reference"), model)
 
 
 #: Metrics computed for a Gaussian or mixture truth when ``simulate`` is not told otherwise.

@@ -10,6 +10,7 @@ metrics of a Gaussian model against a Gaussian truth, registered in
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from typing import ClassVar, Literal
@@ -23,7 +24,7 @@ from .._kernels import linalg as _linalg
 from .._kernels import sgd as _sgd
 from .._kernels import tails as _tails
 from .._random import SeedLike
-from .._validation import MAX_INT, as_float_array, check_choice, check_int
+from .._validation import MAX_INT, as_float_array, check_choice, check_int, check_real
 from ..protocol import Fitter, PointModel
 from ..registry import register_metric
 from ..sampling import Moments
@@ -261,6 +262,23 @@ def _batched_points(model, x) -> tuple[np.ndarray, bool]:
     return pts, squeeze
 
 
+def _check_sample(name: str, points, dim: int, *, minimum: int = 1) -> np.ndarray:
+    """``points`` as a float64 ``(n, dim)`` array of finite values with ``n >= minimum``.
+
+    For the samples metrics average over (held-out data, a Monte Carlo reference): an
+    empty one has no mean, a 1-D one for a ``d``-dimensional truth is a mistake.
+    """
+    arr = as_float_array(name, points)
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise ValueError(f"{name} must have shape (n, {dim}) (n points of the truth's "
+                         f"dimension {dim}), got {arr.shape}")
+    if arr.shape[0] < minimum:
+        points_word = "point" if minimum == 1 else "points"
+        raise ValueError(f"{name} must hold at least {minimum} {points_word}, got shape "
+                         f"{arr.shape}")
+    return arr
+
+
 def _check_psd(name: str, cov: np.ndarray) -> None:
     asym = np.abs(cov - np.swapaxes(cov, 1, 2)).max(initial=0.0)
     scale = np.abs(cov).max(initial=0.0)
@@ -279,7 +297,8 @@ def _check_positive_definite(covs: np.ndarray) -> None:
     if np.any(lam.min(axis=-1) <= 1e-12 * np.maximum(lam.max(axis=-1), 1e-300)):
         raise ValueError(
             "truth covariance must be positive definite (smallest eigenvalue "
-            f"{lam.min():.3g}); the tail and KL metrics are undefined otherwise"
+            f"{lam.min():.3g}): a degenerate truth (a point mass along some direction) has "
+            "no density, and the tail, KL and l2 metrics are undefined for it"
         )
 
 
@@ -299,74 +318,6 @@ def _check_resolution(mean: np.ndarray, cov: np.ndarray) -> None:
             f"truth's smallest standard deviation {sd_min:.3g} is below the floating-point "
             f"resolution of its location (|mean| up to {location:.3g}; it must exceed "
             f"{RESOLUTION:g} times that): centre or rescale the data")
-
-
-def _gaussian_logpdf(mean: np.ndarray, cov: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """``(B, n)`` log-densities by eigen-decomposition; singular members handled exactly."""
-    d = mean.shape[1]
-    lam, vec = np.linalg.eigh(cov)
-    dev = pts - mean[:, None, :]
-    proj = np.einsum("bij,bni->bnj", vec, dev)
-    tol = 1e-14 * np.maximum(lam.max(axis=1, keepdims=True), 1e-300)
-    singular = lam <= tol
-    safe = np.where(singular, 1.0, lam)
-    maha = np.sum(np.where(singular[:, None, :], 0.0, proj**2 / safe[:, None, :]), axis=2)
-    logdet = np.sum(np.log(safe), axis=1)
-    out = -0.5 * (d * math.log(2 * math.pi) + logdet[:, None] + maha)
-    any_singular = singular.any(axis=1)
-    if any_singular.any():
-        # "On the support" up to rounding: the component along a null direction is below
-        # 1e-10 of the larger of the spread and the point's distance from the mean, plus
-        # the rounding of x and the mean themselves (which does not shrink with the spread).
-        reach = np.maximum(np.sqrt(np.maximum(lam.max(axis=1), 0.0))[:, None],
-                           np.linalg.norm(dev, axis=2))
-        size = np.linalg.norm(pts, axis=2) + np.linalg.norm(mean, axis=1)[:, None]
-        tol = 1e-10 * reach + 8 * d * np.finfo(np.float64).eps * size
-        off = np.any(singular[:, None, :] & (np.abs(proj) > tol[:, :, None]), axis=2)
-        degenerate = np.where(off, -np.inf, np.inf)
-        out = np.where(any_singular[:, None], degenerate, out)
-    return out
-
-
-def _batched_points(model, x) -> tuple[np.ndarray, bool]:
-    """``x`` as ``(B, n, d)`` for ``model``'s batch, and whether to drop the batch axis.
-
-    Accepts ``(n, d)`` (every member evaluates the same points), ``(n,)`` when
-    ``d = 1``, or ``(B, n, d)``.
-    """
-    pts = as_float_array("x", x)
-    if model.dim == 1 and pts.ndim == 1:
-        pts = pts[:, None]
-    if pts.ndim not in (2, 3) or pts.shape[-1] != model.dim:
-        raise ValueError(f"x must have shape (n, {model.dim}) or (B, n, {model.dim})")
-    squeeze = pts.ndim == 2 and model.batch_size == 1
-    if pts.ndim == 2:
-        pts = np.broadcast_to(pts, (model.batch_size, *pts.shape))
-    if pts.shape[0] != model.batch_size:
-        raise ValueError(f"x has {pts.shape[0]} rows of points, the batch has {model.batch_size}")
-    return pts, squeeze
-
-
-def _check_psd(name: str, cov: np.ndarray) -> None:
-    asym = np.abs(cov - np.swapaxes(cov, 1, 2)).max(initial=0.0)
-    scale = np.abs(cov).max(initial=0.0)
-    if asym > 1e-10 * max(scale, 1e-300):
-        raise ValueError(f"{name} must be symmetric (max asymmetry {asym:.3g})")
-    eig = np.linalg.eigvalsh(cov)
-    if np.any(eig < -1e-10 * max(scale, 1e-300)):
-        raise ValueError(
-            f"{name} must be positive semi-definite (smallest eigenvalue {eig.min():.3g})"
-        )
-
-
-def _check_positive_definite(covs: np.ndarray) -> None:
-    """ValueError unless every ``(..., d, d)`` covariance is positive definite (relative 1e-12)."""
-    lam = np.linalg.eigvalsh(covs)
-    if np.any(lam.min(axis=-1) <= 1e-12 * np.maximum(lam.max(axis=-1), 1e-300)):
-        raise ValueError(
-            "truth covariance must be positive definite (smallest eigenvalue "
-            f"{lam.min():.3g}); the tail and KL metrics are undefined otherwise"
-        )
 
 
 def _gaussian_logpdf(mean: np.ndarray, cov: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -721,9 +672,7 @@ def nll(truth, model, heldout: np.ndarray) -> np.ndarray:
 
     ``+inf`` for a degenerate model (held-out points lie off its support a.s.).
     """
-    heldout = np.asarray(heldout, dtype=np.float64)
-    if heldout.ndim != 2 or heldout.shape[1] != model.dim:
-        raise ValueError(f"heldout must have shape (m, {model.dim}), got {heldout.shape}")
+    heldout = _check_sample("heldout", heldout, model.dim)
     xbar = heldout.mean(axis=0)
     dev = heldout - xbar
     return nll_from_moments(model, xbar, dev.T @ dev / heldout.shape[0])
@@ -761,12 +710,58 @@ def tail_mass(truth, model) -> np.ndarray:
             spread = special.ndtr((lo - m) / s) + special.ndtr((m - hi) / s)
         return np.where(s > 0.0, spread, point)
     radius2 = float(stats.chi2.ppf(TAIL_LEVEL, model.dim))
-    return gaussian_outside(truth.mean[0], truth.cov[0], radius2, model.mean, model.cov)
+    return _gaussian_outside(truth.mean[0], truth.cov[0], radius2, model.mean, model.cov)
 
 
 def gaussian_outside(centre, cov0, radius2, means, covs) -> np.ndarray:
     r"""Probability of :math:`(x-c)^\top\Sigma_0^{-1}(x-c) > r^2` under each
-    :math:`\mathcal N(m_i, S_i)` (``means`` ``(N, d)``, ``covs`` ``(N, d, d)``, ``d >= 2``)."""
+    :math:`\mathcal N(m_i, S_i)`, ``(N,)``.
+
+    Parameters
+    ----------
+    centre : array_like
+        :math:`c`, ``(d,)`` with ``d >= 2`` (1-D tail masses are closed form:
+        :func:`tail_mass`).
+    cov0 : array_like
+        :math:`\Sigma_0`, ``(d, d)``, symmetric positive definite.
+    radius2 : float
+        :math:`r^2`, a finite number > 0.
+    means : array_like
+        :math:`m_i`, ``(N, d)``.
+    covs : array_like
+        :math:`S_i`, ``(N, d, d)``, symmetric positive semi-definite (a singular
+        covariance is a collapsed model).
+
+    Every value must be finite; a ``TypeError`` or ``ValueError`` naming the argument
+    is raised otherwise, before any work.
+    """
+    centre = as_float_array("centre", centre)
+    if centre.ndim != 1 or centre.shape[0] < 2:
+        raise ValueError(f"centre must have shape (d,) with d >= 2 (1-D tail masses are "
+                         f"closed form: tail_mass), got shape {centre.shape}")
+    d = centre.shape[0]
+    cov0 = as_float_array("cov0", cov0)
+    if cov0.shape != (d, d):
+        raise ValueError(f"cov0 must have shape ({d}, {d}) to match centre, got {cov0.shape}")
+    _check_psd("cov0", cov0[None])
+    lam0 = np.linalg.eigvalsh(cov0)
+    if lam0[0] <= 1e-12 * max(lam0[-1], 1e-300):
+        raise ValueError(f"cov0 must be positive definite (smallest eigenvalue {lam0[0]:.3g}, "
+                         f"largest {lam0[-1]:.3g})")
+    radius2 = check_real("radius2", radius2, low=0.0, low_open=True)
+    means = as_float_array("means", means)
+    if means.ndim != 2 or means.shape[1] != d:
+        raise ValueError(f"means must have shape (N, {d}) to match centre, got {means.shape}")
+    covs = as_float_array("covs", covs)
+    if covs.shape != (means.shape[0], d, d):
+        raise ValueError(f"covs must have shape ({means.shape[0]}, {d}, {d}) to match means "
+                         f"{means.shape}, got {covs.shape}")
+    _check_psd("covs", covs)
+    return _gaussian_outside(centre, cov0, radius2, means, covs)
+
+
+def _gaussian_outside(centre, cov0, radius2, means, covs) -> np.ndarray:
+    """:func:`gaussian_outside` without the argument checks (the metrics' own calls)."""
     d = means.shape[1]
     chol0 = np.linalg.cholesky(cov0)
     inv0 = np.linalg.inv(chol0)
@@ -779,7 +774,7 @@ def gaussian_outside(centre, cov0, radius2, means, covs) -> np.ndarray:
     beta = np.einsum("bij,bi->bj", vec, b)
     out = np.empty(means.shape[0])
     if d == 2:
-        nodes, weights = np.polynomial.legendre.leggauss(_GL_NODES)
+        nodes, weights = _gauss_legendre()
         _tails.outside_ball_2d(np.ascontiguousarray(beta), np.ascontiguousarray(lam),
                                radius2, tail_directions(2), nodes, weights, out)
         return out
@@ -789,6 +784,13 @@ def gaussian_outside(centre, cov0, radius2, means, covs) -> np.ndarray:
 
 
 _DIRECTIONS_CACHE: dict[int, np.ndarray] = {}
+
+
+@functools.cache
+def _gauss_legendre() -> tuple[np.ndarray, np.ndarray]:
+    """The ``_GL_NODES``-point Gauss-Legendre rule (computed once: it cost a quarter of a
+    2-D mixture run's time, recomputed every generation)."""
+    return np.polynomial.legendre.leggauss(_GL_NODES)
 
 
 def _directions(d: int) -> np.ndarray:
@@ -819,7 +821,12 @@ def _directions(d: int) -> np.ndarray:
 
 
 def tail_directions(d: int) -> int:
-    """Number of directions the ``d``-dimensional ``tail_mass`` estimate averages over."""
+    """Number of directions the ``d``-dimensional ``tail_mass`` estimate averages over.
+
+    ``d`` is an int >= 2 (in 1-D the tail mass is closed form, no directions): 128 for
+    ``d = 2`` (trapezoid nodes), 256 for ``d = 3``, 512 beyond.
+    """
+    d = check_int("d", d, minimum=2)
     return {2: 128, 3: 256}.get(d, 512)
 
 

@@ -73,8 +73,9 @@ from .gaussian import (
     _check_positive_definite,
     _check_psd,
     _check_resolution,
+    _check_sample,
     _gaussian_logpdf,
-    gaussian_outside,
+    _gaussian_outside,
     nll_from_moments,
 )
 from .gaussian import mean_shift as _mean_shift
@@ -678,6 +679,7 @@ class MixtureContext:
     def __init__(self, truth, heldout):
         self.truth = truth
         self.heldout = heldout
+        self.source = heldout  # what the caller passed (the cache's key), kept alive
         self.mc = np.ascontiguousarray(heldout[:MC_POINTS])
         self._entropy = None
         self.entropy_se = 0.0
@@ -815,6 +817,12 @@ def _w2_squared_gaussian(ctx: MixtureContext, model, direction) -> np.ndarray:
     return out
 
 
+#: Mixture models whose quantile grids (``len(_Z)`` values each) ``w2`` holds at once: its
+#: working memory stays about 25 MB whatever the number of chains (a million chains
+#: needed 8 GB at once).
+W2_BLOCK = 1024
+
+
 def w2(ctx: MixtureContext, model) -> np.ndarray:
     if not isinstance(model, GaussianMixture):
         if model.dim == 1:
@@ -822,14 +830,18 @@ def w2(ctx: MixtureContext, model) -> np.ndarray:
         total = sum(_w2_squared_gaussian(ctx, model, direction)
                     for direction in slice_directions(model.dim))
         return np.sqrt(total / SLICES)
-    if model.dim == 1:
-        q_model = _model_quantiles(model, None)
-        return np.sqrt(np.sum((q_model - ctx.truth_quantiles()) ** 2 * _ZW, axis=1))
-    total = np.zeros(model.batch_size)
-    for direction in slice_directions(model.dim):
-        q_model = _model_quantiles(model, direction)
-        total += np.sum((q_model - ctx.truth_quantiles(direction)) ** 2 * _ZW, axis=1)
-    return np.sqrt(total / SLICES)
+    directions = [None] if model.dim == 1 else slice_directions(model.dim)
+    out = np.empty(model.batch_size)
+    for start in range(0, model.batch_size, W2_BLOCK):  # each member's value is its own
+        block = slice(start, start + W2_BLOCK)
+        part = GaussianMixture._from_arrays(model.weights[block], model.means[block],
+                                            model.covs[block])
+        total = np.zeros(part.batch_size)
+        for direction in directions:
+            q_model = project_quantiles(part, direction, _Z)
+            total += np.sum((q_model - ctx.truth_quantiles(direction)) ** 2 * _ZW, axis=1)
+        out[block] = np.sqrt(total if model.dim == 1 else total / SLICES)
+    return out
 
 
 def cross_entropy_gaussian(truth, model) -> np.ndarray:
@@ -850,6 +862,9 @@ def kl_standard_error(ctx: MixtureContext, model) -> np.ndarray:
     """Monte Carlo standard error of :func:`kl` per member (0 where it is closed form)."""
     if not isinstance(model, GaussianMixture):
         return np.full(model.batch_size, ctx.entropy_se)
+    if ctx.mc.shape[0] < 2:  # the sample standard deviation needs two points
+        raise ValueError(f"reference must hold at least 2 points for a standard error, got "
+                         f"shape {ctx.mc.shape}")
     lq = model.logpdf(ctx.mc)
     diff = ctx.log_p_mc()[None, :] - lq
     return diff.std(axis=1, ddof=1) / math.sqrt(ctx.mc.shape[0])
@@ -885,8 +900,11 @@ def _components_outside(truth, model, r2, gaussian_tail) -> np.ndarray:
 
 
 def l2(truth, model) -> np.ndarray:
-    r""":math:`\int (p - q)^2\,dx`, closed form for Gaussian mixtures."""
-    return _overlap(model, model) + _overlap(truth, truth) - 2.0 * _overlap(truth, model)
+    r""":math:`\int (p - q)^2\,dx`, closed form for Gaussian mixtures; ``inf`` where either
+    has a point-mass component (also where both put one at the same point: inf - inf)."""
+    with np.errstate(invalid="ignore"):
+        value = _overlap(model, model) + _overlap(truth, truth) - 2.0 * _overlap(truth, model)
+    return np.where(np.isnan(value), np.inf, value)
 
 
 def _overlap(a, b) -> np.ndarray:
@@ -947,14 +965,22 @@ def sample_tail_mass(ctx: MixtureContext, pts: np.ndarray, gaussian_tail) -> np.
 _CONTEXTS: dict[int, MixtureContext] = {}
 
 
-def _mixture_context(truth, reference=None) -> MixtureContext:
-    """Truth-side precomputations for the mixture path (cached per truth and reference)."""
+def _mixture_context(truth, reference=None, name: str = "heldout") -> MixtureContext:
+    """Truth-side precomputations for the mixture path (cached per truth and reference).
+
+    ``reference`` (``name`` in messages) must be ``(n, d)`` finite points with ``n >= 1``;
+    ``None`` draws :data:`MC_POINTS` from the truth.
+    """
     key = (id(truth), None if reference is None else id(reference))
     ctx = _CONTEXTS.get(key)
-    if ctx is None or ctx.truth is not truth:
+    if ctx is None or ctx.truth is not truth or ctx.source is not reference:
+        source = reference
         if reference is None:
             reference = truth.draw(MC_POINTS, sampling.chain_streams(20241125, 1))[0]
+        else:
+            reference = _check_sample(name, reference, truth.dim)
         ctx = MixtureContext(truth, reference)
+        ctx.source = source
         if len(_CONTEXTS) > 32:
             _CONTEXTS.clear()
         _CONTEXTS[key] = ctx
@@ -986,7 +1012,7 @@ for _truth, _model in _PAIRS:
     register_metric("nll", _truth, _model, lambda t, m, ctx: _nll(t, m, ctx.heldout),
                     heldout=True, doc="mean -log q of held-out real points")
     register_metric("tail_mass", _truth, _model, lambda t, m, ctx: tail_mass(
-        _mixture_context(t), m, gaussian_outside), doc="mass outside the truth's 99% region")
+        _mixture_context(t), m, _gaussian_outside), doc="mass outside the truth's 99% region")
 for _truth in (Gaussian, GaussianMixture):
     for _model in (Gaussian, GaussianMixture):
         register_metric("l2", _truth, _model, lambda t, m, ctx: l2(t, m), default=False,

@@ -42,47 +42,75 @@ def _validate_var0(var0: object) -> float:
     return value
 
 
+#: Most generations evaluated in one call: an int ``G`` asks for the ``G + 1`` generations
+#: ``0, 1, ..., G`` (one int64 and at least one float64 each), so ``G`` is at most
+#: ``MAX_GENERATIONS`` (as in :mod:`collapse_sim.theory.categorical`), and an array holds at
+#: most ``MAX_GENERATIONS + 1`` entries. Later generations are reached by listing them.
+MAX_GENERATIONS = 10**7
+#: Largest generation index: every index is an int64.
+MAX_GENERATION_INDEX = 2**63 - 1
+
+_GENERATIONS_ACCEPTED = (
+    f"generations must be an int in [0, {MAX_GENERATIONS}] (meaning 0, 1, ..., G) or a 1-D "
+    f"array-like of at most {MAX_GENERATIONS + 1} ints in [0, 2**63 - 1]"
+)
+
+
 def _validate_generations(generations: object) -> np.ndarray:
     """Return the generations to evaluate as a 1-D ``int64`` array.
 
-    An integer ``G >= 0`` means ``t = 0, 1, ..., G``; otherwise ``generations`` must be a 1-D
-    array-like of non-negative integers (integral floats are accepted).
+    An integer ``G`` in ``[0, MAX_GENERATIONS]`` means ``t = 0, 1, ..., G``; otherwise
+    ``generations`` must be a 1-D array-like of at most ``MAX_GENERATIONS + 1`` integers in
+    ``[0, 2**63 - 1]`` (integral floats are accepted). Checked before anything is allocated:
+    ``generations=10**9`` would have been an 8 GB ``arange``, and a float beyond int64
+    (``[1e30]``) would have wrapped around when cast.
     """
     if isinstance(generations, bool | np.bool_):
-        raise TypeError(
-            "generations must be an int >= 0 or a 1-D array-like of ints >= 0, got bool"
-        )
+        raise TypeError(f"{_GENERATIONS_ACCEPTED}, got bool")
     if isinstance(generations, numbers.Integral):
         g = int(generations)
         if g < 0:
-            raise ValueError(f"generations must be an int >= 0, got {g}")
+            raise ValueError(f"{_GENERATIONS_ACCEPTED}; got {g}")
+        if g > MAX_GENERATION_INDEX:
+            raise ValueError(f"{_GENERATIONS_ACCEPTED}; got {g}")
+        if g > MAX_GENERATIONS:
+            raise ValueError(
+                f"generations={g} asks for the {g + 1} generations 0, 1, ..., {g}; at most "
+                f"{MAX_GENERATIONS + 1} are evaluated at once (generations <= "
+                f"{MAX_GENERATIONS}): pass a list of the generations wanted instead, e.g. "
+                f"generations=[0, 1, 10, {g}]")
         return np.arange(g + 1, dtype=np.int64)
     if isinstance(generations, str | bytes | numbers.Number):
-        raise TypeError(
-            "generations must be an int >= 0 or a 1-D array-like of ints >= 0, "
-            f"got {type(generations).__name__}"
-        )
+        raise TypeError(f"{_GENERATIONS_ACCEPTED}, got {type(generations).__name__}")
     try:
         arr = np.asarray(generations)
     except (TypeError, ValueError) as exc:  # ragged input etc.
-        raise TypeError("generations must be an int >= 0 or a 1-D array-like of ints >= 0") from exc
+        raise TypeError(f"{_GENERATIONS_ACCEPTED}; could not convert it to an array") from exc
     if arr.ndim == 0 and np.issubdtype(arr.dtype, np.integer):
         return _validate_generations(int(arr))
+    if arr.dtype == object and arr.ndim == 1 and all(
+        isinstance(x, numbers.Integral) and not isinstance(x, bool | np.bool_) for x in arr
+    ):  # Python ints too large for any NumPy integer type
+        raise ValueError(f"{_GENERATIONS_ACCEPTED}; got integers outside the int64 range")
     if arr.dtype == np.bool_ or not (
         np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
     ):
-        raise TypeError(
-            "generations must be an int >= 0 or a 1-D array-like of ints >= 0, "
-            f"got an array of dtype {arr.dtype}"
-        )
+        raise TypeError(f"{_GENERATIONS_ACCEPTED}, got an array of dtype {arr.dtype}")
     if arr.ndim != 1:
-        raise ValueError(f"generations must be an int or a 1-D array-like, got ndim={arr.ndim}")
+        raise ValueError(f"{_GENERATIONS_ACCEPTED}, got ndim={arr.ndim}")
+    if arr.size > MAX_GENERATIONS + 1:
+        raise ValueError(f"{_GENERATIONS_ACCEPTED}, got {arr.size} entries: evaluate them in "
+                         "several calls")
     if np.issubdtype(arr.dtype, np.floating) and (
         not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr))
     ):
-        raise ValueError("generations must contain only non-negative integers")
-    if np.any(arr < 0):
-        raise ValueError("generations must contain only non-negative integers (>= 0)")
+        raise ValueError(f"{_GENERATIONS_ACCEPTED}: entries must be integers")
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"{_GENERATIONS_ACCEPTED}, got {arr.min()}")
+    # float(2**63 - 1) rounds up to 2**63, the first float beyond int64: compare as floats
+    if arr.size and (arr.max() >= 2.0**63 if np.issubdtype(arr.dtype, np.floating)
+                     else int(arr.max()) > MAX_GENERATION_INDEX):
+        raise ValueError(f"{_GENERATIONS_ACCEPTED}, got {arr.max()}")
     return arr.astype(np.int64)
 
 

@@ -3,6 +3,11 @@ r"""The recursively refitted Gaussian: the law of its variance and its distance 
 :func:`gaussian_variance_mean`, :func:`gaussian_variance_quantiles`,
 :func:`gaussian_variance_cdf` and :func:`gaussian_w2_squared_mean`; the process and its
 notation are described in :mod:`collapse_sim.theory`.
+
+``generations`` is an int ``G`` in ``[0, 10**7]`` (the bound of
+:mod:`collapse_sim.theory.categorical`), meaning ``t = 0, 1, ..., G``, or a 1-D array-like
+of at most ``10**7 + 1`` integers in ``[0, 2**63 - 1]``: a late generation is asked for by
+listing it (``generations=[10**9]``), never by allocating every generation before it.
 """
 
 from __future__ import annotations
@@ -54,7 +59,8 @@ def gaussian_variance_mean(
     n_samples : int
         Samples drawn per generation, :math:`n \ge 2`.
     generations : int or 1-D array_like of int
-        ``G`` evaluates at ``t = 0, 1, ..., G``; an array evaluates at the given ``t >= 0``.
+        ``G`` in ``[0, 10**7]`` evaluates at ``t = 0, 1, ..., G``; an array (at most
+        ``10**7 + 1`` entries) evaluates at the given ``t`` in ``[0, 2**63 - 1]``.
     estimator : {"mle", "unbiased"}
         Variance divisor :math:`k = n` or :math:`k = n - 1`.
     var0 : float
@@ -125,7 +131,8 @@ def gaussian_variance_quantiles(
         Samples drawn per generation, :math:`n \ge 2` (``n = 2`` -- :math:`\nu = 1`, a
         strongly left-skewed :math:`\log\chi^2_1` -- is supported).
     generations : int or 1-D array_like of int
-        ``G`` evaluates at ``t = 0, 1, ..., G``; an array evaluates at the given ``t >= 0``.
+        ``G`` in ``[0, 10**7]`` evaluates at ``t = 0, 1, ..., G``; an array (at most
+        ``10**7 + 1`` entries) evaluates at the given ``t`` in ``[0, 2**63 - 1]``.
     q : float or 1-D array_like of float
         Probabilities in the open interval ``(0, 1)``.
     estimator : {"mle", "unbiased"}
@@ -242,7 +249,8 @@ def gaussian_variance_cdf(
     n_samples : int
         Samples drawn per generation, :math:`n \ge 2`.
     generations : int or 1-D array_like of int
-        ``G`` evaluates at ``t = 0, 1, ..., G``; an array evaluates at the given ``t >= 0``.
+        ``G`` in ``[0, 10**7]`` evaluates at ``t = 0, 1, ..., G``; an array (at most
+        ``10**7 + 1`` entries) evaluates at the given ``t`` in ``[0, 2**63 - 1]``.
     estimator : {"mle", "unbiased"}
         Variance divisor :math:`k = n` or :math:`k = n - 1`.
     var0 : float
@@ -337,7 +345,8 @@ def gaussian_w2_squared_mean(
     n_samples : int
         Samples drawn per generation, :math:`n \ge 2`.
     generations : int or 1-D array_like of int
-        ``G`` evaluates at ``t = 0, 1, ..., G``; an array evaluates at the given ``t >= 0``.
+        ``G`` in ``[0, 10**7]`` evaluates at ``t = 0, 1, ..., G``; an array (at most
+        ``10**7 + 1`` entries) evaluates at the given ``t`` in ``[0, 2**63 - 1]``.
     estimator : {"mle", "unbiased"}
         Variance divisor :math:`k = n` or :math:`k = n - 1`.
     var0 : float

@@ -42,6 +42,12 @@ def gaussian_mismatch_floor(truth) -> dict:
     sample size grows, so its distance to the truth converges to the distance of
     :math:`q^*`, not to 0 (functional expressivity error, Shumailov et al. 2024).
 
+    Parameters
+    ----------
+    truth : Gaussian or GaussianMixture
+        A truth :func:`~collapse_sim.simulate` accepts: a single distribution whose
+        covariances are positive definite.
+
     Returns
     -------
     dict
@@ -49,9 +55,21 @@ def gaussian_mismatch_floor(truth) -> dict:
         ``kl`` is :math:`H(q^*) - H(p)` (entropy of the truth by quadrature in 1-D,
         Monte Carlo with 2e5 points in d-D); ``w2`` is exact up to quadrature in 1-D
         and the sliced distance in d-D (see :mod:`collapse_sim.metrics`).
+
+    Raises
+    ------
+    ValueError
+        For a degenerate truth (a singular covariance, e.g. ``Gaussian(mean=0.0,
+        var=0.0)``), as ``simulate`` does: a point mass has no density, so the ``l2``
+        distance between densities does not exist (:math:`\int p^2 = \infty`) and
+        ``kl`` is infinite: there is no floor to state.
     """
     from .. import metrics
+    from ..models import Gaussian, GaussianMixture
 
+    if not isinstance(truth, Gaussian | GaussianMixture):
+        raise TypeError(f"truth must be a Gaussian or GaussianMixture, got {type(truth).__name__}")
+    truth.check_truth()  # before any work: a single, non-degenerate distribution
     best = best_gaussian_approximation(truth)
     return {
         "kl": float(metrics.kl(truth, best)[0]),
