@@ -25,6 +25,7 @@ from . import (
     bench_sgd,
     bench_sweep,
 )
+from ._report import print_rows
 
 SUITES = {
     "gaussian": bench_gaussian,
@@ -48,15 +49,7 @@ def main() -> None:
         for row in suite.run(repeats=args.repeats, quick=args.quick):
             rows.append({"suite": name, **row})
     print(f"{'case':<58} {'ours s':>8} {'base s':>8} {'ratio':>7} {'goal':>6}")
-    for r in rows:
-        base = "" if r["baseline_s"] is None else f"{r['baseline_s']:.3f}"
-        ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x"
-        goal = "" if r["goal"] is None else f">={r['goal']:g}x"
-        print(f"{r['case']:<58} {r['ours_s']:>8.3f} {base:>8} {ratio:>7} {goal:>6}")
-        details = [f"baseline: {r['baseline']}"] if r.get("baseline") else []
-        details += [r["note"]] if r.get("note") else []
-        if details:
-            print(f"{'':<4}" + "; ".join(details))
+    print_rows(rows)
     meta = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.machine(),
             "cpus": os.cpu_count(), "numba_threads": numba.get_num_threads(),
             "python": platform.python_version(), "quick": args.quick}

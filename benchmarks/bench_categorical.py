@@ -50,7 +50,6 @@ Standalone: ``python -m benchmarks.bench_categorical [--quick] [--repeats R]
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import subprocess
@@ -62,6 +61,8 @@ from collections.abc import Callable
 import numpy as np
 
 import collapse_sim as cs
+
+from ._report import suite_main
 
 #: Goal size of the issue: chains x V x n. Generations kept low (10) so that a full run,
 #: idle and loaded, stays around three minutes on a shared 2-core machine.
@@ -375,27 +376,7 @@ def run(repeats: int = 3, quick: bool = False, load: bool | None = None) -> list
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_categorical")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--load", choices=("off", "on", "both"), default="both",
-                        help="off: idle only; on: loaded only; both (default)")
-    args = parser.parse_args()
-    start = time.perf_counter()
-    if args.load == "on":
-        rows = run_loaded(args.repeats, args.quick)
-    else:
-        rows = run(args.repeats, args.quick, load=args.load == "both")
-    for r in rows:
-        base = "" if r["baseline_s"] is None else f"{r['baseline_s']:.3f}"
-        ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x"
-        goal = "" if r["goal"] is None else f">={r['goal']:g}x"
-        print(f"{r['case']:<58} {r['ours_s']:>8.3f} {base:>8} {ratio:>7} {goal:>6}")
-        details = [f"baseline: {r['baseline']}"] if r.get("baseline") else []
-        details += [r["note"]] if r.get("note") else []
-        if details:
-            print("    " + "; ".join(details))
-    print(f"total {time.perf_counter() - start:.0f} s")
+    suite_main("python -m benchmarks.bench_categorical", run, run_loaded)
 
 
 if __name__ == "__main__":

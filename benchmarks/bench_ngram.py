@@ -66,7 +66,6 @@ Standalone: ``python -m benchmarks.bench_ngram [--quick] [--repeats R]
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import time
@@ -78,6 +77,7 @@ import numpy as np
 import collapse_sim as cs
 from collapse_sim.sampling import chain_streams
 
+from ._report import suite_main
 from .bench_categorical import cpu_load, interleaved, per_round, ratio_stats
 
 ORDER, BLOCK = 2, 64
@@ -653,27 +653,7 @@ def run(repeats: int = 3, quick: bool = False, load: bool | None = None) -> list
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_ngram")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--load", choices=("off", "on", "both"), default="both",
-                        help="off: idle only; on: loaded only; both (default)")
-    args = parser.parse_args()
-    start = time.perf_counter()
-    if args.load == "on":
-        rows = run_loaded(args.repeats, args.quick)
-    else:
-        rows = run(args.repeats, args.quick, load=args.load == "both")
-    for r in rows:
-        base = "" if r["baseline_s"] is None else f"{r['baseline_s']:.3f}"
-        ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x"
-        goal = "" if r["goal"] is None else f">={r['goal']:g}x"
-        print(f"{r['case']:<58} {r['ours_s']:>8.3f} {base:>8} {ratio:>7} {goal:>6}")
-        details = [f"baseline: {r['baseline']}"] if r.get("baseline") else []
-        details += [r["note"]] if r.get("note") else []
-        if details:
-            print("    " + "; ".join(details))
-    print(f"total {time.perf_counter() - start:.0f} s")
+    suite_main("python -m benchmarks.bench_ngram", run, run_loaded)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,39 @@
+"""What every benchmark suite shares: printing its rows, and its command line."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+
+def print_rows(rows: list[dict]) -> None:
+    """One line per row (case, our time, the baseline's, their ratio, the goal), then its
+    baseline and note indented below it."""
+    for r in rows:
+        base = "" if r["baseline_s"] is None else f"{r['baseline_s']:.3f}"
+        ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+        goal = "" if r["goal"] is None else f">={r['goal']:g}x"
+        print(f"{r['case']:<58} {r['ours_s']:>8.3f} {base:>8} {ratio:>7} {goal:>6}")
+        details = [f"baseline: {r['baseline']}"] if r.get("baseline") else []
+        details += [r["note"]] if r.get("note") else []
+        if details:
+            print("    " + "; ".join(details))
+
+
+def suite_main(prog: str, run: Callable[..., list[dict]],
+               run_loaded: Callable[..., list[dict]]) -> None:
+    """``python -m benchmarks.<suite> [--quick] [--repeats R] [--load off|on|both]``."""
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--load", choices=("off", "on", "both"), default="both",
+                        help="off: idle only; on: loaded only; both (default)")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    if args.load == "on":
+        rows = run_loaded(args.repeats, args.quick)
+    else:
+        rows = run(args.repeats, args.quick, load=args.load == "both")
+    print_rows(rows)
+    print(f"total {time.perf_counter() - start:.0f} s")
