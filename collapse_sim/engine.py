@@ -168,9 +168,11 @@ def simulate(
     if progress is not None and not isinstance(progress, bool):
         raise TypeError("progress must be True, False or None")
     plan = policy.plan(n_items)
-    sizes = [policy.training_size(n_items, t) for t in range(1, max(generations, 2) + 1)]
-    for t in (1, 2) if not policy.scheduled else range(1, len(sizes) + 1):
-        size = sizes[t - 1]
+    # a fixed policy's training sets are those of generations 1 and 2 (Accumulate's growth
+    # is in ``kept``); a schedule's differ every generation, so each is checked
+    last = max(generations, 2) if policy.scheduled else 2
+    sizes = [policy.training_size(n_items, t) for t in range(1, last + 1)]
+    for t, size in enumerate(sizes, start=1):
         if size < fitter.min_points():
             raise ValueError(
                 f"{policy!r} trains generation {t} on {size} points; {fitter!r} needs at "
