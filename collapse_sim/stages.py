@@ -337,10 +337,13 @@ def reward_of(stage: Stage | None):
     found = None
     for s in stage.parts:
         if s.kind == "select":
-            found = s.reward
-    if isinstance(found, str):
-        return REWARDS[found]
+            found = _reward_function(s)
     return found
+
+
+def _reward_function(stage) -> Callable[[np.ndarray], np.ndarray]:
+    """A select stage's reward as a function (a named built-in looked up in :data:`REWARDS`)."""
+    return REWARDS[stage.reward] if isinstance(stage.reward, str) else stage.reward
 
 
 def evaluate_reward(reward, items: np.ndarray, where: str) -> np.ndarray:
@@ -376,7 +379,7 @@ def _drawer(fn, stage, model):
 
 
 def _selector(stage, previous, where):
-    reward = REWARDS[stage.reward] if isinstance(stage.reward, str) else stage.reward
+    reward = _reward_function(stage)
 
     def sample(k, streams):
         if k == 0:
