@@ -527,10 +527,7 @@ def log_likelihood(node_off, entry_off, count, token, efirst, enum, cfirst, cnum
         hist = np.empty(max(n - 1, 1), dtype=np.int32)
         root = _root_children(v, token, cfirst, cnum, child, a, ca)
         unigram = np.zeros(v, dtype=np.int64)
-        below = 0
-        for r in range(efirst[a], efirst[a] + enum[a]):
-            unigram[etok[e0 + r]] = ecum[e0 + r] - below
-            below = ecum[e0 + r]
+        _root_counts(efirst, enum, etok, ecum, a, e0, unigram)
         size = count[a]
         for b in range(k):
             total = 0.0
@@ -565,13 +562,16 @@ def log_likelihood(node_off, entry_off, count, token, efirst, enum, cfirst, cnum
 def unigram_counts(node_off, entry_off, efirst, enum, etok, ecum, out):
     """``out`` ``(B, V)`` int64 (zeroed): each model's root counts :math:`c(w)`."""
     for c in nb.prange(out.shape[0]):
-        a = node_off[c]
-        e0 = entry_off[c]
-        lo = efirst[a]
-        below = 0
-        for r in range(lo, lo + enum[a]):
-            out[c, etok[e0 + r]] = ecum[e0 + r] - below
-            below = ecum[e0 + r]
+        _root_counts(efirst, enum, etok, ecum, node_off[c], entry_off[c], out[c])
+
+
+@nb.njit(inline="always")
+def _root_counts(efirst, enum, etok, ecum, a, e0, row):
+    """``row[w] = c(w)``: one chain's unigram counts, from its root's cumulative counts."""
+    below = 0
+    for r in range(efirst[a], efirst[a] + enum[a]):
+        row[etok[e0 + r]] = ecum[e0 + r] - below
+        below = ecum[e0 + r]
 
 
 @nb.njit(inline="always")
