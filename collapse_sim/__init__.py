@@ -12,9 +12,10 @@ how each chain's model drifts from the truth.
 (51, 200)
 """
 
-from . import metrics, sampling, schedule, text, theory
+from . import datasets, metrics, sampling, schedule, text, theory
 from .engine import simulate
 from .families.categorical import Categorical, CategoricalFit, Zipf
+from .families.empirical import Empirical
 from .families.ngram import NGramFit, NGramModel, NGramTruth
 from .fitting import GaussianFit, GaussianMixtureFit, OLSFit, SklearnFitter
 from .models import Gaussian, GaussianMixture, LinearRegression
@@ -41,6 +42,7 @@ __all__ = [
     "Categorical",
     "CategoricalFit",
     "Curate",
+    "Empirical",
     "FreshReal",
     "Gaussian",
     "GaussianFit",
@@ -64,6 +66,7 @@ __all__ = [
     "Truncate",
     "Zipf",
     "__version__",
+    "datasets",
     "experiments",
     "metrics",
     "plotting",

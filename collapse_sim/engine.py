@@ -153,7 +153,9 @@ def simulate(
     pair = (type(truth), fitter.model_type)
     names = _registry.check_names(_registry.defaults(*pair) if metrics is None else metrics,
                                   *pair)
-    _registry.check_names(names, type(truth), type(truth))  # row 0 measures the truth itself
+    # row 0 measures the truth itself, or the truth's reference model (a data set's fit)
+    row0 = type(truth) if type(truth).reference is Model.reference else fitter.model_type
+    _registry.check_names(names, type(truth), row0)
     reward = _stages.reward_of(generation)
     if "reward" in names and reward is None:
         raise ValueError("metric 'reward' needs a generation stage with a reward (BestOfK or "
@@ -188,8 +190,10 @@ def simulate(
             f"above its max_bytes={policy.max_bytes} ({policy.max_bytes / 2**30:.2f} GiB); "
             "lower chains or generations, or raise max_bytes"
         )
-    recorder = _ModelRecorder(truth, fitter, generations, chains) if record_models else None
     root = _random.as_seed_sequence(seed)
+    reference = truth.reference(fitter, ChainStreams(_random.shared_state(root, 1)))
+    recorder = (_ModelRecorder(truth, fitter, generations, chains, reference)
+                if record_models else None)
     points = not statistics or plan.pool == "subsample" or not exact
     # items a generation holds at once: the real sample, the draws and the training set
     # (Augment(r) trains on n + r n items); none on the exact path, which forms no items
@@ -206,7 +210,7 @@ def simulate(
     ctx.reward = reward
 
     out = {name: np.empty((generations + 1, chains)) for name in names}
-    for name, value in _registry.evaluate(names, truth, truth, ctx).items():
+    for name, value in _registry.evaluate(names, truth, reference, ctx).items():
         out[name][0] = value[0]
     if recorder is not None:
         recorder.allocate()
@@ -267,14 +271,15 @@ def _keep(model, fitted: list):
 class _ModelRecorder:
     """Every generation's parameters as the model family declares them (``Model.record``).
 
-    Row 0 is the truth in the fitter's family (``Fitter.as_model``): a Gaussian fit
+    Row 0 is the truth's reference model when it has one (``Model.reference``: a data
+    set's fit), else the truth in the fitter's family (``Fitter.as_model``): a Gaussian fit
     stores a mixture truth by its overall moments, a mixture fit pads a truth with
     fewer components with zero-weight copies of its first component.
     """
 
-    def __init__(self, truth, fitter, generations, chains):
-        self.first = {name: np.asarray(value)
-                      for name, value in fitter.as_model(truth).record().items()}
+    def __init__(self, truth, fitter, generations, chains, reference=None):
+        first = fitter.as_model(truth) if reference is None or reference is truth else reference
+        self.first = {name: np.asarray(value) for name, value in first.record().items()}
         self.shape = (generations + 1, chains)
         self.bytes_per_row = chains * sum(v[0].nbytes for v in self.first.values())
         self.arrays = {}

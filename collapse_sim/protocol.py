@@ -24,6 +24,8 @@ Capabilities a family may opt into:
 - **held-out data** — :meth:`Model.heldout` returns real data not used for
   training (default: fresh draws from the truth; an empirical truth returns its
   held-out split);
+- **a reference** — :meth:`Model.reference` gives the model generation 0 is
+  measured by (default: the truth; a data set: the fit of all its training rows);
 - **run binding** — :meth:`Model.start_run` lets a truth keep per-chain state
   from the real sample (a regression's fixed design);
 - **a fused run** — :meth:`Fitter.fused_run` runs many generations in one kernel.
@@ -144,6 +146,16 @@ class Model:
     def draw_statistics(self, k: int, streams, *, exact: bool):
         """Statistics of ``k`` items per chain without forming them (see the capabilities)."""
         raise NotImplementedError(f"{type(self).__name__} draws no statistics")
+
+    def reference(self, fitter: Fitter, streams) -> Model:
+        """The model row 0 of the metrics measures (default: the truth itself).
+
+        A truth that has no density of its own (a fixed data set, :class:`Empirical`)
+        returns ``fitter``'s model of all its training data, a batch of one; its metrics are
+        then registered against the fitter's model type. ``streams`` (one stream) serve
+        any randomness of that fit.
+        """
+        return self
 
     def measured(self) -> Model:
         """The model the metrics measure (default: itself; an estimator batch may convert)."""

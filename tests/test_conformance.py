@@ -26,6 +26,9 @@ CASES = {
                        cs.SGDRegressionFit(learning_rate=0.02, batch_size=8, epochs=3)),
     "categorical": (cs.Categorical([0.5, 0.2, 0.15, 0.1, 0.05]), cs.CategoricalFit()),
     "zipf-smoothed": (cs.Zipf(n_categories=50, exponent=1.1), cs.CategoricalFit(smoothing=0.1)),
+    "empirical-gaussian": (cs.Empirical(cs.datasets.two_moons(400, seed=0)), cs.GaussianFit()),
+    "empirical-mixture": (cs.Empirical(cs.datasets.two_moons(400, seed=0)),
+                          cs.GaussianMixtureFit(2, max_iter=30)),
 }
 
 

@@ -1,0 +1,134 @@
+"""The empirical truth (a fixed real data set) and the bundled data sets."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.datasets import load_digits, make_moons
+
+import collapse_sim as cs
+from collapse_sim.sampling import chain_streams
+
+
+def moons(n=1000, heldout=0.2):
+    return cs.Empirical(cs.datasets.two_moons(n, noise=0.1, seed=0), heldout=heldout)
+
+
+def test_datasets_are_sklearns():
+    d = cs.datasets.digits()
+    ref = load_digits()
+    np.testing.assert_array_equal(d.data, ref.data)
+    np.testing.assert_array_equal(d.labels, ref.target)
+    assert d.image_shape == (8, 8) and not d.data.flags.writeable
+    m = cs.datasets.two_moons(500, noise=0.2, seed=3)
+    x, y = make_moons(500, noise=0.2, random_state=3)
+    np.testing.assert_array_equal(m.data, x)
+    np.testing.assert_array_equal(m.labels, y)
+    b = cs.datasets.blobs(301, centers=3, seed=1)
+    assert np.bincount(b.labels).tolist() == [101, 100, 100]  # make_blobs' stratified counts
+
+
+def test_split_is_fixed_and_disjoint():
+    data = np.arange(200.0).reshape(100, 2)
+    a = cs.Empirical(data, heldout=0.25, split_seed=4)
+    b = cs.Empirical(data, heldout=0.25, split_seed=4)
+    assert a.train.shape == (75, 2) and a.heldout_points.shape == (25, 2)
+    np.testing.assert_array_equal(a.train, b.train)
+    rows = np.concatenate([a.train[:, 0], a.heldout_points[:, 0]])
+    assert sorted(rows.tolist()) == data[:, 0].tolist()  # a partition of the rows
+    c = cs.Empirical(data, heldout=0.25, split_seed=5)
+    assert not np.array_equal(a.train, c.train)
+    config = a.to_dict()
+    assert config["rows"] == 100 and len(json.dumps(config)) < 400
+    assert config["sha256"] == c.to_dict()["sha256"]  # the data, not the split
+
+
+def test_draws_are_subsets_of_the_training_split():
+    truth = moons(200)
+    out = truth.draw(60, chain_streams(0, 50))
+    assert out.shape == (50, 60, 2)
+    train = {tuple(r) for r in truth.train}
+    for chain in out:
+        rows = {tuple(r) for r in chain}
+        assert len(rows) == 60 and rows <= train  # without replacement, training rows only
+
+
+def test_each_row_is_drawn_with_probability_k_over_n():
+    # Each of the N = 160 training rows enters a k = 40 subset with probability 1/4; over
+    # 4000 chains its count is Binomial(4000, 1/4). The 160 counts are (nearly independent)
+    # binomials: a chi-square statistic on them is ~ chi2(159) (minus one degree for the
+    # fixed total); the test fails at the 0.1% level.
+    truth = moons(200)
+    out = truth.draw(40, chain_streams(1, 4000)).reshape(-1, 2)
+    index = {tuple(r): i for i, r in enumerate(truth.train)}
+    counts = np.bincount([index[tuple(r)] for r in out], minlength=truth.train_size)
+    expected = 4000 * 40 / truth.train_size
+    chi2 = np.sum((counts - expected) ** 2 / (expected * (1 - 40 / truth.train_size)))
+    assert stats.chi2.sf(chi2, truth.train_size - 1) > 1e-3
+
+
+def test_row_zero_is_the_fit_of_the_training_split():
+    truth = moons()
+    sim = cs.simulate(truth, cs.GaussianFit(), n_samples=100, generations=2, chains=3,
+                      seed=0, record_models=True)
+    np.testing.assert_allclose(sim.models["mean"][0, 0], truth.train.mean(axis=0))
+    np.testing.assert_allclose(sim.metrics["variance"][0],
+                               np.trace(np.cov(truth.train.T, bias=True)))
+    # nll of the held-out rows under N(mean, cov) of the training split, by scipy
+    ref = -stats.multivariate_normal(truth.train.mean(axis=0),
+                                     np.cov(truth.train.T, bias=True)).logpdf(
+        truth.heldout_points).mean()
+    np.testing.assert_allclose(sim.metrics["nll"][0], ref, rtol=1e-10)
+    assert np.all(sim.metrics["mean_shift"][0] < 1e-12)
+
+
+def test_mixture_metrics_on_an_empirical_truth_match_scipy():
+    truth = moons()
+    sim = cs.simulate(truth, cs.GaussianMixtureFit(2), n_samples=200, generations=2,
+                      chains=3, seed=0, record_models=True)
+    w, m, c = (sim.models[k][2, 1] for k in ("weights", "means", "covs"))
+    dens = sum(w[j] * stats.multivariate_normal(m[j], c[j]).pdf(truth.heldout_points)
+               for j in range(2))
+    np.testing.assert_allclose(sim.metrics["nll"][2, 1], -np.log(dens).mean(), rtol=1e-9)
+    mean = w @ m
+    total = sum(w[j] * (np.trace(c[j]) + np.sum((m[j] - mean) ** 2)) for j in range(2))
+    np.testing.assert_allclose(sim.metrics["variance"][2, 1], total, rtol=1e-12)
+
+
+def test_same_seed_same_run_and_first_chains_agree():
+    truth = moons()
+    a = cs.simulate(truth, cs.GaussianFit(), n_samples=50, generations=3, chains=6, seed=2,
+                    policy=cs.FreshReal(0.5))
+    b = cs.simulate(truth, cs.GaussianFit(), n_samples=50, generations=3, chains=2, seed=2,
+                    policy=cs.FreshReal(0.5))
+    np.testing.assert_array_equal(a.metrics["nll"][:, :2], b.metrics["nll"])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"data": [[0.0, np.nan], [1.0, 2.0], [3.0, 4.0]]}, "finite; row 0"),
+    ({"data": np.ones((10, 2)), "heldout": 0.95}, "heldout"),
+    ({"data": np.ones((2, 2)), "heldout": 0.5}, "at least 2"),
+    ({"data": np.ones((10, 2)), "heldout": 0.01}, "holds out no row"),
+    ({"data": np.ones((4, 2, 2))}, "rows"),
+    ({"data": np.ones((4, 2)), "labels": [0, 1]}, "labels"),
+])
+def test_bad_data_is_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cs.Empirical(**kwargs)
+
+
+def test_bad_types_are_refused():
+    with pytest.raises(TypeError, match="numbers"):
+        cs.Empirical(np.array([["a", "b"], ["c", "d"]]))
+    with pytest.raises(TypeError, match="name"):
+        cs.Empirical(np.ones((5, 2)), name=3)
+
+
+def test_too_large_a_sample_and_missing_heldout_are_refused_up_front():
+    truth = moons(100)
+    with pytest.raises(ValueError, match="exceeds the 80 rows"):
+        cs.simulate(truth, cs.GaussianFit(), n_samples=81, generations=1)
+    none = cs.Empirical(cs.datasets.two_moons(100), heldout=0.0)
+    with pytest.raises(ValueError, match="heldout=0"):
+        cs.simulate(none, cs.GaussianFit(), n_samples=10, generations=1, metrics="nll")
