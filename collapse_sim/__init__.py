@@ -16,6 +16,7 @@ from . import datasets, metrics, sampling, schedule, text, theory
 from .engine import simulate
 from .families.categorical import Categorical, CategoricalFit, Zipf
 from .families.empirical import Empirical
+from .families.kde import KDEFit, KDEModel
 from .families.ngram import NGramFit, NGramModel, NGramTruth
 from .fitting import GaussianFit, GaussianMixtureFit, OLSFit, SklearnFitter
 from .models import Gaussian, GaussianMixture, LinearRegression
@@ -48,6 +49,8 @@ __all__ = [
     "GaussianFit",
     "GaussianMixture",
     "GaussianMixtureFit",
+    "KDEFit",
+    "KDEModel",
     "KeepReal",
     "LinearRegression",
     "NGramFit",

@@ -53,6 +53,9 @@ Results implemented here
   temperature and truncation, the critical temperature :math:`\tau^*` of the window in
   which the mean variance explodes while typical chains collapse, and the Zipf exponent
   under categorical temperature.
+* Kernel density estimates (:mod:`collapse_sim.theory.kde`): the mean variance with a fixed
+  bandwidth (relaxes to :math:`ndh^2`), with scipy's data-scaled bandwidth (explodes), under
+  accumulation (grows like :math:`dh^2\log t`), and the Wright–Fisher loss of ancestors.
 
 The unbiased estimator keeps :math:`\mathbb E[\sigma_t^2] = \sigma_0^2` for every :math:`t`
 while :math:`\sigma_t^2 \to 0` almost surely (:math:`\mathbb E\log(C/k) < 0` by Jensen) and
@@ -81,6 +84,12 @@ from .gaussian import (
     gaussian_variance_mean,
     gaussian_variance_quantiles,
     gaussian_w2_squared_mean,
+)
+from .kde import (
+    kde_accumulate_variance_mean,
+    kde_ancestors_mean,
+    kde_scipy_variance_mean,
+    kde_variance_mean,
 )
 from .mixture import best_gaussian_approximation, gaussian_mismatch_floor
 from .regression import (  # the exact variance the tests bound simulations with
@@ -114,6 +123,10 @@ __all__ = [
     "gaussian_variance_mean",
     "gaussian_variance_quantiles",
     "gaussian_w2_squared_mean",
+    "kde_accumulate_variance_mean",
+    "kde_ancestors_mean",
+    "kde_scipy_variance_mean",
+    "kde_variance_mean",
     "rare_category_median_survival",
     "rare_category_survival",
     "regression_test_error",

@@ -1,0 +1,200 @@
+r"""Kernel density estimates: draws, held-out log-density and ancestry, chain-parallel.
+
+A Gaussian KDE of chain ``c`` is the equal-weight mixture of
+:math:`\mathcal N(x_{cj}, H_c)`, :math:`j < n`, with :math:`H_c = L_c L_c^\top`.
+Private: the validated entry points are in :mod:`collapse_sim.families.kde`.
+Every loop keeps the chain's xoshiro256++ state in four local words, loaded once
+and written back once.
+"""
+
+import math
+
+import numba as nb
+import numpy as np
+
+from ._dispatch import chain_kernel
+from .categorical import _xoshiro
+from .rng import _MASK52, _SHIFT_53, _U64, _ZIG_F, _ZIG_INV_R, _ZIG_K, _ZIG_R, _ZIG_W
+
+
+@nb.njit(inline="always")
+def _uniform(s0, s1, s2, s3):
+    r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+    return np.float64(r >> _U64(11)) * _SHIFT_53, s0, s1, s2, s3
+
+
+@nb.njit
+def _normal(s0, s1, s2, s3):
+    """One standard normal (the ziggurat of :func:`rng.next_normal`, same stream) on
+    register-resident state: (value, new state)."""
+    while True:
+        r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+        idx = np.int64(r & _U64(0xFF))
+        r = r >> _U64(8)
+        sign = r & _U64(1)
+        rabs = (r >> _U64(1)) & _MASK52
+        x = np.float64(rabs) * _ZIG_W[idx]
+        if sign:
+            x = -x
+        if rabs < _ZIG_K[idx]:
+            return x, s0, s1, s2, s3
+        if idx == 0:
+            while True:
+                u, s0, s1, s2, s3 = _uniform(s0, s1, s2, s3)
+                v, s0, s1, s2, s3 = _uniform(s0, s1, s2, s3)
+                xx = -_ZIG_INV_R * math.log1p(-u)
+                yy = -math.log1p(-v)
+                if yy + yy > xx * xx:
+                    out = -(_ZIG_R + xx) if (rabs >> _U64(8)) & _U64(1) else _ZIG_R + xx
+                    return out, s0, s1, s2, s3
+        else:
+            u, s0, s1, s2, s3 = _uniform(s0, s1, s2, s3)
+            if (_ZIG_F[idx - 1] - _ZIG_F[idx]) * u + _ZIG_F[idx] < math.exp(-0.5 * x * x):
+                return x, s0, s1, s2, s3
+
+
+@chain_kernel
+def draw(states, centres, chol, ids, out, parents):
+    """``out[c, i] = centres[c, j] + chol[c] z`` with ``j`` uniform on the ``n`` centres and
+    ``z`` standard normal; ``parents[c, i] = ids[c, j]``. Batch 1 or ``chains``."""
+    chains, k, d = out.shape
+    n = centres.shape[1]
+    batch = centres.shape[0]
+    for c in nb.prange(chains):
+        b = np.int64(c) if batch > 1 else np.int64(0)
+        st = states[c]
+        s0 = st[0]
+        s1 = st[1]
+        s2 = st[2]
+        s3 = st[3]
+        z = np.empty(d)
+        for i in range(k):
+            r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+            j = min(np.int64(np.float64(r >> _U64(11)) * _SHIFT_53 * n), n - 1)
+            for a in range(d):
+                z[a], s0, s1, s2, s3 = _normal(s0, s1, s2, s3)
+            for a in range(d):
+                acc = centres[b, j, a]
+                for e in range(a + 1):
+                    acc += chol[b, a, e] * z[e]
+                out[c, i, a] = acc
+            parents[c, i] = ids[b, j]
+        st[0] = s0
+        st[1] = s1
+        st[2] = s2
+        st[3] = s3
+
+
+@chain_kernel(error_model="numpy")
+def mean_logpdf(centres, chol, points, out):
+    r"""``out[c]`` = mean over ``points`` ``(m, d)`` of
+    :math:`\log \frac1n\sum_j \mathcal N(x; x_{cj}, L_cL_c^\top)`, by a log-sum-exp over the
+    whitened squared distances (terms below :math:`e^{-40}` of the largest are skipped:
+    they change the sum by less than :math:`n e^{-40}` relative). ``-inf`` where a
+    point has density 0 (a singular kernel)."""
+    chains, n, d = centres.shape
+    m = points.shape[0]
+    for c in nb.prange(chains):
+        # whiten by L^-1 (forward substitution): q = ||L^-1 (x - x_j)||^2
+        wc = np.empty((n, d))
+        wx = np.empty(d)
+        q = np.empty(n)
+        logdet = 0.0
+        singular = False
+        for a in range(d):
+            if not chol[c, a, a] > 0.0:
+                singular = True
+            logdet += math.log(chol[c, a, a]) if chol[c, a, a] > 0.0 else 0.0
+        if singular:
+            out[c] = -np.inf
+            continue
+        for j in range(n):
+            for a in range(d):
+                acc = centres[c, j, a]
+                for e in range(a):
+                    acc -= chol[c, a, e] * wc[j, e]
+                wc[j, a] = acc / chol[c, a, a]
+        const = -0.5 * d * math.log(2.0 * math.pi) - logdet - math.log(n)
+        total = 0.0
+        for i in range(m):
+            for a in range(d):
+                acc = points[i, a]
+                for e in range(a):
+                    acc -= chol[c, a, e] * wx[e]
+                wx[a] = acc / chol[c, a, a]
+            qmin = np.inf
+            for j in range(n):
+                s = 0.0
+                for a in range(d):
+                    t = wx[a] - wc[j, a]
+                    s += t * t
+                q[j] = s
+                if s < qmin:
+                    qmin = s
+            acc = 0.0
+            for j in range(n):
+                t = q[j] - qmin
+                if t < 80.0:
+                    acc += math.exp(-0.5 * t)
+            total += const - 0.5 * qmin + math.log(acc)
+        out[c] = total / m
+
+
+@nb.njit(inline="always")
+def _row_hash(bits, c, i, d, mask):
+    h = np.uint64(0x9E3779B97F4A7C15)
+    for a in range(d):
+        h = (h ^ bits[c, i, a]) * np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(31)
+    return np.int64(h & np.uint64(mask))
+
+
+@chain_kernel
+def resolve_ids(data, sources, source_ids, fresh, out):
+    """``out[c, i]``: the id of the source row equal bit for bit to ``data[c, i]``, or
+    ``fresh`` when none is. ``data`` ``(chains, k, d)`` and ``sources`` ``(chains, m, d)``
+    are the rows' uint64 bit patterns. Per chain, one open-addressing hash table of the
+    ``m`` source rows: :math:`O(m + k)` time."""
+    chains, k, d = data.shape
+    m = sources.shape[1]
+    size = 1
+    while size < 2 * m + 2:
+        size *= 2
+    mask = size - 1
+    for c in nb.prange(chains):
+        table = np.full(size, -1, dtype=np.int64)
+        for j in range(m):
+            slot = _row_hash(sources, c, j, d, mask)
+            while table[slot] >= 0:
+                slot = (slot + 1) & mask
+            table[slot] = j
+        for i in range(k):
+            slot = _row_hash(data, c, i, d, mask)
+            found = fresh
+            while table[slot] >= 0:
+                j = table[slot]
+                same = True
+                for a in range(d):
+                    if data[c, i, a] != sources[c, j, a]:
+                        same = False
+                        break
+                if same:
+                    found = source_ids[c, j]
+                    break
+                slot = (slot + 1) & mask
+            out[c, i] = found
+
+
+@chain_kernel
+def count_distinct(ids, limit, out):
+    """``out[c]``: number of distinct values ``v`` with ``0 <= v < limit`` in ``ids[c]``."""
+    chains, n = ids.shape
+    for c in nb.prange(chains):
+        seen = np.zeros(limit, dtype=np.bool_)
+        count = 0
+        for i in range(n):
+            v = ids[c, i]
+            if 0 <= v < limit and not seen[v]:
+                seen[v] = True
+                count += 1
+        out[c] = count
