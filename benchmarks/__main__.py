@@ -20,6 +20,7 @@ from . import (
     bench_categorical,
     bench_compile,
     bench_gaussian,
+    bench_kde,
     bench_mixture,
     bench_ngram,
     bench_sgd,
@@ -33,6 +34,7 @@ SUITES = {
     "sgd": bench_sgd,
     "categorical": bench_categorical,
     "ngram": bench_ngram,
+    "kde": bench_kde,
     "compile": bench_compile,
     "sweep": bench_sweep,
 }

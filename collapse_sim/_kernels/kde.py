@@ -23,7 +23,7 @@ def _uniform(s0, s1, s2, s3):
     return np.float64(r >> _U64(11)) * _SHIFT_53, s0, s1, s2, s3
 
 
-@nb.njit
+@nb.njit(inline="always")
 def _normal(s0, s1, s2, s3):
     """One standard normal (the ziggurat of :func:`rng.next_normal`, same stream) on
     register-resident state: (value, new state)."""
@@ -149,40 +149,64 @@ def _row_hash(bits, c, i, d, mask):
     return np.int64(h & np.uint64(mask))
 
 
+@nb.njit(inline="always")
+def _insert_rows(bits, c, ids, table, mask, offset):
+    d = bits.shape[2]
+    for j in range(bits.shape[1]):
+        slot = _row_hash(bits, c, j, d, mask)
+        while table[slot] >= 0:
+            slot = (slot + 1) & mask
+        table[slot] = offset + j
+
+
 @chain_kernel
-def resolve_ids(data, sources, source_ids, fresh, out):
+def resolve_ids(data, first, first_ids, second, second_ids, fresh, out):
     """``out[c, i]``: the id of the source row equal bit for bit to ``data[c, i]``, or
-    ``fresh`` when none is. ``data`` ``(chains, k, d)`` and ``sources`` ``(chains, m, d)``
-    are the rows' uint64 bit patterns. Per chain, one open-addressing hash table of the
-    ``m`` source rows: :math:`O(m + k)` time."""
+    ``fresh`` when none is. Sources: the rows of ``first`` ``(chains, m1, d)`` then of
+    ``second`` ``(chains, m2, d)``, with their ids; every array of rows holds uint64 bit
+    patterns. Per chain, one open-addressing hash table of the sources:
+    :math:`O(m_1 + m_2 + k)` time."""
     chains, k, d = data.shape
-    m = sources.shape[1]
+    m1 = first.shape[1]
+    m = m1 + second.shape[1]
     size = 1
     while size < 2 * m + 2:
         size *= 2
     mask = size - 1
     for c in nb.prange(chains):
         table = np.full(size, -1, dtype=np.int64)
-        for j in range(m):
-            slot = _row_hash(sources, c, j, d, mask)
-            while table[slot] >= 0:
-                slot = (slot + 1) & mask
-            table[slot] = j
+        _insert_rows(first, c, first_ids, table, mask, 0)
+        _insert_rows(second, c, second_ids, table, mask, m1)
         for i in range(k):
             slot = _row_hash(data, c, i, d, mask)
             found = fresh
             while table[slot] >= 0:
                 j = table[slot]
+                src = first if j < m1 else second
+                jj = j if j < m1 else j - m1
                 same = True
                 for a in range(d):
-                    if data[c, i, a] != sources[c, j, a]:
+                    if data[c, i, a] != src[c, jj, a]:
                         same = False
                         break
                 if same:
-                    found = source_ids[c, j]
+                    found = first_ids[c, jj] if j < m1 else second_ids[c, jj]
                     break
                 slot = (slot + 1) & mask
             out[c, i] = found
+
+
+@chain_kernel
+def total_variance(centres, mean, out):
+    """``out[c]``: total variance (divisor ``n``) of the rows ``centres[c]`` about ``mean[c]``."""
+    chains, n, d = centres.shape
+    for c in nb.prange(chains):
+        acc = 0.0
+        for j in range(n):
+            for a in range(d):
+                t = centres[c, j, a] - mean[c, a]
+                acc += t * t
+        out[c] = acc / n
 
 
 @chain_kernel

@@ -122,6 +122,7 @@ class KDEModel(PointModel):
         _linalg.psd_cholesky(kernel_cov, chol)
         self.chol = chol
         self._last = None  # (draws, their ancestors' ids) of the last draw, for the next fit
+        self._mean = None
 
     # -- the protocol --------------------------------------------------------------------------
     @property
@@ -147,7 +148,16 @@ class KDEModel(PointModel):
     @property
     def mean(self) -> np.ndarray:
         r"""``(B, d)`` mean :math:`\bar x` of the centres (the KDE's mean)."""
-        return self.centres.mean(axis=1)
+        if self._mean is None:
+            self._mean = self.centres.mean(axis=1)
+        return self._mean
+
+    def total_variance(self) -> np.ndarray:
+        r"""``(B,)`` total variance :math:`\operatorname{tr}(S + H)` (one pass over the
+        centres, no ``(B, d, d)`` covariance formed)."""
+        out = np.empty(self.batch_size)
+        _kk.total_variance(self.centres, self.mean, out)
+        return out + np.trace(self.kernel_cov, axis1=1, axis2=2)
 
     @property
     def cov(self) -> np.ndarray:
@@ -285,16 +295,15 @@ class KDEFit(Fitter):
         chains, n = data.shape[:2]
         if not isinstance(previous, KDEModel):
             return KDEModel(data, self.kernel_cov(data))
-        sources, ids = [previous.centres], [previous.ids]
-        if previous._last is not None:
-            sources.append(previous._last[0])
-            ids.append(previous._last[1])
-        source = np.ascontiguousarray(np.concatenate(
-            [np.broadcast_to(s, (chains, *s.shape[1:])) for s in sources], axis=1))
-        source_ids = np.ascontiguousarray(np.concatenate(
-            [np.broadcast_to(i, (chains, i.shape[1])) for i in ids], axis=1))
+        last = previous._last
+        if last is not None and last[0] is data:  # trained on exactly the last draw (Replace)
+            return KDEModel(data, self.kernel_cov(data), last[1], previous.origin)
+        draws, parents = last if last is not None else (previous.centres[:, :0],
+                                                         previous.ids[:, :0])
         resolved = np.empty((chains, n), dtype=np.int64)
-        _kk.resolve_ids(data.view(np.uint64), source.view(np.uint64), source_ids, -1, resolved)
+        _kk.resolve_ids(data.view(np.uint64),
+                        np.ascontiguousarray(previous.centres).view(np.uint64), previous.ids,
+                        np.ascontiguousarray(draws).view(np.uint64), parents, -1, resolved)
         return KDEModel(data, self.kernel_cov(data), resolved, previous.origin)
 
     def to_dict(self) -> dict:
@@ -306,7 +315,7 @@ class KDEFit(Fitter):
 
 def variance(truth, model: KDEModel) -> np.ndarray:
     r"""Total variance :math:`\operatorname{tr}(S + H)` of each KDE."""
-    return np.trace(model.cov, axis1=1, axis2=2)
+    return model.total_variance()
 
 
 def mean_shift(truth, model: KDEModel) -> np.ndarray:

@@ -1,0 +1,130 @@
+r"""Kernel density estimates refitted on their own samples: ``simulate`` against the
+scikit-learn ``KernelDensity`` loop a user would write.
+
+Setting: a two-moons :class:`~collapse_sim.Empirical` truth (10 000 rows, 20% held out),
+``KDEFit(bandwidth=0.1)``, ``n`` points per generation, ``Replace``. Both sides start every
+chain from its own real sample and produce the ``(G + 1, chains)`` total variance
+:math:`\operatorname{tr}(S + h^2 I)` of every chain's KDE.
+
+Baseline (per chain, per generation, as the scikit-learn documentation suggests):
+``kde = KernelDensity(bandwidth=h).fit(x)``, ``x = kde.sample(n, random_state=rng)``
+(``rng`` a ``RandomState``, so every call draws new numbers), the variance from
+``np.cov``. It is timed on :data:`LOOP_CHAINS` chains and scaled linearly to ``chains``
+(chains are independent). A second pair of rows adds the held-out ``nll`` on both sides:
+``kde.score_samples(heldout)`` (a KD-tree) against our exact log-sum-exp over every
+centre, over the same :data:`~collapse_sim.families.kde.NLL_POINTS` held-out rows.
+
+Timing: interleaved rounds (ours, baseline, rotated), medians of per-round ratios with
+their min–max; compile time excluded by a warm-up. Under load: the same while one
+CPU-bound background process runs (started and stopped here).
+
+Correctness (``AssertionError`` otherwise): the mean variance over chains at the last
+generation agrees between the two sides within :data:`Z_MAX` standard errors, and with
+:func:`collapse_sim.theory.kde_variance_mean`.
+
+Standalone: ``python -m benchmarks.bench_kde [--quick] [--repeats R] [--load {off,on,both}]``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from sklearn.neighbors import KernelDensity
+
+import collapse_sim as cs
+from collapse_sim.families.kde import NLL_POINTS
+
+from ._report import suite_main
+from .bench_categorical import cpu_load, interleaved, per_round, ratio_stats
+
+CHAINS, N, GENERATIONS = 1000, 1000, 5
+QUICK_SIZES = (20, 100, 2)
+BANDWIDTH = 0.1
+#: Chains the scikit-learn loop is timed on (then scaled to ``CHAINS``).
+LOOP_CHAINS = 20
+ROUNDS = 5
+Z_MAX = 5.0
+GOAL = 50.0
+
+
+def truth() -> cs.Empirical:
+    return cs.Empirical(cs.datasets.two_moons(10_000, noise=0.1, seed=0), heldout=0.2)
+
+
+def sklearn_loop(t: cs.Empirical, chains: int, n: int, generations: int, nll: bool,
+                 seed: int = 0):
+    """Per chain: fit, sample, measure; ``(G + 1, chains)`` variance (and nll)."""
+    rng = np.random.RandomState(seed)
+    held = t.heldout_points[:NLL_POINTS]
+    var = np.empty((generations + 1, chains))
+    out_nll = np.empty((generations + 1, chains)) if nll else None
+    d = t.dim
+    for c in range(chains):
+        x = t.train[rng.choice(t.train_size, n, replace=False)]
+        for g in range(1, generations + 1):
+            kde = KernelDensity(bandwidth=BANDWIDTH).fit(x)
+            var[g, c] = np.trace(np.cov(x.T, bias=True)) + d * BANDWIDTH**2
+            if nll:
+                out_nll[g, c] = -kde.score_samples(held).mean()
+            x = kde.sample(n, random_state=rng)
+    var[0] = var[1]
+    if nll:
+        out_nll[0] = out_nll[1]
+    return var
+
+
+def ours(t: cs.Empirical, chains: int, n: int, generations: int, nll: bool, seed: int = 0):
+    metrics = ("variance", "nll") if nll else ("variance",)
+    sim = cs.simulate(t, cs.KDEFit(bandwidth=BANDWIDTH), n_samples=n, generations=generations,
+                      chains=chains, seed=seed, metrics=metrics, progress=False)
+    return sim.metrics["variance"]
+
+
+def _rows(repeats: int, quick: bool, label: str) -> list[dict]:
+    chains, n, generations = QUICK_SIZES if quick else (CHAINS, N, GENERATIONS)
+    loop_chains = min(LOOP_CHAINS, chains)
+    t = truth()
+    for nll in (False, True):  # warm-up: compile both kernels at these sizes
+        ours(t, min(chains, 4), n, 1, nll)
+    rows = []
+    for nll in (False, True):
+        jobs = [("ours", lambda nll=nll: ours(t, chains, n, generations, nll)),
+                ("sklearn", lambda nll=nll: sklearn_loop(t, loop_chains, n, generations, nll))]
+        rounds = 1 if quick else max(ROUNDS, repeats)
+        times, outs = interleaved(jobs, rounds)
+        mine = per_round(times["ours"])
+        base = per_round(times["sklearn"]) * (chains / loop_chains)
+        med, lo, hi = ratio_stats(base, mine)
+        a, b = outs["ours"][-1], outs["sklearn"][-1]
+        se = np.hypot(a.std(ddof=1) / np.sqrt(a.size), b.std(ddof=1) / np.sqrt(b.size))
+        assert abs(a.mean() - b.mean()) < Z_MAX * se + 1e-12, (a.mean(), b.mean(), se)
+        theory = cs.theory.kde_variance_mean(float(np.trace(t.cov[0])), n, [generations],
+                                             BANDWIDTH, dim=2, population=t.train_size)[0]
+        assert abs(a.mean() - theory) < Z_MAX * a.std(ddof=1) / np.sqrt(a.size) + 1e-12
+        what = "variance + held-out nll" if nll else "variance"
+        rows.append({
+            "case": f"KDE {chains}ch x n={n} x {generations}gen, {what}{label}",
+            "ours_s": float(np.median(mine)), "baseline_s": float(np.median(base)),
+            "ratio": med, "goal": None if nll else GOAL,
+            "baseline": f"sklearn KernelDensity fit/sample loop ({loop_chains} chains, scaled)",
+            "note": f"ratio min-max {lo:.1f}-{hi:.1f} over {rounds} rounds",
+        })
+    return rows
+
+
+def run(repeats: int = 3, quick: bool = False, load: bool = False) -> list[dict]:
+    rows = _rows(repeats, quick, "")
+    if load and not quick:
+        rows += run_loaded(repeats, quick)
+    return rows
+
+
+def run_loaded(repeats: int = 3, quick: bool = False) -> list[dict]:
+    with cpu_load():
+        return _rows(repeats, quick, ", loaded")
+
+
+if __name__ == "__main__":
+    start = time.perf_counter()
+    suite_main("python -m benchmarks.bench_kde", run, run_loaded)
