@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,8 +18,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the presets")
-    run = sub.add_parser("run", help="run a preset; writes OUT/NAME.png and OUT/NAME.csv")
-    run.add_argument("name", help="preset name (see `collapse-sim list`)")
+    run = sub.add_parser(
+        "run", help="run a preset; writes OUT/NAME.png and OUT/NAME.csv",
+        description="Run a preset; writes OUT/NAME.png and OUT/NAME.csv.",
+        epilog="presets: " + ", ".join(experiments.PRESETS)
+        + " (any case; `collapse-sim list` describes them)")
+    run.add_argument("name", help="preset name, any case (see `collapse-sim list`)")
     run.add_argument("--generations", type=int, help="number of generations")
     run.add_argument("--chains", type=int, help="number of independent chains")
     run.add_argument("--n-samples", type=int, dest="n_samples", help="samples per generation")
@@ -50,29 +55,52 @@ def _list() -> int:
     return 0
 
 
+def preset_name(name: str) -> str:
+    """The preset called ``name`` in any case; ``ValueError`` naming the nearest ones."""
+    import difflib
+
+    names = {n.lower(): n for n in experiments.PRESETS}
+    found = names.get(name.lower().replace("-", "_"))
+    if found is not None:
+        return found
+    near = difflib.get_close_matches(name.lower(), list(names), n=3, cutoff=0.5)
+    hint = f"did you mean {' or '.join(repr(names[n]) for n in near)}? " if near else ""
+    raise ValueError(f"unknown preset {name!r}; {hint}the presets are: "
+                     f"{', '.join(experiments.PRESETS)} (see `collapse-sim list`)")
+
+
+def _writable_folder(folder: str) -> Path:
+    """``folder``, created if needed; ``OSError`` now, before any simulation, if it cannot be
+    created or written to."""
+    out = Path(folder)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"--out {folder!r} cannot be created: {exc.strerror or exc}") from None
+    if not os.access(out, os.W_OK):
+        raise OSError(f"--out {folder!r} is not writable")
+    return out
+
+
 def _run(args) -> int:
-    if args.name not in experiments.PRESETS:
-        print(f"collapse-sim: unknown preset {args.name!r}; try `collapse-sim list`",
-              file=sys.stderr)
-        return 2
-    out = Path(args.out)
+    name = preset_name(args.name)
+    out = _writable_folder(args.out)
     start = time.perf_counter()
     result = experiments.run_preset(
-        args.name, generations=args.generations, chains=args.chains,
+        name, generations=args.generations, chains=args.chains,
         n_samples=args.n_samples, seed=args.seed, progress=False if args.quiet else None,
     )
     elapsed = time.perf_counter() - start
     from . import plotting  # matplotlib only when a figure is made
 
-    out.mkdir(parents=True, exist_ok=True)
-    png, csv = out / f"{args.name}.png", out / f"{args.name}.csv"
+    png, csv = out / f"{name}.png", out / f"{name}.csv"
     fig = plotting.figure_for(result)
     fig.savefig(png, dpi=150)
     result.curves.to_csv(csv, index=False)
     if not args.quiet:
         import pandas as pd
 
-        print(experiments.PRESETS[args.name].title)
+        print(experiments.PRESETS[name].title)
         print(", ".join(f"{k}={v}" for k, v in result.params.items()))
         with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 120):
             print(result.summary.to_string())
