@@ -69,7 +69,10 @@ def variance_curves(sim: Simulation, *, estimator: str, n_samples: int,
 
     Columns: ``generation``, ``sim_mean``, ``sim_q10``, ``sim_q50``, ``sim_q90``,
     ``theory_mean``, ``theory_q10``, ``theory_q50``, ``theory_q90``, all relative
-    to the truth's variance, plus ``w2_mean`` and ``theory_w2_mean`` (E[W2^2]).
+    to the truth's variance, plus, when the run measured ``w2``, ``w2sq_mean`` (the mean
+    over chains of :math:`W_2^2`, relative to the truth's variance) and
+    ``theory_w2sq_mean`` (its exact expectation,
+    :func:`collapse_sim.theory.gaussian_w2_squared_mean`).
     """
     var = sim.metrics["variance"] / var0
     gens = sim.generations
