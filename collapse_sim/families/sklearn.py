@@ -134,7 +134,14 @@ class EstimatorBatch(PointModel):
         return {"type": "EstimatorBatch", "estimator": repr(self.estimators[0])}
 
 
-class MixtureEstimatorBatch(EstimatorBatch):
+class DensityEstimatorBatch(EstimatorBatch):
+    """Fitted estimators that have ``score_samples`` (a log-density): the metrics that need
+    one (``kl``, ``nll``) are defined for them. An estimator with only ``fit`` and
+    ``sample`` gets an :class:`EstimatorBatch`, for which ``simulate`` computes the
+    sample-based metrics by default and refuses the density ones before sampling."""
+
+
+class MixtureEstimatorBatch(DensityEstimatorBatch):
     """Fitted estimators of a mixture estimator (one with ``n_components``).
 
     The model type of a ``SklearnFitter`` whose estimator declares ``n_components``
@@ -146,11 +153,14 @@ class MixtureEstimatorBatch(EstimatorBatch):
 
 class _ModelType:
     """``SklearnFitter.model_type``: :class:`MixtureEstimatorBatch` for an instance whose
-    estimator has ``n_components``, else (and on the class) :class:`EstimatorBatch`."""
+    estimator has ``n_components``, :class:`DensityEstimatorBatch` for one with
+    ``score_samples``, else (and on the class) :class:`EstimatorBatch`."""
 
     def __get__(self, fitter, owner=None) -> type:
         if fitter is not None and hasattr(fitter.estimator, "n_components"):
             return MixtureEstimatorBatch
+        if fitter is not None and callable(getattr(fitter.estimator, "score_samples", None)):
+            return DensityEstimatorBatch
         return EstimatorBatch
 
 
@@ -205,9 +215,11 @@ class SklearnFitter(Fitter):
     ----------
     estimator : scikit-learn estimator
         Unfitted, with ``fit(X)`` and ``sample(n_samples)``. Metrics that need a
-        density use ``score_samples``. The ``l2`` metric needs a Gaussian mixture
-        estimator (one with ``n_components``); for any other, ``simulate`` refuses it
-        before sampling.
+        density (``kl``, ``nll``) use ``score_samples``; for an estimator without it the
+        default metrics are the sample-based ones (``variance``, ``mean_shift``, ``w2``,
+        ``tail_mass``) and asking for ``kl`` or ``nll`` is refused before sampling. The
+        ``l2`` metric needs a Gaussian mixture estimator (one with ``n_components``); for
+        any other, ``simulate`` refuses it before sampling.
 
     Raises
     ------
@@ -313,9 +325,9 @@ register_metric("mean_shift", _POINT_TRUTHS, EstimatorBatch, lambda t, m, ctx: n
     m.metric_sample.mean(axis=1) - t.mean[0], axis=1))
 register_metric("w2", _POINT_TRUTHS, EstimatorBatch, lambda t, m, ctx: _sample_w2(
     _mixture_context(t, ctx.heldout), m.metric_sample))
-register_metric("kl", _POINT_TRUTHS, EstimatorBatch, _estimator_kl, heldout=True)
-register_metric("nll", _POINT_TRUTHS, EstimatorBatch, lambda t, m, ctx: -_log_q(m, t, ctx)[1],
-                heldout=True)
+register_metric("kl", _POINT_TRUTHS, DensityEstimatorBatch, _estimator_kl, heldout=True)
+register_metric("nll", _POINT_TRUTHS, DensityEstimatorBatch,
+                lambda t, m, ctx: -_log_q(m, t, ctx)[1], heldout=True)
 register_metric("tail_mass", _POINT_TRUTHS, EstimatorBatch, lambda t, m, ctx: _sample_tail_mass(
     _mixture_context(t, ctx.heldout), m.metric_sample, gaussian_outside))
 # Only for mixture estimators: simulate() then refuses l2 for the others before sampling.
