@@ -97,16 +97,21 @@ from .regression import (  # the exact variance the tests bound simulations with
 )
 from .regression import regression_test_error
 from .stages import (
+    best_of_k_normal_moments,
     critical_temperature,
+    gaussian_best_of_k_variance_mean,
     gaussian_temperature_log_variance_mean,
     gaussian_temperature_variance_mean,
+    gaussian_tilt,
     gaussian_truncation_variance_mean,
+    top_p_iterates,
     truncation_variance_factor,
     zipf_exponent_under_temperature,
 )
 
 __all__ = [
     "best_gaussian_approximation",
+    "best_of_k_normal_moments",
     "categorical_absorption_time_mean",
     "categorical_fixation_probabilities",
     "categorical_gini_simpson_mean",
@@ -115,9 +120,11 @@ __all__ = [
     "categorical_surviving_mean",
     "categorical_surviving_mean_accumulate",
     "critical_temperature",
+    "gaussian_best_of_k_variance_mean",
     "gaussian_mismatch_floor",
     "gaussian_temperature_log_variance_mean",
     "gaussian_temperature_variance_mean",
+    "gaussian_tilt",
     "gaussian_truncation_variance_mean",
     "gaussian_variance_cdf",
     "gaussian_variance_mean",
@@ -130,6 +137,7 @@ __all__ = [
     "rare_category_median_survival",
     "rare_category_survival",
     "regression_test_error",
+    "top_p_iterates",
     "truncation_variance_factor",
     "zipf_exponent_under_temperature",
 ]
