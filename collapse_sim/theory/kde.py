@@ -165,7 +165,7 @@ def kde_scipy_variance_mean(variance0: float, n_samples: int, generations: Gener
 def kde_accumulate_variance_mean(variance0: float, n_samples: int, generations: int,
                                  bandwidth: float, *, dim: int = 1,
                                  population: int | None = None) -> np.ndarray:
-    r""":math:`\mathbb E[V_t]` (``t = 0 .. generations``) of a KDE with fixed bandwidth under
+    r""":math:`\mathbb E[V_t]` (``t = 0, ..., generations``) of a KDE with fixed bandwidth under
     ``Accumulate``, by the exact linear recursion of the module notes (row 0:
     :math:`V_0 + dh^2`).
 
@@ -210,7 +210,7 @@ def _occupancy_matrix(n: int) -> np.ndarray:
 
 def kde_ancestors_mean(n_samples: int, generations: int,
                        population: int | None = None) -> np.ndarray:
-    r""":math:`\mathbb E[A_t]` (``t = 0 .. generations``): original points with descendants
+    r""":math:`\mathbb E[A_t]` (``t = 0, ..., generations``): original points with descendants
     under ``Replace`` (neutral Wright–Fisher, exact by the occupancy chain of the module
     notes). :math:`A_1 = n`; row 0 is ``population`` (the reference KDE rests on every
     training row) or :math:`n` when not given. :math:`O(n^2)` memory and
