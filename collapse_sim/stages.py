@@ -17,9 +17,12 @@ stage                       law of a synthetic item
                             \le k^2` (within :math:`k` standard deviations in 1-D), drawn by
                             exact inversion (no rejection loop)
 ``TopK(k)``                 categorical: the ``k`` likeliest categories, renormalised (ties
-                            by category id)
+                            by category id); n-gram: per context, the ``k`` likeliest seen
+                            tokens, the unseen ones (one shared smoothing weight) kept as a
+                            block only if fewer than ``k`` tokens were seen
 ``TopP(p)``                 categorical: the smallest set of likeliest categories holding
-                            mass :math:`\ge p`, renormalised
+                            mass :math:`\ge p`, renormalised; n-gram: the same per context,
+                            the unseen tokens ranked last as one block
 ``BestOfK(K, reward)``      draw ``K`` candidates, keep the one of highest reward (first on
                             ties): any family
 ``Curate(K, reward)``       draw ``K`` candidates, keep one with probability

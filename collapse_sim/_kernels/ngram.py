@@ -351,9 +351,11 @@ def _walk(hist, n, root, token, cfirst, cnum, child, a, ca):
 
 
 @chain_kernel
-def powered_cumulative(node_off, entry_off, efirst, enum, ecum, alpha, beta, out):
+def powered_cumulative(node_off, entry_off, efirst, enum, ecum, alpha, beta, keep, out):
     r"""``out`` (entries): cumulative :math:`(c(h, w) + \alpha)^\beta` within each node:
-    the weights of sampling at temperature :math:`1/\beta`."""
+    the weights of sampling at temperature :math:`1/\beta`; entries with ``keep == 0``
+    weigh nothing (``keep`` empty: every entry is kept)."""
+    masked = keep.shape[0] > 0
     for m in nb.prange(node_off.shape[0] - 1):
         a = node_off[m]
         e0 = entry_off[m]
@@ -362,14 +364,77 @@ def powered_cumulative(node_off, entry_off, efirst, enum, ecum, alpha, beta, out
             below = 0
             running = 0.0
             for r in range(lo, lo + enum[a + h]):
-                running += (ecum[e0 + r] - below + alpha) ** beta
+                if not masked or keep[e0 + r]:
+                    running += (ecum[e0 + r] - below + alpha) ** beta
                 below = ecum[e0 + r]
                 out[e0 + r] = running
 
 
 @chain_kernel
+def truncate(node_off, entry_off, efirst, enum, ecum, etok, alpha, beta, v, top_k, top_p,
+             keep, keep_unseen):
+    r"""Restrict every context's next-token distribution to its likeliest tokens, in place.
+
+    ``keep`` (entries) and ``keep_unseen`` (nodes) hold 0/1 and say what is kept so far
+    (all ones: everything). Within a node the kept seen tokens are ranked by count (ties
+    by token id); the unseen tokens share one weight :math:`\alpha^\beta`, below every
+    seen one, and are kept or dropped as a block. ``top_k > 0``: keep the ``top_k``
+    likeliest seen tokens, and the unseen block only if fewer than ``top_k`` seen tokens
+    are kept. ``top_p > 0``: keep the shortest ranked prefix whose mass, at weights
+    :math:`(c + \alpha)^\beta`, reaches ``top_p`` (within 1e-12) of the kept mass, the
+    unseen block last."""
+    for m in nb.prange(node_off.shape[0] - 1):
+        a = node_off[m]
+        e0 = entry_off[m]
+        widest = 0
+        for h in range(node_off[m + 1] - a):
+            widest = max(widest, enum[a + h])
+        keys = np.empty(widest, dtype=np.int64)
+        rows = np.empty(widest, dtype=np.int64)
+        for h in range(node_off[m + 1] - a):
+            lo = efirst[a + h]
+            live = 0
+            below = 0
+            for r in range(lo, lo + enum[a + h]):
+                c = ecum[e0 + r] - below
+                below = ecum[e0 + r]
+                if keep[e0 + r]:
+                    keys[live] = -c * (v + 1) + etok[e0 + r]
+                    rows[live] = r
+                    live += 1
+            unseen = (v - enum[a + h]) * alpha**beta if alpha > 0.0 else 0.0
+            if not keep_unseen[a + h]:
+                unseen = 0.0
+            order = np.argsort(keys[:live])
+            if top_k > 0:
+                for i in range(top_k, live):
+                    keep[e0 + rows[order[i]]] = 0
+                if live >= top_k:
+                    keep_unseen[a + h] = 0
+            else:
+                total = unseen
+                weights = np.empty(live)
+                for i in range(live):
+                    r = rows[order[i]]
+                    c = ecum[e0 + r] - (ecum[e0 + r - 1] if r > lo else 0)
+                    weights[i] = (c + alpha) ** beta
+                    total += weights[i]
+                running = 0.0
+                cut = live
+                for i in range(live):
+                    running += weights[i]
+                    if running >= (top_p - 1e-12) * total:
+                        cut = i + 1
+                        break
+                for i in range(cut, live):
+                    keep[e0 + rows[order[i]]] = 0
+                if cut < live or running >= (top_p - 1e-12) * total:
+                    keep_unseen[a + h] = 0
+
+
+@chain_kernel
 def generate(states, node_off, entry_off, count, parent, token, efirst, enum, cfirst, cnum,
-             etok, ecum, enext, child, v, n, alpha, wcum, beta, prompt, out):
+             etok, ecum, enext, child, v, n, alpha, wcum, beta, keep_unseen, prompt, out):
     r"""Write ``out`` ``(chains, k, L)``: ``k`` sequences of ``L`` tokens per chain.
 
     Chain ``c`` uses model ``c`` (or model 0 when the batch has one member) and stream
@@ -382,6 +447,8 @@ def generate(states, node_off, entry_off, count, parent, token, efirst, enum, cf
     :math:`(c(h, w) + \alpha)^\beta` (``wcum``, from :func:`powered_cumulative`), an
     unseen token with weight :math:`\alpha^\beta` (drawn uniformly among the unseen
     ones by rejection).
+    ``keep_unseen`` (nodes; empty: all ones) drops a context's unseen tokens where 0
+    (a truncation stage, :func:`truncate`).
 
     A chain writes :data:`LANES` sequences in lockstep, one token of each in turn: their
     table lookups are independent, so the processor overlaps their cache misses (one
@@ -449,6 +516,8 @@ def generate(states, node_off, entry_off, count, parent, token, efirst, enum, cf
                     top = lo + enum[a + g] - 1
                     seen = wcum[e0 + top]
                     unseen = (v - enum[a + g]) * alpha**beta if alpha > 0.0 else 0.0
+                    if keep_unseen.shape[0] > 0 and not keep_unseen[a + g]:
+                        unseen = 0.0
                     x = u * (seen + unseen)
                     if x < seen:
                         hi = top

@@ -126,6 +126,8 @@ class NGramModel(Model):
         self.order = order
         self.temperature = float(temperature)
         self._wcum = None
+        self._keep = None  # truncation stages: kept entries (0/1), None: all
+        self._keep_unseen = None  # and per context whether its unseen tokens are kept
         self.vocabulary = vocabulary
         self.block_size = block_size
         self.smoothing = float(smoothing)
@@ -162,7 +164,8 @@ class NGramModel(Model):
     @property
     def nbytes(self) -> int:
         """Bytes of the sparse tables of the whole batch and of what is cached on them."""
-        cached = [a for a in (self._unigram, self._wcum) if a is not None]
+        cached = [a for a in (self._unigram, self._wcum, self._keep, self._keep_unseen)
+                  if a is not None]
         return sum(a.nbytes for a in (*self._arrays.values(), *cached))
 
     def broadcast(self, chains: int) -> NGramModel:
@@ -196,19 +199,23 @@ class NGramModel(Model):
     def _generate(self, streams, k: int, length: int, prompt: np.ndarray) -> np.ndarray:
         out = np.empty((streams.chains, k, length), dtype=np.int32)
         beta = 1.0 / self.temperature
-        if self.temperature == 1.0:
+        truncated = self._keep is not None
+        if self.temperature == 1.0 and not truncated:
             wcum = np.empty(0)
         else:
             if self._wcum is None:
+                keep = self._keep if truncated else np.empty(0, dtype=np.uint8)
                 self._wcum = np.empty(self._arrays["etok"].shape[0])
                 _kn.powered_cumulative(self._node_off, self._entry_off,
                                        *self._tables("efirst", "enum", "ecum"),
-                                       self.smoothing, beta, self._wcum)
+                                       self.smoothing, beta, keep, self._wcum)
             wcum = self._wcum
+        unseen = self._keep_unseen if truncated else np.empty(0, dtype=np.uint8)
         _kn.generate(streams.states, self._node_off, self._entry_off,
                      *self._tables("count", "parent", "token", "efirst", "enum", "cfirst",
                                    "cnum", "etok", "ecum", "enext", "child"),
-                     self.n_types, self.order, self.smoothing, wcum, beta, prompt, out)
+                     self.n_types, self.order, self.smoothing, wcum, beta, unseen, prompt,
+                     out)
         return out
 
     def _bos(self) -> np.ndarray:
@@ -725,10 +732,45 @@ def _tempered(stage, model: NGramModel) -> NGramModel:
     return out
 
 
+def _truncated(model: NGramModel, top_k: int, top_p: float) -> NGramModel:
+    """A copy of ``model`` writing from truncated next-token distributions (the kept set
+    is chosen at the model's current temperature and kept when it changes later)."""
+    out = NGramModel.__new__(type(model))
+    out.__dict__.update(model.__dict__)
+    entries, nodes = model._arrays["etok"].shape[0], model._arrays["count"].shape[0]
+    out._keep = (np.ones(entries, dtype=np.uint8) if model._keep is None
+                 else model._keep.copy())
+    out._keep_unseen = (np.ones(nodes, dtype=np.uint8) if model._keep_unseen is None
+                        else model._keep_unseen.copy())
+    _kn.truncate(model._node_off, model._entry_off,
+                 *model._tables("efirst", "enum", "ecum", "etok"), model.smoothing,
+                 1.0 / model.temperature, model.n_types, top_k, top_p, out._keep,
+                 out._keep_unseen)
+    out._wcum = None
+    out._memo = None
+    return out
+
+
+def _top_k(stage, model: NGramModel) -> NGramModel:
+    r"""Every context keeps its ``k`` likeliest seen tokens (ties by token id); its unseen
+    tokens, which share the smallest weight :math:`\alpha^{1/T}`, are kept as a block only
+    when it has fewer than ``k`` seen ones."""
+    return _truncated(model, stage.k, 0.0)
+
+
+def _top_p(stage, model: NGramModel) -> NGramModel:
+    r"""Every context keeps the shortest prefix of its tokens, ranked by weight
+    :math:`(c(h, w) + \alpha)^{1/T}` (ties by token id, the unseen tokens last and as one
+    block), whose mass reaches ``p``."""
+    return _truncated(model, 0, stage.p)
+
+
 def _register_stages():
-    from ..stages import Temperature, register_stage
+    from ..stages import Temperature, TopK, TopP, register_stage
 
     register_stage(Temperature, NGramModel, _tempered)
+    register_stage(TopK, NGramModel, _top_k)
+    register_stage(TopP, NGramModel, _top_p)
 
 
 _register_stages()
