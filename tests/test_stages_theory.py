@@ -73,3 +73,35 @@ def test_top_p_iterates_shrink_to_a_fixed_point():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def _reference_keep_top(p, top_k, top_p):
+    """numpy: rank by probability (stable: ties by id), keep a prefix, renormalise."""
+    order = np.argsort(-p, axis=1, kind="stable")
+    ranked = np.take_along_axis(p, order, axis=1)
+    live = (p > 0).sum(axis=1)
+    if top_k:
+        keep = np.minimum(top_k, live)
+    else:
+        keep = np.minimum((np.cumsum(ranked, axis=1) < top_p - 1e-12).sum(axis=1) + 1, live)
+    mask_sorted = np.arange(p.shape[1])[None, :] < keep[:, None]
+    mask = np.zeros_like(mask_sorted)
+    np.put_along_axis(mask, order, mask_sorted, axis=1)
+    q = np.where(mask, p, 0.0)
+    return q / q.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("stage", [cs.TopK(1), cs.TopK(7), cs.TopK(500), cs.TopP(0.3),
+                                   cs.TopP(0.9), cs.TopP(1.0)])
+def test_categorical_truncation_kernel_matches_the_numpy_ranking(stage):
+    from collapse_sim import stages
+
+    rng = np.random.default_rng(5)
+    counts = rng.integers(0, 4, size=(50, 40)).astype(float)   # many ties and zeros
+    counts[:, 0] += 1
+    probs = counts / counts.sum(axis=1, keepdims=True)
+    model = cs.Categorical(probs[0])
+    batch = type(model)._from_arrays(probs)
+    got = stages.sampling_model(stage, batch).probs
+    want = _reference_keep_top(probs, getattr(stage, "k", 0), getattr(stage, "p", 0.0))
+    np.testing.assert_allclose(got, want, rtol=1e-15, atol=0)

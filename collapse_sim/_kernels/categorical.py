@@ -466,3 +466,47 @@ def powered_rows(values, offset, beta, out):
         inv = 1.0 / total
         for j in range(row.shape[0]):
             dest[j] *= inv
+
+
+@chain_kernel
+def keep_top(probs, top_k, top_p, out):
+    """``out[c]``: ``probs[c]`` restricted to its likeliest categories and renormalised.
+
+    Ranked by probability, ties by category id (a stable sort of the live categories
+    only, so a collapsed chain costs :math:`O(\\text{live})` beyond one pass). ``top_k > 0``:
+    keep the ``top_k`` first; else keep the shortest prefix whose mass reaches ``top_p``
+    (within 1e-12) of the chain's total."""
+    chains, v = probs.shape
+    for c in nb.prange(chains):
+        live = 0
+        for j in range(v):
+            if probs[c, j] > 0.0:
+                live += 1
+        idx = np.empty(live, dtype=np.int64)
+        key = np.empty(live)
+        i = 0
+        total = 0.0
+        for j in range(v):
+            out[c, j] = 0.0
+            if probs[c, j] > 0.0:
+                idx[i] = j
+                key[i] = -probs[c, j]
+                total += probs[c, j]
+                i += 1
+        order = np.argsort(key, kind="mergesort")
+        if top_k > 0:
+            keep = min(top_k, live)
+        else:
+            keep = live
+            running = 0.0
+            for i in range(live):
+                running += probs[c, idx[order[i]]]
+                if running >= (top_p - 1e-12) * total:
+                    keep = i + 1
+                    break
+        mass = 0.0
+        for i in range(keep):
+            mass += probs[c, idx[order[i]]]
+        for i in range(keep):
+            j = idx[order[i]]
+            out[c, j] = probs[c, j] / mass

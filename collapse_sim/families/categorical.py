@@ -500,31 +500,22 @@ def _tempered(stage, model: Categorical) -> Categorical:
     return Categorical._from_arrays(out)
 
 
-def _keep_top(model: Categorical, keep_count) -> Categorical:
-    """Each member restricted to its ``keep_count(sorted probs)`` likeliest categories."""
-    p = model.probs
-    order = np.argsort(-p, axis=1, kind="stable")  # likeliest first, ties by id
-    ranked = np.take_along_axis(p, order, axis=1)
-    keep = keep_count(ranked)  # (B,) how many to keep
-    mask_sorted = np.arange(p.shape[1])[None, :] < keep[:, None]
-    mask = np.zeros_like(mask_sorted)
-    np.put_along_axis(mask, order, mask_sorted, axis=1)
-    q = np.where(mask, p, 0.0)
-    return Categorical._from_arrays(q / q.sum(axis=1, keepdims=True))
+def _keep_top(model: Categorical, top_k: int, top_p: float) -> Categorical:
+    """Each member restricted to its likeliest categories (ties by id), renormalised."""
+    probs = np.ascontiguousarray(model.probs)
+    out = np.empty_like(probs)
+    _kc.keep_top(probs, top_k, top_p, out)
+    return Categorical._from_arrays(out)
 
 
 def _top_k(stage, model: Categorical) -> Categorical:
     """The ``k`` likeliest categories (ties by id) of each member, renormalised."""
-    live = (model.probs > 0).sum(axis=1)
-    return _keep_top(model, lambda ranked: np.minimum(stage.k, live))
+    return _keep_top(model, stage.k, 0.0)
 
 
 def _top_p(stage, model: Categorical) -> Categorical:
     """The smallest likeliest set holding mass >= p (within 1e-12), renormalised."""
-    def count(ranked):
-        mass = np.cumsum(ranked, axis=1)
-        return np.minimum((mass < stage.p - 1e-12).sum(axis=1) + 1, ranked.shape[1])
-    return _keep_top(model, count)
+    return _keep_top(model, 0, stage.p)
 
 
 def _register_stages():

@@ -866,39 +866,60 @@ def _tempered(stage, model: Gaussian) -> Gaussian:
     return Gaussian._from_arrays(model.mean, model.cov * stage.tau**2)
 
 
+#: ``Truncate`` uses its bounded rejection step when a normal lands inside the ball with at
+#: least this probability (then TRUNCATION_TRIES misses in a row have probability below
+#: 1e-8); below it, every point is drawn by inversion.
+TRUNCATION_MIN_ACCEPT = 0.25
+#: Normals a point tries before it is finished by inversion.
+TRUNCATION_TRIES = 64
+
+
 def _truncated(stage, model: Gaussian, k: int, streams) -> np.ndarray:
     r"""``k`` points per chain from the Gaussian conditioned on Mahalanobis radius :math:`\le`
-    ``stage.k``, by exact inversion.
+    ``stage.k``, exactly, at a bounded cost per point.
 
-    With :math:`z` standard normal in :math:`\mathbb R^d`, its direction :math:`z/\lVert z
-    \rVert` is uniform and independent of :math:`\lVert z\rVert^2 \sim \chi^2_d`; the
-    truncated radius is :math:`r^2 = 2P^{-1}(d/2, u\,P(d/2, k^2/2))` with :math:`u` uniform
-    and :math:`P` the regularised lower incomplete gamma function. In 1-D, directly
-    :math:`z = \Phi^{-1}(\Phi(-k) + u(1 - 2\Phi(-k)))`. Then
-    :math:`x = \mu + L\,r\,z/\lVert z\rVert`. Normals and
-    uniforms come from the chain's stream; no rejection loop.
+    In whitened coordinates this is the standard normal :math:`z` conditioned on
+    :math:`\lVert z\rVert \le k`, and :math:`x = \mu + Lz`. When a normal lands inside
+    with probability :math:`P(\chi^2_d \le k^2) \ge` :data:`TRUNCATION_MIN_ACCEPT`, each
+    point tries at most :data:`TRUNCATION_TRIES` normals and keeps the first inside (no
+    loop that can stall: the cost is bounded); the rare points none settled are finished,
+    like every point when the acceptance is lower, by exact inversion: the direction
+    :math:`z/\lVert z\rVert` is uniform and independent of :math:`\lVert z\rVert^2 \sim
+    \chi^2_d`, so the radius is :math:`r^2 = 2P^{-1}(d/2, u\,P(d/2, k^2/2))` with
+    :math:`u` uniform and :math:`P` the regularised lower incomplete gamma function. Both
+    parts follow the conditional law exactly, so their mixture does. Normals and
+    uniforms come from the chain's stream.
     """
     from scipy import special
 
     from .._kernels import rng as _rng
+    from .._kernels import truncation as _tr
 
     chains, d = streams.chains, model.dim
     model = model.broadcast(chains)
-    if d == 1:  # the normal truncated to [-k, k], by inversion of its CDF
-        u = np.empty((chains, k))
-        _rng.fill_uniform(streams.states, u)
-        low = special.ndtr(-stage.k)
-        z = special.ndtri(low + u * (1.0 - 2.0 * low))
-        return model.mean[:, None, :] + np.sqrt(model.cov[:, :, 0])[:, None, :] * z[:, :, None]
-    z = streams.standard_normal(k, d)
+    cap = special.gammainc(d / 2, stage.k**2 / 2)  # P(chi2_d <= k^2)
+    chol = np.sqrt(model.cov) if d == 1 else model.cholesky()
+    if cap >= TRUNCATION_MIN_ACCEPT:  # the bounded rejection step, mu + L z in the kernel
+        x = np.empty((chains, k, d))
+        failed = np.empty((chains, k), dtype=np.uint8)
+        spare = np.empty((chains, k))
+        _tr.truncated_normals(streams.states, np.ascontiguousarray(model.mean),
+                              np.ascontiguousarray(chol), stage.k**2, TRUNCATION_TRIES, x,
+                              failed, spare)
+        if failed.any():  # rare: finish by inversion (x holds their directions)
+            c, i = np.nonzero(failed)
+            radius = np.sqrt(2.0 * special.gammaincinv(d / 2, spare[c, i] * cap))
+            x[c, i] = model.mean[c] + np.einsum("nij,nj->ni", chol[c],
+                                                 x[c, i] * radius[:, None])
+        return x
+    z = streams.standard_normal(k, d)  # low acceptance: every point by inversion
     u = np.empty((chains, k))
     _rng.fill_uniform(streams.states, u)
     norm = np.sqrt((z * z).sum(axis=2, keepdims=True))
-    direction = np.divide(z, norm, out=np.zeros_like(z), where=norm > 0)
-    cap = special.gammainc(d / 2, stage.k**2 / 2)
-    radius = np.sqrt(2.0 * special.gammaincinv(d / 2, u * cap))
-    offsets = np.einsum("cij,ckj->cki", model.cholesky(), direction * radius[:, :, None])
-    return model.mean[:, None, :] + offsets
+    z = np.divide(z, norm, out=np.zeros_like(z), where=norm > 0)
+    z[:, :, 0] = np.where(norm[:, :, 0] > 0, z[:, :, 0], 1.0)
+    z *= np.sqrt(2.0 * special.gammaincinv(d / 2, u * cap))[:, :, None]
+    return model.mean[:, None, :] + np.einsum("cij,ckj->cki", chol, z)
 
 
 def _register_stages():
