@@ -24,6 +24,7 @@ from . import (
     bench_mixture,
     bench_ngram,
     bench_sgd,
+    bench_stages,
     bench_sweep,
 )
 from ._report import print_rows
@@ -35,6 +36,7 @@ SUITES = {
     "categorical": bench_categorical,
     "ngram": bench_ngram,
     "kde": bench_kde,
+    "stages": bench_stages,
     "compile": bench_compile,
     "sweep": bench_sweep,
 }
