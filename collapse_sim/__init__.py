@@ -28,7 +28,7 @@ from .policies import (
     KeepReal,
     Replace,
 )
-from .results import Simulation
+from .results import Comparison, Simulation, compare
 from .sgd import SGDGaussianFit, SGDMixtureFit, SGDRegressionFit
 from .stages import BestOfK, Curate, Temperature, TopK, TopP, Truncate
 from .sweeps import sweep
@@ -42,6 +42,7 @@ __all__ = [
     "BestOfK",
     "Categorical",
     "CategoricalFit",
+    "Comparison",
     "Curate",
     "Empirical",
     "FreshReal",
@@ -69,6 +70,7 @@ __all__ = [
     "Truncate",
     "Zipf",
     "__version__",
+    "compare",
     "datasets",
     "experiments",
     "metrics",

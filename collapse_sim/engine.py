@@ -17,18 +17,20 @@ the policy must keep accumulated points.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from . import _random
 from . import registry as _registry
 from . import stages as _stages
+from ._kernels import split as _split
+from ._progress import progress_bar
 from ._validation import MAX_INT, check_int, with_article
 from .policies import Replace, _Policy
 from .protocol import Competence, Fitter, Model, suitable_fitters
 from .results import Simulation
-from .sampling import ChainStreams, subsample
+from .sampling import ChainStreams, Moments, subsample
 
 #: Runs expected to take longer than this many seconds show a progress bar when ``progress=None``.
 PROGRESS_DELAY = 2.0
@@ -150,9 +152,18 @@ def simulate(
     policy.check(generations)
     _stages.check_support(generation, fitter.model_type)
     n_items = truth.items_for(n_samples)  # data items in n_samples units (blocks of tokens …)
+    for message in policy.warnings(n_items, generations):
+        warnings.warn(message, UserWarning, stacklevel=2)
     pair = (type(truth), fitter.model_type)
-    names = _registry.check_names(_registry.defaults(*pair) if metrics is None else metrics,
-                                  *pair)
+    if metrics is None:  # the pair's defaults that are defined under this policy
+        refused = _registry.refused_by(_registry.defaults(*pair), *pair, policy)
+        metrics = [n for n in _registry.defaults(*pair) if n not in refused]
+    names = _registry.check_names(metrics, *pair)
+    refused = _registry.refused_by(names, *pair, policy)
+    if refused:
+        raise ValueError(f"metrics {refused} are not defined under {type(policy).__name__} for "
+                         f"{fitter.model_type.__name__} models (see their documentation); "
+                         "leave them out")
     # row 0 measures the truth itself, or the truth's reference model (a data set's fit)
     row0 = type(truth) if type(truth).reference is Model.reference else fitter.model_type
     _registry.check_names(names, type(truth), row0)
@@ -226,8 +237,8 @@ def simulate(
         blocks = ((t, 1, loop.step(t)) for t in range(1, generations + 1))
     # progress=None: tqdm's own rule (off when stderr is not a terminal) after a delay.
     disable = {True: False, False: True, None: None}[progress]
-    bar = tqdm(total=generations, desc="generations", unit="gen", leave=False,
-               disable=disable, delay=0.0 if progress else PROGRESS_DELAY)
+    bar = progress_bar(total=generations, desc="generations", unit="gen",  # leaves nothing
+                       disable=disable, delay=0.0 if progress else PROGRESS_DELAY)
     try:
         for start, size, model in blocks:
             _check_finite(model, start, chains)
@@ -319,17 +330,28 @@ class _Loop:
         base = self.truth = truth.broadcast(chains)
         k = plan.real
         real = None
+        self.real_points = None
         if exact:
-            # the first k real points and the other n - k are independent samples
-            first = self._draw(base, k) if 0 < k < n else None
-            rest = self._draw(base, n - k if first is not None else n)
-            self.real_all = rest if first is None else first + rest
-            self.real_part = self.real_all if first is None else first
+            # the real sample as every policy draws it (same seed, same real data: policies
+            # are compared on paired samples), then the statistics of its first k points
+            # by their law given it
+            if 0 < k < n and not _splits(fitter.statistics_type, n, truth.item_size):
+                # no conditional law implemented: the first k and the other n - k points
+                # are independent samples (not paired with the other policies)
+                self.real_part = self._draw(base, k)
+                self.real_all = self.real_part + self._draw(base, n - k)
+            else:
+                self.real_all = self.real_part = self._draw(base, n)
+                if 0 < k < n:
+                    self.real_part = _first_of(self.real_all, k, streams)
         else:
             real = base.draw(n, streams)
             self.real_all = real if points else fitter.statistics(real, truth=truth)
-            self.real_points = real if policy.scheduled and not points else None
-            if 0 < k < n:
+            if (policy.scheduled or plan.real_resampled) and not points:
+                self.real_points = real
+            if plan.real_resampled:
+                self.real_part = None  # drawn afresh every generation
+            elif 0 < k < n:
                 self.real_part = (real[:, :k] if points
                                   else fitter.statistics(real[:, :k], truth=truth))
             else:
@@ -372,8 +394,13 @@ class _Loop:
         self.pool_size = new
         return flat[:chains * new].reshape(chains, new, *flat.shape[1:])
 
-    def _real_prefix(self, k: int):
-        """The first ``k`` points of the real sample (or their statistics)."""
+    def _real_prefix(self, k: int, resampled: bool = False):
+        """The first ``k`` points of the real sample (or their statistics); ``resampled``:
+        ``k`` of its points drawn afresh without replacement from the chain's stream."""
+        if resampled:
+            source = self.real_all if self.points else self.real_points
+            part = subsample(source, self.n, k, self.streams)
+            return part if self.points else self.fitter.statistics(part, truth=self.truth)
         if k == self.plan.real or not self.policy.scheduled:
             return self.real_part
         if self.points:
@@ -407,7 +434,7 @@ class _Loop:
         plan = self.policy.plan(n, t) if self.policy.scheduled else self.plan
         parts = []
         if plan.real:
-            parts.append(self._real_prefix(plan.real))
+            parts.append(self._real_prefix(plan.real, plan.real_resampled))
         if plan.fresh:
             parts.append(self._draw(self.truth, plan.fresh))
         if plan.synthetic:
@@ -461,11 +488,31 @@ def _exact_path(sampling, truth, fitter, plan, policy=None, stage=None) -> bool:
         reason = "a generation stage that draws (Truncate, BestOfK, Curate) needs the points"
     elif policy is not None and policy.scheduled and plan.real:
         reason = "KeepReal with a schedule keeps a different share of the real points"
+    elif plan.real_resampled and plan.real:
+        reason = "KeepReal(resample=True) draws subsets of the stored real points"
     if reason is None:
         return True
     if sampling == "exact":
         raise ValueError(f"sampling='exact' is not exact here: {reason}; use 'explicit'")
     return False
+
+
+def _splits(kind, n: int, dim: int) -> bool:
+    """Whether :func:`_first_of` can split statistics of type ``kind`` of ``n`` items: Gaussian
+    moments of at least ``dim + 1`` points (a non-singular scatter). Other statistics
+    (category counts) keep independent first and remaining parts."""
+    return kind is Moments and n - 1 >= dim
+
+
+def _first_of(total: Moments, k: int, streams: ChainStreams) -> Moments:
+    """Moments of the first ``k`` of the points whose moments are ``total``, drawn by their
+    law given ``total`` (:mod:`collapse_sim._kernels.split`)."""
+    chains, d = total.mean.shape
+    mean = np.empty((chains, d))
+    scatter = np.empty((chains, d, d))
+    _split.split_moments(streams.states, total.count, k, np.ascontiguousarray(total.mean),
+                         np.ascontiguousarray(total.scatter), mean, scatter)
+    return Moments(k, mean, scatter)
 
 
 def _item_bytes(truth) -> int:

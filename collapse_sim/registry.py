@@ -62,6 +62,7 @@ class MetricSpec:
     order: int = 0
     distance: bool = False
     needs: str = ""
+    refuses: tuple[str, ...] = ()
 
 
 _SPECS: dict[str, dict[tuple[type, type], MetricSpec]] = {}
@@ -77,7 +78,8 @@ def _as_types(value) -> tuple[type, ...]:
 
 def register_metric(name: str, truth, model, fn: MetricFn, *, default: bool = True,
                     heldout: bool = False, doc: str = "", distance: bool = False,
-                    replace: bool = False, needs: str = "") -> None:
+                    replace: bool = False, needs: str = "",
+                    refuses: tuple[str, ...] = ()) -> None:
     """Register ``fn`` as metric ``name`` for every (truth class, model class) pair given.
 
     Parameters
@@ -100,6 +102,9 @@ def register_metric(name: str, truth, model, fn: MetricFn, *, default: bool = Tr
         Allow replacing an existing registration of the same pair (else ``ValueError``).
     needs : str
         A capability of the run it needs (see :class:`MetricSpec`); never a default.
+    refuses : tuple of str
+        Names of policy classes under which it is not defined (``"AccumulateSubsample"``):
+        left out of the defaults of such a run, refused before sampling if asked for.
     """
     if not isinstance(name, str) or not name:
         raise TypeError("name must be a non-empty str")
@@ -115,7 +120,7 @@ def register_metric(name: str, truth, model, fn: MetricFn, *, default: bool = Tr
             _COUNTER[0] += 1
             order = _COUNTER[0] if old is None else old.order  # a replacement keeps its place
             table[(t, m)] = MetricSpec(name, t, m, fn, default and not needs, heldout, doc,
-                                       order, distance, needs)
+                                       order, distance, needs, tuple(refuses))
 
 
 def _distance(cls: type, target: type) -> int | None:
@@ -247,3 +252,11 @@ def evaluate(selection: tuple[str, ...], truth, model, ctx: MetricContext
                              f"truth with {type(model).__name__} models")
         out[name] = spec.fn(truth, model, ctx)
     return out
+
+
+def refused_by(names: Iterable[str], truth_type: type, model_type: type,
+               policy) -> list[str]:
+    """The metrics among ``names`` that the pair's registrations refuse under ``policy``."""
+    kind = type(policy).__name__
+    return [n for n in names
+            if (spec := lookup(n, truth_type, model_type)) is not None and kind in spec.refuses]

@@ -45,6 +45,9 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    # MathJax 3 shipped in the wheel: copied into _static/mathjax/ and loaded from there
+    # (sets ``mathjax_path``), so the maths renders offline, with no CDN.
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
@@ -108,14 +111,43 @@ sphinx_gallery_conf = {
 }
 
 # -- HTML -----------------------------------------------------------------------------
-html_theme = "alabaster"
+html_theme = "pydata_sphinx_theme"
+html_title = f"collapse_sim {release}"
 html_theme_options = {
-    "description": "See, measure and understand model collapse.",
-    "fixed_sidebar": True,
-    "page_width": "1100px",
-    "sidebar_width": "240px",
+    "logo": {"text": "collapse_sim"},
+    "navbar_align": "left",
+    "header_links_before_dropdown": 4,  # the longer page titles go in "More"
+    "show_toc_level": 2,
+    "navigation_with_keys": False,
+    "show_prev_next": True,
+    # "On this page" everywhere except the page of a single function (one entry, and the
+    # space goes to its signature); the patterns do not overlap (``*`` stops at ``/``).
+    "secondary_sidebar_items": {
+        "*": ["page-toc"],
+        "api/*": ["page-toc"],
+        "api/generated/*.[A-Z]*": ["page-toc"],  # a class: its methods
+        "auto_examples/*": ["page-toc"],
+    },
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version", "theme-version"],
+    # no "github_url"/"icon_links": pyproject.toml names no repository URL
 }
-html_static_path: list[str] = []
+
+
+def _leaf_pages(index: Path = DOCS / "index.rst") -> list[str]:
+    """The top-level pages (entries of the index page's toctrees) that have no sub-pages."""
+    text = index.read_text()
+    entries = re.findall(r"^   ([\w/-]+)\s*$", text, flags=re.M)
+    return [e for e in entries if (DOCS / f"{e}.rst").exists()
+            and ".. toctree::" not in (DOCS / f"{e}.rst").read_text()]
+
+
+# The left sidebar lists the pages of the current section; a top-level page with no
+# sub-pages would get an empty "Section Navigation" box, so it gets no sidebar (the
+# text column is wider). Exact names, no wildcards: no page matches two patterns.
+html_sidebars = {name: [] for name in ["index", *_leaf_pages()]}
+html_static_path = ["_static"]
+html_css_files = ["collapse_sim.css"]  # code, tables and maths scroll inside their box
 html_show_sourcelink = False
 
 
@@ -131,6 +163,23 @@ def _drop_type_docstrings(app, what, name, obj, options, lines):
         lines.clear()
 
 
+# -- the demo figure of the index page ------------------------------------------------------
+#: Drawn by the gallery run of examples/plot_gaussian_collapse.py (sphinx-gallery executes the
+#: examples at "builder-inited", before any page is read); ``index.rst`` shows it.
+INDEX_FIGURE = DOCS / "auto_examples" / "images" / "sphx_glr_plot_gaussian_collapse_001.png"
+
+
+def _allow_missing_index_figure(app, config):
+    """``-D plot_gallery=0`` (a quick build that runs no example) on a fresh checkout has no
+    gallery images: the index figure is then left out with a note, not a build error."""
+    plot = str(config.plot_gallery).strip().lower() not in ("0", "false", "no", "off", "")
+    if not plot and not INDEX_FIGURE.exists():
+        config.suppress_warnings = [*config.suppress_warnings, "image.not_readable"]
+        print(f"note: {INDEX_FIGURE.name} does not exist (plot_gallery=0): "
+              "the index page is built without its figure")
+
+
 def setup(app):
     # before numpydoc (priority 500) reformats the lines
     app.connect("autodoc-process-docstring", _drop_type_docstrings, priority=400)
+    app.connect("config-inited", _allow_missing_index_figure)

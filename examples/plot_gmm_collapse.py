@@ -15,7 +15,7 @@ This script runs that loop for two chains with the numba EM fitter and writes
 # The loop itself is one call (this is what the ``gmm`` preset runs)::
 #
 #     truth = cs.Gaussian(mean=[0.0, 0.0], cov=np.eye(2))
-#     fitter = cs.GaussianMixtureFit(n_components=2, tol=1e-5, max_iter=2000)
+#     fitter = cs.GaussianMixtureFit(n_components=2, tol=1e-5, max_iter=2000, init="kmeans")
 #     sim = cs.simulate(truth, fitter, n_samples=1000, generations=2000, chains=2,
 #                       seed=0, metrics=("variance", "l2"), record_models=True)
 #

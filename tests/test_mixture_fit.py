@@ -92,7 +92,7 @@ def test_identical_points_and_empty_components_give_no_nan():
     ("kwargs", "match"),
     [({"n_components": 0}, "n_components"), ({"covariance_type": "tied"}, "covariance_type"),
      ({"max_iter": 0}, "max_iter"), ({"tol": 0.0}, "tol"), ({"reg_covar": 0.0}, "reg_covar"),
-     ({"reg_covar": float("nan")}, "reg_covar"), ({"init": "kmeans"}, "init")],
+     ({"reg_covar": float("nan")}, "reg_covar"), ({"init": "k-means"}, "init")],
 )
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):

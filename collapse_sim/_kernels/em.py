@@ -420,15 +420,24 @@ def em_fit(x, cov_type, max_iter, tol, reg_covar, weights, means, covs, n_iter, 
         lower_bound[c] = bound
 
 
+#: Lloyd iterations of ``init="kmeans"`` at most (scikit-learn's ``KMeans`` default).
+KMEANS_MAX_ITER = 300
+#: Tolerance of ``init="kmeans"``, relative to the mean per-feature variance of the data
+#: (scikit-learn's ``KMeans(tol=1e-4)``).
+KMEANS_TOL = 1e-4
+
+
 @chain_kernel
 def init_from_resp(x, states, method, k_count, cov_type, reg_covar, weights, means, covs):
     """Initial parameters: an M-step on responsibilities chosen by ``method``.
 
     ``method`` 0: k-means++ (scikit-learn's ``init_params="k-means++"``: one-hot
     responsibilities on the greedy k-means++ centres, 2 + floor(log K) local
-    trials); 1: random (uniform responsibilities normalised per point).
+    trials); 1: random (uniform responsibilities normalised per point); 2: k-means
+    (scikit-learn's default ``init_params="kmeans"``: one-hot responsibilities on the
+    labels of Lloyd's algorithm run from the k-means++ centres, see :func:`_lloyd`).
     """
-    chains, n, _ = x.shape
+    chains, n, d = x.shape
     for c in nb.prange(chains):
         s = states[c]
         resp = np.zeros((n, k_count))
@@ -436,6 +445,13 @@ def init_from_resp(x, states, method, k_count, cov_type, reg_covar, weights, mea
             centres = _kmeans_plusplus(x[c], k_count, s)
             for k in range(k_count):
                 resp[centres[k], k] = 1.0
+        elif method == 2:
+            seeds = _kmeans_plusplus(x[c], k_count, s)
+            labels = np.empty(n, dtype=np.int64)
+            found = np.empty((k_count, d))
+            _lloyd(x[c], seeds, KMEANS_MAX_ITER, KMEANS_TOL, labels, found)
+            for i in range(n):
+                resp[i, labels[i]] = 1.0
         else:
             for i in range(n):
                 tot = 0.0
@@ -492,3 +508,141 @@ def _sqdist(x, i, j):
         diff = x[i, a] - x[j, a]
         acc += diff * diff
     return acc
+
+
+@chain_kernel
+def kmeans_labels(x, states, k_count, max_iter, tol, seeds, labels, centres, n_iter):
+    """k-means in every chain: k-means++ seeds from the chain's stream, then :func:`_lloyd`.
+
+    Writes the seed indices ``seeds`` ``(chains, K)``, the final ``labels``
+    ``(chains, n)``, ``centres`` ``(chains, K, d)`` and the iterations run ``n_iter``.
+    Draws exactly what ``init_from_resp`` draws for methods 0 and 2.
+    """
+    chains = x.shape[0]
+    for c in nb.prange(chains):
+        s = states[c]
+        chosen = _kmeans_plusplus(x[c], k_count, s)
+        for k in range(k_count):
+            seeds[c, k] = chosen[k]
+        n_iter[c] = _lloyd(x[c], chosen, max_iter, tol, labels[c], centres[c])
+
+
+@nb.njit
+def _nearest(x, i, centres):
+    """Index of the centre closest to point ``i`` (the first one on ties) and its distance."""
+    best = 0
+    best_dist = np.inf
+    for k in range(centres.shape[0]):
+        acc = 0.0
+        for a in range(x.shape[1]):
+            diff = x[i, a] - centres[k, a]
+            acc += diff * diff
+        if acc < best_dist:
+            best_dist = acc
+            best = k
+    return best, best_dist
+
+
+@nb.njit
+def _lloyd(x, seeds, max_iter, tol, labels, centres):
+    r"""Lloyd's k-means iterations from the points ``x[seeds]``, as scikit-learn's ``KMeans``.
+
+    Each iteration labels every point by its nearest centre (squared Euclidean
+    distance, the lowest index on ties) and moves every centre to the mean of its
+    points. It stops when the labels equal the previous iteration's ("strict
+    convergence"), or when the centres moved by :math:`\sum_k\|c_k^{new}-c_k^{old}\|^2
+    \le` ``tol`` times the mean per-feature variance of ``x``, or after ``max_iter``
+    iterations; in the last two cases the points are labelled once more by the final
+    centres. scikit-learn's ``_kmeans_single_lloyd`` follows the same steps.
+
+    Empty clusters are relocated as scikit-learn does: each cluster left without a
+    point takes (in index order) one of the points farthest from their own old
+    centre, largest distance first; that point's contribution leaves its cluster.
+    (scikit-learn takes the same points from ``argpartition``, in an unspecified
+    order when two or more clusters are empty at once.) If every point sits on its
+    centre (all points equal), an empty cluster's centre becomes the data mean, where
+    scikit-learn's centred data puts it.
+
+    Writes ``labels`` ``(n,)`` and ``centres`` ``(K, d)``; returns the iterations run.
+    """
+    n, d = x.shape
+    k_count = seeds.shape[0]
+    old = np.empty((k_count, d))
+    sums = np.empty((k_count, d))
+    counts = np.empty(k_count)
+    previous = np.full(n, -1, dtype=np.int64)
+    dist = np.empty(n)
+    taken = np.zeros(n, dtype=np.bool_)
+    mean = np.zeros(d)
+    var_total = 0.0
+    for a in range(d):
+        acc = 0.0
+        for i in range(n):
+            acc += x[i, a]
+        mean[a] = acc / n
+        acc = 0.0
+        for i in range(n):
+            diff = x[i, a] - mean[a]
+            acc += diff * diff
+        var_total += acc / n
+    threshold = tol * var_total / d
+    for k in range(k_count):
+        for a in range(d):
+            centres[k, a] = x[seeds[k], a]
+    strict = False
+    it = 0
+    while it < max_iter:
+        it += 1
+        for k in range(k_count):
+            counts[k] = 0.0
+            for a in range(d):
+                old[k, a] = centres[k, a]
+                sums[k, a] = 0.0
+        for i in range(n):
+            k, dd = _nearest(x, i, old)
+            labels[i] = k
+            dist[i] = dd
+            counts[k] += 1.0
+            for a in range(d):
+                sums[k, a] += x[i, a]
+        top = 0.0
+        for i in range(n):
+            taken[i] = False
+            if dist[i] > top:
+                top = dist[i]
+        for k in range(k_count):
+            if counts[k] > 0.0 or top == 0.0:
+                continue
+            far, far_dist = -1, -1.0
+            for i in range(n):
+                if not taken[i] and dist[i] > far_dist:
+                    far, far_dist = i, dist[i]
+            taken[far] = True
+            source = labels[far]
+            for a in range(d):
+                sums[source, a] -= x[far, a]
+                sums[k, a] = x[far, a]
+            counts[source] -= 1.0
+            counts[k] = 1.0
+        shift = 0.0
+        for k in range(k_count):
+            for a in range(d):
+                centres[k, a] = sums[k, a] / counts[k] if counts[k] > 0.0 else mean[a]
+                diff = centres[k, a] - old[k, a]
+                shift += diff * diff
+        same = True
+        for i in range(n):
+            if labels[i] != previous[i]:
+                same = False
+                break
+        if same:
+            strict = True
+            break
+        if shift <= threshold:
+            break
+        for i in range(n):
+            previous[i] = labels[i]
+    if not strict:
+        for i in range(n):
+            labels[i] = _nearest(x, i, centres)[0]
+    return it

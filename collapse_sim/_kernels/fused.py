@@ -13,6 +13,7 @@ import numpy as np
 
 from ._dispatch import chain_kernel
 from .rng import _gamma_mt, next_chisquare, next_normal
+from .split import split_1d
 
 
 @nb.njit
@@ -74,10 +75,12 @@ def exact_run_1d(states, n, ddof, real_k, fresh, synth, pool_all, mu0, var0, sta
             t = start + i
             if t == 1:
                 if 0 < real_k < n:
-                    m1, s1 = _draw(s, real_k, mu0, var0)
-                    m2, s2 = _draw(s, n - real_k, mu0, var0)
-                    kr, mr, sr = real_k, m1, s1
-                    ka, ma, sa = _add(real_k, m1, s1, n - real_k, m2, s2)
+                    # the real sample as every policy draws it, then its first real_k
+                    # points' moments by their law given it (paired policies)
+                    ma, sa = _draw(s, n, mu0, var0)
+                    ka = n
+                    mr, sr = split_1d(s, n, real_k, ma, sa)
+                    kr = real_k
                 else:
                     ma, sa = _draw(s, n, mu0, var0)
                     ka = n

@@ -4,7 +4,7 @@ import numba as nb
 import numpy as np
 
 from ._dispatch import chain_kernel
-from .rng import next_double, next_normal
+from .rng import next_double, next_normal, shuffle
 
 
 @chain_kernel
@@ -25,6 +25,38 @@ def mixture_points(states, cumw, means, chols, out):
             k = 0
             while k < k_max and u >= cumw[c, k]:
                 k += 1
+            for j in range(d):
+                z[j] = next_normal(s)
+            for a in range(d):
+                acc = means[c, k, a]
+                for b in range(a + 1):
+                    acc += chols[c, k, a, b] * z[b]
+                out[c, i, a] = acc
+
+
+@chain_kernel
+def stratified_points(states, counts, means, chols, out):
+    """``out[c]``: ``counts[c, k]`` points of component ``k``, in a uniformly shuffled order.
+
+    Per chain, the component labels ``0 ... 0, 1 ... 1, ...`` are shuffled by
+    Fisher–Yates from the chain's stream (``rng.shuffle``), then every point takes
+    ``d`` normals: the law of scikit-learn's ``make_blobs`` (which draws each
+    component's block and then shuffles the rows).
+    """
+    chains, n, d = out.shape
+    k_count = counts.shape[1]
+    for c in nb.prange(chains):
+        s = states[c]
+        labels = np.empty(n, dtype=np.int64)
+        i = 0
+        for k in range(k_count):
+            for _ in range(counts[c, k]):
+                labels[i] = k
+                i += 1
+        shuffle(labels, s)
+        z = np.empty(d)
+        for i in range(n):
+            k = labels[i]
             for j in range(d):
                 z[j] = next_normal(s)
             for a in range(d):

@@ -44,7 +44,10 @@ whole training split, see :meth:`collapse_sim.Empirical.reference`):
   centres and draws bit for bit, so kept real points keep their identity under
   ``KeepReal`` and ``Accumulate``, and fresh real points (``FreshReal``) count as new
   (not original) points. Under ``Replace`` this is the number of surviving ancestors of a
-  Wright–Fisher population (:func:`collapse_sim.theory.kde_ancestors_mean`).
+  Wright–Fisher population (:func:`collapse_sim.theory.kde_ancestors_mean`). It is not
+  defined under ``AccumulateSubsample`` (whose training sets draw points of generations
+  the previous model did not rest on, which carry no traced identity): ``simulate`` leaves
+  it out of that policy's defaults and refuses it when asked for.
 
 A KDE has no closed-form Wasserstein or KL distance to an empirical truth, so ``w2`` and
 ``kl`` are not offered.
@@ -291,13 +294,15 @@ class KDEFit(Fitter):
                    truth=None) -> KDEModel:
         """The KDE of every chain's points; each centre's ancestor is looked up among the
         previous model's centres and draws (see the module notes)."""
-        data = np.ascontiguousarray(data, dtype=np.float64)
+        last = previous._last if isinstance(previous, KDEModel) else None
+        if last is not None and last[0] is data:  # trained on exactly the last draw (Replace)
+            return KDEModel(data, self.kernel_cov(data), last[1], previous.origin)
+        # the centres must be the model's own: a view of the engine's pool (Accumulate)
+        # moves when the pool grows
+        data = np.array(data, dtype=np.float64, order="C", copy=True)
         chains, n = data.shape[:2]
         if not isinstance(previous, KDEModel):
             return KDEModel(data, self.kernel_cov(data))
-        last = previous._last
-        if last is not None and last[0] is data:  # trained on exactly the last draw (Replace)
-            return KDEModel(data, self.kernel_cov(data), last[1], previous.origin)
         draws, parents = last if last is not None else (previous.centres[:, :0],
                                                          previous.ids[:, :0])
         resolved = np.empty((chains, n), dtype=np.int64)
@@ -344,4 +349,5 @@ register_metric("mean_shift", Empirical, KDEModel, lambda t, m, ctx: mean_shift(
 register_metric("nll", Empirical, KDEModel, lambda t, m, ctx: nll(t, m, ctx.heldout),
                 heldout=True, doc="mean -log p of held-out rows under the KDE")
 register_metric("ancestors", Empirical, KDEModel, lambda t, m, ctx: ancestors(t, m),
-                doc="original points that still have descendants among the centres")
+                doc="original points that still have descendants among the centres",
+                refuses=("AccumulateSubsample",))

@@ -2,13 +2,20 @@
 
 Single-panel functions take ``ax=`` (a new figure is made when it is ``None``) and
 return the Axes they drew on: :func:`variance_collapse`, :func:`w2_growth`,
-:func:`density_evolution`, :func:`policy_comparison`, :func:`error_sources`.
+:func:`density_evolution`, :func:`policy_comparison`, :func:`error_sources`, and for
+your own runs :func:`plot_simulation` (what ``Simulation.plot`` draws) and
+:func:`comparison` (what :func:`collapse_sim.compare` draws).
+:func:`policy_comparison` and :func:`error_sources` also take a dict (or list) of
+:class:`~collapse_sim.Simulation` instead of a preset's table (:func:`curves_from_runs`
+makes the table), :func:`density_evolution` a Simulation with recorded models, and
+:func:`gmm_snapshots` a 2-D mixture run with recorded models.
 Multi-panel figures of the presets make their own Figure and return it
 (:func:`gaussian_demo`, :func:`gmm_snapshots`, :func:`mismatch`, :func:`sgd_drift`,
 :func:`policies`, :func:`error_sources_figure`, :func:`regression_error`,
-:func:`vocabulary`, :func:`language`, :func:`sampling_bias`;
+:func:`vocabulary`, :func:`language`, :func:`sampling_bias`, :func:`kde_collapse`;
 :func:`figure_for` picks one by preset name from :data:`FIGURES`).
-:func:`animate_density` writes a GIF and returns its path.
+:func:`animate_density` writes a GIF and returns its path; :func:`kde_log_density`
+evaluates a kernel density estimate on a grid.
 
 Colours are the Okabe–Ito palette, which stays distinguishable under the common
 colour-vision deficiencies; medians are solid lines, 10–90% ranges across chains
@@ -19,17 +26,18 @@ from . import _common, curves, presets
 from .curves import error_sources, policy_comparison, variance_collapse, w2_growth
 from .densities import animate_density, density_evolution
 from .discrete import vocabulary
+from .kde import kde_collapse, kde_log_density
 from .language import language
 from .presets import (
     error_sources_figure,
     figure_for,
     gaussian_demo,
-    gmm_snapshots,
     mismatch,
     policies,
     regression_error,
     sgd_drift,
 )
+from .simulation import comparison, curves_from_runs, gmm_snapshots, plot_simulation
 from .stages import sampling_bias
 from .sweeps import sweep_summary
 
@@ -38,14 +46,19 @@ __all__ = [
     "FIGURES",
     "PALETTE",
     "animate_density",
+    "comparison",
+    "curves_from_runs",
     "density_evolution",
     "error_sources",
     "error_sources_figure",
     "figure_for",
     "gaussian_demo",
     "gmm_snapshots",
+    "kde_collapse",
+    "kde_log_density",
     "language",
     "mismatch",
+    "plot_simulation",
     "policies",
     "policy_comparison",
     "regression_error",

@@ -14,6 +14,7 @@ from ._common import (
     _band_lines,
     _check_columns,
 )
+from .simulation import _as_curves
 
 
 def variance_collapse(curves: pd.DataFrame, *, ax=None, group: str = "estimator"):
@@ -91,15 +92,17 @@ def w2_growth(curves: pd.DataFrame, *, ax=None, group: str = "estimator"):
     return ax
 
 
-def policy_comparison(curves: pd.DataFrame, *, metric: str = "variance", ax=None,
+def policy_comparison(curves, *, metric: str = "variance", ax=None,
                       group: str = "policy", logx: bool = True, legend: bool = True):
     """Median and 10–90% band of a metric per training-data policy, on one axis.
 
     Parameters
     ----------
-    curves : DataFrame
+    curves : DataFrame, or dict of str to Simulation, or list of Simulation
         Columns ``group``, ``generation``, ``{metric}_q10``, ``{metric}_q50`` and
-        ``{metric}_q90`` (the ``policies`` preset's table).
+        ``{metric}_q90`` (the ``policies`` preset's table), or your runs, labelled as
+        :func:`collapse_sim.compare` labels them; their ``variance`` is divided by
+        the truth's (generation 0), as the axis label says.
     metric : {"variance", "w2", "kl"}
         What to draw. Variance and KL use a log y axis (collapse spans decades),
         W₂ a linear one.
@@ -115,6 +118,7 @@ def policy_comparison(curves: pd.DataFrame, *, metric: str = "variance", ax=None
     -------
     matplotlib Axes
     """
+    curves = _as_curves(curves, metric, group, relative=metric == "variance")
     _check_columns(curves, [group, "generation", *(f"{metric}_q{q}" for q in (10, 50, 90))])
     ax = _axes(ax)
     handles = _band_lines(ax, curves, metric, group, start=1 if logx else 0)
@@ -141,7 +145,7 @@ ERROR_SOURCE_COLOURS = {"statistical": PALETTE[0], "expressivity": PALETTE[1],
                         "approximation": PALETTE[2], "all three": PALETTE[3]}
 
 
-def error_sources(curves: pd.DataFrame, *, floor: float | None = None, metric: str = "w2",
+def error_sources(curves, *, floor: float | None = None, metric: str = "w2",
                   bands=("statistical", "all three"), ax=None, group: str = "source"):
     r"""Distance to the truth with each error source alone and all three compounded.
 
@@ -154,8 +158,9 @@ def error_sources(curves: pd.DataFrame, *, floor: float | None = None, metric: s
 
     Parameters
     ----------
-    curves : DataFrame
-        Columns ``group``, ``generation`` and ``{metric}_q10/_q50/_q90``.
+    curves : DataFrame, or dict of str to Simulation, or list of Simulation
+        Columns ``group``, ``generation`` and ``{metric}_q10/_q50/_q90``, or your runs
+        (labelled as :func:`collapse_sim.compare` labels them).
     floor : float, optional
         Expressivity floor, in the metric's units.
     metric : str
@@ -170,6 +175,7 @@ def error_sources(curves: pd.DataFrame, *, floor: float | None = None, metric: s
     -------
     matplotlib Axes
     """
+    curves = _as_curves(curves, metric, group)
     _check_columns(curves, [group, "generation", *(f"{metric}_q{q}" for q in (10, 50, 90))])
     ax = _axes(ax)
     labels = {"statistical": "statistical only (exact fit, Gaussian truth)",

@@ -7,11 +7,13 @@ from collections.abc import Callable
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from ._common import _METRIC_LABELS, _TRUTH_FILL, PALETTE, _band_lines, _two_axes
 from .curves import error_sources, policy_comparison, variance_collapse, w2_growth
 from .densities import _legend_outside, _truth_pdf, _x_grid, density_evolution
 from .discrete import vocabulary
+from .kde import kde_collapse
 from .language import language
 from .stages import sampling_bias
 
@@ -33,13 +35,40 @@ def gaussian_demo(curves: pd.DataFrame, *, suptitle: str | None = None, axes=Non
     return fig
 
 
+def _component_ellipses(ax, model, colour) -> None:
+    """Each component's 1σ and 2σ ellipses (exact at any scale) and a ``+`` at its mean."""
+    angle = np.linspace(0.0, 2.0 * np.pi, 181)
+    circle = np.stack([np.cos(angle), np.sin(angle)])  # (2, 181)
+    for w, mu, cov in zip(model.weights[0], model.means[0], model.covs[0], strict=True):
+        if w < 1e-3:  # an emptied component generates (almost) nothing
+            continue
+        lam, vec = np.linalg.eigh(cov)
+        root = vec * np.sqrt(np.clip(lam, 0.0, None))
+        for r, style in ((1.0, "-"), (2.0, "--")):
+            ring = mu[:, None] + r * root @ circle
+            ax.plot(ring[0], ring[1], color=colour, lw=0.8, ls=style)
+        ax.plot(mu[0], mu[1], marker="+", color=colour, ms=6, mew=1.2)
+
+
+def _sd_note(model) -> str:
+    """The components' standard deviations √(tr Σ / d) (root mean per-axis variance)."""
+    d = model.dim
+    sds = np.sqrt(np.trace(model.covs[0], axis1=1, axis2=2) / d)[model.weights[0] >= 1e-3]
+    return "sd " + ", ".join(f"{v:.2g}" for v in np.sort(sds))
+
+
 def gmm_snapshots(result, *, fig=None):
     """The paper's GMM figure: one chain's mixture at several generations, then its drift.
 
-    Top: samples (600 points) and density contours of the model at each snapshot
-    generation (0 is the truth). Bottom: L2 distance to the first generation's
-    mixture and the components' standard deviations, every chain, log scale.
-    ``fig``: an empty matplotlib Figure (or SubFigure) to draw in (default: a new one).
+    Top: samples (600 points) of the model at each snapshot generation (0 is the
+    truth) with each component's 1σ and 2σ ellipses and its mean (+), drawn exactly
+    whatever the component's size (a collapsed component of standard deviation 0.01
+    is a dot, not a grid-sized blob); the corner note gives the components' standard
+    deviations √(tr Σₖ / d). Bottom: the L2 distance to the first generation's
+    mixture (the fit of the real data) and the components' standard deviations, log
+    scale: every chain when there are at most five, else the median across chains
+    with its 10–90% band and chain 0. ``fig``: an empty matplotlib Figure (or
+    SubFigure) to draw in (default: a new one).
 
     Returns
     -------
@@ -47,21 +76,19 @@ def gmm_snapshots(result, *, fig=None):
     """
     snaps = result.extras["snapshots"]
     if fig is None:
-        fig = plt.figure(figsize=(2.2 * len(snaps), 7.6), layout="constrained")
+        fig = plt.figure(figsize=(max(2.3 * len(snaps), 9.0), 8.0), layout="constrained")
     # two subfigures: the snapshot row keeps its own spacing, whatever the panels below need
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.3])
-    top.suptitle("One chain's mixture: 600 samples (dots) and density contours",
-                 fontsize=10)
-    xs = np.linspace(-4, 4, 121)
-    xx, yy = np.meshgrid(xs, xs)
-    flat = np.column_stack([xx.ravel(), yy.ravel()])
-    snap_axes = top.subplots(1, len(snaps))
+    top.suptitle("Chain 0's mixture: 600 samples (dots), each component's 1σ and 2σ "
+                 "ellipses and mean (+)", fontsize=10)
+    snap_axes = np.atleast_1d(top.subplots(1, len(snaps)))
     for i, (t, model) in enumerate(snaps.items()):
         ax = snap_axes[i]
         pts = model.sample(600, seed=i)
         ax.scatter(pts[:, 0], pts[:, 1], s=2, color=PALETTE[0], alpha=0.5, linewidths=0)
-        dens = np.exp(model.logpdf(flat)).reshape(xx.shape)
-        ax.contour(xx, yy, dens, levels=5, colors=PALETTE[1], linewidths=0.7)
+        _component_ellipses(ax, model, PALETTE[1])
+        ax.text(0.03, 0.03, _sd_note(model), transform=ax.transAxes, fontsize=7,
+                va="bottom", ha="left", bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
         ax.set_xlim(-4, 4)
         ax.set_ylim(-4, 4)
         ax.set_aspect("equal")
@@ -70,28 +97,56 @@ def gmm_snapshots(result, *, fig=None):
         ax.set_xlabel("x₁", fontsize=8)
         if i == 0:
             ax.set_ylabel("x₂", fontsize=8)
+        else:
+            ax.tick_params(labelleft=False)
     curves = result.curves
     left, right = bottom.subplots(1, 2)
-    for c, df in curves.groupby("chain"):
-        colour = PALETTE[c % len(PALETTE)]
-        later = df[df.generation >= 2]  # generation 1 is the reference itself (distance 0)
-        left.plot(later.generation, later.l2_to_first, color=colour, lw=1, label=f"chain {c}")
-        right.plot(df.generation, df.component_sd_max, color=colour, lw=1,
-                   label=f"chain {c}: wider component")
-        right.plot(df.generation, df.component_sd_min, color=colour, lw=1, ls="--",
-                   label=f"chain {c}: narrower component")
+    later = curves[curves.generation >= 2]  # generation 1 is the reference itself (distance 0)
+    n_chains = curves["chain"].nunique()
+    if n_chains <= 5:
+        for c, df in curves.groupby("chain"):
+            colour = PALETTE[c % len(PALETTE)]
+            part = later[later.chain == c]
+            left.plot(part.generation, part.l2_to_first, color=colour, lw=1, label=f"chain {c}")
+            right.plot(df.generation, df.component_sd_max, color=colour, lw=1,
+                       label=f"chain {c}: wider component")
+            right.plot(df.generation, df.component_sd_min, color=colour, lw=1, ls="--",
+                       label=f"chain {c}: narrower component")
+    else:
+        _median_band(left, later, "l2_to_first", PALETTE[0], f"median of {n_chains} chains")
+        chain0 = later[later.chain == curves["chain"].min()]
+        left.plot(chain0.generation, chain0.l2_to_first, color=PALETTE[0], lw=0.6, alpha=0.6,
+                  label="chain 0")
+        _median_band(right, curves, "component_sd_max", PALETTE[0],
+                     "wider component (median, 10–90%)")
+        _median_band(right, curves, "component_sd_min", PALETTE[1],
+                     "narrower component (median, 10–90%)", ls="--")
     left.set_yscale("log")
     left.set_xlabel("generation t")
     left.set_ylabel("L2 distance to generation 1, ∫(p₁ − pₜ)²")
-    left.set_title("Drift away from the first fit")
+    left.set_title("Drift away from the fit of the real data", fontsize=10)
     right.set_yscale("log")
     right.set_xlabel("generation t")
-    right.set_ylabel("component standard deviation (eigenvalues)")
-    right.set_title("Components shrink: the tails vanish")
+    right.set_ylabel(result.extras.get("sd_label",
+                                       "component standard deviation (eigenvalues)"))
+    right.set_title("Components shrink: the tails vanish", fontsize=10)
+    right.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    # minor labels only while the axis spans about a decade (else they pile up)
+    low, high = right.get_ylim()
+    right.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}") if high / low < 12
+                                    else NullFormatter())
     for ax in (left, right):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     return fig
+
+
+def _median_band(ax, df, column, colour, label, ls="-") -> None:
+    """Median across chains per generation and the 10–90% band."""
+    grouped = df.groupby("generation")[column]
+    q = grouped.quantile([0.1, 0.5, 0.9]).unstack()
+    ax.fill_between(q.index, q[0.1], q[0.9], color=colour, alpha=0.2, lw=0)
+    ax.plot(q.index, q[0.5], color=colour, lw=1.4, ls=ls, label=label)
 
 
 def mismatch(result, *, axes=None):
@@ -285,6 +340,7 @@ FIGURES: dict[str, Callable] = {
     "vocabulary": vocabulary,
     "language": language,
     "sampling_bias": sampling_bias,
+    "kde": kde_collapse,
 }
 
 

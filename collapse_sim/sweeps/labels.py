@@ -32,13 +32,15 @@ def _scalar(value):
 
 def _shown_fields(value) -> dict:
     """The dataclass fields a label shows: all of a small class's fields (but a resource
-    limit like ``max_bytes`` only when set), only the non-default ones of a larger class."""
+    limit like ``max_bytes`` or a flag like ``resample`` only when set), only the
+    non-default ones of a larger class."""
     fs = fields(value)
     shown = {}
     for f in fs:
         v = getattr(value, f.name)
         at_default = f.default is not MISSING and _same(v, f.default)
-        if not (at_default and (len(fs) > 2 or f.name == "max_bytes")):
+        if not (at_default and (len(fs) > 2 or f.name == "max_bytes"
+                                or isinstance(f.default, bool))):
             shown[f.name] = v
     return shown
 

@@ -92,6 +92,7 @@ from .kde import (
     kde_variance_mean,
 )
 from .mixture import best_gaussian_approximation, gaussian_mismatch_floor
+from .overlays import overlay_for, register_overlay
 from .regression import (  # the exact variance the tests bound simulations with
     _regression_test_error_variance as _regression_test_error_variance,
 )
@@ -134,8 +135,10 @@ __all__ = [
     "kde_ancestors_mean",
     "kde_scipy_variance_mean",
     "kde_variance_mean",
+    "overlay_for",
     "rare_category_median_survival",
     "rare_category_survival",
+    "register_overlay",
     "regression_test_error",
     "top_p_iterates",
     "truncation_variance_factor",
