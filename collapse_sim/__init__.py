@@ -18,6 +18,7 @@ from .families.categorical import Categorical, CategoricalFit, Zipf
 from .families.empirical import Empirical
 from .families.kde import KDEFit, KDEModel
 from .families.ngram import NGramFit, NGramModel, NGramTruth
+from .families.ppca import NoiseFree, PPCAFit, PPCAModel
 from .fitting import GaussianFit, GaussianMixtureFit, OLSFit, SklearnFitter
 from .models import Gaussian, GaussianMixture, LinearRegression
 from .policies import (
@@ -57,7 +58,10 @@ __all__ = [
     "NGramFit",
     "NGramModel",
     "NGramTruth",
+    "NoiseFree",
     "OLSFit",
+    "PPCAFit",
+    "PPCAModel",
     "Replace",
     "SGDGaussianFit",
     "SGDMixtureFit",

@@ -23,6 +23,9 @@ stage                       law of a synthetic item
 ``TopP(p)``                 categorical: the smallest set of likeliest categories holding
                             mass :math:`\ge p`, renormalised; n-gram: the same per context,
                             the unseen tokens ranked last as one block
+``NoiseFree()``             probabilistic PCA: the decoded means :math:`\mu + Wz` without
+                            the noise :math:`\sigma\varepsilon` (what the paper's VAE code
+                            trains on; :class:`collapse_sim.NoiseFree`)
 ``BestOfK(K, reward)``      draw ``K`` candidates, keep the one of highest reward (first on
                             ties): any family
 ``Curate(K, reward)``       draw ``K`` candidates, keep one with probability

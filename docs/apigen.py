@@ -30,7 +30,7 @@ from pathlib import Path
 PACKAGE = "collapse_sim"
 #: Submodules documented even when they are not re-exported in ``__all__``.
 PUBLIC_SUBMODULES = ("metrics", "sampling", "stages", "theory", "theory.categorical",
-                     "theory.stages", "plotting",
+                     "theory.stages", "theory.ppca", "plotting",
                      "experiments", "protocol", "registry", "testing")
 
 #: Section of the top-level page for each defining module; unknown modules get their own.
@@ -164,10 +164,13 @@ def section_of(obj) -> str:
 
     A fitter (a subclass of :class:`collapse_sim.protocol.Fitter`) defined in a module
     whose section is "Distributions (truths and models)" — a family module holding both
-    models and fitters — goes to "Fitters"; a module under ``collapse_sim.families`` that
-    :data:`SECTIONS` does not list is treated as a family module too.
+    models and fitters — goes to "Fitters", and a generation stage (a subclass of
+    :class:`collapse_sim.stages.Stage`, such as PPCA's ``NoiseFree``) to the stages; a
+    module under ``collapse_sim.families`` that :data:`SECTIONS` does not list is treated
+    as a family module too.
     """
     from collapse_sim.protocol import Fitter
+    from collapse_sim.stages import Stage
 
     module = obj.__module__
     short = module.rsplit(".", 1)[-1]
@@ -176,6 +179,8 @@ def section_of(obj) -> str:
         section = SECTIONS["models"]
     if section == SECTIONS["models"] and inspect.isclass(obj) and issubclass(obj, Fitter):
         return SECTIONS["fitting"]
+    if section == SECTIONS["models"] and inspect.isclass(obj) and issubclass(obj, Stage):
+        return SECTIONS["stages"]
     return section or f"``{PACKAGE}.{short}``"
 
 

@@ -12,9 +12,11 @@ makes the table), :func:`density_evolution` a Simulation with recorded models, a
 Multi-panel figures of the presets make their own Figure and return it
 (:func:`gaussian_demo`, :func:`gmm_snapshots`, :func:`mismatch`, :func:`sgd_drift`,
 :func:`policies`, :func:`error_sources_figure`, :func:`regression_error`,
-:func:`vocabulary`, :func:`language`, :func:`sampling_bias`, :func:`kde_collapse`;
+:func:`vocabulary`, :func:`language`, :func:`sampling_bias`, :func:`kde_collapse`,
+:func:`digits_figure`;
 :func:`figure_for` picks one by preset name from :data:`FIGURES`).
-:func:`animate_density` writes a GIF and returns its path; :func:`kde_log_density`
+:func:`animate_density` and :func:`animate_digits` write a GIF and return its path;
+:func:`digit_grid` tiles small images (rows: generations); :func:`kde_log_density`
 evaluates a kernel density estimate on a grid.
 
 Colours are the Okabe–Ito palette, which stays distinguishable under the common
@@ -26,6 +28,7 @@ from . import _common, curves, presets
 from .curves import error_sources, policy_comparison, variance_collapse, w2_growth
 from .densities import animate_density, density_evolution
 from .discrete import vocabulary
+from .images import animate_digits, digit_grid, digits_figure
 from .kde import kde_collapse, kde_log_density
 from .language import language
 from .presets import (
@@ -46,9 +49,12 @@ __all__ = [
     "FIGURES",
     "PALETTE",
     "animate_density",
+    "animate_digits",
     "comparison",
     "curves_from_runs",
     "density_evolution",
+    "digit_grid",
+    "digits_figure",
     "error_sources",
     "error_sources_figure",
     "figure_for",

@@ -13,6 +13,7 @@ from ._common import _METRIC_LABELS, _TRUTH_FILL, PALETTE, _band_lines, _two_axe
 from .curves import error_sources, policy_comparison, variance_collapse, w2_growth
 from .densities import _legend_outside, _truth_pdf, _x_grid, density_evolution
 from .discrete import vocabulary
+from .images import digits_figure
 from .kde import kde_collapse
 from .language import language
 from .stages import sampling_bias
@@ -341,6 +342,7 @@ FIGURES: dict[str, Callable] = {
     "language": language,
     "sampling_bias": sampling_bias,
     "kde": kde_collapse,
+    "digits": digits_figure,
 }
 
 

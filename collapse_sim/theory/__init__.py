@@ -49,6 +49,9 @@ Results implemented here
   :func:`categorical_fixation_probabilities`, :func:`categorical_surviving_mean`,
   :func:`categorical_absorption_time_mean`, :func:`rare_category_survival`,
   :func:`rare_category_median_survival`, and the ``fresh`` / ``accumulate`` recursions.
+* :func:`ppca_trace_mean` -- probabilistic PCA keeps the trace of its data's covariance,
+  so :math:`\mathbb E[\operatorname{tr} C_t] = ((n-1)/k)^t \operatorname{tr} C_0` for any
+  number of components (:mod:`collapse_sim.theory.ppca`).
 * Generation stages (:mod:`collapse_sim.theory.stages`): the variance under sampling
   temperature and truncation, the critical temperature :math:`\tau^*` of the window in
   which the mean variance explodes while typical chains collapse, and the Zipf exponent
@@ -93,6 +96,7 @@ from .kde import (
 )
 from .mixture import best_gaussian_approximation, gaussian_mismatch_floor
 from .overlays import overlay_for, register_overlay
+from .ppca import ppca_trace_mean
 from .regression import (  # the exact variance the tests bound simulations with
     _regression_test_error_variance as _regression_test_error_variance,
 )
@@ -136,6 +140,7 @@ __all__ = [
     "kde_scipy_variance_mean",
     "kde_variance_mean",
     "overlay_for",
+    "ppca_trace_mean",
     "rare_category_median_survival",
     "rare_category_survival",
     "register_overlay",
