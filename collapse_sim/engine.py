@@ -155,9 +155,10 @@ def simulate(
     for message in policy.warnings(n_items, generations):
         warnings.warn(message, UserWarning, stacklevel=2)
     pair = (type(truth), fitter.model_type)
-    if metrics is None:  # the pair's defaults that are defined under this policy
+    if metrics is None:  # the pair's defaults that apply to this truth and policy
         refused = _registry.refused_by(_registry.defaults(*pair), *pair, policy)
-        metrics = [n for n in _registry.defaults(*pair) if n not in refused]
+        metrics = [n for n in _registry.defaults(*pair) if n not in refused
+                   and (truth.has_heldout or not _registry.lookup(n, *pair).heldout)]
     names = _registry.check_names(metrics, *pair)
     refused = _registry.refused_by(names, *pair, policy)
     if refused:

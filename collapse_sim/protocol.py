@@ -131,6 +131,13 @@ class Model:
             raise ValueError(f"truth must be a single distribution, got a batch of "
                              f"{self.batch_size}")
 
+    @property
+    def has_heldout(self) -> bool:
+        """Whether :meth:`heldout` serves held-out data (default: ``True``; a data set split
+        with ``heldout=0`` has none, and ``simulate`` leaves the metrics that need it out
+        of the defaults)."""
+        return True
+
     def heldout(self, size: int, streams) -> np.ndarray:
         """``(size, *event_shape)`` real data for held-out metrics (default: fresh draws)."""
         return self.draw(size, streams)[0]

@@ -132,3 +132,9 @@ def test_too_large_a_sample_and_missing_heldout_are_refused_up_front():
     none = cs.Empirical(cs.datasets.two_moons(100), heldout=0.0)
     with pytest.raises(ValueError, match="heldout=0"):
         cs.simulate(none, cs.GaussianFit(), n_samples=10, generations=1, metrics="nll")
+
+
+def test_without_held_out_rows_the_defaults_leave_out_nll():
+    truth = cs.Empirical(cs.datasets.two_moons(200, seed=0), heldout=0.0)
+    sim = cs.simulate(truth, cs.GaussianFit(), n_samples=20, generations=2, chains=2, seed=0)
+    assert "nll" not in sim.metrics and "variance" in sim.metrics

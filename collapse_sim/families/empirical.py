@@ -169,6 +169,11 @@ class Empirical(PointModel):
         _subsets.draw_blocks(streams.states, self.train_size, k, index)
         return self.train[index]
 
+    @property
+    def has_heldout(self) -> bool:
+        """Whether the split holds out any row."""
+        return self.heldout_points.shape[0] > 0
+
     def heldout(self, size: int, streams) -> np.ndarray:
         """The held-out rows ``(N_heldout, d)`` (``size`` is ignored)."""
         if self.heldout_points.shape[0] == 0:

@@ -464,6 +464,11 @@ class NGramTruth(NGramModel):
         _kn.draw_blocks(streams.states, self.train_blocks, k, index)
         return self._train[index]
 
+    @property
+    def has_heldout(self) -> bool:
+        """Whether the corpus split holds out any text."""
+        return self._heldout is not None
+
     def heldout(self, size: int, streams) -> np.ndarray:
         """The held-out split as ``(m, block_size)`` blocks (``size`` is ignored)."""
         if self._heldout is None:
