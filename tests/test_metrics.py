@@ -441,7 +441,7 @@ def test_available_metrics():
     assert {*NAMES, "l2", "test_error", *categorical} <= set(metrics.AVAILABLE)
     assert set(metrics.DEFAULT) == set(NAMES)
     assert metrics.REGRESSION == ("test_error",)
-    assert set(metrics.DISTRIBUTION) == {*NAMES, "l2"}
+    assert set(metrics.DISTRIBUTION) == {*NAMES, "l2", "kl_se"}  # l2, kl_se: on request
 
 
 def test_evaluate_matches_the_functions():
