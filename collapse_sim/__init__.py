@@ -12,7 +12,8 @@ how each chain's model drifts from the truth.
 (51, 200)
 """
 
-from . import datasets, metrics, sampling, schedule, text, theory
+from . import custom, datasets, metrics, sampling, schedule, text, theory
+from .custom import FunctionFitter, ScipyTruth
 from .engine import simulate
 from .families.categorical import Categorical, CategoricalFit, Zipf
 from .families.empirical import Empirical
@@ -47,6 +48,7 @@ __all__ = [
     "Curate",
     "Empirical",
     "FreshReal",
+    "FunctionFitter",
     "Gaussian",
     "GaussianFit",
     "GaussianMixture",
@@ -66,6 +68,7 @@ __all__ = [
     "SGDGaussianFit",
     "SGDMixtureFit",
     "SGDRegressionFit",
+    "ScipyTruth",
     "Simulation",
     "SklearnFitter",
     "Temperature",
@@ -75,6 +78,7 @@ __all__ = [
     "Zipf",
     "__version__",
     "compare",
+    "custom",
     "datasets",
     "experiments",
     "metrics",

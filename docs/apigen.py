@@ -46,6 +46,7 @@ SECTIONS = {
     "sklearn": "Distributions (truths and models)",
     "categorical": "Distributions (truths and models)",
     "ngram": "Distributions (truths and models)",
+    "custom": "Distributions (truths and models)",
     "policies": "Policies: what each generation trains on",
     "stages": "Generation stages: how synthetic data is made and chosen",
     "engine": "Running a simulation",
