@@ -82,10 +82,15 @@ def test_parallel_and_serial_kernels_agree_bit_for_bit():
     for build in ("parallel", "serial"):
         states = chain_streams(3, 16).states.copy()
         out, parents = np.empty((16, 300, 2)), np.empty((16, 300), dtype=np.int64)
-        getattr(_kk.draw, build)(states, centres, chol, ids, out, parents)
+        stats = np.empty((16, 3))
+        getattr(_kk.draw, build)(states, centres, chol, ids, out, parents, stats)
         dens = np.empty(16)
         getattr(_kk.mean_logpdf, build)(centres, chol, out[0], dens)
-        results.append((out, parents, dens, states))
+        results.append((out, parents, stats, dens, states))
+    # the draw's statistics are the drawn points' mean and total variance
+    out, stats = results[0][0], results[0][2]
+    np.testing.assert_allclose(stats[:, :2], out.mean(axis=1), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(stats[:, 2], out.var(axis=1).sum(axis=1), rtol=1e-10)
     for a, b in zip(*results, strict=True):
         np.testing.assert_array_equal(a, b)
 

@@ -19,9 +19,13 @@ from .rng import _SHIFT_53, _U64
 
 
 @chain_kernel
-def draw(states, centres, chol, ids, out, parents):
+def draw(states, centres, chol, ids, out, parents, stats):
     """``out[c, i] = centres[c, j] + chol[c] z`` with ``j`` uniform on the ``n`` centres and
-    ``z`` standard normal; ``parents[c, i] = ids[c, j]``. Batch 1 or ``chains``."""
+    ``z`` standard normal; ``parents[c, i] = ids[c, j]``. Batch 1 or ``chains``.
+
+    ``stats[c, :d]`` receives the mean of chain ``c``'s draws and ``stats[c, d]`` their
+    total variance (divisor ``k``), accumulated about the chain's first centre (so no
+    large sums cancel): the statistics the next KDE needs, without another pass."""
     chains, k, d = out.shape
     n = centres.shape[1]
     batch = centres.shape[0]
@@ -33,6 +37,8 @@ def draw(states, centres, chol, ids, out, parents):
         s2 = st[2]
         s3 = st[3]
         z = np.empty(d)
+        total = np.zeros(d)
+        square = 0.0
         for i in range(k):
             r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
             j = min(np.int64(np.float64(r >> _U64(11)) * _SHIFT_53 * n), n - 1)
@@ -43,11 +49,20 @@ def draw(states, centres, chol, ids, out, parents):
                 for e in range(a + 1):
                     acc += chol[b, a, e] * z[e]
                 out[c, i, a] = acc
+                dev = acc - centres[b, 0, a]
+                total[a] += dev
+                square += dev * dev
             parents[c, i] = ids[b, j]
         st[0] = s0
         st[1] = s1
         st[2] = s2
         st[3] = s3
+        spread = 0.0
+        for a in range(d):
+            shift = total[a] / k if k > 0 else 0.0
+            stats[c, a] = centres[b, 0, a] + shift
+            spread += shift * shift
+        stats[c, d] = square / k - spread if k > 0 else 0.0
 
 
 @chain_kernel(error_model="numpy")

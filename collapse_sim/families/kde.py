@@ -126,6 +126,7 @@ class KDEModel(PointModel):
         self.chol = chol
         self._last = None  # (draws, their ancestors' ids) of the last draw, for the next fit
         self._mean = None
+        self._spread = None  # total variance of the centres (divisor n), once computed
 
     # -- the protocol --------------------------------------------------------------------------
     @property
@@ -158,9 +159,10 @@ class KDEModel(PointModel):
     def total_variance(self) -> np.ndarray:
         r"""``(B,)`` total variance :math:`\operatorname{tr}(S + H)` (one pass over the
         centres, no ``(B, d, d)`` covariance formed)."""
-        out = np.empty(self.batch_size)
-        _kk.total_variance(self.centres, self.mean, out)
-        return out + np.trace(self.kernel_cov, axis1=1, axis2=2)
+        if self._spread is None:
+            self._spread = np.empty(self.batch_size)
+            _kk.total_variance(self.centres, self.mean, self._spread)
+        return self._spread + np.trace(self.kernel_cov, axis1=1, axis2=2)
 
     @property
     def cov(self) -> np.ndarray:
@@ -184,8 +186,9 @@ class KDEModel(PointModel):
             raise ValueError(f"a batch of {self.batch_size} KDEs cannot draw for {chains} chains")
         out = np.empty((chains, k, self.dim))
         parents = np.empty((chains, k), dtype=np.int64)
-        _kk.draw(streams.states, self.centres, self.chol, self.ids, out, parents)
-        self._last = (out, parents)
+        stats = np.empty((chains, self.dim + 1))
+        _kk.draw(streams.states, self.centres, self.chol, self.ids, out, parents, stats)
+        self._last = (out, parents, stats)
         return out
 
     def logpdf_mean(self, points) -> np.ndarray:
@@ -204,9 +207,12 @@ class KDEModel(PointModel):
         return out
 
     def finite(self) -> np.ndarray:
-        """``(B,)``: finite centres and kernel."""
-        return (np.isfinite(self.centres).all(axis=(1, 2))
-                & np.isfinite(self.kernel_cov).all(axis=(1, 2)))
+        """``(B,)``: finite centres and kernel (read off the centres' mean and spread when
+        the draw computed them: a non-finite centre makes them non-finite)."""
+        kernel = np.isfinite(self.kernel_cov).all(axis=(1, 2))
+        if self._spread is not None and self._mean is not None:
+            return np.isfinite(self._mean).all(axis=1) & np.isfinite(self._spread) & kernel
+        return np.isfinite(self.centres).all(axis=(1, 2)) & kernel
 
     def record(self) -> dict[str, np.ndarray]:
         """``mean`` ``(B, d)`` and ``kernel_cov`` ``(B, d, d)`` (the centres are kept whole
@@ -296,15 +302,18 @@ class KDEFit(Fitter):
         previous model's centres and draws (see the module notes)."""
         last = previous._last if isinstance(previous, KDEModel) else None
         if last is not None and last[0] is data:  # trained on exactly the last draw (Replace)
-            return KDEModel(data, self.kernel_cov(data), last[1], previous.origin)
+            model = KDEModel(data, self.kernel_cov(data), last[1], previous.origin)
+            d = data.shape[2]
+            model._mean, model._spread = last[2][:, :d], last[2][:, d]  # from the draw
+            return model
         # the centres must be the model's own: a view of the engine's pool (Accumulate)
         # moves when the pool grows
         data = np.array(data, dtype=np.float64, order="C", copy=True)
         chains, n = data.shape[:2]
         if not isinstance(previous, KDEModel):
             return KDEModel(data, self.kernel_cov(data))
-        draws, parents = last if last is not None else (previous.centres[:, :0],
-                                                         previous.ids[:, :0])
+        draws, parents = last[:2] if last is not None else (previous.centres[:, :0],
+                                                             previous.ids[:, :0])
         resolved = np.empty((chains, n), dtype=np.int64)
         _kk.resolve_ids(data.view(np.uint64),
                         np.ascontiguousarray(previous.centres).view(np.uint64), previous.ids,
