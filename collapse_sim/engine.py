@@ -92,7 +92,8 @@ def simulate(
         and ``cov`` ``(G+1, chains, d, d)``; mixtures ``weights``, ``means``, ``covs``;
         regressions ``weights`` ``(G+1, chains, d)`` and ``noise_std`` ``(G+1, chains)``;
         categorical models ``probs`` ``(G+1, chains, V)``. Row 0 is the truth expressed
-        in the fitter's family (``Fitter.as_model``).
+        in the fitter's family (``Fitter.as_model``), the model row 0 of the metrics
+        measures when the family cannot represent the truth (see Returns).
     progress : bool or None
         Show a tqdm bar: ``True`` always, ``False`` never, ``None`` only when the
         run lasts longer than :data:`PROGRESS_DELAY` seconds.
@@ -120,8 +121,20 @@ def simulate(
     Returns
     -------
     Simulation
-        ``metrics[name]`` is ``(generations + 1, chains)``; row 0 is the truth,
-        row ``t`` the model fitted at generation ``t``.
+        ``metrics[name]`` is ``(generations + 1, chains)``; row ``t`` measures the
+        model fitted at generation ``t``, row 0 the starting point: the truth itself
+        when the fitter's family contains it (``fitter.competence(truth)`` is
+        ``EXACT``; distances are 0). When the family cannot represent it
+        (``APPROXIMATE``: one Gaussian for a mixture), row 0 measures the family's
+        model of the truth, ``fitter.as_model(truth)`` -- the moment-matched Gaussian,
+        the KL-best one, for a Gaussian fit -- so its distances are the expressivity
+        floor (:func:`collapse_sim.theory.gaussian_mismatch_floor`), the curves do not
+        start from a 0 that no model of the family reaches, and ``metrics[0]``
+        describes the model ``models[0]`` stores. A fitter without such a model
+        (``as_model`` raises: a scikit-learn ``KernelDensity``, a mixture fit with
+        fewer components than the truth) keeps the truth in row 0. A truth with a
+        reference model (an :class:`~collapse_sim.Empirical` data set) measures it:
+        the fitter's fit of all its training data.
 
     Raises
     ------
@@ -165,9 +178,12 @@ def simulate(
         raise ValueError(f"metrics {refused} are not defined under {type(policy).__name__} for "
                          f"{fitter.model_type.__name__} models (see their documentation); "
                          "leave them out")
-    # row 0 measures the truth itself, or the truth's reference model (a data set's fit)
-    row0 = type(truth) if type(truth).reference is Model.reference else fitter.model_type
-    _registry.check_names(names, type(truth), row0)
+    # row 0 measures the truth, the fitter's best model of it (a family that cannot
+    # represent it) or the truth's reference model (a data set's fit)
+    own_reference = type(truth).reference is not Model.reference
+    first = None if own_reference else _row0_model(truth, fitter)
+    _registry.check_names(names, type(truth),
+                          fitter.model_type if own_reference else type(first))
     reward = _stages.reward_of(generation)
     if "reward" in names and reward is None:
         raise ValueError("metric 'reward' needs a generation stage with a reward (BestOfK or "
@@ -203,7 +219,8 @@ def simulate(
             "lower chains or generations, or raise max_bytes"
         )
     root = _random.as_seed_sequence(seed)
-    reference = truth.reference(fitter, ChainStreams(_random.shared_state(root, 1)))
+    reference = (truth.reference(fitter, ChainStreams(_random.shared_state(root, 1)))
+                 if own_reference else first)
     recorder = (_ModelRecorder(truth, fitter, generations, chains, reference)
                 if record_models else None)
     points = not statistics or plan.pool == "subsample" or not exact
@@ -270,6 +287,30 @@ def simulate(
         config["generation"] = generation.to_dict()
     return Simulation(metrics=out, config=config,
                       models=None if recorder is None else recorder.arrays, fitted=fitted)
+
+
+def _row0_model(truth: Model, fitter: Fitter) -> Model:
+    """The model row 0 of the metrics measures for a truth without a reference model.
+
+    The truth itself when it lies in the fitter's family (``Competence.EXACT``). When the
+    family cannot represent it (``Competence.APPROXIMATE``), the truth in that family,
+    ``fitter.as_model(truth)`` -- for a Gaussian fit (``GaussianFit``, ``SGDGaussianFit``)
+    the moment-matched Gaussian, the family's KL-best model, whose distances to the truth
+    are the expressivity floor; for ``PPCAFit`` the PPCA of the truth's covariance, also
+    KL-best -- which is also what ``record_models`` stores in row 0, so ``metrics[0]`` and
+    ``models[0]`` describe the same model and the metrics measure it the way they measure
+    every later generation. Where the fitter defines no such model (``as_model`` raises
+    ``ValueError`` or ``NotImplementedError``) row 0 stays the truth: a scikit-learn
+    estimator without components (``KernelDensity``), and a mixture fit of a mixture truth
+    with more components than ``n_components`` (the best mixture of fewer components has
+    no closed form).
+    """
+    if fitter.competence(truth) is not Competence.APPROXIMATE:
+        return truth
+    try:
+        return fitter.as_model(truth)
+    except (ValueError, NotImplementedError):
+        return truth
 
 
 def _keep(model, fitted: list):

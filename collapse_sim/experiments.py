@@ -123,7 +123,10 @@ def gaussian_variance_collapse(*, n_samples: int = 100, generations: int = 1000,
         f"Each of {chains} chains starts from n={n_samples} points of a standard normal, fits a "
         f"Gaussian, samples n new points from the fit, refits, and so on for {generations} "
         "generations. The bands show the 10-90% range of the fitted variance across chains, "
-        "the solid lines the median and the dashed lines the exact theory. Both estimators "
+        "the solid lines the median, the dashed lines the exact 10% and 90% quantiles (in "
+        "colour) and the exact median (black), the dotted lines with circles the exact mean "
+        "E[σ²ₜ] (the MLE's, (1 − 1/n)ᵗ, runs close to the unbiased estimator's "
+        "median). Both estimators "
         "lose variance: the median falls roughly geometrically, so the tails of the original "
         "distribution disappear first. The unbiased estimator keeps the *mean* variance at 1 "
         "(a few lucky chains carry it) while the typical chain collapses just the same; by "
@@ -253,6 +256,11 @@ def expressivity_mismatch(*, n_samples: int = 100, generations: int = 300, chain
     (:func:`collapse_sim.theory.gaussian_mismatch_floor`). Recursion then adds
     statistical error on top. A 2-component mixture fit (a tenth of the chains), which
     can represent the truth, starts near 0 instead.
+
+    Generation 0 of each fit is where it starts (see :func:`~collapse_sim.simulate`,
+    Returns): the truth itself for the mixture fit (KL 0), the best Gaussian
+    :math:`\mathcal N(0, 5)` for the Gaussian fit (KL = the floor), the best model its
+    family has.
     """
     truth = GaussianMixture(weights=[0.5, 0.5], means=[[-2.0], [2.0]], covs=[[[1.0]], [[1.0]]])
     floor = theory.gaussian_mismatch_floor(truth)
@@ -295,10 +303,12 @@ def expressivity_mismatch(*, n_samples: int = 100, generations: int = 300, chain
         "A Gaussian cannot represent a two-humped distribution. Even fitted to its real "
         f"data (generation 1, n={n_samples}) its median KL divergence from the truth is "
         f"{g1['kl_q50']:.3f}, just above the floor {floor['kl']:.3f} that the best possible "
-        "Gaussian N(0, 5) reaches with infinite data: the functional expressivity error. "
+        "Gaussian N(0, 5) reaches with infinite data: the functional expressivity error "
+        "(generation 0 of the Gaussian fit, in the table, is that best Gaussian). "
         "Refitting on its own samples then adds statistical error generation after "
         "generation, so the curves climb away from the floor. The dashed line is the floor; "
-        "the mixture fit, which can represent the truth, starts near zero." + overtaken
+        "the mixture fit, which can represent the truth (its generation 0), starts near "
+        "zero." + overtaken
     )
     gauss = sims["Gaussian fit"].models
     fits = {t: Gaussian(mean=gauss["mean"][t, 0], cov=gauss["cov"][t, 0])
@@ -600,6 +610,8 @@ def regression_collapse(*, n_samples: int = 20, generations: int = 30, chains: i
                .set_index(["setting", "generation"])[["sim_mean", "theory_mean", "sim_q50"]])
     one = noise_std**2 * dim / (n_samples - dim - 1)
     last = curves[curves.generation == generations].set_index("setting")
+    acc = last.loc["accumulate, fixed design"]
+    z = (acc["sim_mean"] - acc["theory_mean"]) / acc["sim_mean_se"]
     description = (
         f"Each curve is the mean over {chains} chains of the test error (excess risk "
         f"(ŵ−w)ᵀΣ(ŵ−w)) of least squares refitted, generation after generation, on labels "
@@ -608,16 +620,20 @@ def regression_collapse(*, n_samples: int = 20, generations: int = 30, chains: i
         f"Replacing the data makes the error grow linearly — that much again per generation, "
         f"{last.loc['replace, fresh design', 'sim_mean']:.2f} after {generations} "
         f"generations — whether the features are redrawn or fixed. Accumulating all "
-        f"generations' data keeps it bounded: the fixed-design closed form never exceeds "
-        f"π²/6 ≈ 1.64 times one generation's error (here "
-        f"{last.loc['accumulate, fixed design', 'sim_mean']:.3f}), and with fresh "
-        f"features it stays lower still ({last.loc['accumulate, fresh design', 'sim_mean']:.3f}, "
-        f"simulated only: no closed form is published). The shaded bands hold the middle "
-        f"80% of chains: the per-chain error is heavy-tailed, so the mean sits well above "
-        f"the median, and a simulated mean is itself uncertain (standard error "
-        f"{last.loc['accumulate, fixed design', 'sim_mean_se']:.3f} for the accumulate, "
-        f"fixed-design curve at the end), so it may sit that far from its dashed line or "
-        f"the bound."
+        f"generations' data keeps it bounded: with a fixed design the expected error "
+        f"rises towards π²/6 ≈ 1.64 times one generation's ({np.pi**2 / 6 * one:.3f}, the "
+        f"dotted line) and never exceeds it, and with fresh features it stays lower still "
+        f"({last.loc['accumulate, fresh design', 'sim_mean']:.3f}, simulated only: no "
+        f"closed form is published). The light bands hold the middle 80% of chains: the "
+        f"per-chain error is heavy-tailed, so the mean sits well above the median. A "
+        f"simulated mean is itself random: the darker band around each is ± 2 standard "
+        f"errors, which covers the expectation about 95% of the time. The accumulate, "
+        f"fixed-design mean "
+        f"ends at {acc['sim_mean']:.3f} against an expectation of {acc['theory_mean']:.3f}, "
+        f"{z:+.1f} standard errors ({acc['sim_mean_se']:.3f}) away"
+        + (", within Monte Carlo error; nothing bounds a simulated mean, and one can cross "
+           "the dotted line by chance." if abs(z) < 3 else
+           ": more than Monte Carlo error explains.")
     )
     return ExperimentResult("regression", sims, curves, summary, description,
                             params={"n_samples": n_samples, "generations": generations,

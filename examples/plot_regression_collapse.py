@@ -6,8 +6,9 @@ Least squares is refitted generation after generation on labels produced by the
 previous fit plus fresh noise (Dohmatob, Feng & Kempe 2024). With T rows and d
 features per generation, each refit adds on average σ²d/(T−d−1) to the test error,
 so after t generations of replacing the data it is t times that. Keeping every
-generation's data (Gerstgrasser et al. 2024) bounds it by π²/6 times one
-generation's error. Writes ``regression_collapse.png``.
+generation's data (Gerstgrasser et al. 2024) bounds its expectation by π²/6 times one
+generation's error (a simulated mean, being random, can cross that line). Writes
+``regression_collapse.png``.
 """
 
 # %%

@@ -71,7 +71,7 @@ from .._validation import (
     check_int,
     check_real,
 )
-from ..protocol import Fitter, PointModel
+from ..protocol import Competence, Fitter, PointModel
 from ..registry import register_metric
 from ._sgd import _SCHEDULES, _check_options
 from .gaussian import (
@@ -458,6 +458,11 @@ class GaussianMixtureFit(Fitter):
         """EM needs at least one point per component."""
         return self.n_components
 
+    def competence(self, truth) -> Competence:
+        """``EXACT`` for a Gaussian truth or a mixture of at most ``n_components``
+        components (:func:`mixture_competence`), ``APPROXIMATE`` for other point truths."""
+        return mixture_competence(truth, self.n_components)
+
     def as_model(self, truth) -> GaussianMixture:
         """The truth as a mixture of ``n_components`` (padded with zero-weight copies)."""
         return mixture_of(truth, self.n_components)
@@ -651,6 +656,11 @@ class SGDMixtureFit(Fitter):
         """A minibatch, and k-means++ with ``n_components`` centres, must fit."""
         return max(self.batch_size, self.n_components)
 
+    def competence(self, truth) -> Competence:
+        """``EXACT`` for a Gaussian truth or a mixture of at most ``n_components``
+        components (:func:`mixture_competence`), ``APPROXIMATE`` for other point truths."""
+        return mixture_competence(truth, self.n_components)
+
     def as_model(self, truth) -> GaussianMixture:
         """The truth as a mixture of ``n_components`` (padded with zero-weight copies)."""
         return mixture_of(truth, self.n_components)
@@ -689,6 +699,21 @@ class SGDMixtureFit(Fitter):
     def to_dict(self) -> dict:
         """JSON-serialisable description."""
         return {"type": type(self).__name__, **asdict(self)}
+
+
+def mixture_competence(truth, k: int) -> Competence:
+    """How a family of ``k``-component Gaussian mixtures suits ``truth``.
+
+    ``EXACT`` for a Gaussian (a one-component mixture) or a mixture of at most ``k``
+    components, which the family contains (:func:`mixture_of`); ``APPROXIMATE`` for a
+    mixture of more components and any other point truth; ``INCOMPATIBLE`` for a truth
+    that is not a :class:`~collapse_sim.protocol.PointModel`. The covariance type of the
+    fit is not considered.
+    """
+    if isinstance(truth, Gaussian) or (isinstance(truth, GaussianMixture)
+                                       and truth.n_components <= k):
+        return Competence.EXACT
+    return Competence.APPROXIMATE if isinstance(truth, PointModel) else Competence.INCOMPATIBLE
 
 
 def mixture_of(truth, k: int) -> GaussianMixture:

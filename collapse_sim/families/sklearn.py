@@ -22,10 +22,16 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..protocol import Fitter, PointModel
+from ..protocol import Competence, Fitter, PointModel
 from ..registry import register_metric
 from .gaussian import Gaussian, gaussian_outside
-from .mixture import GaussianMixture, MixtureContext, _mixture_context, mixture_of
+from .mixture import (
+    GaussianMixture,
+    MixtureContext,
+    _mixture_context,
+    mixture_competence,
+    mixture_of,
+)
 from .mixture import sample_tail_mass as _sample_tail_mass
 from .mixture import sample_w2 as _sample_w2
 
@@ -262,6 +268,15 @@ class SklearnFitter(Fitter):
     def min_points(self) -> int:
         """At least ``n_components`` points when the estimator has that parameter."""
         return int(getattr(self.estimator, "n_components", 1))
+
+    def competence(self, truth) -> Competence:
+        """For a mixture estimator (one with ``n_components``) as for a mixture fit
+        (:func:`~collapse_sim.families.mixture.mixture_competence`); otherwise
+        ``APPROXIMATE`` for every point truth (an estimator's family is not known)."""
+        k = getattr(self.estimator, "n_components", None)
+        if isinstance(k, (int, np.integer)):
+            return mixture_competence(truth, k)
+        return super().competence(truth)
 
     def as_model(self, truth) -> GaussianMixture:
         """The truth as a mixture of the estimator's ``n_components`` (mixture estimators only)."""

@@ -17,8 +17,16 @@ from ._common import (
 from .simulation import _as_curves
 
 
-def variance_collapse(curves: pd.DataFrame, *, ax=None, group: str = "estimator"):
-    """Fitted variance against generation, log scale: simulated bands, theory overlaid.
+def variance_collapse(curves: pd.DataFrame, *, ax=None, group: str = "estimator",
+                      legend: bool = True):
+    r"""Fitted variance against generation, log scale: simulated bands, theory overlaid.
+
+    Per setting (one colour each): the 10–90% band over chains and the median (solid);
+    the exact 10% and 90% quantiles (dashed, in the setting's colour) and the exact
+    median (dashed, black); the exact mean :math:`E[\sigma^2_t]` (dotted, open circles),
+    drawn on top of every other line: with :math:`n = 100` the MLE's mean
+    :math:`(1 - 1/n)^t` runs along the unbiased estimator's median, where a plain line
+    would be hidden. Every legend entry is styled as what it names.
 
     Parameters
     ----------
@@ -30,35 +38,56 @@ def variance_collapse(curves: pd.DataFrame, *, ax=None, group: str = "estimator"
     ax : matplotlib Axes, optional
     group : str
         Column that distinguishes the settings.
+    legend : bool
+        Draw the legend on the axes (:func:`~collapse_sim.plotting.gaussian_demo` draws
+        one below its panels instead).
 
     Returns
     -------
     matplotlib Axes
     """
     ax = _axes(ax)
-    for i, (key, df) in enumerate(curves.groupby(group, sort=False)):
+    handles = _variance_collapse(curves, ax, group)
+    if legend:
+        ax.legend(handles=handles, fontsize=7.5, loc="lower left", frameon=True)
+    return ax
+
+
+def _variance_collapse(curves: pd.DataFrame, ax, group: str) -> list:
+    """Draw :func:`variance_collapse` on ``ax``; its legend handles: per setting the band,
+    the median and the exact quantiles, then per setting the exact mean, then the exact
+    median (so a three-column legend of two settings reads one setting per column)."""
+    groups = list(curves.groupby(group, sort=False))
+    handles, means = [], []
+    for i, (key, df) in enumerate(groups):
         colour = PALETTE[i % len(PALETTE)]
         g = df["generation"].to_numpy()
         label = LABELS.get(key, str(key))
-        ax.fill_between(g, np.maximum(df["sim_q10"], _TINY), np.maximum(df["sim_q90"], _TINY),
-                        color=colour, alpha=0.18, linewidth=0,
-                        label=f"{label}: 10–90% of chains")
-        ax.plot(g, np.maximum(df["sim_q50"], _TINY), color=colour, linewidth=2,
-                label=f"{label}: median")
-        ax.plot(g, df["theory_q50"], color="black", linestyle="--", linewidth=1)
-        for q in ("theory_q10", "theory_q90"):
-            ax.plot(g, df[q], color=colour, linestyle="--", linewidth=0.9)
-        ax.plot(g, df["theory_mean"], color=colour, linestyle=":", linewidth=2.2, zorder=5,
-                label=f"{label}: E[σ²ₜ] (theory)")
-    ax.plot([], [], color="black", linestyle="--", linewidth=1,
-            label="exact theory: 10%, 50%, 90% quantiles")
+        handles.append(ax.fill_between(
+            g, np.maximum(df["sim_q10"], _TINY), np.maximum(df["sim_q90"], _TINY),
+            color=colour, alpha=0.18, linewidth=0, label=f"{label}: 10–90% of chains"))
+        handles += ax.plot(g, np.maximum(df["sim_q50"], _TINY), color=colour, linewidth=2,
+                           label=f"{label}: median")
+        ax.plot(g, df["theory_q50"], color="black", linestyle="--", linewidth=1, zorder=3)
+        handles += ax.plot(g, df["theory_q10"], color=colour, linestyle="--", linewidth=0.9,
+                           label=f"{label}: exact 10%, 90% quantiles")
+        ax.plot(g, df["theory_q90"], color=colour, linestyle="--", linewidth=0.9)
+        means.append((g, df["theory_mean"].to_numpy(), colour, label))
+    step = max(len(means[0][0]) // 10, 1) if means else 1
+    for i, (g, mean, colour, label) in enumerate(means):  # last: on top of every line
+        handles += ax.plot(
+            g, mean, color=colour, linestyle=":", linewidth=1.6, zorder=6, marker="o",
+            markersize=6, markerfacecolor="white", markeredgecolor=colour,
+            markeredgewidth=1.6, markevery=(step * (i + 1) // (len(means) + 1), step),
+            label=f"{label}: exact mean E[σ²ₜ]")
+    handles += ax.plot([], [], color="black", linestyle="--", linewidth=1,
+                       label="exact median (each setting)")
     ax.set_yscale("log")
     ax.set_xlabel("generation t")
     ax.set_ylabel(r"fitted variance $\sigma^2_t/\sigma^2_0$")
     ax.set_title("Variance of recursively refitted Gaussians")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left", frameon=True)
-    return ax
+    return handles
 
 
 def w2_growth(curves: pd.DataFrame, *, ax=None, group: str = "estimator"):

@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from ._common import _METRIC_LABELS, _TRUTH_FILL, PALETTE, _band_lines, _two_axes
-from .curves import error_sources, policy_comparison, variance_collapse, w2_growth
+from .curves import _variance_collapse, error_sources, policy_comparison, w2_growth
 from .densities import _legend_outside, _truth_pdf, _x_grid, density_evolution
 from .discrete import vocabulary
 from .images import digits_figure
@@ -22,14 +22,20 @@ from .stages import sampling_bias
 def gaussian_demo(curves: pd.DataFrame, *, suptitle: str | None = None, axes=None):
     """The two-panel demo figure: :func:`variance_collapse` and :func:`w2_growth`.
 
+    The left panel's legend sits below the panels, in three columns: each estimator's
+    band, median and exact quantiles, then the exact means and the exact median.
     ``axes``: two matplotlib Axes to draw on (default: a new figure).
 
     Returns
     -------
     matplotlib Figure
     """
-    fig, (left, right) = _two_axes(axes, (12, 4.8))
-    variance_collapse(curves, ax=left)
+    fig, (left, right) = _two_axes(axes, (12, 5.6))
+    handles = _variance_collapse(curves, left, "estimator")
+    # below the panels, three columns: each setting's band, median and exact quantiles,
+    # then the exact means and the exact median
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8.5,
+               frameon=False)
     w2_growth(curves, ax=right)
     if suptitle:
         fig.suptitle(suptitle)
@@ -275,10 +281,15 @@ def regression_error(result, *, axes=None):
     """Test error of recursively refitted least squares against generation, theory dashed.
 
     Two panels with their own scales: replacing the data (error grows linearly) and
-    accumulating it (error stays below :math:`\\pi^2/6` times one generation's).
-    Solid lines are simulated means over chains, dashed black lines the closed
-    forms of :func:`collapse_sim.theory.regression_test_error`; the band is the
-    10–90% range over chains of the setting named in each panel's title.
+    accumulating it (the expected error stays below :math:`\\pi^2/6` times one
+    generation's). Solid lines are simulated means over chains, each in a darker band
+    of ± 2 Monte Carlo standard errors (where the mean of that many chains may fall by
+    chance, about 95% of the time); dashed black lines are the exact expectations of
+    :func:`collapse_sim.theory.regression_test_error`; the light band is the 10–90%
+    range over chains of the setting named in its legend entry. The dotted line of the
+    accumulate panel is :math:`\\pi^2/6` times one generation's error: the limit, as
+    :math:`t \\to \\infty`, of the expected error with a fixed design, which that
+    expectation never exceeds (a simulated mean, being random, can).
 
     Parameters
     ----------
@@ -286,14 +297,15 @@ def regression_error(result, *, axes=None):
         From the ``regression`` preset (:func:`collapse_sim.experiments.regression_collapse`):
         ``curves`` has ``setting``, ``policy``, ``design``, ``generation``,
         ``sim_mean``, ``sim_q10``, ``sim_q90`` and ``theory_mean`` (NaN where no
-        closed form exists).
+        closed form exists), and optionally ``sim_mean_se`` (the bands of ± 2
+        standard errors).
     axes : sequence of two matplotlib Axes, optional
 
     Returns
     -------
     matplotlib Figure
     """
-    fig, axes = _two_axes(axes, (11.5, 4.4))
+    fig, axes = _two_axes(axes, (11.5, 4.6))
     curves = result.curves
     params = result.params
     one = params["noise_std"] ** 2 * params["dim"] / (params["n_samples"] - params["dim"] - 1)
@@ -303,18 +315,26 @@ def regression_error(result, *, axes=None):
         for label, rows in curves[curves["policy"] == policy].groupby("setting", sort=False):
             g = rows["generation"].to_numpy()
             colour = colours[label]
+            mean = rows["sim_mean"].to_numpy()
             if rows["design"].iloc[0] == banded[policy]:
                 ax.fill_between(g, rows["sim_q10"], rows["sim_q90"], color=colour,
-                                alpha=0.15, linewidth=0, label=f"{label}: 10–90% of chains")
-            ax.plot(g, rows["sim_mean"], color=colour, linewidth=2.0,
-                    label=f"{label}: simulated mean")
+                                alpha=0.12, linewidth=0, label=f"{label}: 10–90% of chains")
+            if "sim_mean_se" in rows:
+                se = rows["sim_mean_se"].to_numpy()
+                ax.fill_between(g, mean - 2 * se, mean + 2 * se, color=colour, alpha=0.45,
+                                linewidth=0, zorder=2.5)
+            ax.plot(g, mean, color=colour, linewidth=1.6, label=f"{label}: simulated mean"
+                    + (" ± 2 s.e." if "sim_mean_se" in rows else ""))
             theory_mean = rows["theory_mean"].to_numpy()
             if np.isfinite(theory_mean).any():
-                ax.plot(g, theory_mean, color="black", linestyle="--", linewidth=1.0)
-        ax.plot([], [], color="black", linestyle="--", linewidth=1.0, label="closed form")
+                ax.plot(g, theory_mean, color="black", linestyle="--", linewidth=1.0,
+                        zorder=3)
+        ax.plot([], [], color="black", linestyle="--", linewidth=1.0,
+                label="exact expectation (closed form)")
         if policy == "accumulate":
-            ax.axhline(np.pi**2 / 6 * one, color="grey", linestyle=":", linewidth=1.0,
-                       label="π²/6 × one generation: bound on the mean (fixed design)")
+            ax.axhline(np.pi**2 / 6 * one, color="grey", linestyle=":", linewidth=1.2,
+                       label="π²/6 × one generation: limit of the exact\n"
+                             "expectation as t → ∞ (fixed design)")
         ax.set_xlabel("generation t")
         ax.set_xlim(0, curves["generation"].max())
         ax.set_ylim(bottom=0)
