@@ -16,6 +16,7 @@ the policy must keep accumulated points.
 
 from __future__ import annotations
 
+import inspect
 import os
 import warnings
 
@@ -246,8 +247,11 @@ def simulate(
 
     fitted = [truth] if getattr(fitter.model_type, "keep_fitted", False) else None
     blocks = None
-    if generation is None and not policy.scheduled:
-        blocks = fitter.fused_run(truth, plan, n_items, generations, streams, exact=exact)
+    if not policy.scheduled:
+        stage = {} if generation is None else {"stage": generation}  # older fitters: no stage
+        if generation is None or "stage" in inspect.signature(fitter.fused_run).parameters:
+            blocks = fitter.fused_run(truth, plan, n_items, generations, streams, exact=exact,
+                                      **stage)
     if blocks is None:
         loop = _Loop(truth, fitter, policy, n_items, generations, streams,
                      points=not statistics or plan.pool == "subsample", exact=exact,

@@ -235,10 +235,12 @@ class Fitter:
                          f"{self.model_type.__name__}")
 
     def fused_run(self, truth: Model, plan, n_samples: int, generations: int, streams, *,
-                  exact: bool) -> Iterator[tuple[int, int, Model]] | None:
+                  exact: bool, stage=None) -> Iterator[tuple[int, int, Model]] | None:
         """Optionally run whole blocks of generations in one kernel.
 
-        ``exact`` says whether the run takes the exact statistics path. Returns
+        ``exact`` says whether the run takes the exact statistics path; ``stage`` is the
+        run's generation stage (``None``: faithful sampling), which the fused run must
+        apply or decline (return ``None``). Returns
         ``None`` when not applicable, else an iterator of
         ``(first_generation, size, models)`` whose ``models`` batch holds
         ``size * chains`` members, generation-major. Must give the same models as the

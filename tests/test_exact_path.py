@@ -122,3 +122,15 @@ def test_fused_1d_run_is_bit_identical_to_the_generation_loop(policy, block, mon
     for name in fused.metrics:
         np.testing.assert_array_equal(fused.metrics[name], loop.metrics[name])
     np.testing.assert_array_equal(fused.models["cov"], loop.models["cov"])
+
+
+@pytest.mark.parametrize("policy", [cs.Replace(), cs.KeepReal(0.25), cs.Accumulate(),
+                                    cs.FreshReal(0.5)], ids=repr)
+def test_fused_1d_run_with_temperature_is_bit_identical_to_the_loop(policy, monkeypatch):
+    kw = {"n_samples": 12, "generations": 25, "chains": 6, "seed": 3, "policy": policy,
+          "sampling": "exact", "record_models": True, "generation": cs.Temperature(1.07)}
+    fused = cs.simulate(TRUTH1, cs.GaussianFit(), **kw)
+    monkeypatch.setattr(cs.GaussianFit, "fused_run", lambda self, *args, **kwargs: None)
+    loop = cs.simulate(TRUTH1, cs.GaussianFit(), **kw)
+    np.testing.assert_array_equal(fused.models["cov"], loop.models["cov"])
+    np.testing.assert_array_equal(fused.models["mean"], loop.models["mean"])

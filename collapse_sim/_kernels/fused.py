@@ -53,8 +53,12 @@ def _add(ka, ma, sa, kb, mb, sb):
 
 @chain_kernel
 def exact_run_1d(states, n, ddof, real_k, fresh, synth, pool_all, mu0, var0, start, carry,
-                 means, variances):
+                 syn_scale, means, variances):
     """Generations ``start .. start + G - 1`` of every chain; ``G = means.shape[1]``.
+
+    Synthetic points come from ``N(m, syn_scale * v)`` (a
+    ``Temperature(tau)`` stage: ``syn_scale = tau**2``; faithful sampling: 1.0, which
+    leaves every product unchanged).
 
     Writes ``means[c, i]`` and ``variances[c, i]`` for generation ``start + i`` (a
     chain-major block, contiguous per chain). ``carry[c]`` holds what the next block
@@ -96,10 +100,11 @@ def exact_run_1d(states, n, ddof, real_k, fresh, synth, pool_all, mu0, var0, sta
                     mf, sf = _draw(s, fresh, mu0, var0)
                     kt, mt, st = _add(kt, mt, st, fresh, mf, sf)
                 if synth > 0:
+                    drawn = var * syn_scale
                     if fast_synth:
-                        my, sy = _draw_fixed(s, scale, d_mt, c_mt, mean, var)
+                        my, sy = _draw_fixed(s, scale, d_mt, c_mt, mean, drawn)
                     else:
-                        my, sy = _draw(s, synth, mean, var)
+                        my, sy = _draw(s, synth, mean, drawn)
                     if pool_all:
                         kp, mp, sp = _add(kp, mp, sp, synth, my, sy)
                         kt, mt, st = kp, mp, sp

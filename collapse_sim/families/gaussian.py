@@ -444,15 +444,21 @@ class GaussianFit(Fitter):
 
     fit_statistics = fit_moments
 
-    def fused_run(self, truth, plan, n_samples, generations, streams, *, exact):
+    def fused_run(self, truth, plan, n_samples, generations, streams, *, exact, stage=None):
         """Exact path in 1-D: blocks of generations of every chain in one kernel each.
 
         Bit-identical to the generation-by-generation exact path (same draws, same
-        arithmetic); blocks keep the working memory ``O(chains x block)``.
+        arithmetic); blocks keep the working memory ``O(chains x block)``. Faithful
+        sampling or a ``Temperature`` stage (synthetic variance times :math:`\tau^2`).
         """
+        from ..stages import Temperature
+
         if not (exact and isinstance(truth, Gaussian) and truth.dim == 1 and generations > 0):
             return None
-        return _fused_exact_1d(self.ddof, truth, plan, n_samples, generations, streams)
+        if stage is not None and type(stage) is not Temperature:
+            return None
+        scale = 1.0 if stage is None else stage.tau**2
+        return _fused_exact_1d(self.ddof, truth, plan, n_samples, generations, streams, scale)
 
     def to_dict(self) -> dict:
         """JSON-serialisable description."""
@@ -568,7 +574,7 @@ def _gaussian_of(truth) -> Gaussian:
     return Gaussian._from_arrays(truth.mean, truth.cov)
 
 
-def _fused_exact_1d(ddof, truth, plan, n_samples, generations, streams):
+def _fused_exact_1d(ddof, truth, plan, n_samples, generations, streams, syn_scale=1.0):
     """Blocks ``(start, size, models)`` of the fused exact 1-D run (``GaussianFit.fused_run``)."""
     chains = streams.chains
     block = max(1, min(generations, FUSED_BLOCK_ELEMENTS // chains))
@@ -578,7 +584,8 @@ def _fused_exact_1d(ddof, truth, plan, n_samples, generations, streams):
         m_blk, v_blk = np.empty((chains, size)), np.empty((chains, size))
         _fused.exact_run_1d(streams.states, n_samples, ddof, plan.real, plan.fresh,
                             plan.synthetic, plan.pool == "all", float(truth.mean[0, 0]),
-                            float(truth.cov[0, 0, 0]), start, carry, m_blk, v_blk)
+                            float(truth.cov[0, 0, 0]), start, carry, float(syn_scale),
+                            m_blk, v_blk)
         means = np.ascontiguousarray(m_blk.T)  # (size, chains)
         variances = np.ascontiguousarray(v_blk.T)
         yield start, size, Gaussian._from_arrays(means.reshape(-1, 1),
