@@ -30,7 +30,7 @@ from .policies import (
     KeepReal,
     Replace,
 )
-from .results import Comparison, Simulation, compare
+from .results import Comparison, LargeResultWarning, Simulation, compare, estimate_bytes
 from .sgd import SGDGaussianFit, SGDMixtureFit, SGDRegressionFit
 from .stages import BestOfK, Curate, Temperature, TopK, TopP, Truncate
 from .sweeps import sweep
@@ -56,6 +56,7 @@ __all__ = [
     "KDEFit",
     "KDEModel",
     "KeepReal",
+    "LargeResultWarning",
     "LinearRegression",
     "NGramFit",
     "NGramModel",
@@ -80,6 +81,7 @@ __all__ = [
     "compare",
     "custom",
     "datasets",
+    "estimate_bytes",
     "experiments",
     "metrics",
     "plotting",

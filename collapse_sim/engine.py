@@ -30,7 +30,7 @@ from ._progress import progress_bar
 from ._validation import MAX_INT, check_int, with_article
 from .policies import Replace, _Policy
 from .protocol import Competence, Fitter, Model, suitable_fitters
-from .results import Simulation
+from .results import Simulation, warn_large_result
 from .sampling import ChainStreams, Moments, subsample
 
 #: Runs expected to take longer than this many seconds show a progress bar when ``progress=None``.
@@ -230,6 +230,8 @@ def simulate(
     items = (2 * n_items + max(max(sizes[1:]), n_items)) if points else 0
     _check_memory(truth, chains, items, generations, len(names), kept,
                   0 if recorder is None else recorder.bytes_per_row)
+    warn_large_result(generations, chains, len(names),
+                      0 if recorder is None else recorder.bytes_per_row)
 
     streams = ChainStreams(_random.chain_states(root, chains))
     heldout = None

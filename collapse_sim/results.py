@@ -20,7 +20,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from ._io import atomic_write, read_npz
+from ._io import atomic_write, read_npz, write_npz
+from ._validation import check_int
 
 _FORMAT = "collapse_sim.Simulation/1"
 
@@ -74,8 +75,6 @@ class Simulation:
         if self.fitted is None:
             raise ValueError("this result keeps no models to write with (only language-model "
                              "runs do, and a loaded result has none: re-run simulate)")
-        from ._validation import check_int
-
         generation = check_int("generation", generation, minimum=0, maximum=self.generations)
         chain = check_int("chain", chain, minimum=0, maximum=self.chains - 1)
         model = self.fitted[generation]
@@ -286,12 +285,59 @@ class Simulation:
             gens.append(int(g))
         return gens
 
-    def to_frame(self) -> pd.DataFrame:
-        """Long table: one row per ``(generation, chain)``, one column per metric."""
-        g, c = self.generations + 1, self.chains
-        data = {"generation": np.repeat(np.arange(g), c), "chain": np.tile(np.arange(c), g)}
-        data.update({name: arr.ravel() for name, arr in self.metrics.items()})
-        return pd.DataFrame(data)
+    def to_frame(self, metrics: str | Sequence[str] | None = None,
+                 generations: Sequence[int] | None = None, *, copy: bool = True
+                 ) -> pd.DataFrame:
+        """Long table: one row per ``(generation, chain)``, one column per metric.
+
+        Parameters
+        ----------
+        metrics : str or sequence of str, optional
+            The metric columns (default: all).
+        generations : sequence of int, optional
+            The generations (default: ``0..G``).
+        copy : bool
+            ``False``: the metric columns of the full table share memory with
+            :attr:`metrics` instead of copying them (they are read-only: an edit of the
+            frame in place raises ``ValueError: assignment destination is read-only``).
+
+        Returns
+        -------
+        DataFrame
+            ``len(generations) * chains`` rows, ordered by generation then chain; columns
+            ``generation`` and ``chain`` (int32), then the metrics. Size:
+            ``rows * (8 + 8 * n_metrics)`` bytes (``rows * 8`` with ``copy=False`` and all
+            generations), e.g. 5.2 GiB for 1001 rows x 100,000 chains x 6 metrics: a
+            subset keeps it small.
+
+        Examples
+        --------
+        >>> import collapse_sim as cs
+        >>> sim = cs.simulate(cs.Gaussian(mean=0.0, var=1.0), cs.GaussianFit(), n_samples=20,
+        ...                   generations=3, chains=100, seed=0, metrics=("variance", "w2"))
+        >>> sim.to_frame("w2", generations=[0, 3]).shape
+        (200, 3)
+        """
+        names = self._metric_names("metrics", metrics)
+        gens = None if generations is None else self._generations(generations, ())
+        if not isinstance(copy, bool | np.bool_):
+            raise TypeError(f"copy must be True or False, got {copy!r}")
+        c = self.chains
+        rows = np.arange(self.generations + 1) if gens is None else np.asarray(gens)
+        index = np.int32 if max(len(rows), c) < 2**31 else np.int64
+        data = {"generation": np.repeat(rows.astype(index), c),
+                "chain": np.tile(np.arange(c, dtype=index), len(rows))}
+        for name in names:  # one column at a time: no copy but the frame's own
+            arr = self.metrics[name] if gens is None else self.metrics[name][gens]
+            column = arr.reshape(-1)
+            if np.may_share_memory(column, self.metrics[name]):
+                if copy:
+                    column = column.copy()
+                else:
+                    column = column.view()
+                    column.flags.writeable = False  # the frame must not write into the result
+            data[name] = column
+        return pd.DataFrame(data, copy=False)
 
     def summary(self, generations: Sequence[int] | None = None,
                 quantiles: Sequence[float] = (0.1, 0.5, 0.9)) -> pd.DataFrame:
@@ -330,40 +376,139 @@ class Simulation:
         return pd.DataFrame(rows).set_index(["metric", "generation"])
 
     # -- persistence ------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write to ``path`` (``.npz``), atomically.
+    def save(self, path: str | os.PathLike, *, metrics: str | Sequence[str] | None = None,
+             dtype=None, compress: bool = False, models: bool = True) -> Path:
+        r"""Write to ``path`` (``.npz``), atomically.
 
-        Arrays go into a compressed npz, the configuration into a JSON string
-        inside it. The file is written to a temporary name in the same folder,
-        flushed to disk and renamed over ``path``, so a crash mid-save leaves any
-        previous file intact.
+        Each array becomes one entry of an npz file (``numpy.load`` reads it), the
+        configuration a JSON string inside it. Arrays are streamed to the file about
+        16 MiB at a time: saving allocates no copy of them, converted or not. The file is
+        written to a temporary name in the same folder, flushed to disk (fsync) and
+        renamed over ``path``, so a crash or an error mid-save leaves any previous file
+        intact and no partial file.
+
+        Parameters
+        ----------
+        path : str or path-like
+            ``.npz`` is appended when missing.
+        metrics : str or sequence of str, optional
+            The metrics to store (default: all).
+        dtype : {None, "float32", "float64"} or dict of str to dtype, optional
+            Type of the stored metric arrays: ``None`` keeps each array's own; one type for
+            all; or a dict giving some metrics a type (the others keep theirs). float32
+            halves the file: round to nearest keeps a relative error at most
+            :math:`2^{-24} \approx 6 \times 10^{-8}` (about 7 significant digits) for
+            magnitudes in float32's normal range :math:`[1.18 \times 10^{-38},
+            3.4 \times 10^{38}]`; ``inf``, ``-inf``, NaN and 0 stay as they are. A finite
+            value outside that range (which float32 would turn into ``inf``, or into 0 or a
+            number with fewer digits: a variance collapsed below 1e-38) raises a
+            ValueError naming the metric (the previous file, if any, is kept): save that
+            metric in float64. Recorded models keep their type.
+        compress : bool
+            Deflate the arrays (zip, as :func:`numpy.savez_compressed`). Off by default:
+            metric values are nearly incompressible (a compressed file is about 95% of
+            the plain one) and compressing runs at tens of MB/s, against the disk's
+            speed uncompressed; only uncompressed files can be memory-mapped by
+            :meth:`load`.
+        models : bool
+            Store the recorded models (``record_models=True``), if any.
+
+        Returns
+        -------
+        Path
+            The file written.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Before writing: an unknown metric, a type other than float32 or float64.
+
+        Examples
+        --------
+        >>> import collapse_sim as cs, numpy as np, tempfile, pathlib
+        >>> sim = cs.simulate(cs.Gaussian(mean=0.0, var=1.0), cs.GaussianFit(), n_samples=20,
+        ...                   generations=3, chains=100, seed=0, metrics=("variance", "w2"))
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> path = sim.save(pathlib.Path(folder.name) / "run.npz", metrics="variance",
+        ...                 dtype="float32")
+        >>> back = cs.Simulation.load(path)
+        >>> list(back.metrics), back.metrics["variance"].dtype
+        (['variance'], dtype('float32'))
+        >>> bool(np.allclose(back.metrics["variance"], sim.metrics["variance"], rtol=2**-24,
+        ...                  atol=0))
+        True
+        >>> folder.cleanup()
         """
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(
                 ".npz")
-        arrays = {f"metric__{k}": v for k, v in self.metrics.items()}
-        if self.models is not None:
+        names = self._metric_names("metrics", metrics)
+        dtypes = _save_dtypes(dtype, names)
+        if not isinstance(compress, bool | np.bool_):
+            raise TypeError(f"compress must be True or False, got {compress!r}")
+        if not isinstance(models, bool | np.bool_):
+            raise TypeError(f"models must be True or False, got {models!r}")
+        arrays = {"__meta__": np.array(json.dumps({"format": _FORMAT, "config": self.config}))}
+        arrays.update({f"metric__{k}": self.metrics[k] for k in names})
+        if models and self.models is not None:
             arrays.update({f"model__{k}": v for k, v in self.models.items()})
-        meta = json.dumps({"format": _FORMAT, "config": self.config})
-        arrays["__meta__"] = np.array(meta)
+        dtypes = {f"metric__{k}": v for k, v in dtypes.items()}
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
+        atomic_write(path, lambda fh: write_npz(fh, arrays, compress=bool(compress),
+                                                dtypes=dtypes, check=_check_conversion))
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Simulation:
-        """Read a file written by :meth:`save`.
+    def load(cls, path: str | os.PathLike, *, metrics: str | Sequence[str] | None = None,
+             mmap: bool = False, models: bool = True) -> Simulation:
+        """Read a file written by :meth:`save` (by this version or an earlier one).
+
+        Parameters
+        ----------
+        path : str or path-like
+        metrics : str or sequence of str, optional
+            The metrics to read (default: all the file holds); the others are not read.
+        mmap : bool
+            Memory-map the arrays instead of reading them: the arrays are read-only
+            :class:`numpy.memmap` views of the file, whose pages the operating system
+            reads when they are used and may drop again under memory pressure, so a
+            result larger than memory can be opened and sliced. Only uncompressed
+            arrays (``save(compress=False)``, the default) can be mapped; the others are
+            read into memory, with a warning. Mapped arrays' checksums are not verified
+            (reading them all is what mapping avoids). Saving over the same path while
+            mapped is safe: :meth:`save` replaces the file, and the map keeps the old one.
+        models : bool
+            Read the recorded models, if the file has them.
+
+        Returns
+        -------
+        Simulation
+            Its metric arrays have the stored type (float32 when saved so).
 
         Raises
         ------
         ValueError
             Naming the file and what is wrong: not an npz (empty, truncated, damaged),
-            not a Simulation file, another format version, or arrays of inconsistent
-            shapes. Array sizes are checked against the file before they are read.
+            not a Simulation file, another format version, arrays of inconsistent
+            shapes, or a requested metric it does not hold. Array sizes are checked
+            against the file before they are read.
         """
         what = "collapse_sim Simulation file"
-        meta, arrays = read_npz(Path(path), what)
+        path = Path(path)
+        wanted = None if metrics is None else cls._names(
+            "metrics", metrics, None, f"the metrics {path} holds")
+        if not isinstance(mmap, bool | np.bool_):
+            raise TypeError(f"mmap must be True or False, got {mmap!r}")
+        if not isinstance(models, bool | np.bool_):
+            raise TypeError(f"models must be True or False, got {models!r}")
+
+        def select(key: str) -> bool:
+            if key.startswith("metric__"):
+                return wanted is None or key[len("metric__"):] in wanted
+            return bool(models) and key.startswith("model__")
+
+        meta, arrays = read_npz(path, what, select=select, mmap=bool(mmap))
         if meta.get("format") != _FORMAT:
             raise ValueError(f"{path}: unsupported format {meta.get('format')!r}")
         config = meta.get("config")
@@ -371,6 +516,13 @@ class Simulation:
             raise ValueError(f"{path} is not a {what}: its config is not an object")
         metrics = {k[len("metric__"):]: v for k, v in arrays.items() if k.startswith("metric__")}
         models = {k[len("model__"):]: v for k, v in arrays.items() if k.startswith("model__")}
+        if wanted is not None and len(metrics) < len(wanted):
+            held = [n[len("metric__"):-4] for n in _entry_names(path)
+                    if n.startswith("metric__")]
+            raise ValueError(f"metrics must be among the metrics {path} holds, {held}; got "
+                             f"{[m for m in wanted if m not in metrics]}")
+        if wanted is not None:
+            metrics = {k: metrics[k] for k in wanted}
         shapes = {v.shape for v in metrics.values()}
         if not metrics or len(shapes) != 1 or len(next(iter(shapes))) != 2 or any(
                 v.dtype.kind != "f" for v in metrics.values()):
@@ -382,7 +534,167 @@ class Simulation:
             if value.shape[:2] != rows:
                 raise ValueError(f"{path} is not a {what}: recorded model {name!r} "
                                  f"has shape {value.shape}, metrics {rows}")
+        if mmap:
+            read = [k for k, v in metrics.items() if not isinstance(v, np.memmap)]
+            read += [f"model {k}" for k, v in models.items() if not isinstance(v, np.memmap)]
+            if read:
+                warnings.warn(f"{path}: the arrays {read} are compressed and cannot be "
+                              "memory-mapped: they were read into memory (save with "
+                              "compress=False to map them)", UserWarning, stacklevel=2)
         return cls(metrics=metrics, config=config, models=models or None)
+
+    def _metric_names(self, name: str, metrics) -> list[str]:
+        """``metrics`` (a name or a sequence of names of :attr:`metrics`; None: all) as a list."""
+        return self._names(name, metrics, list(self.metrics), "the metrics this run computed")
+
+    @staticmethod
+    def _names(name: str, metrics, known: list[str] | None, what: str) -> list[str]:
+        if metrics is None:
+            return list(known)
+        if isinstance(metrics, str):
+            metrics = [metrics]
+        elif not isinstance(metrics, Sequence | np.ndarray) or isinstance(metrics, bytes):
+            raise TypeError(f"{name} must be a metric name or a sequence of them, "
+                            f"got {type(metrics).__name__}")
+        out = list(metrics)
+        for m in out:
+            if not isinstance(m, str):
+                raise TypeError(f"{name} must hold metric names (str), got {m!r}")
+        if not out:
+            raise ValueError(f"{name} must name at least one metric, got none")
+        if len(set(out)) != len(out):
+            raise ValueError(f"{name} must not repeat a metric, got {out}")
+        if known is not None:
+            unknown = [m for m in out if m not in known]
+            if unknown:
+                raise ValueError(f"{name} must be among {what}, {known}; got {unknown}")
+        return out
+
+
+#: Bytes of metric arrays (plus recorded models) above which :func:`warn_large_result`
+#: warns (``simulate`` calls it before allocating them): 4 GiB.
+LARGE_RESULT_BYTES = 4 * 2**30
+
+
+class LargeResultWarning(UserWarning):
+    """A run's result will be large (see :data:`LARGE_RESULT_BYTES`): how to store it."""
+
+
+def estimate_bytes(generations: int, chains: int, n_metrics: int, *, itemsize: int = 8,
+                   record_row: int = 0) -> int:
+    r"""Bytes of a run's result arrays: the metrics and the recorded models.
+
+    .. math:: (G + 1)\,(\text{chains} \cdot n_\text{metrics} \cdot \text{itemsize}
+              + \text{record\_row})
+
+    Parameters
+    ----------
+    generations : int
+        ``G``; rows are ``0..G``.
+    chains : int
+    n_metrics : int
+    itemsize : int
+        Bytes per value: 8 in memory (float64), 4 for a file saved with
+        ``dtype="float32"``.
+    record_row : int
+        Bytes of the recorded models of one generation (all chains), 0 without
+        ``record_models``.
+
+    Returns
+    -------
+    int
+        The size in memory; a file saved uncompressed has this size (plus a few hundred
+        bytes per array). :meth:`Simulation.to_frame` needs
+        ``(G + 1) * chains * (8 * n_metrics + 8)`` bytes more (its two int32 index
+        columns and a copy of the metrics; ``copy=False``: only the index columns).
+
+    Examples
+    --------
+    >>> import collapse_sim as cs
+    >>> cs.estimate_bytes(1000, 100_000, 6) / 2**30  # doctest: +ELLIPSIS
+    4.47...
+    """
+    generations = check_int("generations", generations, minimum=0)
+    chains = check_int("chains", chains, minimum=1)
+    n_metrics = check_int("n_metrics", n_metrics, minimum=0)
+    itemsize = check_int("itemsize", itemsize, minimum=1)
+    record_row = check_int("record_row", record_row, minimum=0)
+    return (generations + 1) * (chains * n_metrics * itemsize + record_row)
+
+
+def warn_large_result(generations: int, chains: int, n_metrics: int, record_row: int = 0,
+                      *, stacklevel: int = 3) -> int:
+    """Warn (:class:`LargeResultWarning`) when :func:`estimate_bytes` exceeds
+    :data:`LARGE_RESULT_BYTES`, with the ways to keep the result small; return the estimate.
+
+    ``stacklevel=3`` points the warning at the caller of the function that calls this
+    one (``simulate``'s caller).
+    """
+    size = estimate_bytes(generations, chains, n_metrics, record_row=record_row)
+    if size > LARGE_RESULT_BYTES:
+        warnings.warn(
+            f"this run's result arrays will take {size / 2**30:.3g} GiB "
+            f"({generations + 1} rows x {chains} chains x {n_metrics} metrics"
+            + (", plus recorded models" if record_row else "")
+            + f"), above LARGE_RESULT_BYTES={LARGE_RESULT_BYTES / 2**30:.3g} GiB "
+            "(collapse_sim.results). Compute fewer metrics (metrics=); store a part, or "
+            "half of it, with sim.save(path, metrics=..., dtype='float32') (uncompressed, "
+            "the default, saves at disk speed); open it without reading it with "
+            "Simulation.load(path, mmap=True); tabulate a part with "
+            "sim.to_frame(metrics=..., generations=...)",
+            LargeResultWarning, stacklevel=stacklevel)
+    return size
+
+
+def _save_dtypes(dtype, names: list[str]) -> dict[str, np.dtype]:
+    """``{metric: stored dtype}`` for the metrics ``save`` converts."""
+    if dtype is None:
+        return {}
+    if isinstance(dtype, Mapping):
+        unknown = [k for k in dtype if k not in names]
+        if unknown:
+            raise ValueError(f"dtype's keys must be metrics being saved, {names}; got {unknown}")
+        return {k: _float_dtype(v) for k, v in dtype.items() if v is not None}
+    return dict.fromkeys(names, _float_dtype(dtype))
+
+
+def _float_dtype(value) -> np.dtype:
+    try:
+        out = np.dtype(value)
+    except TypeError:
+        out = np.dtype(object)
+    if out.type not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be None, 'float32' or 'float64' (or a dict of them), "
+                         f"got {value!r}")
+    return out
+
+
+_F32 = np.finfo(np.float32)
+
+
+def _check_conversion(name: str, source: np.ndarray, converted: np.ndarray) -> None:
+    """Refuse a conversion that turns a finite value into ``inf`` or a nonzero value into
+    one below float32's normal range (0 or fewer digits)."""
+    if converted.dtype != np.float32:
+        return
+    mag = np.abs(converted)
+    bad = (np.isinf(mag) & np.isfinite(source)) | ((mag < _F32.tiny) & (source != 0)
+                                                     & ~np.isnan(source))
+    if bad.any():
+        value = float(source.reshape(-1)[np.flatnonzero(bad.reshape(-1))[0]])
+        raise ValueError(
+            f"metric {name.removeprefix('metric__')!r} holds {value:.6g}, outside float32's "
+            f"normal range (magnitudes {_F32.tiny:.3g} to {_F32.max:.3g}): float32 would "
+            f"make it {'inf' if abs(value) > 1 else '0 or lose digits'}; save it in float64 "
+            "(dtype=None, or a dict dtype={other_metric: 'float32', ...}); no file was written")
+
+
+def _entry_names(path: Path) -> list[str]:
+    """Entry names of the zip file ``path`` (for error messages)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        return archive.namelist()
 
 
 def default_report_generations(generations: int) -> list[int]:
