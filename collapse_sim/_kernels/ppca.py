@@ -11,60 +11,18 @@ same stream position. A point costs :math:`q + d` normals and :math:`dq` multipl
 against :math:`d` normals and :math:`d(d+1)/2` multiply-adds for a Cholesky draw of the
 same Gaussian.
 
-The normals come from the ziggurat of :mod:`collapse_sim._kernels.rng`, rewritten here with
-the four xoshiro256++ words held in local variables for the whole chain (one load and one
-store per chain instead of per draw); its output is bit-identical to ``next_normal``
-(a test asserts it).
+The normals come from :mod:`collapse_sim._kernels.local`: the ziggurat of
+:mod:`collapse_sim._kernels.rng` with the four xoshiro256++ words held in local variables for
+the whole chain (one load and one store per chain instead of per draw), bit-identical to
+``next_normal`` (a test asserts it).
 """
 
-import math
 
 import numba as nb
 import numpy as np
 
 from ._dispatch import chain_kernel
-from .categorical import _xoshiro
-from .rng import _MASK52, _ZIG_F, _ZIG_INV_R, _ZIG_K, _ZIG_R, _ZIG_W
-
-_U64 = nb.uint64
-_SHIFT_53 = 1.0 / 9007199254740992.0  # 2**-53
-
-
-@nb.njit(inline="always")
-def _unit(r):
-    """A 64-bit output as a double in [0, 1) (top 53 bits), as ``rng.next_double``."""
-    return np.float64(r >> _U64(11)) * _SHIFT_53
-
-
-@nb.njit(inline="always")
-def _normal(s0, s1, s2, s3):
-    """One standard normal and the new state: ``rng.next_normal`` on register-resident state."""
-    while True:
-        r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
-        idx = np.int64(r & _U64(0xFF))
-        r = r >> _U64(8)
-        sign = r & _U64(1)
-        rabs = (r >> _U64(1)) & _MASK52
-        x = np.float64(rabs) * _ZIG_W[idx]
-        if sign:
-            x = -x
-        if rabs < _ZIG_K[idx]:
-            return x, s0, s1, s2, s3
-        if idx == 0:
-            # base layer: the tail beyond r by Marsaglia's exponential rejection
-            while True:
-                u, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
-                xx = -_ZIG_INV_R * math.log1p(-_unit(u))
-                v, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
-                yy = -math.log1p(-_unit(v))
-                if yy + yy > xx * xx:
-                    if (rabs >> _U64(8)) & _U64(1):
-                        return -(_ZIG_R + xx), s0, s1, s2, s3
-                    return _ZIG_R + xx, s0, s1, s2, s3
-        else:
-            u, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
-            if (_ZIG_F[idx - 1] - _ZIG_F[idx]) * _unit(u) + _ZIG_F[idx] < math.exp(-0.5 * x * x):
-                return x, s0, s1, s2, s3
+from .local import normal as _normal
 
 
 @chain_kernel
