@@ -462,6 +462,11 @@ class _Loop:
         stage = self.stage
         if _stages.only_transforms(stage):
             return self._draw(_stages.sampling_model(stage, self.model), k)
+        if not self.points:  # a stage that can draw the statistics directly (Truncate)
+            stats = _stages.draw_statistics(stage, self.model, k, self.streams,
+                                            self.fitter.statistics_type)
+            if stats is not None:
+                return stats
         items = _stages.draw(stage, self.model, k, self.streams, where=f"generation {t}")
         if self.points:
             return items

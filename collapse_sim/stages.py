@@ -298,6 +298,34 @@ def register_stage(stage: type, model: type, fn: Callable) -> None:
     _SUPPORT[(stage, model)] = fn
 
 
+_STATISTICS: dict[tuple[type, type], Callable] = {}
+
+
+def register_stage_statistics(stage: type, model: type, statistics: type, fn: Callable) -> None:
+    """Declare a faster route for a ``"draw"`` stage whose items only feed additive
+    statistics: ``fn(stage, model, k, streams)`` returns the ``statistics`` (e.g.
+    :class:`~collapse_sim.sampling.Moments`) of ``k`` staged items per chain without forming
+    them, or ``None`` to decline (the items are then drawn and reduced)."""
+    _STATISTICS[(stage, model, statistics)] = fn
+
+
+def draw_statistics(stage: Stage | None, model: Model, k: int, streams, kind):
+    """Statistics of type ``kind`` of ``k`` staged items, by a registered route, else ``None``.
+
+    Only a stage made of model transforms and one registered ``"draw"`` part qualifies."""
+    if stage is None or kind is None:
+        return None
+    draws = [s for s in stage.parts if s.kind != "transform"]
+    if len(draws) != 1 or draws[0].kind != "draw":
+        return None
+    model = sampling_model(stage, model)
+    for cls in type(model).__mro__:
+        fn = _STATISTICS.get((type(draws[0]), cls, kind))
+        if fn is not None:
+            return fn(draws[0], model, k, streams)
+    return None
+
+
 def _lookup(stage: Stage, model_type: type):
     for cls in model_type.__mro__:
         fn = _SUPPORT.get((type(stage), cls))

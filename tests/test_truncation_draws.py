@@ -65,3 +65,30 @@ def test_radius_in_three_dimensions_is_a_truncated_chi(k, tries, monkeypatch):
     # directions uniform: each coordinate of x/|x| has mean 0 and variance 1/3
     u = x / np.sqrt(r2)[:, None]
     assert np.all(np.abs(u.mean(axis=0)) < 4 * np.sqrt(1 / 3 / len(u)))
+
+
+@pytest.mark.parametrize("d, k", [(1, 2.0), (3, 2.5)])
+def test_truncated_moments_equal_the_moments_of_the_drawn_points(d, k):
+    # the fused route draws the same normals (no point needs 64 tries here), so its moments
+    # are those of the points the draw route forms, up to the summation order
+    from collapse_sim.sampling import Moments
+
+    truth = cs.Gaussian(mean=np.arange(d, dtype=float),
+                        cov=np.eye(d) * 2.0 + 0.3) if d > 1 else cs.Gaussian(1.0, 2.0)
+    model = truth.broadcast(5)
+    fused = gfam._truncated_moments(cs.Truncate(k), model, 400, chain_streams(4, 5))
+    points = gfam._truncated(cs.Truncate(k), model, 400, chain_streams(4, 5))
+    ref = Moments.of(points)
+    np.testing.assert_allclose(fused.mean, ref.mean, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fused.scatter, ref.scatter, rtol=1e-10, atol=1e-9)
+
+
+def test_a_truncated_run_takes_the_fused_route_and_keeps_its_law():
+    # E[var_t]/var_0 = r^t c_k^(t-1) (theory.gaussian_truncation_variance_mean): within 4 SE
+    sim = cs.simulate(cs.Gaussian(0.0, 1.0), cs.GaussianFit(), n_samples=50, generations=4,
+                      chains=4000, seed=0, metrics=["variance"], generation=cs.Truncate(1.5),
+                      sampling="explicit")
+    v = sim.metrics["variance"]
+    se = v.std(axis=1, ddof=1) / np.sqrt(v.shape[1])
+    expected = cs.theory.gaussian_truncation_variance_mean(50, 4, 1.5)
+    assert np.all(np.abs(v.mean(axis=1)[1:] - expected[1:]) < 4 * se[1:])

@@ -61,3 +61,77 @@ def truncated_normals(states, mean, chol, k2, tries, out, failed, spare):
         st[1] = s1
         st[2] = s2
         st[3] = s3
+
+
+@chain_kernel
+def truncated_moments(states, mean, chol, k2, k, out_mean, out_scatter):
+    r"""Moments of ``k`` draws of ``mean[c] + chol[c] z``, ``z`` a standard normal conditioned
+    on :math:`\lVert z\rVert^2 \le k^2`, without forming the points.
+
+    The same rejection as :func:`truncated_normals` (same stream use while the first
+    ``tries`` draws settle each point), not capped: the caller uses it only where a draw
+    lands inside with probability at least 1/4, so a point needs more than 64 draws with
+    probability below 1e-8 and the loop cannot stall. Sums of :math:`z` and
+    :math:`zz^\top` (bounded draws with mean near 0: centring afterwards loses nothing), then
+    :math:`\bar x = \mu + L\bar z`, :math:`S_x = L S_z L^\top`.
+    """
+    chains, d = out_mean.shape
+    batch = mean.shape[0]
+    for c in nb.prange(chains):
+        b = np.int64(c) if batch > 1 else np.int64(0)
+        st = states[c]
+        s0 = st[0]
+        s1 = st[1]
+        s2 = st[2]
+        s3 = st[3]
+        z = np.empty(d)
+        zbar = np.zeros(d)
+        scat = np.zeros((d, d))
+        if d == 1:  # scalar sums in registers
+            sz = 0.0
+            szz = 0.0
+            for _ in range(k):
+                while True:
+                    x, s0, s1, s2, s3 = normal(s0, s1, s2, s3)
+                    if x * x <= k2:
+                        break
+                sz += x
+                szz += x * x
+            zbar[0] = sz
+            scat[0, 0] = szz
+        else:
+            for _ in range(k):
+                while True:
+                    r2 = 0.0
+                    for a in range(d):
+                        z[a], s0, s1, s2, s3 = normal(s0, s1, s2, s3)
+                        r2 += z[a] * z[a]
+                    if r2 <= k2:
+                        break
+                for a in range(d):
+                    zbar[a] += z[a]
+                    for e in range(a + 1):
+                        scat[a, e] += z[a] * z[e]
+        st[0] = s0
+        st[1] = s1
+        st[2] = s2
+        st[3] = s3
+        # raw sums -> centred: z is bounded (|z| <= k) with mean ~ 0, so no cancellation
+        for a in range(d):
+            zbar[a] = zbar[a] / k if k > 0 else 0.0
+        for a in range(d):
+            for e in range(a + 1):
+                scat[a, e] -= k * zbar[a] * zbar[e]
+                scat[e, a] = scat[a, e]
+        for a in range(d):
+            acc = mean[b, a]
+            for e in range(a + 1):
+                acc += chol[b, a, e] * zbar[e]
+            out_mean[c, a] = acc
+        for a in range(d):
+            for e in range(d):
+                acc = 0.0
+                for f in range(a + 1):
+                    for g in range(e + 1):
+                        acc += chol[b, a, f] * scat[f, g] * chol[b, e, g]
+                out_scatter[c, a, e] = acc

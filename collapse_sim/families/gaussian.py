@@ -929,11 +929,33 @@ def _truncated(stage, model: Gaussian, k: int, streams) -> np.ndarray:
     return model.mean[:, None, :] + np.einsum("cij,ckj->cki", chol, z)
 
 
+def _truncated_moments(stage, model: Gaussian, k: int, streams) -> Moments | None:
+    """The :class:`~collapse_sim.sampling.Moments` of ``k`` truncated draws per chain without
+    forming them (the route a Gaussian fit takes): the rejection step of :func:`_truncated`
+    fused with the reduction to moments, where a draw lands inside with probability at least
+    :data:`TRUNCATION_MIN_ACCEPT`; ``None`` (draw the points) below it."""
+    from scipy import special
+
+    from .._kernels import truncation as _tr
+
+    d = model.dim
+    if k < 1 or special.gammainc(d / 2, stage.k**2 / 2) < TRUNCATION_MIN_ACCEPT:
+        return None
+    chains = streams.chains
+    model = model.broadcast(chains)
+    chol = np.sqrt(model.cov) if d == 1 else model.cholesky()
+    mean, scatter = np.empty((chains, d)), np.empty((chains, d, d))
+    _tr.truncated_moments(streams.states, np.ascontiguousarray(model.mean),
+                          np.ascontiguousarray(chol), stage.k**2, k, mean, scatter)
+    return Moments(k, mean, scatter)
+
+
 def _register_stages():
-    from ..stages import Temperature, Truncate, register_stage
+    from ..stages import Temperature, Truncate, register_stage, register_stage_statistics
 
     register_stage(Temperature, Gaussian, _tempered)
     register_stage(Truncate, Gaussian, _truncated)
+    register_stage_statistics(Truncate, Gaussian, Moments, _truncated_moments)
 
 
 _register_stages()
