@@ -14,8 +14,10 @@ stage                       law of a synthetic item
                             categorical :math:`p_j^{1/\tau}/\sum_i p_i^{1/\tau}`; n-gram:
                             the same per context, on the smoothed counts
 ``Truncate(k)``             Gaussian conditioned on :math:`(x-\mu)^\top\Sigma^{-1}(x-\mu)
-                            \le k^2` (within :math:`k` standard deviations in 1-D), drawn by
-                            exact inversion (no rejection loop)
+                            \le k^2` (within :math:`k` standard deviations in 1-D), drawn
+                            exactly at a bounded cost: a rejection step where a normal lands
+                            inside with probability at least 1/4 (at most 64 tries per
+                            point, then exact inversion), exact inversion below
 ``TopK(k)``                 categorical: the ``k`` likeliest categories, renormalised (ties
                             by category id); n-gram: per context, the ``k`` likeliest seen
                             tokens, the unseen ones (one shared smoothing weight) kept as a
@@ -141,6 +143,9 @@ class Temperature(Stage):
 @dataclass(frozen=True)
 class Truncate(Stage):
     r"""Keep only values within ``k`` standard deviations (Mahalanobis radius ``k`` in d-D).
+
+    The draws follow the conditioned Gaussian exactly (see the module table for how); a
+    Gaussian fit receives their moments directly, without the points being formed.
 
     Parameters
     ----------
