@@ -8,6 +8,33 @@ import numpy as np
 from ._dispatch import chain_kernel
 
 
+@nb.njit
+def cholesky_psd_one(a, out):
+    """Lower factor ``L`` (into ``out``) with ``L L^T = a`` for one positive semi-definite
+    ``d x d`` matrix; see :func:`psd_cholesky` for the treatment of rank deficiency."""
+    d = a.shape[0]
+    scale = 0.0
+    for i in range(d):
+        scale = max(scale, a[i, i])
+    tol = 1e-14 * scale
+    for j in range(d):
+        for i in range(d):
+            out[i, j] = 0.0
+    for j in range(d):
+        acc = a[j, j]
+        for k in range(j):
+            acc -= out[j, k] * out[j, k]
+        if acc <= tol:
+            continue  # column j stays zero
+        ljj = math.sqrt(acc)
+        out[j, j] = ljj
+        for i in range(j + 1, d):
+            acc2 = a[i, j]
+            for k in range(j):
+                acc2 -= out[i, k] * out[j, k]
+            out[i, j] = acc2 / ljj
+
+
 @chain_kernel
 def psd_cholesky(cov, out):
     """Lower factor ``L`` with ``L L^T = cov[c]`` for positive semi-definite ``cov[c]``.
@@ -17,30 +44,8 @@ def psd_cholesky(cov, out):
     of failing, so a collapsed, rank-deficient covariance still factors and
     samples exactly on its support.
     """
-    chains, d, _ = cov.shape
-    for c in nb.prange(chains):
-        a = cov[c]
-        L = out[c]
-        scale = 0.0
-        for i in range(d):
-            scale = max(scale, a[i, i])
-        tol = 1e-14 * scale
-        for j in range(d):
-            for i in range(d):
-                L[i, j] = 0.0
-        for j in range(d):
-            acc = a[j, j]
-            for k in range(j):
-                acc -= L[j, k] * L[j, k]
-            if acc <= tol:
-                continue  # column j stays zero
-            ljj = math.sqrt(acc)
-            L[j, j] = ljj
-            for i in range(j + 1, d):
-                acc2 = a[i, j]
-                for k in range(j):
-                    acc2 -= L[i, k] * L[j, k]
-                L[i, j] = acc2 / ljj
+    for c in nb.prange(cov.shape[0]):
+        cholesky_psd_one(cov[c], out[c])
 
 
 @chain_kernel

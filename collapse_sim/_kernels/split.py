@@ -37,6 +37,7 @@ import numba as nb
 import numpy as np
 
 from ._dispatch import chain_kernel
+from .linalg import cholesky_psd_one
 from .rng import next_chisquare, next_normal
 
 
@@ -72,33 +73,6 @@ def _bartlett(s, df, d, out):
             for t in range(min(i, j) + 1):
                 acc += a[i, t] * a[j, t]
             out[i, j] += acc
-
-
-@nb.njit
-def _cholesky_psd(a, out):
-    """Lower factor of the positive semi-definite ``a`` (a non-positive pivot zeroes its
-    column, as ``linalg.psd_cholesky``)."""
-    d = a.shape[0]
-    scale = 0.0
-    for i in range(d):
-        scale = max(scale, a[i, i])
-    tol = 1e-14 * scale
-    for j in range(d):
-        for i in range(d):
-            out[i, j] = 0.0
-    for j in range(d):
-        acc = a[j, j]
-        for t in range(j):
-            acc -= out[j, t] * out[j, t]
-        if acc <= tol:
-            continue
-        ljj = math.sqrt(acc)
-        out[j, j] = ljj
-        for i in range(j + 1, d):
-            acc2 = a[i, j]
-            for t in range(j):
-                acc2 -= out[i, t] * out[j, t]
-            out[i, j] = acc2 / ljj
 
 
 @nb.njit
@@ -142,7 +116,7 @@ def split_moments(states, n, k, mean, scatter, out_mean, out_scatter):
             for j in range(d):
                 total[i, j] += z[i] * z[j]
         t = np.empty((d, d))
-        _cholesky_psd(total, t)
+        cholesky_psd_one(total, t)
         # U = T^-1 A T^-T: solve T Y = A column by column, then T U = Y^T
         y = np.empty((d, d))
         col = np.empty(d)
@@ -161,7 +135,7 @@ def split_moments(states, n, k, mean, scatter, out_mean, out_scatter):
                 u[i, j] = col[i]
         _solve_lower(t, z)  # q = T^-1 z
         low = np.empty((d, d))
-        _cholesky_psd(np.ascontiguousarray(scatter[c]), low)
+        cholesky_psd_one(np.ascontiguousarray(scatter[c]), low)
         lu = np.zeros((d, d))
         for i in range(d):
             for j in range(d):
