@@ -20,6 +20,7 @@ from . import (
     bench_categorical,
     bench_compile,
     bench_gaussian,
+    bench_import,
     bench_kde,
     bench_mixture,
     bench_ngram,
@@ -40,6 +41,7 @@ SUITES = {
     "ppca": bench_ppca,
     "stages": bench_stages,
     "compile": bench_compile,
+    "import": bench_import,
     "sweep": bench_sweep,
 }
 

@@ -12,28 +12,51 @@ how each chain's model drifts from the truth.
 (51, 200)
 """
 
-from . import custom, datasets, metrics, sampling, schedule, text, theory
-from .custom import FunctionFitter, ScipyTruth
-from .engine import simulate
-from .families.categorical import Categorical, CategoricalFit, Zipf
-from .families.empirical import Empirical
-from .families.kde import KDEFit, KDEModel
-from .families.ngram import NGramFit, NGramModel, NGramTruth
-from .families.ppca import NoiseFree, PPCAFit, PPCAModel
-from .fitting import GaussianFit, GaussianMixtureFit, OLSFit, SklearnFitter
-from .models import Gaussian, GaussianMixture, LinearRegression
-from .policies import (
-    Accumulate,
-    AccumulateSubsample,
-    Augment,
-    FreshReal,
-    KeepReal,
-    Replace,
-)
-from .results import Comparison, LargeResultWarning, Simulation, compare, estimate_bytes
-from .sgd import SGDGaussianFit, SGDMixtureFit, SGDRegressionFit
-from .stages import BestOfK, Curate, Temperature, TopK, TopP, Truncate
-from .sweeps import sweep
+from typing import TYPE_CHECKING
+
+# Public names and the module each lives in. ``import collapse_sim`` imports none of them
+# (numba kernels, scipy.stats, pandas and matplotlib load on first use, see ``__getattr__``);
+# ``tests/test_imports.py`` keeps it that way and ``benchmarks/bench_import.py`` times it.
+_LAZY: dict[str, str] = {
+    "FunctionFitter": "custom", "ScipyTruth": "custom",
+    "simulate": "engine",
+    "Categorical": "families.categorical", "CategoricalFit": "families.categorical",
+    "Zipf": "families.categorical",
+    "Empirical": "families.empirical",
+    "KDEFit": "families.kde", "KDEModel": "families.kde",
+    "NGramFit": "families.ngram", "NGramModel": "families.ngram", "NGramTruth": "families.ngram",
+    "NoiseFree": "families.ppca", "PPCAFit": "families.ppca", "PPCAModel": "families.ppca",
+    "GaussianFit": "fitting", "GaussianMixtureFit": "fitting", "OLSFit": "fitting",
+    "SklearnFitter": "fitting",
+    "Gaussian": "models", "GaussianMixture": "models", "LinearRegression": "models",
+    "Accumulate": "policies", "AccumulateSubsample": "policies", "Augment": "policies",
+    "FreshReal": "policies", "KeepReal": "policies", "Replace": "policies",
+    "Comparison": "results", "LargeResultWarning": "results", "Simulation": "results",
+    "compare": "results", "estimate_bytes": "results",
+    "SGDGaussianFit": "sgd", "SGDMixtureFit": "sgd", "SGDRegressionFit": "sgd",
+    "BestOfK": "stages", "Curate": "stages", "Temperature": "stages", "TopK": "stages",
+    "TopP": "stages", "Truncate": "stages",
+    "sweep": "sweeps",
+}
+_SUBMODULES = ("custom", "datasets", "experiments", "metrics", "plotting", "sampling",
+               "schedule", "text", "theory")
+
+if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
+    from . import custom, datasets, experiments, metrics, plotting, sampling, schedule, text, theory
+    from .custom import FunctionFitter, ScipyTruth
+    from .engine import simulate
+    from .families.categorical import Categorical, CategoricalFit, Zipf
+    from .families.empirical import Empirical
+    from .families.kde import KDEFit, KDEModel
+    from .families.ngram import NGramFit, NGramModel, NGramTruth
+    from .families.ppca import NoiseFree, PPCAFit, PPCAModel
+    from .fitting import GaussianFit, GaussianMixtureFit, OLSFit, SklearnFitter
+    from .models import Gaussian, GaussianMixture, LinearRegression
+    from .policies import Accumulate, AccumulateSubsample, Augment, FreshReal, KeepReal, Replace
+    from .results import Comparison, LargeResultWarning, Simulation, compare, estimate_bytes
+    from .sgd import SGDGaussianFit, SGDMixtureFit, SGDRegressionFit
+    from .stages import BestOfK, Curate, Temperature, TopK, TopP, Truncate
+    from .sweeps import sweep
 
 __version__ = "0.1.0"
 
@@ -95,9 +118,18 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    """``cs.plotting`` and ``cs.experiments`` on first use: matplotlib loads only when needed."""
-    if name in ("plotting", "experiments"):
-        import importlib
+    """A public name on first use (PEP 562): its module is imported then, and cached here."""
+    import importlib
 
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

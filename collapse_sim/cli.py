@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import experiments
+from ._preset_catalogue import CATALOGUE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run", help="run a preset; writes OUT/NAME.png and OUT/NAME.csv",
         description="Run a preset; writes OUT/NAME.png and OUT/NAME.csv.",
-        epilog="presets: " + ", ".join(experiments.PRESETS)
+        epilog="presets: " + ", ".join(CATALOGUE)
         + " (any case; `collapse-sim list` describes them)")
     run.add_argument("name", help="preset name, any case (see `collapse-sim list`)")
     run.add_argument("--generations", type=int, help="number of generations")
@@ -48,10 +48,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _list() -> int:
-    width = max(map(len, experiments.PRESETS))
-    for name, preset in experiments.PRESETS.items():
-        defaults = ", ".join(f"{k}={v}" for k, v in preset.defaults.items())
-        print(f"{name:<{width}}  {preset.title}\n{'':<{width}}  defaults: {defaults}")
+    width = max(map(len, CATALOGUE))
+    for name, (title, defaults) in CATALOGUE.items():
+        sizes = ", ".join(f"{k}={v}" for k, v in defaults.items())
+        print(f"{name:<{width}}  {title}\n{'':<{width}}  defaults: {sizes}")
     return 0
 
 
@@ -59,14 +59,14 @@ def preset_name(name: str) -> str:
     """The preset called ``name`` in any case; ``ValueError`` naming the nearest ones."""
     import difflib
 
-    names = {n.lower(): n for n in experiments.PRESETS}
+    names = {n.lower(): n for n in CATALOGUE}
     found = names.get(name.lower().replace("-", "_"))
     if found is not None:
         return found
     near = difflib.get_close_matches(name.lower(), list(names), n=3, cutoff=0.5)
     hint = f"did you mean {' or '.join(repr(names[n]) for n in near)}? " if near else ""
     raise ValueError(f"unknown preset {name!r}; {hint}the presets are: "
-                     f"{', '.join(experiments.PRESETS)} (see `collapse-sim list`)")
+                     f"{', '.join(CATALOGUE)} (see `collapse-sim list`)")
 
 
 def _writable_folder(folder: str) -> Path:
@@ -85,6 +85,7 @@ def _writable_folder(folder: str) -> Path:
 def _run(args) -> int:
     name = preset_name(args.name)
     out = _writable_folder(args.out)
+    from . import experiments  # the simulation machinery only when a preset runs
     start = time.perf_counter()
     result = experiments.run_preset(
         name, generations=args.generations, chains=args.chains,
@@ -100,7 +101,7 @@ def _run(args) -> int:
     if not args.quiet:
         import pandas as pd
 
-        print(experiments.PRESETS[name].title)
+        print(CATALOGUE[name][0])
         print(", ".join(f"{k}={v}" for k, v in result.params.items()))
         with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 120):
             print(result.summary.to_string())

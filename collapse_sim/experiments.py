@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import metrics, theory
+from ._preset_catalogue import CATALOGUE
 from ._validation import check_int, check_real
 from .engine import simulate
 from .families.categorical import CategoricalFit, Zipf
@@ -1384,80 +1385,24 @@ def _kde_description(curves, sizes, hs, snap_n, g, var0, dim, population, m) -> 
     )
 
 
+_RUNNERS: dict[str, Callable[..., ExperimentResult]] = {
+    "gaussian": gaussian_variance_collapse,
+    "gmm": gmm_collapse,
+    "mismatch": expressivity_mismatch,
+    "sgd": sgd_drift,
+    "policies": policy_comparison,
+    "error_sources": error_sources,
+    "regression": regression_collapse,
+    "vocabulary": vocabulary_collapse,
+    "sampling_bias": sampling_bias,
+    "language": language_collapse,
+    "digits": digits_collapse,
+    "kde": kde_collapse,
+}
+
 PRESETS: dict[str, Preset] = {
-    "gaussian": Preset(
-        "gaussian",
-        "Variance collapse of a recursively refitted 1-D Gaussian (MLE vs unbiased)",
-        gaussian_variance_collapse,
-        {"n_samples": 100, "generations": 1000, "chains": 1000, "seed": 0},
-    ),
-    "gmm": Preset(
-        "gmm",
-        "Shumailov et al.'s GMM experiment: 2-component mixtures refitted on their own samples",
-        gmm_collapse,
-        {"n_samples": 1000, "generations": 2000, "chains": 10, "seed": 0},
-    ),
-    "mismatch": Preset(
-        "mismatch",
-        "Functional expressivity error: a single Gaussian fitted to a bimodal truth",
-        expressivity_mismatch,
-        {"n_samples": 100, "generations": 300, "chains": 1000, "seed": 0},
-    ),
-    "sgd": Preset(
-        "sgd",
-        "Function-approximation error: exact MLE against minibatch SGD fits, same truth",
-        sgd_drift,
-        {"n_samples": 100, "generations": 200, "chains": 1000, "seed": 0},
-    ),
-    "policies": Preset(
-        "policies",
-        "What each generation trains on: replace, keep 10% real, accumulate, fresh real",
-        policy_comparison,
-        {"n_samples": 100, "generations": 1000, "chains": 1000, "seed": 0},
-    ),
-    "error_sources": Preset(
-        "error_sources",
-        "Statistical, expressivity and approximation error, separately and compounded",
-        error_sources,
-        {"n_samples": 100, "generations": 200, "chains": 1000, "seed": 0},
-    ),
-    "regression": Preset(
-        "regression",
-        "Least squares refitted on its own labels: replace vs accumulate, against the theory",
-        regression_collapse,
-        {"n_samples": 20, "generations": 30, "chains": 4000, "seed": 0},
-    ),
-    "vocabulary": Preset(
-        "vocabulary",
-        "A Zipf vocabulary refitted on its own text: rare words die first (Wright–Fisher)",
-        vocabulary_collapse,
-        {"n_samples": 10_000, "generations": 200, "chains": 100, "seed": 0},
-    ),
-    "sampling_bias": Preset(
-        "sampling_bias",
-        "How synthetic data is made and chosen: temperature, truncation, top-p, curation",
-        sampling_bias,
-        {"n_samples": 100, "generations": 100, "chains": 500, "seed": 0},
-    ),
-    "language": Preset(
-        "language",
-        "n-gram language models refitted on their own text: perplexity climbs, words vanish",
-        language_collapse,
-        {"n_samples": 100_000, "generations": 20, "chains": 8, "seed": 0},
-    ),
-    "digits": Preset(
-        "digits",
-        "The paper's VAE experiment as probabilistic PCA on real digits: modes merge and vanish",
-        digits_collapse,
-        {"n_samples": 200, "generations": 100, "chains": 20, "seed": 0},
-    ),
-    "kde": Preset(
-        "kde",
-        "Kernel density estimates on two moons (Kazdan et al.): bandwidth, n, replace vs "
-        "accumulate",
-        kde_collapse,
-        {"generations": 100, "chains": 40, "seed": 0},  # n_samples: 32, 100 and 1000
-    ),
+    name: Preset(name, title, _RUNNERS[name], dict(defaults))
+    for name, (title, defaults) in CATALOGUE.items()
 }
 
 

@@ -258,6 +258,9 @@ class Fitter:
 
 def fitter_classes() -> list[type[Fitter]]:
     """Every :class:`Fitter` subclass defined so far (for suggestions in error messages)."""
+    from . import _builtins
+
+    _builtins.load()
     out, todo = [], list(Fitter.__subclasses__())
     while todo:
         cls = todo.pop(0)

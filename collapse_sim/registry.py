@@ -69,6 +69,14 @@ _SPECS: dict[str, dict[tuple[type, type], MetricSpec]] = {}
 _COUNTER = [0]
 
 
+def _loaded() -> dict[str, dict[tuple[type, type], MetricSpec]]:
+    """The registered metrics, after the built-in families have registered theirs."""
+    from . import _builtins
+
+    _builtins.load()
+    return _SPECS
+
+
 def _as_types(value) -> tuple[type, ...]:
     types = value if isinstance(value, tuple) else (value,)
     if not types or not all(isinstance(t, type) for t in types):
@@ -131,7 +139,7 @@ def _distance(cls: type, target: type) -> int | None:
 def lookup(name: str, truth_type: type, model_type: type) -> MetricSpec | None:
     """The most specific registration of ``name`` for the pair, or ``None``."""
     best, best_key = None, None
-    for (t, m), spec in _SPECS.get(name, {}).items():
+    for (t, m), spec in _loaded().get(name, {}).items():
         dt, dm = _distance(truth_type, t), _distance(model_type, m)
         if dt is None or dm is None:
             continue
@@ -142,7 +150,7 @@ def lookup(name: str, truth_type: type, model_type: type) -> MetricSpec | None:
 
 def names() -> tuple[str, ...]:
     """Every registered metric name, in registration order."""
-    return tuple(_SPECS)
+    return tuple(_loaded())
 
 
 def available(truth_type: type, model_type: type) -> tuple[str, ...]:
@@ -151,7 +159,7 @@ def available(truth_type: type, model_type: type) -> tuple[str, ...]:
     Metrics that need a capability of the run (``reward``: a generation stage with a
     reward) are left out; they are accepted when asked for and the run has it.
     """
-    found = [(spec.order, n) for n in _SPECS
+    found = [(spec.order, n) for n in _loaded()
              if (spec := lookup(n, truth_type, model_type)) is not None and not spec.needs]
     return tuple(n for _, n in sorted(found))
 
@@ -179,7 +187,7 @@ def check_names(selection, truth_type: type | None = None,
     if not selection:
         raise ValueError("metrics must name at least one metric")
     for name in selection:
-        if not isinstance(name, str) or name not in _SPECS:
+        if not isinstance(name, str) or name not in _loaded():
             raise ValueError(f"unknown metric {name!r}; metrics must be among {names()}")
     if len(set(selection)) != len(selection):
         raise ValueError(f"metrics contains duplicates: {selection}")

@@ -306,6 +306,14 @@ def register_stage(stage: type, model: type, fn: Callable) -> None:
 _STATISTICS: dict[tuple[type, type], Callable] = {}
 
 
+def _registered(table: dict) -> dict:
+    """``table`` after the built-in families have registered their stage support."""
+    from . import _builtins
+
+    _builtins.load()
+    return table
+
+
 def register_stage_statistics(stage: type, model: type, statistics: type, fn: Callable) -> None:
     """Declare a faster route for a ``"draw"`` stage whose items only feed additive
     statistics: ``fn(stage, model, k, streams)`` returns the ``statistics`` (e.g.
@@ -325,7 +333,7 @@ def draw_statistics(stage: Stage | None, model: Model, k: int, streams, kind):
         return None
     model = sampling_model(stage, model)
     for cls in type(model).__mro__:
-        fn = _STATISTICS.get((type(draws[0]), cls, kind))
+        fn = _registered(_STATISTICS).get((type(draws[0]), cls, kind))
         if fn is not None:
             return fn(draws[0], model, k, streams)
     return None
@@ -333,7 +341,7 @@ def draw_statistics(stage: Stage | None, model: Model, k: int, streams, kind):
 
 def _lookup(stage: Stage, model_type: type):
     for cls in model_type.__mro__:
-        fn = _SUPPORT.get((type(stage), cls))
+        fn = _registered(_SUPPORT).get((type(stage), cls))
         if fn is not None:
             return fn
     return None
@@ -349,7 +357,7 @@ def check_support(stage: Stage | None, model_type: type) -> None:
                         f"{type(stage).__name__}")
     for s in stage.parts:
         if s.kind != "select" and _lookup(s, model_type) is None:
-            supported = sorted({m.__name__ for (st, m) in _SUPPORT if st is type(s)})
+            supported = sorted({m.__name__ for (st, m) in _registered(_SUPPORT) if st is type(s)})
             raise TypeError(f"{type(s).__name__} does not apply to {model_type.__name__} "
                             f"models; it applies to {', '.join(supported) or 'no family'}")
 

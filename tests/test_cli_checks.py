@@ -2,7 +2,7 @@
 
 import pytest
 
-from collapse_sim import cli
+from collapse_sim import cli, experiments
 
 
 def test_preset_names_accept_any_case_and_dashes():
@@ -24,7 +24,7 @@ def test_a_bad_output_folder_fails_before_the_simulation(tmp_path, capsys, monke
     def never(*args, **kwargs):  # the preset must not start
         raise AssertionError("the simulation ran before the output folder was checked")
 
-    monkeypatch.setattr(cli.experiments, "run_preset", never)
+    monkeypatch.setattr(experiments, "run_preset", never)
     assert cli.main(["run", "gaussian", "--out", str(blocker / "sub")]) == 2
     assert "--out" in capsys.readouterr().err
 

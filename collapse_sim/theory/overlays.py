@@ -109,6 +109,9 @@ def overlay_for(metric: str, config: dict) -> tuple[str, dict[str, np.ndarray]] 
         If the overlay's function returns something other than ``(G + 1,)`` arrays under
         the accepted keys (naming the overlay).
     """
+    from .. import _builtins
+
+    _builtins.load()
     for overlay in reversed(_OVERLAYS):
         if overlay.metric != metric or not overlay.predicate(config):
             continue
