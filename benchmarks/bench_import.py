@@ -8,7 +8,8 @@ median wall time with the min–max over rounds. The "ratio" is budget / median 
 1 means within budget). ``import numpy`` is shown for scale (the floor of
 any package built on numpy; ``import collapse_sim`` no longer pays even that), and so is
 the first ``simulate`` call of a fresh process with the numba cache filled: the public
-names load on first use, so that line is where the deferred imports are paid. Re-measure: ``python -m benchmarks.bench_import``.
+names load on first use, so that line is where the deferred imports are paid.
+Re-measure: ``python -m benchmarks.bench_import``.
 """
 
 from __future__ import annotations
