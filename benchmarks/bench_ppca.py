@@ -37,6 +37,16 @@ the last generation's trace agrees between every side within :data:`Z_MAX` stand
 errors, and each agrees with :func:`collapse_sim.theory.ppca_trace_mean` (constant for the
 unbiased divisor).
 
+Factor analysis (``FactorAnalysisFit``, same sizes, MLE divisor :math:`n` on both sides):
+``simulate`` with ``metrics=("variance",)`` against a loop of scikit-learn's
+``FactorAnalysis(n_components=q, svd_method="lapack").fit(x)`` (the same algorithm, stopping
+rule and defaults) per chain and generation, then a numpy sampler ``x = mean + z @ W.T +
+sqrt(psi) * eps``, with default BLAS threads and with one. Each scikit-learn fit iterates
+(tens of SVDs of the ``n x d`` data), so the loop is timed on :data:`FA_LOOP_CHAINS` chains
+and scaled. The last generation's mean trace is checked between the sides and against
+:func:`collapse_sim.theory.ppca_trace_mean` (a factor-analysis fit keeps the diagonal of its
+data's covariance up to the convergence tolerance, so the PPCA trace law holds for it too).
+
 Standalone: ``python -m benchmarks.bench_ppca [--quick] [--repeats R] [--load {off,on,both}]``.
 """
 
@@ -46,10 +56,11 @@ import os
 import time
 
 import numpy as np
-from sklearn.decomposition import PCA
+from sklearn.decomposition import PCA, FactorAnalysis
 from threadpoolctl import threadpool_limits
 
 import collapse_sim as cs
+from collapse_sim.families.factor import FactorAnalysisFit
 
 from ._report import suite_main
 from .bench_categorical import cpu_load, interleaved, per_round, ratio_stats
@@ -65,6 +76,8 @@ ROUNDS = 5
 Z_MAX = 5.0
 GOAL = 5.0
 PPCA_METRICS = ("variance", "mean_shift", "logdet", "noise_variance")
+#: Chains the scikit-learn FactorAnalysis loop is timed on (each fit iterates: slow).
+FA_LOOP_CHAINS = 5
 
 
 def digits_truth() -> cs.Empirical:
@@ -125,6 +138,32 @@ def numpy_batched(x0: np.ndarray, chains: int, n: int, q: int, generations: int,
             z = rng.standard_normal((chains, n, q))
             eps = rng.standard_normal((chains, n, d))
             x = mean + np.matmul(z, np.swapaxes(w, 1, 2)) + np.sqrt(noise)[:, None, None] * eps
+    return out
+
+
+def fa_ours(truth, chains: int, n: int, q: int, generations: int) -> np.ndarray:
+    sim = cs.simulate(truth, FactorAnalysisFit(q), n_samples=n, generations=generations,
+                      chains=chains, seed=0, metrics=("variance",), progress=False)
+    return sim.metrics["variance"]
+
+
+def fa_sklearn_loop(x0: np.ndarray, chains: int, n: int, q: int, generations: int,
+                    seed: int = 0) -> np.ndarray:
+    """Per chain and generation: ``FactorAnalysis(q).fit``, then a numpy sampler."""
+    rng = np.random.default_rng(seed)
+    d = x0.shape[1]
+    out = np.empty((generations + 1, chains))
+    out[0] = np.trace(FactorAnalysis(n_components=q, svd_method="lapack").fit(x0)
+                      .get_covariance())
+    data = [x0[rng.permutation(x0.shape[0])[:n]] for _ in range(chains)]
+    for t in range(1, generations + 1):
+        for c in range(chains):
+            fa = FactorAnalysis(n_components=q, svd_method="lapack").fit(data[c])
+            out[t, c] = np.trace(fa.get_covariance())
+            if t < generations:
+                z = rng.standard_normal((n, q))
+                eps = rng.standard_normal((n, d))
+                data[c] = fa.mean_ + z @ fa.components_ + np.sqrt(fa.noise_variance_) * eps
     return out
 
 
@@ -224,6 +263,52 @@ def measure_goal(sizes, rounds: int, tag: str = "") -> list[dict]:
     return rows
 
 
+def measure_fa(sizes, rounds: int, tag: str = "") -> list[dict]:
+    """FactorAnalysisFit vs the scikit-learn FactorAnalysis loop, interleaved."""
+    chains, n, q, g = sizes
+    truth = digits_truth()
+    x0 = np.asarray(truth.train)
+    loop_chains = min(chains, FA_LOOP_CHAINS)
+    scale = chains / loop_chains
+
+    def one_thread_loop():
+        with threadpool_limits(1, user_api="blas"):
+            return fa_sklearn_loop(x0, loop_chains, n, q, g, seed=1)
+
+    fa_ours(truth, min(chains, 2), n, q, 1)  # warm-up (kernels, caches)
+    jobs = [("fa ours", lambda: fa_ours(truth, chains, n, q, g)),
+            ("fa sklearn", lambda: fa_sklearn_loop(x0, loop_chains, n, q, g)),
+            ("fa sklearn, 1 BLAS thread", one_thread_loop)]
+    load_before = os.getloadavg()[0]
+    times, outputs = interleaved(jobs, rounds, shift=1)
+    load_after = os.getloadavg()[0]
+    trace0 = float(outputs["fa ours"][0, 0])
+    expected = float(cs.theory.ppca_trace_mean(trace0=trace0, n_samples=n, generations=[g],
+                                               estimator="mle",
+                                               population=truth.train_size)[0])
+    check = check_agreement({k: out[-1] for k, out in outputs.items()}, expected)
+    t_ours = per_round(times["fa ours"])
+    timed = f" (timed on {loop_chains} chains, x{scale:g})" if scale != 1 else ""
+    size = (f"{chains} chains x n={n} x d={truth.dim}, q={q}, {g} gens, digits; {rounds} "
+            f"interleaved rounds; load avg {load_before:.1f}->{load_after:.1f}")
+    rows = []
+    for b, what in (("fa sklearn", "default BLAS threads"),
+                    ("fa sklearn, 1 BLAS thread", "BLAS on one thread (threadpoolctl)")):
+        base = per_round(times[b]) * scale
+        med, lo, hi = ratio_stats(base, t_ours)
+        rows.append({
+            "case": f"{tag}factor analysis vs {b.removeprefix('fa ')}",
+            "ours_s": float(np.median(t_ours)),
+            "baseline": f"sklearn FactorAnalysis(q, svd_method='lapack').fit per chain + numpy "
+                        f"sampler, Python loop over chains, {what}{timed}",
+            "baseline_s": float(np.median(base)), "ratio": med,
+            "goal": GOAL if b == "fa sklearn" else None, "ratio_min": lo, "ratio_max": hi,
+            "rounds": rounds,
+            "note": f"per-round ratio {lo:.2f}-{hi:.2f}x (median of rounds); {size}"})
+    rows[0]["note"] += "; " + check
+    return rows
+
+
 def run_loaded(repeats: int = 3, quick: bool = False) -> list[dict]:
     """The goal-size comparisons while one CPU-bound background process runs (skipped if quick)."""
     if quick:
@@ -231,6 +316,7 @@ def run_loaded(repeats: int = 3, quick: bool = False) -> list[dict]:
     warm_up(digits_truth(), CHAINS, N, Q)
     with cpu_load() as info:
         rows = measure_goal((CHAINS, N, Q, GENERATIONS), max(ROUNDS, repeats), tag="[loaded] ")
+        rows += measure_fa((CHAINS, N, Q, GENERATIONS), max(ROUNDS, repeats), tag="[loaded] ")
     share = "" if info["cpu_share"] is None else f", it got {info['cpu_share']:.0%} of a core"
     for row in rows:
         row["note"] += (f"; under load: 1 busy Python process on {os.cpu_count()} CPUs{share}"
@@ -245,6 +331,7 @@ def run(repeats: int = 3, quick: bool = False, load: bool | None = None) -> list
     rounds = max(1, repeats) if quick else max(ROUNDS, repeats)
     first, again = warm_up(digits_truth(), chains, n, q)
     rows = measure_goal(sizes, rounds)
+    rows += measure_fa(sizes, rounds)
     rows.append({"case": "numba compile / cache load (ppca, first calls)", "ours_s": first,
                  "baseline": None, "baseline_s": None, "ratio": None, "goal": None,
                  "note": f"chains 2 and {chains}, 2 gens, both metric sets; the same calls "

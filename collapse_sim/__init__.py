@@ -23,6 +23,7 @@ _LAZY: dict[str, str] = {
     "Categorical": "families.categorical", "CategoricalFit": "families.categorical",
     "Zipf": "families.categorical",
     "Empirical": "families.empirical",
+    "FactorAnalysisFit": "families.factor", "FactorAnalysisModel": "families.factor",
     "KDEFit": "families.kde", "KDEModel": "families.kde",
     "NGramFit": "families.ngram", "NGramModel": "families.ngram", "NGramTruth": "families.ngram",
     "NoiseFree": "families.ppca", "PPCAFit": "families.ppca", "PPCAModel": "families.ppca",
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from .engine import simulate
     from .families.categorical import Categorical, CategoricalFit, Zipf
     from .families.empirical import Empirical
+    from .families.factor import FactorAnalysisFit, FactorAnalysisModel
     from .families.kde import KDEFit, KDEModel
     from .families.ngram import NGramFit, NGramModel, NGramTruth
     from .families.ppca import NoiseFree, PPCAFit, PPCAModel
@@ -70,6 +72,8 @@ __all__ = [
     "Comparison",
     "Curate",
     "Empirical",
+    "FactorAnalysisFit",
+    "FactorAnalysisModel",
     "FreshReal",
     "FunctionFitter",
     "Gaussian",

@@ -7,7 +7,7 @@ live in :mod:`collapse_sim.theory`. See the contributor guide ("How to add a mod
 family") and :func:`collapse_sim.testing.check_family`.
 """
 
-from . import categorical, empirical, gaussian, kde, mixture, ppca, regression, sklearn
+from . import categorical, empirical, factor, gaussian, kde, mixture, ppca, regression, sklearn
 
-__all__ = ["categorical", "empirical", "gaussian", "kde", "mixture", "ppca", "regression",
+__all__ = ["categorical", "empirical", "factor", "gaussian", "kde", "mixture", "ppca", "regression",
            "sklearn"]
