@@ -5,10 +5,13 @@ return the Axes they drew on: :func:`variance_collapse`, :func:`w2_growth`,
 :func:`density_evolution`, :func:`policy_comparison`, :func:`error_sources`, and for
 your own runs :func:`plot_simulation` (what ``Simulation.plot`` draws) and
 :func:`comparison` (what :func:`collapse_sim.compare` draws).
-:func:`policy_comparison` and :func:`error_sources` also take a dict (or list) of
-:class:`~collapse_sim.Simulation` instead of a preset's table (:func:`curves_from_runs`
-makes the table), :func:`density_evolution` a Simulation with recorded models, and
-:func:`gmm_snapshots` a 2-D mixture run with recorded models.
+Every figure of a preset takes that preset's result (or its ``curves`` table) *or your
+own runs*: a :class:`~collapse_sim.Simulation`, a dict ``{label: Simulation}`` or a list
+of them, as far as the runs hold what the figure draws (a missing metric or unrecorded
+models is a ValueError saying how to get them; :func:`kde_collapse`, which draws the
+``kde`` preset's grid, says what to call instead). :func:`density_evolution` takes a
+Simulation with recorded models; :func:`curves_from_runs` makes the quantile table of
+your runs.
 Multi-panel figures of the presets make their own Figure and return it
 (:func:`gaussian_demo`, :func:`gmm_snapshots`, :func:`mismatch`, :func:`sgd_drift`,
 :func:`policies`, :func:`error_sources_figure`, :func:`regression_error`,
@@ -35,12 +38,13 @@ from .presets import (
     error_sources_figure,
     figure_for,
     gaussian_demo,
+    gmm_snapshots,
     mismatch,
     policies,
     regression_error,
     sgd_drift,
 )
-from .simulation import comparison, curves_from_runs, gmm_snapshots, plot_simulation
+from .simulation import comparison, curves_from_runs, plot_simulation
 from .stages import sampling_bias
 from .sweeps import sweep_summary
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ._adapt import as_result
 from ._common import _band_lines
 
 
@@ -15,13 +16,26 @@ def vocabulary(result, *, axes=None):
     and 10–90% band over chains, per policy; the exact expectation dashed black).
     Right: one replace chain's rank–frequency curve (its probabilities sorted, log–log),
     one curve per generation: each refit ends sooner, at the ``1/n`` floor of a word
-    seen once, as the rare words die. ``axes``: two matplotlib Axes to draw on
-    (default: a new figure).
+    seen once, as the rare words die.
+
+    Parameters
+    ----------
+    result : ExperimentResult, Simulation, or dict or list of Simulation
+        The ``vocabulary`` preset's result, or your categorical runs: each needs the
+        ``support`` metric (one line per run; the exact expectation where the theory
+        holds: ``CategoricalFit`` without smoothing under ``Replace`` or ``Accumulate``),
+        and at least one must have ``record_models=True`` (``chains=1`` keeps it small):
+        the right panel is chain 0 of the first such run.
+    axes : sequence of two matplotlib Axes, optional
+        Where to draw (default: a new figure).
 
     Returns
     -------
     matplotlib Figure
     """
+    result = as_result(result, "vocabulary")
+    params = getattr(result, "params", None) or {}
+    rank_label = params.get("rank_label", "one replace chain")
     if axes is None:
         fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
     else:
@@ -34,13 +48,16 @@ def vocabulary(result, *, axes=None):
             left.plot(df.generation, df.support_theory, color="black", ls=(0, (3, 3)),
                       lw=1.1, zorder=5)
     theory_handle = left.plot([], [], color="black", ls=(0, (3, 3)), lw=1.1,
-                              label="exact expectation (replace, accumulate)")[0]
+                              label=params.get("theory_label",
+                                               "exact expectation (replace, accumulate)"))[0]
     left.set_xscale("symlog", linthresh=1)
     left.set_yscale("log")
     left.set_xlabel("generation")
     left.set_ylabel("words with probability > 0")
     left.set_title("Surviving vocabulary")
-    left.legend(handles=[*handles, theory_handle], fontsize=8, frameon=False)
+    if curves["support_theory"].notna().any():
+        handles.append(theory_handle)
+    left.legend(handles=handles, fontsize=8, frameon=False)
 
     truth = result.extras["truth"]
     rank = np.arange(1, truth.size + 1)
@@ -56,7 +73,7 @@ def vocabulary(result, *, axes=None):
     right.set_xscale("log")
     right.set_yscale("log")
     right.set_xlabel("rank (most frequent word first)")
-    right.set_ylabel("probability (one replace chain)")
+    right.set_ylabel(f"probability ({rank_label})")
     right.set_title("The rank–frequency curve loses its tail")
     right.legend(fontsize=8, frameon=False)
     return fig

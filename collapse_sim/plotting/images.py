@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from ._adapt import as_result
 from ._common import PALETTE, _band_lines
 
 #: Generations the ``digits`` figure shows as rows (those up to the run's last, and the last).
@@ -80,7 +81,7 @@ def _grid_rows(result, label: str, columns: int):
     return rows, labels
 
 
-def digits_figure(result, *, fig=None, columns: int = 10):
+def digits_figure(result, *, fig=None, columns: int = 10, seed: int = 0):
     """The ``digits`` preset's figure: sampled digits per generation, and the curves.
 
     Top: for each setting, ``columns`` images of chain 0 at the generations of
@@ -91,15 +92,35 @@ def digits_figure(result, *, fig=None, columns: int = 10):
     under replace, dashed), the noise variance :math:`\\sigma^2` (log scale; exactly 0
     from generation 2 with noise-free means), the number of digits a classifier of the
     real data still finds among the samples, and the entropy of the digits it assigns.
-    ``fig``: a matplotlib Figure to draw into (default: a new one).
+
+    Parameters
+    ----------
+    result : ExperimentResult, Simulation, or dict or list of Simulation
+        The ``digits`` preset's result, or your runs of :class:`~collapse_sim.PPCAFit`
+        on ``cs.Empirical(cs.datasets.digits(), ...)`` with ``record_models=True`` and
+        the metrics ``variance``, ``noise_variance``, ``classes_covered`` and
+        ``class_entropy`` (``metrics=collapse_sim.experiments.DIGITS_METRICS``). Chain
+        0's images are drawn from its recorded models as the preset draws them (the
+        noise-free decoded means under a ``NoiseFree`` stage); the exact mean of the
+        total variance is drawn for the first run when it is a ``Replace`` run without a
+        stage.
+    fig : matplotlib Figure, optional
+        Where to draw (default: a new one).
+    columns : int
+        Images per row.
+    seed : int
+        Your runs: the seed of the images drawn from the recorded models.
 
     Returns
     -------
     matplotlib Figure
     """
+    result = as_result(result, "digits_figure", shown=max(columns, 24), seed=seed)
     settings = list(result.extras["images"])
     if fig is None:
-        fig = plt.figure(figsize=(4.6 * len(settings) + 0.6, 8.6), layout="constrained")
+        # at least the width the four panels below need (one setting of yours)
+        fig = plt.figure(figsize=(max(4.6 * len(settings) + 0.6, 14.0), 8.6),
+                         layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[0.85, 1.0])
     axes = top.subplots(1, len(settings))
     for ax, label in zip(np.atleast_1d(axes), settings, strict=True):
@@ -108,17 +129,23 @@ def digits_figure(result, *, fig=None, columns: int = 10):
                 else "samples μ + Wz + σε")
         digit_grid(rows, labels=labels, ax=ax, title=f"{label}\n(chain 0's {what})")
     params = result.params
-    top.suptitle(f"Probabilistic PCA (q = {params['n_components']}) refitted on its own "
-                 f"samples, n = {params['n_samples']} digits per generation", fontsize=11)
+    sizes = [f"q = {params['n_components']}" if params.get("n_components") else "",
+             f"n = {params['n_samples']} digits per generation"
+             if params.get("n_samples") else ""]
+    top.suptitle("Probabilistic PCA" + (f" ({sizes[0]})" if sizes[0] else "")
+                 + " refitted on its own samples" + (f", {sizes[1]}" if sizes[1] else ""),
+                 fontsize=11)
 
     curves = result.curves
     colours = dict(zip(settings, PALETTE, strict=False))
     var_ax, noise_ax, cover_ax, ent_ax = bottom.subplots(1, 4)
     handles = _band_lines(var_ax, curves, "variance", "setting", colours=colours)
     rows = curves[curves.setting == settings[0]]
-    (theory,) = var_ax.plot(rows.generation, rows.variance_theory, color="black", ls="--",
-                            lw=1.2, zorder=4, label=f"{settings[0]}: exact mean,\n"
-                                                     "tr C₀ ((n−1)/n)ᵗ")
+    extra = []
+    if rows.variance_theory.notna().any():  # your runs: only a replace run without a stage
+        extra.append(var_ax.plot(rows.generation, rows.variance_theory, color="black",
+                                 ls="--", lw=1.2, zorder=4, label=f"{settings[0]}: exact mean,"
+                                                                  "\ntr C₀ ((n−1)/n)ᵗ")[0])
     (mean,) = var_ax.plot(rows.generation, rows.variance_mean, color=colours[settings[0]],
                           ls=":", lw=1.6, zorder=4, label=f"{settings[0]}: simulated mean")
     var_ax.set_ylabel("total variance tr C (sum of pixel variances)")
@@ -154,7 +181,7 @@ def digits_figure(result, *, fig=None, columns: int = 10):
     for ax in (var_ax, noise_ax, cover_ax, ent_ax):
         ax.set_xlabel("generation t")
         ax.grid(True, alpha=0.3)
-    bottom.legend(handles=[*handles[:-1], mean, theory, ref, handles[-1]],
+    bottom.legend(handles=[*handles[:-1], mean, *extra, ref, handles[-1]],
                   loc="outside lower center", ncols=4, fontsize=8, frameon=False)
     return fig
 
@@ -169,8 +196,9 @@ def animate_digits(result, path, *, fps: float = 8, generations=None, columns: i
 
     Parameters
     ----------
-    result : ExperimentResult
-        From the ``digits`` preset.
+    result : ExperimentResult, Simulation, or dict or list of Simulation
+        From the ``digits`` preset, or your runs as :func:`digits_figure` takes them
+        (only the recorded models are needed; the metrics are not drawn).
     path : str or PathLike
         Output file; ``.gif`` is appended when missing.
     fps : float
@@ -188,6 +216,9 @@ def animate_digits(result, path, *, fps: float = 8, generations=None, columns: i
     """
     from matplotlib.animation import PillowWriter
 
+    if not isinstance(columns, int) or isinstance(columns, bool) or columns < 1:
+        raise ValueError(f"columns must be an int >= 1, got {columns!r}")
+    result = as_result(result, "animate_digits", shown=max(4 * columns, 24), images_only=True)
     images = result.extras["images"]
     settings = list(images)
     last = next(iter(images.values())).shape[0] - 1

@@ -16,6 +16,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 from scipy.linalg import solve_triangular
 from scipy.special import ndtr
 
+from ._adapt import as_result
 from ._common import PALETTE
 
 #: Frame of the density snapshots (x from, x to, y from, y to): the two moons and a margin.
@@ -280,12 +281,24 @@ def kde_collapse(result, *, fig=None):
     Parameters
     ----------
     result : ExperimentResult
-        From :func:`collapse_sim.experiments.kde_collapse`.
+        From :func:`collapse_sim.experiments.kde_collapse` (or ``run_preset("kde")``).
+        The figure is that preset's grid of sample sizes × bandwidths × policies with
+        density snapshots on the two moons, which a Simulation does not hold: your own
+        runs raise a TypeError that says what to call instead (``sim.plot("nll")``,
+        :func:`collapse_sim.compare`, :func:`kde_log_density`).
+    fig : matplotlib Figure, optional
+        Where to draw (default: a new one).
 
     Returns
     -------
     matplotlib Figure
+
+    Raises
+    ------
+    TypeError
+        For a Simulation or runs (see above), or anything that is not a preset's result.
     """
+    result = as_result(result, "kde_collapse")
     curves = result.curves
     sizes = sorted(curves.n_samples.unique())
     bandwidths = sorted(curves.bandwidth.unique())

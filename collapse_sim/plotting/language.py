@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, ScalarFormatter
 
+from ._adapt import as_result
 from ._common import _band_lines
 
 
@@ -17,7 +18,7 @@ def _generation_colours(generations):
                     strict=True))
 
 
-def language(result, *, fig=None):
+def language(result, *, fig=None, prompt: str = "", sequences: int = 250):
     """The ``language`` preset's figure (a 2 × 3 grid).
 
     Top: held-out perplexity and surviving vocabulary against generation (median and
@@ -27,13 +28,32 @@ def language(result, *, fig=None):
     model, per reported generation (the paper's Fig. 1), sampled faithfully and at a
     temperature below 1: only mode-seeking generation moves the mass to low perplexity.
     Bottom right: what one replace chain writes after the same prompt at each reported
-    generation, sampling faithfully and at the preset's temperature. ``fig``: a
-    matplotlib Figure to draw into (default: a new one).
+    generation, sampling faithfully and at the preset's temperature.
+
+    Parameters
+    ----------
+    result : ExperimentResult, Simulation, or dict or list of Simulation
+        The ``language`` preset's result, or your n-gram runs
+        (:class:`~collapse_sim.NGramTruth` fitted by :class:`~collapse_sim.NGramFit`,
+        which keep their models in ``Simulation.fitted``; a loaded result has none):
+        each needs the ``perplexity`` and ``vocabulary`` metrics. The rank–frequency
+        curve is chain 0 of the first run; the histograms and the texts are those of
+        the first two runs.
+    fig : matplotlib Figure, optional
+        Where to draw (default: a new one).
+    prompt : str
+        Your runs: what the models continue (default: nothing; the preset's result
+        keeps its own prompt).
+    sequences : int
+        Your runs: generated sequences per chain in each histogram.
 
     Returns
     -------
     matplotlib Figure
     """
+    result = as_result(result, "language", prompt=prompt, sequences=sequences)
+    rank_label = (getattr(result, "params", None) or {}).get("rank_label",
+                                                              "one replace chain")
     if fig is None:
         fig = plt.figure(figsize=(16, 9.5), layout="constrained")
     grid = fig.add_gridspec(2, 3, height_ratios=[1.0, 1.05])
@@ -69,7 +89,7 @@ def language(result, *, fig=None):
     rf.set_xscale("log")
     rf.set_yscale("log")
     rf.set_xlabel("rank (most frequent word first)")
-    rf.set_ylabel("word frequency (one replace chain)")
+    rf.set_ylabel(f"word frequency ({rank_label})")
     rf.set_title("The rank–frequency curve loses its tail")
     rf.legend(fontsize=8, frameon=False)
 
@@ -106,7 +126,8 @@ def language(result, *, fig=None):
     for i, (label, per_gen) in enumerate(texts.items()):
         panel = fig.add_subplot(columns[i])
         panel.axis("off")
-        panel.set_title(f"{label}: chain 0 after “{prompt}”", loc="left", fontsize=10)
+        panel.set_title(f"{label}: chain 0 after “{prompt}”" if prompt else
+                        f"{label}: what chain 0 writes", loc="left", fontsize=10)
         y = 0.97
         for g, words in per_gen.items():
             wrapped = textwrap.fill(words, width=52)

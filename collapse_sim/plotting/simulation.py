@@ -1,5 +1,4 @@
-"""Figures of your own runs: one run against generation, several runs side by side, and a
-mixture run's snapshots.
+"""Figures of your own runs: one run against generation, and several runs side by side.
 
 :meth:`Simulation.plot <collapse_sim.Simulation.plot>` and :func:`collapse_sim.compare`
 call :func:`plot_simulation` and :func:`comparison`; both read what to draw from the
@@ -11,7 +10,6 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -233,17 +231,6 @@ def curves_from_runs(runs, metric: str, group: str = "run", *,
     return table.reset_index().rename(columns={"run": group})
 
 
-def _as_curves(curves, metric: str, group: str, *, relative: bool = False) -> pd.DataFrame:
-    """``curves`` if it is a DataFrame, else the table of the runs it holds."""
-    if isinstance(curves, pd.DataFrame):
-        return curves
-    try:
-        return curves_from_runs(curves, metric, group, relative=relative)
-    except TypeError as exc:
-        raise TypeError("curves must be a pandas DataFrame (a preset's table) or a dict or "
-                        f"list of Simulations: {exc}") from None
-
-
 def comparison(runs, metric: str = "variance", *, ax=None, logx: bool = False,
                logy: bool | None = None, theory: bool = False, legend: bool = True):
     """Median and 10–90% band of ``metric`` for several runs, on one axis.
@@ -311,74 +298,3 @@ def comparison(runs, metric: str = "variance", *, ax=None, logx: bool = False,
     if legend:
         ax.legend(handles=handles, fontsize=8)
     return ax
-
-
-def gmm_snapshots(result, *, fig=None, chain: int = 0, chains: Sequence[int] | None = None,
-                  generations: Sequence[int] | None = None):
-    """The GMM figure of the ``gmm`` preset, also for your own 2-D run.
-
-    ``result`` is the preset's :class:`~collapse_sim.experiments.ExperimentResult` (drawn
-    by :func:`collapse_sim.plotting.presets.gmm_snapshots`), or a :class:`Simulation` of a
-    2-D truth fitted by ``GaussianMixtureFit`` (or ``GaussianFit``: one component) with
-    ``record_models=True``. Top: samples and density contours of chain ``chain``'s model
-    at ``generations`` (default: six, evenly spaced from 0 to G; 0 is the truth in the
-    fitter's family). Bottom: L2 distance to the first generation's fit and the
-    components' standard deviations, for ``chains`` (default: the first three).
-
-    Returns
-    -------
-    matplotlib Figure
-
-    Raises
-    ------
-    ValueError
-        If the run recorded no models, or not those of a Gaussian or mixture, or is not 2-D.
-    """
-    from .presets import gmm_snapshots as draw
-
-    if isinstance(result, Simulation):
-        result = _snapshot_result(result, chain, chains, generations)
-    return draw(result, fig=fig)
-
-
-def _snapshot_result(sim: Simulation, chain: int, chains, generations) -> SimpleNamespace:
-    """What the preset's figure reads (``extras["snapshots"]``, ``curves``), from a run."""
-    from .. import metrics
-    from .._validation import check_int
-    from ..families.mixture import GaussianMixture
-
-    models = sim.models or {}
-    if {"weights", "means", "covs"} <= set(models):
-        weights, means, covs = models["weights"], models["means"], models["covs"]
-    elif {"mean", "cov"} <= set(models):
-        weights = np.ones((*models["mean"].shape[:2], 1))
-        means, covs = models["mean"][:, :, None], models["cov"][:, :, None]
-    else:
-        raise ValueError("gmm_snapshots needs the fitted mixtures of every generation: run "
-                         "simulate(..., record_models=True) with GaussianMixtureFit or "
-                         f"GaussianFit (this run recorded {sorted(models) or 'no models'})")
-    if means.shape[-1] != 2:
-        raise ValueError(f"gmm_snapshots draws 2-D models; this run's are {means.shape[-1]}-D")
-    if sim.generations < 1:
-        raise ValueError("gmm_snapshots needs a run of at least 1 generation")
-    chain = check_int("chain", chain, minimum=0, maximum=sim.chains - 1)
-    if chains is None:
-        chains = sorted({chain, *range(min(3, sim.chains))})
-    chains = [check_int("chains", c, minimum=0, maximum=sim.chains - 1) for c in chains]
-    gens = sim._generations(generations, np.unique(np.round(
-        np.linspace(0, sim.generations, 6)).astype(int)).tolist())
-
-    def mixture(t, members):
-        return GaussianMixture._from_arrays(weights[t, members], means[t, members],
-                                            covs[t, members])
-
-    first = mixture(1, chains)
-    sd = np.sqrt(np.clip(np.linalg.eigvalsh(covs[:, chains]), 0.0, None))  # (G+1, C, K, d)
-    rows = []
-    for t in range(1, sim.generations + 1):
-        l2_first = metrics.l2(first, mixture(t, chains))
-        for i, c in enumerate(chains):
-            rows.append({"generation": t, "chain": c, "l2_to_first": l2_first[i],
-                         "component_sd_min": sd[t, i].min(), "component_sd_max": sd[t, i].max()})
-    snapshots = {t: mixture(t, [chain]) for t in gens}
-    return SimpleNamespace(curves=pd.DataFrame(rows), extras={"snapshots": snapshots})
