@@ -28,6 +28,7 @@ from . import (
     bench_sgd,
     bench_stages,
     bench_sweep,
+    bench_threads,
 )
 from ._report import print_rows
 
@@ -43,6 +44,7 @@ SUITES = {
     "compile": bench_compile,
     "import": bench_import,
     "sweep": bench_sweep,
+    "threads": bench_threads,
 }
 
 

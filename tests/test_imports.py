@@ -70,3 +70,19 @@ def test_registries_fill_whichever_family_is_imported_first():
                          check=True)
     metrics, has_kl, has_gaussian_metric = json.loads(out.stdout.splitlines()[-1])
     assert metrics and has_kl and has_gaussian_metric
+
+
+@pytest.mark.parametrize("env, expected", [({}, "passive"),
+                                           ({"OMP_WAIT_POLICY": "active"}, "active"),
+                                           ({"GOMP_SPINCOUNT": "1000"}, None)])
+def test_openmp_workers_wait_passively_unless_the_user_chose(env, expected):
+    """The kernels set OMP_WAIT_POLICY=passive before numba's OpenMP runtime starts (2 threads
+    on a shared machine otherwise run slower than one), never over the user's own choice."""
+    import os
+
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    code = ("import os, collapse_sim.sampling\n"
+            "print(os.environ.get('OMP_WAIT_POLICY'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**base, **env})
+    assert out.stdout.split()[-1] == str(expected)
