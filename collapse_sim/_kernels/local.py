@@ -11,13 +11,13 @@ import math
 import numba as nb
 import numpy as np
 
-from .categorical import _xoshiro
+from . import categorical as _categorical  # a module, not a name: the imports form a cycle
 from .rng import _MASK52, _SHIFT_53, _U64, _ZIG_F, _ZIG_INV_R, _ZIG_K, _ZIG_R, _ZIG_W
 
 
 @nb.njit(inline="always")
 def uniform(s0, s1, s2, s3):
-    r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+    r, s0, s1, s2, s3 = _categorical._xoshiro(s0, s1, s2, s3)
     return np.float64(r >> _U64(11)) * _SHIFT_53, s0, s1, s2, s3
 
 
@@ -26,7 +26,7 @@ def normal(s0, s1, s2, s3):
     """One standard normal (the ziggurat of :func:`rng.next_normal`, same stream) on
     register-resident state: (value, new state)."""
     while True:
-        r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+        r, s0, s1, s2, s3 = _categorical._xoshiro(s0, s1, s2, s3)
         idx = np.int64(r & _U64(0xFF))
         r = r >> _U64(8)
         sign = r & _U64(1)

@@ -186,9 +186,15 @@ def next_normal(s):
 
 @nb.njit
 def _fill_normal_row(s, out):
-    """Fill the 1-D array ``out`` with standard normals from state ``s``."""
+    """Fill the 1-D array ``out`` with standard normals from state ``s``: the same draws as
+    :func:`next_normal`, with the four state words in local variables (loaded once, written
+    back once), which runs about 1.3x faster than updating ``s`` on every draw
+    (``python -m benchmarks.bench_normals``)."""
+    s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
     for i in range(out.shape[0]):
-        out[i] = next_normal(s)
+        x, s0, s1, s2, s3 = _local.normal(s0, s1, s2, s3)
+        out[i] = x
+    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
 
 
 @chain_kernel
@@ -270,3 +276,7 @@ def splitmix_states(key, first, out):
             z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
             z = z ^ (z >> _U64(31))
             out[c, j] = z ^ key[j]
+
+
+# last: ``local`` imports this module's constants (``from . import`` tolerates the cycle)
+from . import local as _local  # noqa: E402
