@@ -124,10 +124,14 @@ __all__ = [
 def __getattr__(name: str):
     """A public name on first use (PEP 562): its module is imported then, and cached here."""
     import importlib
+    import importlib.util
 
     if name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    elif name in _SUBMODULES:
+    elif name in _SUBMODULES or (not name.startswith("__")
+                                 and importlib.util.find_spec(f"{__name__}.{name}")):
+        # any submodule, as ``cs.registry`` or ``cs.engine`` worked when this file
+        # imported them eagerly
         value = importlib.import_module(f".{name}", __name__)
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

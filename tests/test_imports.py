@@ -86,3 +86,15 @@ def test_openmp_workers_wait_passively_unless_the_user_chose(env, expected):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**base, **env})
     assert out.stdout.split()[-1] == str(expected)
+
+
+def test_submodules_are_attributes_on_first_use():
+    """``cs.registry``, ``cs.engine`` ... work without importing them first, as they did when
+    the package imported them eagerly (a fresh interpreter: nothing imported them yet)."""
+    code = ("import collapse_sim as cs\n"
+            "print(cs.registry.__name__, cs.engine.__name__, cs._io.__name__,\n"
+            "      callable(cs.engine.simulate))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["collapse_sim.registry", "collapse_sim.engine",
+                                  "collapse_sim._io", "True"]
