@@ -239,24 +239,74 @@ def _locate(path: Path, info: zipfile.ZipInfo, shape, fortran_order: bool,
 
 def _read_entry(path: Path, info: zipfile.ZipInfo, shape, fortran_order: bool,
                 dtype: np.dtype, nbytes: int) -> np.ndarray:
-    """The array of the uncompressed entry ``info``, read by one ``readinto`` into the
-    array itself (``np.load`` copies it 2 MiB at a time through the zip reader), its CRC-32
-    checked as the zip reader does."""
+    """The array of the uncompressed entry ``info``, read straight into the array itself
+    (``np.load`` copies it 2 MiB at a time through the zip reader), its CRC-32 checked as
+    the zip reader does.
+
+    Entries above :data:`OVERLAP_BYTES` are read in :data:`READ_CHUNK_BYTES` pieces while
+    a second thread checksums the pieces already read (``zlib.crc32`` releases the GIL),
+    so the check costs little beyond the read itself: 3.7 GB/s of CRC-32 would otherwise
+    add about a third to a 4.8 GB load.
+    """
     data, start = _locate(path, info, shape, fortran_order, dtype, nbytes)
     arr = np.empty(shape, dtype=dtype, order="F" if fortran_order else "C")
     view = memoryview(arr.reshape(-1, order="A").view(np.uint8))
     with open(path, "rb") as fh:
         fh.seek(data)
         crc = zlib.crc32(fh.read(start - data))
-        got = fh.readinto(view)
-    if got != nbytes:
-        raise ValueError(f"entry {info.filename} is truncated")
-    for i in range(0, nbytes, CRC_CHUNK_BYTES):
-        crc = zlib.crc32(view[i:i + CRC_CHUNK_BYTES], crc)
+        if nbytes <= OVERLAP_BYTES:
+            got = fh.readinto(view)
+            if got != nbytes:
+                raise ValueError(f"entry {info.filename} is truncated")
+            crc = _crc_chunks(view, crc)
+        else:
+            crc = _read_while_checksumming(fh, view, crc, info.filename)
     if crc != info.CRC:
         raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
     return arr
 
+
+def _crc_chunks(view: memoryview, crc: int) -> int:
+    """``crc`` continued over ``view``, :data:`CRC_CHUNK_BYTES` at a time."""
+    for i in range(0, len(view), CRC_CHUNK_BYTES):
+        crc = zlib.crc32(view[i:i + CRC_CHUNK_BYTES], crc)
+    return crc
+
+
+def _read_while_checksumming(fh, view: memoryview, crc: int, name: str) -> int:
+    """Fill ``view`` from ``fh`` piece by piece; a worker thread continues ``crc`` over each
+    piece once it is read. Returns the final CRC; ``ValueError`` if the file ends early."""
+    import queue
+    import threading
+
+    pieces: queue.Queue = queue.Queue()
+    result = [crc]
+
+    def checksum() -> None:
+        value = result[0]
+        while (piece := pieces.get()) is not None:
+            value = _crc_chunks(piece, value)
+        result[0] = value
+
+    worker = threading.Thread(target=checksum, name="collapse_sim-crc32", daemon=True)
+    worker.start()
+    try:
+        for i in range(0, len(view), READ_CHUNK_BYTES):
+            piece = view[i:i + READ_CHUNK_BYTES]
+            got = fh.readinto(piece)
+            if got != len(piece):
+                raise ValueError(f"entry {name} is truncated")
+            pieces.put(piece)
+    finally:
+        pieces.put(None)
+        worker.join()
+    return result[0]
+
+
+#: Entries larger than this are read and checksummed at the same time (two threads).
+OVERLAP_BYTES = 2**26
+#: Bytes read per piece when reading and checksumming overlap.
+READ_CHUNK_BYTES = 2**25
 
 #: Bytes checksummed at a time (``zlib.crc32`` of one buffer over 4 GiB fails on some builds).
 CRC_CHUNK_BYTES = 2**30
