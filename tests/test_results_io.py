@@ -248,6 +248,33 @@ def test_an_altered_data_byte_is_reported_as_damage_unless_mapped(tmp_path, mmap
         cs.Simulation.load(path, metrics="variance")  # the other entries are intact
 
 
+@pytest.mark.parametrize("where", [None, 9, 40_000, 87_999])
+def test_the_overlapped_read_and_checksum_of_a_big_entry(tmp_path, monkeypatch, where):
+    # big entries are read piece by piece while a thread checksums the pieces read: shrink
+    # "big" to 1 KiB and a piece to 3000 B (not a divisor of the 88000 B array) so that this
+    # path runs; a flipped byte in the first, a middle or the last piece is damage
+    monkeypatch.setattr(_io, "OVERLAP_BYTES", 1024)
+    monkeypatch.setattr(_io, "READ_CHUNK_BYTES", 3000)
+    rng = np.random.default_rng(1)
+    sim = cs.Simulation({k: rng.random((11, 1000)) for k in ("variance", "w2")}, {})
+    path = sim.save(tmp_path / "run.npz")
+    if where is None:
+        back = cs.Simulation.load(path)
+        for k in sim.metrics:
+            np.testing.assert_array_equal(back.metrics[k], sim.metrics[k])
+        return
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("metric__w2.npy")
+        m = _io._map_entry(path, info, *_header(archive, info))
+    offset = m.offset
+    del m
+    raw = bytearray(path.read_bytes())
+    raw[offset + where] ^= 0x40
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"run\.npz is damaged \(entry metric__w2\.npy\).*CRC"):
+        cs.Simulation.load(path)
+
+
 def test_a_truncated_file_is_refused_when_mapped(sim, tmp_path):
     path = sim.save(tmp_path / "run.npz")
     raw = path.read_bytes()
