@@ -18,6 +18,47 @@ from .local import normal as _normal
 from .rng import _SHIFT_53, _U64
 
 
+@nb.njit(inline="always")
+def _draw_2d(s0, s1, s2, s3, centres, chol, ids, out, parents, stats):
+    """:func:`draw` of one chain in two dimensions, the same arithmetic in the same order
+    (so the same bits) with the Cholesky factor, the first centre and the sums in scalars."""
+    k = out.shape[0]
+    n = centres.shape[0]
+    l00, l10, l11 = chol[0, 0], chol[1, 0], chol[1, 1]
+    f0, f1 = centres[0, 0], centres[0, 1]
+    t0 = 0.0
+    t1 = 0.0
+    square = 0.0
+    for i in range(k):
+        r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+        j = min(np.int64(np.float64(r >> _U64(11)) * _SHIFT_53 * n), n - 1)
+        z0, s0, s1, s2, s3 = _normal(s0, s1, s2, s3)
+        z1, s0, s1, s2, s3 = _normal(s0, s1, s2, s3)
+        x0 = centres[j, 0] + l00 * z0
+        x1 = centres[j, 1] + l10 * z0
+        x1 += l11 * z1
+        out[i, 0] = x0
+        out[i, 1] = x1
+        dev0 = x0 - f0
+        t0 += dev0
+        square += dev0 * dev0
+        dev1 = x1 - f1
+        t1 += dev1
+        square += dev1 * dev1
+        parents[i] = ids[j]
+    if k > 0:
+        shift0 = t0 / k
+        shift1 = t1 / k
+        stats[0] = f0 + shift0
+        stats[1] = f1 + shift1
+        stats[2] = square / k - (shift0 * shift0 + shift1 * shift1)
+    else:
+        stats[0] = f0 + 0.0
+        stats[1] = f1 + 0.0
+        stats[2] = 0.0
+    return s0, s1, s2, s3
+
+
 @chain_kernel
 def draw(states, centres, chol, ids, out, parents, stats):
     """``out[c, i] = centres[c, j] + chol[c] z`` with ``j`` uniform on the ``n`` centres and
@@ -36,6 +77,14 @@ def draw(states, centres, chol, ids, out, parents, stats):
         s1 = st[1]
         s2 = st[2]
         s3 = st[3]
+        if d == 2:  # the common case (two moons, blobs): everything in registers
+            s0, s1, s2, s3 = _draw_2d(s0, s1, s2, s3, centres[b], chol[b], ids[b], out[c],
+                                      parents[c], stats[c])
+            st[0] = s0
+            st[1] = s1
+            st[2] = s2
+            st[3] = s3
+            continue
         z = np.empty(d)
         total = np.zeros(d)
         square = 0.0
