@@ -226,6 +226,37 @@ def resolve_ids(data, first, first_ids, second, second_ids, fresh, out):
 
 
 @chain_kernel
+def row_means(centres, out):
+    """``out[c, a]``: mean of ``centres[c, :, a]``, summed in row order then divided by ``n``.
+
+    For ``d >= 2`` this is the order numpy's ``centres.mean(axis=1)`` adds in (the reduced
+    axis is not the contiguous one, so no pairwise summation), hence the same bits; for
+    ``d = 1`` numpy sums pairwise, and callers use numpy there."""
+    chains, n, d = centres.shape
+    for c in nb.prange(chains):
+        for a in range(d):
+            out[c, a] = 0.0
+        for j in range(n):
+            for a in range(d):
+                out[c, a] += centres[c, j, a]
+        for a in range(d):
+            out[c, a] = out[c, a] / n
+
+
+@chain_kernel
+def gather_rows(rows, index, out):
+    """``out[c, i] = rows[index[c, i]]``: the rows a chain drew (``index`` checked by the
+    caller to lie in ``[0, len(rows))``)."""
+    chains, k = index.shape
+    d = rows.shape[1]
+    for c in nb.prange(chains):
+        for i in range(k):
+            r = index[c, i]
+            for a in range(d):
+                out[c, i, a] = rows[r, a]
+
+
+@chain_kernel
 def total_variance(centres, mean, out):
     """``out[c]``: total variance (divisor ``n``) of the rows ``centres[c]`` about ``mean[c]``."""
     chains, n, d = centres.shape

@@ -32,6 +32,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from .._kernels import kde as _kde_kernels
 from .._kernels import ngram as _subsets
 from .._validation import check_int, check_real
 from ..datasets import Dataset
@@ -167,7 +168,9 @@ class Empirical(PointModel):
         k = check_int("k", k, minimum=0, maximum=self.train_size)
         index = np.empty((streams.chains, k), dtype=np.int32)
         _subsets.draw_blocks(streams.states, self.train_size, k, index)
-        return self.train[index]
+        out = np.empty((streams.chains, k, self.dim))
+        _kde_kernels.gather_rows(self.train, index, out)  # = self.train[index], in numba
+        return out
 
     @property
     def has_heldout(self) -> bool:
