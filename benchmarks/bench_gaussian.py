@@ -1,21 +1,78 @@
-"""Explicit Gaussian path: ``simulate`` against a plain numpy-vectorised loop, same run.
+r"""Recursive 1-D Gaussian refits: ``simulate`` as a user calls it against numpy loops.
 
-The baseline is what a user would write without this library: one
-``Generator.normal`` call per generation for all chains, then numpy's mean and
-variance. ``simulate`` computes the variance metric only (the baseline computes
-nothing else). Numba compilation is excluded: a warm-up call runs first and its
-time is reported separately.
+Setting: truth :math:`\mathcal N(0, 1)`, ``GaussianFit("mle")``, ``n`` points per
+generation, :data:`CHAINS` independent chains. Every side produces the ``(G + 1,
+chains)`` variances of every chain's model.
+
+Our side, each path (``sampling="explicit"``: draw the points; default ``"exact"``: draw
+the sufficient statistics) timed twice: with the **default metrics** (``metrics=None``,
+what a user gets: variance, mean_shift, w2, kl, nll, tail_mass) and **kernel only**
+(``metrics=("variance",)``, the work the baselines do).
+
+Baselines (numpy alone, vectorised over chains, one ``default_rng``):
+
+* **numpy loop** — per generation ``rng.normal`` on the ``(chains, n)`` matrix, then
+  ``x.mean(axis=1)`` and ``x.var(axis=1)`` (the explicit algorithm);
+* **numpy sufficient statistics** — the exact path's algorithm written in numpy: per
+  generation :math:`\bar x \sim \mathcal N(\mu, \sigma^2/n)` and the scatter
+  :math:`\sum (x_i - \bar x)^2 \sim \sigma^2 \chi^2_{n-1}` (``rng.normal``,
+  ``rng.chisquare`` over all chains), then the MLE update
+  :math:`\mu \leftarrow \bar x`, :math:`\sigma^2 \leftarrow \text{scatter}/n`.
+
+Rows: explicit default vs numpy loop (goal 2x idle, 1.5x loaded), exact default vs numpy
+sufficient statistics (goal 3x) and vs the numpy loop, each with its kernel-only line;
+the **metric overhead** of each path, ``time(default) / time(variance only) - 1`` per
+round (goal <= 50%); normal draws per second inside ``simulate`` against
+``Generator.standard_normal``; the first call's compile / cache-load time.
+
+Timing: every job once per round, for at least :data:`ROUNDS` rounds, the sequence's
+start rotated each round; times are medians over rounds and each ratio is the median of
+the per-round ratios, with their min–max in the note. Compile time is excluded by
+warm-up calls at the benchmark's sizes. Under load (:func:`run_loaded`): the same while
+one CPU-bound background process runs (started and stopped here).
+
+Correctness (``AssertionError`` otherwise), at the last generation ``G`` (tolerances
+from the exact sampling distribution, see :func:`check`):
+
+* the mean over chains of :math:`\log\sigma^2_G` agrees between every pair of sides and
+  with its exact expectation within :data:`Z_MAX` standard errors;
+* the mean over chains of :math:`\sigma^2_G` agrees between every pair of sides and with
+  :math:`((n-1)/n)^G` within :data:`Z_CHEBYSHEV` of its exact standard errors.
+
+Standalone: ``python -m benchmarks.bench_gaussian [--quick] [--repeats R]
+[--load {off,on,both}]``.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import time
 
 import numpy as np
+from scipy import special
 
 import collapse_sim as cs
+from collapse_sim._kernels._dispatch import PARALLEL_MIN_WORK
+
+from ._report import suite_main
+from .bench_categorical import cpu_load, interleaved, per_round, ratio_stats
 
 CHAINS, GENERATIONS, N = 1000, 1000, 100
+QUICK_SIZES = (200, 200, 100)
+#: Minimum number of interleaved rounds (full mode; quick mode runs 2).
+ROUNDS = 5
+#: Largest accepted |difference| of mean log-variances, in standard errors. The log
+#: variance is a sum of G iid terms, so its chain mean is close to normal: 5 SE is a
+#: false alarm with probability < 1e-6 per comparison.
+Z_MAX = 5.0
+#: The same for the mean variance, whose law is heavy-tailed at large G (no CLT to lean
+#: on at 1000 chains): by Chebyshev's inequality, 10 exact SE has probability <= 1%.
+Z_CHEBYSHEV = 10.0
+GOAL_EXPLICIT, GOAL_EXPLICIT_LOADED, GOAL_EXACT, GOAL_OVERHEAD = 2.0, 1.5, 3.0, 0.5
+
+# ---------------------------------------------------------------------------------------------
+# the sides
 
 
 def numpy_loop(chains: int, generations: int, n: int, seed: int = 0) -> np.ndarray:
@@ -31,10 +88,26 @@ def numpy_loop(chains: int, generations: int, n: int, seed: int = 0) -> np.ndarr
     return out
 
 
-def ours(chains: int, generations: int, n: int, seed: int = 0,
-         sampling: str = "explicit") -> np.ndarray:
+def numpy_suffstat(chains: int, generations: int, n: int, seed: int = 0) -> np.ndarray:
+    r"""The exact path's algorithm in numpy: per generation, for all chains at once,
+    :math:`\bar x \sim \mathcal N(\mu, \sigma^2/n)`, scatter :math:`\sim \sigma^2\chi^2_{n-1}`,
+    then :math:`\mu = \bar x`, :math:`\sigma^2 = \text{scatter}/n`. ``(G + 1, chains)``."""
+    rng = np.random.default_rng(seed)
+    mu, var = np.zeros(chains), np.ones(chains)
+    out = np.empty((generations + 1, chains))
+    out[0] = var
+    for t in range(1, generations + 1):
+        mu = rng.normal(mu, np.sqrt(var / n))
+        var = var * rng.chisquare(n - 1, chains) / n
+        out[t] = var
+    return out
+
+
+def ours(chains: int, generations: int, n: int, sampling: str, metrics,
+         seed: int = 0) -> np.ndarray:
+    """``simulate`` as a user calls it; the ``(G + 1, chains)`` variances."""
     sim = cs.simulate(cs.Gaussian(mean=0.0, var=1.0), cs.GaussianFit("mle"), n_samples=n,
-                      generations=generations, chains=chains, seed=seed, metrics="variance",
+                      generations=generations, chains=chains, seed=seed, metrics=metrics,
                       progress=False, sampling=sampling)
     return sim.metrics["variance"]
 
@@ -49,48 +122,151 @@ def raw_numpy_normals(count: int) -> float:
     return time.perf_counter() - start
 
 
-def best_of(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+# ---------------------------------------------------------------------------------------------
+# correctness
 
 
-def run(repeats: int = 3, quick: bool = False) -> list[dict]:
-    chains, generations, n = (200, 200, 100) if quick else (CHAINS, GENERATIONS, N)
+def check(last: dict[str, np.ndarray], n: int, generations: int) -> str:
+    r"""Assert that every side's last-generation variances follow the exact law.
+
+    Under MLE refits :math:`\sigma^2_G = \prod_{t \le G} W_t`, :math:`W_t \sim
+    \chi^2_{n-1}/n` iid, whatever the means do. So :math:`\log\sigma^2_G` has mean
+    :math:`G(\psi(\tfrac{n-1}2) + \log 2 - \log n)` and variance :math:`G\,\psi'(\tfrac{n-1}2)`
+    (near-normal: a sum of G iid terms), and :math:`\sigma^2_G` has mean
+    :math:`((n-1)/n)^G` and variance :math:`((n^2-1)/n^2)^G - ((n-1)/n)^{2G}`. Standard
+    errors over ``c`` chains are these standard deviations over :math:`\sqrt c`; a
+    difference of two sides has the two SEs in quadrature.
+    """
+    k = (n - 1) / 2
+    log_mean = generations * (special.digamma(k) + math.log(2.0) - math.log(n))
+    log_sd = math.sqrt(generations * special.polygamma(1, k))
+    var_mean = ((n - 1) / n) ** generations
+    var_sd = math.sqrt(max(((n * n - 1) / (n * n)) ** generations - var_mean**2, 0.0))
+    names = list(last)
+    worst = 0.0
+    for stat, expected, sd, z_max in (("log", log_mean, log_sd, Z_MAX),
+                                      ("var", var_mean, var_sd, Z_CHEBYSHEV)):
+        means = {k_: float(np.mean(np.log(x) if stat == "log" else x)) for k_, x in last.items()}
+        se = {k_: sd / math.sqrt(x.size) for k_, x in last.items()}
+        pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+        for a, b in [*pairs, *((a, None) for a in names)]:
+            diff = means[a] - (expected if b is None else means[b])
+            tol = se[a] if b is None else math.hypot(se[a], se[b])
+            z = abs(diff) / tol
+            assert z <= z_max, (
+                f"gaussian: mean last-generation {stat} variance of {a} ({means[a]:.6g}) vs "
+                f"{'theory' if b is None else b} ({expected if b is None else means[b]:.6g}):"
+                f" {z:.1f} SE > {z_max:g}")
+            worst = max(worst, z / z_max)
+    return (f"check: mean log-variance at G={generations} within {Z_MAX:g} SE of "
+            f"{log_mean:.3f} and of each other, mean variance within {Z_CHEBYSHEV:g} SE of "
+            f"{var_mean:.3g} (worst at {worst:.0%} of its tolerance)")
+
+
+# ---------------------------------------------------------------------------------------------
+# measurements
+
+
+def warm_up(chains: int, n: int) -> float:
+    """Seconds of the first calls (compile or on-disk cache load) of every variant."""
+    # enough generations that the exact path's blocks reach its parallel build
+    generations = max(2, -(-PARALLEL_MIN_WORK // chains) + 1)
     start = time.perf_counter()
-    ours(10, 2, n)  # compile (or load from the on-disk cache)
-    compile_s = time.perf_counter() - start
-    t_ours = best_of(lambda: ours(chains, generations, n), repeats)
-    t_numpy = best_of(lambda: numpy_loop(chains, generations, n), repeats)
-    draws = chains * generations * n
-    t_raw = best_of(lambda: raw_numpy_normals(draws), repeats)
-    case = f"gaussian explicit, {chains} chains x {generations} gens x n={n}"
-    exact_rows = []
-    for n_exact, goal in ((100, 50.0), (10_000, 2000.0)):
-        ours(10, 2, n_exact, sampling="exact")
-        t_exact = best_of(lambda n_exact=n_exact: ours(chains, generations, n_exact,
-                                                         sampling="exact"), repeats)
-        # The numpy loop's cost is linear in generations: time a slice of them at large n.
-        base_gens = generations if n_exact <= 1000 else max(generations // 20, 5)
-        t_base = best_of(lambda n_exact=n_exact, g=base_gens: numpy_loop(chains, g, n_exact),
-                         repeats) * generations / base_gens
-        exact_rows.append({
-            "case": f"gaussian exact, {chains} chains x {generations} gens x n={n_exact}",
-            "ours_s": t_exact, "baseline": "numpy vectorised loop"
-            + ("" if base_gens == generations else
-               f" (timed on {base_gens} generations, scaled)"),
-            "baseline_s": t_base, "ratio": t_base / t_exact, "goal": goal})
-    return [
-        *exact_rows,
-        {"case": case, "ours_s": t_ours, "baseline": "numpy vectorised loop",
-         "baseline_s": t_numpy, "ratio": t_numpy / t_ours, "goal": 3.0},
-        {"case": "normal draws per second (ours, inside simulate)", "ours_s": t_ours,
-         "baseline": "Generator.standard_normal, 1 core", "baseline_s": t_raw,
-         "ratio": t_raw / t_ours, "goal": None,
-         "note": f"ours {draws / t_ours / 1e6:.0f} M/s, numpy raw {draws / t_raw / 1e6:.0f} M/s"},
-        {"case": "numba compile / cache load (first call)", "ours_s": compile_s,
-         "baseline": None, "baseline_s": None, "ratio": None, "goal": None},
+    for sampling in ("explicit", "exact"):
+        for metrics in (None, ("variance",)):
+            ours(chains, generations, n, sampling, metrics)
+    return time.perf_counter() - start
+
+
+JOBS = (("explicit, default metrics", "explicit", None),
+        ("explicit, variance only", "explicit", ("variance",)),
+        ("exact, default metrics", "exact", None),
+        ("exact, variance only", "exact", ("variance",)))
+
+
+def measure(sizes, rounds: int, label: str = "", loaded: bool = False) -> list[dict]:
+    chains, generations, n = sizes
+    jobs = [(name, lambda s=s, m=m: ours(chains, generations, n, s, m)) for name, s, m in JOBS]
+    jobs.insert(2, ("numpy loop", lambda: numpy_loop(chains, generations, n)))
+    jobs.append(("numpy suffstat", lambda: numpy_suffstat(chains, generations, n)))
+    load_before = os.getloadavg()[0]
+    times, outputs = interleaved(jobs, rounds)
+    load_after = os.getloadavg()[0]
+    checked = check({k: out[-1] for k, out in outputs.items()}, n, generations)
+    t = {k: per_round(v) for k, v in times.items()}
+    size = (f"{chains} chains x {generations} gens x n={n}; {rounds} interleaved rounds; "
+            f"load avg {load_before:.1f}->{load_after:.1f}")
+
+    def row(case, mine, base, baseline, goal, what="ratio"):
+        med, lo, hi = ratio_stats(t[base], t[mine])
+        return {"case": f"gaussian {case}{label}", "ours_s": float(np.median(t[mine])),
+                "baseline": baseline, "baseline_s": float(np.median(t[base])), "ratio": med,
+                "goal": goal, "ratio_min": lo, "ratio_max": hi, "rounds": rounds,
+                "note": f"{what} min-max {lo:.2f}-{hi:.2f}; {size}"}
+
+    loop = "numpy vectorised loop (rng.normal (chains, n), mean, var)"
+    suff = "numpy sufficient statistics (N(mu, var/n) mean, var*chi2(n-1) scatter)"
+    rows = [
+        row("explicit, default metrics", "explicit, default metrics", "numpy loop", loop,
+            GOAL_EXPLICIT_LOADED if loaded else GOAL_EXPLICIT),
+        row("explicit, variance only (kernel)", "explicit, variance only", "numpy loop", loop,
+            None),
+        row("exact, default metrics", "exact, default metrics", "numpy suffstat", suff,
+            GOAL_EXACT),
+        row("exact, variance only (kernel)", "exact, variance only", "numpy suffstat", suff,
+            None),
+        row("exact, default metrics vs explicit loop", "exact, default metrics", "numpy loop",
+            loop, None),
     ]
+    for path in ("explicit", "exact"):
+        over = t[f"{path}, default metrics"] / t[f"{path}, variance only"] - 1.0
+        rows.append({
+            "case": f"gaussian {path}: metric overhead{label}",
+            "ours_s": float(np.median(t[f"{path}, default metrics"])),
+            "baseline": "the same call with metrics=('variance',)",
+            "baseline_s": float(np.median(t[f"{path}, variance only"])),
+            "ratio": None, "goal": None, "overhead": float(np.median(over)),
+            "overhead_min": float(over.min()), "overhead_max": float(over.max()),
+            "overhead_goal": GOAL_OVERHEAD,
+            "note": (f"time(default)/time(variance) - 1 = {np.median(over):.0%} (min-max "
+                     f"{over.min():.0%}-{over.max():.0%}; goal <= {GOAL_OVERHEAD:.0%}); {size}")})
+    rows[0]["note"] += "; " + checked
+    draws = chains * generations * n
+    t_raw = min(raw_numpy_normals(draws) for _ in range(2 if rounds > 1 else 1))
+    t_var = float(np.median(t["explicit, variance only"]))
+    rows.append({"case": f"normal draws per second (explicit, inside simulate){label}",
+                 "ours_s": t_var, "baseline": "Generator.standard_normal, 1 core",
+                 "baseline_s": t_raw, "ratio": t_raw / t_var, "goal": None,
+                 "note": f"ours {draws / t_var / 1e6:.0f} M/s (variance only, whole run), "
+                         f"numpy raw {draws / t_raw / 1e6:.0f} M/s"})
+    return rows
+
+
+def run(repeats: int = 3, quick: bool = False, load: bool = False) -> list[dict]:
+    sizes = QUICK_SIZES if quick else (CHAINS, GENERATIONS, N)
+    compile_s = warm_up(sizes[0], sizes[2])
+    rounds = 2 if quick else max(ROUNDS, repeats)
+    rows = measure(sizes, rounds)
+    rows.append({"case": "numba compile / cache load (first calls)", "ours_s": compile_s,
+                 "baseline": None, "baseline_s": None, "ratio": None, "goal": None,
+                 "note": "explicit + exact, default and variance-only metrics"})
+    if load and not quick:
+        rows += run_loaded(repeats, quick)
+    return rows
+
+
+def run_loaded(repeats: int = 3, quick: bool = False) -> list[dict]:
+    """The same comparisons while one CPU-bound background process runs."""
+    sizes = QUICK_SIZES if quick else (CHAINS, GENERATIONS, N)
+    warm_up(sizes[0], sizes[2])  # never compile under load
+    with cpu_load() as info:
+        rows = measure(sizes, 2 if quick else max(ROUNDS, repeats), ", loaded", loaded=True)
+    share = "" if info["cpu_share"] is None else f", it got {info['cpu_share']:.0%} of a core"
+    for row in rows:
+        row["note"] += (f"; under load: 1 busy Python process on {os.cpu_count()} CPUs{share}"
+                        f"{'' if info['alive'] else ' (it died early!)'}")
+    return rows
+
+
+if __name__ == "__main__":
+    suite_main("python -m benchmarks.bench_gaussian", run, run_loaded)

@@ -612,8 +612,16 @@ def w2(truth, model) -> np.ndarray:
         W_2^2 = \lVert m-\mu\rVert^2 + \operatorname{tr} S + \operatorname{tr}\Sigma
                 - 2\operatorname{tr}\big(\Sigma^{1/2} S \Sigma^{1/2}\big)^{1/2},
 
-    which in 1-D is :math:`(m-\mu)^2 + (s-\sigma)^2`.
+    which in 1-D is :math:`(m-\mu)^2 + (s-\sigma)^2` (computed in one compiled pass, see
+    :func:`_metrics_1d`).
     """
+    if _pair_1d(truth, model):
+        return _metrics_1d(truth, model, ("w2",))["w2"]
+    return _w2_numpy(truth, model)
+
+
+def _w2_numpy(truth, model) -> np.ndarray:
+    """:func:`w2` with numpy (any dimension; the 1-D reference of the compiled pass)."""
     shift2 = np.sum((model.mean - truth.mean) ** 2, axis=1)
     if model.dim == 1:
         spread2 = (np.sqrt(model.cov[:, 0, 0]) - math.sqrt(truth.cov[0, 0, 0])) ** 2
@@ -650,7 +658,16 @@ def kl(truth, model, reference: np.ndarray | None = None) -> np.ndarray:
 
         \tfrac12\big[\operatorname{tr}(S^{-1}\Sigma) + (m-\mu)^\top S^{-1}(m-\mu) - d
         + \log\det S - \log\det\Sigma\big]
+
+    In 1-D: one compiled pass (:func:`_metrics_1d`), the same values as the numpy formula.
     """
+    if _pair_1d(truth, model):
+        return _metrics_1d(truth, model, ("kl",))["kl"]
+    return _kl_numpy(truth, model)
+
+
+def _kl_numpy(truth, model) -> np.ndarray:
+    """:func:`kl` with numpy (any dimension; the 1-D reference of the compiled pass)."""
     d = model.dim
     _, logdet_truth = np.linalg.slogdet(truth.cov[0])
     lam, vec, singular = _eigh(model)
@@ -679,10 +696,18 @@ def nll(truth, model, heldout: np.ndarray) -> np.ndarray:
 
     ``+inf`` for a degenerate model (held-out points lie off its support a.s.).
     """
-    heldout = _check_sample("heldout", heldout, model.dim)
+    moments = _heldout_moments(heldout, model.dim)
+    if _model_1d(model):
+        return _metrics_1d(truth, model, ("nll",), moments)["nll"]
+    return nll_from_moments(model, *moments)
+
+
+def _heldout_moments(heldout, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out sample's mean ``(d,)`` and MLE covariance ``(d, d)``, checked."""
+    heldout = _check_sample("heldout", heldout, dim)
     xbar = heldout.mean(axis=0)
     dev = heldout - xbar
-    return nll_from_moments(model, xbar, dev.T @ dev / heldout.shape[0])
+    return xbar, dev.T @ dev / heldout.shape[0]
 
 
 def nll_from_moments(model: Gaussian, xbar: np.ndarray, cov_h: np.ndarray) -> np.ndarray:
@@ -702,14 +727,26 @@ def tail_mass(truth, model) -> np.ndarray:
 
     1-D, with truth quantiles :math:`q_{0.005}, q_{0.995}` and model :math:`\mathcal N(m,s^2)`:
     :math:`\Phi((q_{0.005}-m)/s) + \Phi((m-q_{0.995})/s)`; a point mass (``s = 0``)
-    gives 0 or 1. d-D: the probability that :math:`(x-\mu)^\top\Sigma^{-1}(x-\mu)
-    > \chi^2_{d,0.99}` under the model (see the module notes for the estimator).
+    gives 0 or 1 (one compiled pass, :func:`_metrics_1d`). d-D: the probability that
+    :math:`(x-\mu)^\top\Sigma^{-1}(x-\mu) > \chi^2_{d,0.99}` under the model (see the
+    module notes for the estimator).
     """
+    if _pair_1d(truth, model):
+        return _metrics_1d(truth, model, ("tail_mass",))["tail_mass"]
+    return _tail_mass_numpy(truth, model)
+
+
+def _tail_bounds(truth) -> tuple[float, float]:
+    """The truth's quantiles :math:`q_{0.005}, q_{0.995}` (1-D)."""
     tail = 0.5 * (1.0 - TAIL_LEVEL)
+    mu, sigma = truth.mean[0, 0], math.sqrt(truth.cov[0, 0, 0])
+    return mu + sigma * special.ndtri(tail), mu + sigma * special.ndtri(1.0 - tail)
+
+
+def _tail_mass_numpy(truth, model) -> np.ndarray:
+    """:func:`tail_mass` with numpy (any dimension; the 1-D reference of the compiled pass)."""
     if model.dim == 1:
-        mu, sigma = truth.mean[0, 0], math.sqrt(truth.cov[0, 0, 0])
-        lo = mu + sigma * special.ndtri(tail)
-        hi = mu + sigma * special.ndtri(1.0 - tail)
+        lo, hi = _tail_bounds(truth)
         m = model.mean[:, 0]
         s = np.sqrt(model.cov[:, 0, 0])
         point = ((m < lo) | (m > hi)).astype(np.float64)
@@ -718,6 +755,111 @@ def tail_mass(truth, model) -> np.ndarray:
         return np.where(s > 0.0, spread, point)
     radius2 = float(stats.chi2.ppf(TAIL_LEVEL, model.dim))
     return _gaussian_outside(truth.mean[0], truth.cov[0], radius2, model.mean, model.cov)
+
+
+# -- the 1-D metrics in one compiled pass ---------------------------------------------------
+
+#: The metrics :func:`_metrics_1d` computes, in the kernel's column order.
+_METRICS_1D = ("variance", "mean_shift", "w2", "kl", "nll", "tail_mass")
+
+
+def _model_1d(model) -> bool:
+    """Whether ``model`` is a float64 batch of 1-D Gaussians (the compiled pass applies)."""
+    return (isinstance(model, Gaussian) and model.mean.ndim == 2 and model.mean.shape[1] == 1
+            and model.cov.ndim == 3 and model.mean.dtype == np.float64
+            and model.cov.dtype == np.float64)
+
+
+def _pair_1d(truth, model) -> bool:
+    """:func:`_model_1d` for ``model`` and a single 1-D Gaussian ``truth``."""
+    return (_model_1d(model) and isinstance(truth, Gaussian) and truth.mean.shape == (1, 1)
+            and truth.cov.shape == (1, 1, 1) and truth.cov.dtype == np.float64
+            and truth.mean.dtype == np.float64)
+
+
+def _metrics_1d(truth, model, names, moments=None) -> dict[str, np.ndarray]:
+    r"""The metrics ``names`` (a subset of :data:`_METRICS_1D`) of a 1-D Gaussian batch, in one
+    compiled pass over the models: ``{name: (B,) array}``.
+
+    The values are those of the numpy formulas (:func:`_w2_numpy`, :func:`_kl_numpy`,
+    :func:`nll_from_moments`, :func:`_tail_mass_numpy`, :func:`mean_shift`,
+    :func:`variance`), bit for bit: the kernel repeats their operations in their order,
+    :math:`\log s^2` comes from numpy's ``log`` as there, and :math:`\Phi` is a port of the
+    Cephes ``ndtr`` scipy runs (compared bit for bit in tests/test_gaussian_metrics_fast.py).
+    What it saves is the passes: the numpy formulas read the models about forty times
+    (einsum, ``where``, the generic eigen-route of kl and nll); here once, and the
+    normal CDF of a collapsed model far from the quantiles returns 0 or 1 at once.
+
+    ``truth`` must pass :func:`_pair_1d` unless ``names`` is ``("nll",)``; ``moments``
+    (``xbar (1,)``, ``cov_h (1, 1)``, from :func:`_heldout_moments`) is needed for nll.
+    """
+    from .._kernels import gaussian_metrics as _gm
+
+    m = np.ascontiguousarray(model.mean[:, 0])
+    v = np.ascontiguousarray(model.cov[:, 0, 0])
+    slot = np.full(len(_METRICS_1D), -1, dtype=np.int64)
+    for row, name in enumerate(names):
+        slot[_METRICS_1D.index(name)] = row
+    if "kl" in names or "nll" in names:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logv = np.log(v)
+    else:
+        logv = v
+    mu = v0 = sd0 = logdet0 = lo = hi = 0.0
+    if any(name in names for name in ("mean_shift", "w2", "kl", "tail_mass")):
+        mu, v0 = float(truth.mean[0, 0]), float(truth.cov[0, 0, 0])
+        sd0 = math.sqrt(v0)
+        if "kl" in names:
+            logdet0 = float(np.linalg.slogdet(truth.cov[0])[1])
+        if "tail_mass" in names:
+            lo, hi = (float(b) for b in _tail_bounds(truth))
+    xbar = cov_h = 0.0
+    if "nll" in names:
+        xbar, cov_h = float(moments[0][0]), float(moments[1][0, 0])
+    out = np.empty((len(names), m.size))
+    _gm.metrics_1d(m, v, logv, slot, mu, v0, sd0, logdet0, xbar, cov_h,
+                   math.log(2 * math.pi), lo, hi, out)
+    return {name: out[row] for row, name in enumerate(names)}
+
+
+def _shared_1d(name: str, truth, model, ctx) -> np.ndarray:
+    """Metric ``name`` of a 1-D pair as the registry calls it: the first of the selection's
+    1-D metrics asked for a model computes all of them in one pass (:func:`_metrics_1d`),
+    the others are served from ``ctx`` (each once; the engine asks each name once per
+    model)."""
+    cache = getattr(ctx, "_gaussian_1d", None)
+    if cache is not None and cache[0] is model and cache[1] is truth and name in cache[2]:
+        value = cache[2].pop(name)
+        if not cache[2]:
+            ctx._gaussian_1d = None
+        return value
+    heldout = getattr(ctx, "heldout", None)
+    selection = getattr(ctx, "selection", None) or ()
+    names = [name] + [n for n in dict.fromkeys(selection) if n in _METRICS_1D and n != name
+                      and (n != "nll" or heldout is not None)]
+    moments = None
+    if "nll" in names:
+        held = getattr(ctx, "_gaussian_heldout", None)
+        if held is None or held[0] is not heldout:
+            held = (heldout, _heldout_moments(heldout, 1))
+            ctx._gaussian_heldout = held
+        moments = held[1]
+    if names == [name] and name in ("variance", "mean_shift"):  # one numpy pass is as quick
+        return variance(truth, model) if name == "variance" else mean_shift(truth, model)
+    values = _metrics_1d(truth, model, names, moments)
+    value = values.pop(name)
+    ctx._gaussian_1d = (model, truth, values) if values else None
+    return value
+
+
+def _registered(name: str, numpy_fn):
+    """The registry's function for metric ``name``: the shared 1-D pass, else ``numpy_fn``."""
+    def metric(truth, model, ctx):
+        if _pair_1d(truth, model):
+            return _shared_1d(name, truth, model, ctx)
+        return numpy_fn(truth, model, ctx)
+    metric.__name__ = name
+    return metric
 
 
 def gaussian_outside(centre, cov0, radius2, means, covs) -> np.ndarray:
@@ -852,17 +994,21 @@ def _eigh(model: Gaussian) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # -- registry used by the engine -------------------------------------------------------------
 
 
-register_metric("variance", Gaussian, Gaussian, lambda t, m, ctx: variance(t, m),
+register_metric("variance", Gaussian, Gaussian,
+                _registered("variance", lambda t, m, ctx: variance(t, m)),
                 doc="total variance tr S")
-register_metric("mean_shift", Gaussian, Gaussian, lambda t, m, ctx: mean_shift(t, m),
+register_metric("mean_shift", Gaussian, Gaussian,
+                _registered("mean_shift", lambda t, m, ctx: mean_shift(t, m)),
                 distance=True, doc="||m - mu||")
-register_metric("w2", Gaussian, Gaussian, lambda t, m, ctx: w2(t, m), distance=True,
-                doc="Wasserstein-2 distance to the truth")
-register_metric("kl", Gaussian, Gaussian, lambda t, m, ctx: kl(t, m), distance=True,
-                doc="KL(truth || model), closed form")
-register_metric("nll", Gaussian, Gaussian, lambda t, m, ctx: nll(t, m, ctx.heldout),
+register_metric("w2", Gaussian, Gaussian, _registered("w2", lambda t, m, ctx: w2(t, m)),
+                distance=True, doc="Wasserstein-2 distance to the truth")
+register_metric("kl", Gaussian, Gaussian, _registered("kl", lambda t, m, ctx: kl(t, m)),
+                distance=True, doc="KL(truth || model), closed form")
+register_metric("nll", Gaussian, Gaussian,
+                _registered("nll", lambda t, m, ctx: nll(t, m, ctx.heldout)),
                 heldout=True, doc="mean -log q of held-out real points")
-register_metric("tail_mass", Gaussian, Gaussian, lambda t, m, ctx: tail_mass(t, m),
+register_metric("tail_mass", Gaussian, Gaussian,
+                _registered("tail_mass", lambda t, m, ctx: tail_mass(t, m)),
                 doc="model mass outside the truth's central 99% region")
 
 

@@ -1,0 +1,157 @@
+"""The one-pass 1-D Gaussian metrics (collapse_sim/_kernels/gaussian_metrics.py) against the
+numpy formulas they replace (bit for bit) and against scipy references (to rounding)."""
+
+import math
+
+import numba
+import numpy as np
+import pytest
+from scipy import integrate, special, stats
+
+import collapse_sim as cs
+from collapse_sim import registry
+from collapse_sim._kernels import gaussian_metrics as gm
+from collapse_sim.families import gaussian as G
+
+NAMES = G._METRICS_1D
+TRUTHS = [(0.0, 1.0), (3.0, 1e-6), (-2.0, 1e200), (1e-3, 1e-250)]
+
+
+@numba.njit
+def _ndtr_loop(a, out):
+    for i in range(a.size):
+        out[i] = gm.ndtr(a[i])
+
+
+def _numpy_reference(truth, model, heldout):
+    """The numpy formulas the compiled pass replaces."""
+    return {"variance": G.variance(truth, model), "mean_shift": G.mean_shift(truth, model),
+            "w2": G._w2_numpy(truth, model), "kl": G._kl_numpy(truth, model),
+            "nll": G.nll_from_moments(model, *G._heldout_moments(heldout, 1)),
+            "tail_mass": G._tail_mass_numpy(truth, model)}
+
+
+def _models(seed=0, size=20_000):
+    """Near-truth, far and collapsed models, with every extreme the engine can hand over."""
+    rng = np.random.default_rng(seed)
+    m = np.concatenate([rng.normal(size=size) * 0.1, rng.normal(size=size) * 1e3,
+                        [0.0, 0.0, 3.0, 1e300, -1e300, 2.5758293035489004, 1e-300, -5e-324]])
+    v = np.concatenate([np.exp(rng.normal(size=size) * 5), np.exp(rng.uniform(-740, 709, size)),
+                        [0.0, 1.0, 0.0, 1.0, 5e-324, 1e-300, 1e308, 0.0]])
+    return G.Gaussian._from_arrays(m[:, None].copy(), v[:, None, None].copy())
+
+
+def test_ndtr_is_scipys_bit_for_bit():
+    rng = np.random.default_rng(1)
+    xs = [rng.normal(size=200_000) * s for s in (0.3, 1.0, 3.0, 10.0, 40.0)]
+    xs += [np.linspace(-40, 40, 400_001),  # every branch: |x|/sqrt2 < 1, < 8, >= 8, underflow
+           np.linspace(-1.4143, -1.4141, 20_001), np.linspace(1.4141, 1.4143, 20_001),
+           np.linspace(11.3, 11.32, 20_001), np.linspace(-11.32, -11.3, 20_001),
+           np.linspace(-37.7, -37.6, 20_001), np.linspace(37.6, 37.7, 20_001),
+           np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-300, -1e-300, 5e-324, 1e300])]
+    x = np.concatenate(xs)
+    out = np.empty_like(x)
+    _ndtr_loop(x, out)
+    np.testing.assert_array_equal(out, special.ndtr(x))
+
+
+@pytest.mark.parametrize("mu,var", TRUTHS)
+def test_one_pass_equals_numpy_formulas(mu, var):
+    truth = cs.Gaussian(mean=mu, var=var)
+    model = _models()
+    heldout = np.random.default_rng(2).normal(mu, math.sqrt(var), size=(500, 1))
+    fast = G._metrics_1d(truth, model, NAMES, G._heldout_moments(heldout, 1))
+    with np.errstate(all="ignore"):
+        ref = _numpy_reference(truth, model, heldout)
+    for name in NAMES:
+        np.testing.assert_array_equal(fast[name], ref[name], err_msg=name)
+        assert not np.isnan(fast[name]).any(), name
+    # any subset, in any order, gives the same values
+    sub = G._metrics_1d(truth, model, ("tail_mass", "kl"))
+    np.testing.assert_array_equal(sub["kl"], ref["kl"])
+    np.testing.assert_array_equal(sub["tail_mass"], ref["tail_mass"])
+
+
+def test_public_functions_take_the_fast_path_with_the_same_values():
+    truth, model = cs.Gaussian(mean=0.5, var=2.0), _models(3, 2000)
+    heldout = np.random.default_rng(4).normal(0.5, 1.4, size=(300, 1))
+    with np.errstate(all="ignore"):
+        ref = _numpy_reference(truth, model, heldout)
+    np.testing.assert_array_equal(cs.metrics.w2(truth, model), ref["w2"])
+    np.testing.assert_array_equal(cs.metrics.kl(truth, model), ref["kl"])
+    np.testing.assert_array_equal(cs.metrics.nll(truth, model, heldout), ref["nll"])
+    np.testing.assert_array_equal(cs.metrics.tail_mass(truth, model), ref["tail_mass"])
+
+
+def test_registry_shares_one_pass_and_never_serves_stale_values():
+    truth = cs.Gaussian(mean=0.0, var=1.0)
+    heldout = np.random.default_rng(5).normal(size=(400, 1))
+    ctx = registry.MetricContext(truth, heldout)
+    for seed in (6, 7):  # a second model must not get the first one's cached values
+        model = _models(seed, 500)
+        got = registry.evaluate(NAMES, truth, model, ctx)
+        with np.errstate(all="ignore"):
+            ref = _numpy_reference(truth, model, heldout)
+        for name in NAMES:
+            np.testing.assert_array_equal(got[name], ref[name], err_msg=name)
+        assert ctx._gaussian_1d is None  # every value served once, nothing kept
+    got = registry.evaluate(("kl", "variance"), truth, model, ctx)
+    np.testing.assert_array_equal(got["kl"], ref["kl"])
+
+
+def test_simulate_default_metrics_match_numpy_on_recorded_models():
+    truth = cs.Gaussian(mean=1.0, var=4.0)
+    for sampling in ("exact", "explicit"):
+        sim = cs.simulate(truth, cs.GaussianFit("mle"), n_samples=10, generations=60, chains=50,
+                          seed=8, record_models=True, progress=False, sampling=sampling)
+        model = G.Gaussian._from_arrays(sim.models["mean"].reshape(-1, 1),
+                                        sim.models["cov"].reshape(-1, 1, 1))
+        heldout = truth.heldout(registry.HELDOUT_SIZE, cs.sampling.ChainStreams(
+            cs._random.shared_state(cs._random.as_seed_sequence(8), 0)))
+        ref = _numpy_reference(truth, model, heldout)
+        for name in NAMES:
+            np.testing.assert_array_equal(sim.metrics[name].ravel(), ref[name], err_msg=name)
+
+
+def test_against_scipy_references():
+    """Closed forms against scipy.stats.norm and quadrature (tolerances: quad's reported
+    error bound, far below the 1e-8 relative asked; the CDF forms agree to rounding)."""
+    mu, var = 0.3, 1.7
+    truth, sd0 = cs.Gaussian(mean=mu, var=var), math.sqrt(var)
+    m = np.array([0.3, -1.0, 2.5, 0.0, 4.0])
+    v = np.array([1.7, 0.5, 3.0, 1e-4, 10.0])
+    model = G.Gaussian._from_arrays(m[:, None], v[:, None, None])
+    heldout = np.random.default_rng(9).normal(mu, sd0, size=(1000, 1))
+    out = G._metrics_1d(truth, model, NAMES, G._heldout_moments(heldout, 1))
+    lo, hi = stats.norm.ppf([0.005, 0.995], mu, sd0)
+    for i, (mi, vi) in enumerate(zip(m, v, strict=True)):
+        q = stats.norm(mi, math.sqrt(vi))
+        p = stats.norm(mu, sd0)
+        tail = q.cdf(lo) + q.sf(hi)
+        assert out["tail_mass"][i] == pytest.approx(tail, rel=1e-12, abs=1e-300)
+        kl_quad, err = integrate.quad(lambda x, p=p, q=q: p.pdf(x) * (p.logpdf(x) - q.logpdf(x)),
+                                      mu - 40 * sd0, mu + 40 * sd0, epsabs=1e-13, limit=200)
+        assert out["kl"][i] == pytest.approx(kl_quad, rel=1e-8, abs=10 * err + 1e-13)
+        w2_quad, err = integrate.quad(lambda u, q=q, p=p: (q.ppf(u) - p.ppf(u)) ** 2, 0, 1,
+                                      limit=200)
+        assert out["w2"][i] ** 2 == pytest.approx(w2_quad, rel=1e-8, abs=10 * err)
+        assert out["nll"][i] == pytest.approx(-q.logpdf(heldout[:, 0]).mean(), rel=1e-12)
+
+
+@pytest.mark.parametrize("mean,expected_tail", [(0.0, 0.0), (10.0, 1.0)])
+def test_point_mass_extremes(mean, expected_tail):
+    """A collapsed model (variance 0): kl and nll +inf, tail mass 0 inside the truth's 99%
+    region and 1 outside, w2 = sqrt(shift^2 + sigma^2); subnormal to huge variances give
+    no NaN (nll may overflow to +inf below 1e-300), finite values from 1e-30 on."""
+    truth = cs.Gaussian(mean=0.0, var=1.0)
+    v = np.array([0.0, 5e-324, 1e-300, 1e-30, 1e30, 1e300])
+    model = G.Gaussian._from_arrays(np.full((v.size, 1), mean), v[:, None, None])
+    heldout = np.random.default_rng(10).normal(size=(100, 1))
+    out = G._metrics_1d(truth, model, NAMES, G._heldout_moments(heldout, 1))
+    assert out["kl"][0] == np.inf and out["nll"][0] == np.inf
+    assert out["tail_mass"][0] == expected_tail
+    assert out["w2"][0] == math.hypot(mean, 1.0)
+    for name in NAMES:
+        assert not np.isnan(out[name]).any(), name
+    assert np.isfinite(out["kl"][3:]).all() and np.isfinite(out["nll"][3:]).all()
+    assert out["tail_mass"][-1] == pytest.approx(1.0, abs=1e-12)  # s = 1e150 covers nothing
