@@ -8,6 +8,20 @@ generation afresh, over many chains and generations. The baseline is the loop a
 user would write: ``GaussianMixture(...).fit(X)`` then ``.sample(n)`` per chain
 and generation. Reported: time per chain-generation and the ratio, plus the
 distribution of the log-likelihoods reached (they must agree in distribution).
+
+``simulate`` as a user calls it (issue 17's setting: ``GaussianMixtureFit(2, tol=1e-3)``,
+n = 1000, 2-D, a standard normal truth, :data:`METRIC_CHAINS` chains x
+:data:`METRIC_GENERATIONS` generations): with the default metrics (variance, mean_shift,
+w2, kl, nll, tail_mass) and kernel-only (``metrics=("variance",)``), each against the
+scikit-learn loop above at the same tolerance (which computes no metric), and the metric
+overhead ``time(default) / time(variance) - 1`` (goal at most 50%). Timing: at least
+:data:`ROUNDS` interleaved rounds (the three jobs rotated each round), medians of the
+per-round times and ratios with their min-max; compile time excluded by a warm-up.
+Under load (:func:`run_loaded`): the same while one CPU-bound background process runs
+(started and stopped here). Skipped in quick mode.
+
+Standalone: ``python -m benchmarks.bench_mixture [--quick] [--repeats R]
+[--load {off,on,both}]``.
 """
 
 from __future__ import annotations
@@ -20,10 +34,22 @@ from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 import collapse_sim as cs
 
+from ._report import suite_main
+from .bench_categorical import cpu_load, interleaved, per_round, ratio_stats
+
 N, D, K, TOL, MAX_ITER = 1000, 2, 2, 1e-5, 2000
+#: The ``simulate`` rows (issue 17's measurement): EM tolerance, chains, generations.
+METRIC_TOL, METRIC_CHAINS, METRIC_GENERATIONS = 1e-3, 50, 20
+METRIC_QUICK = (8, 3)
+#: Chains the scikit-learn loop is timed on in the ``simulate`` rows (scaled linearly).
+LOOP_CHAINS = 5
+ROUNDS = 5
+#: Largest metric overhead time(default) / time(variance) - 1 (issue 17).
+OVERHEAD_GOAL = 0.5
 
 
-def sklearn_loop(chains: int, generations: int, seed: int = 0) -> tuple[float, np.ndarray]:
+def sklearn_loop(chains: int, generations: int, seed: int = 0,
+                 tol: float = TOL) -> tuple[float, np.ndarray]:
     """Seconds per chain-generation, and the generation-1 lower bound of every chain."""
     rng = np.random.default_rng(seed)
     bounds = []
@@ -32,7 +58,7 @@ def sklearn_loop(chains: int, generations: int, seed: int = 0) -> tuple[float, n
         x = rng.standard_normal((N, D))
         rs = np.random.RandomState(seed * 1000 + c)
         for g in range(generations):
-            gm = SkGaussianMixture(K, covariance_type="full", tol=TOL, max_iter=MAX_ITER,
+            gm = SkGaussianMixture(K, covariance_type="full", tol=tol, max_iter=MAX_ITER,
                                    init_params="k-means++", random_state=rs).fit(x)
             if g == 0:
                 bounds.append(gm.lower_bound_)
@@ -56,7 +82,7 @@ def ours(chains: int, generations: int, seed: int = 0) -> tuple[float, np.ndarra
     return (time.perf_counter() - start) / (chains * generations), bounds
 
 
-def run(repeats: int = 3, quick: bool = False) -> list[dict]:
+def _kernel_rows(repeats: int, quick: bool) -> list[dict]:
     chains, generations = (8, 3) if quick else (64, 10)
     sk_chains = 2 if quick else 8
     # Generation-1 fits of independent chains (fresh standard-normal data each) are
@@ -83,3 +109,75 @@ def run(repeats: int = 3, quick: bool = False) -> list[dict]:
         {"case": "numba compile / cache load (EM, first call)", "ours_s": compile_s,
          "baseline": None, "baseline_s": None, "ratio": None, "goal": None},
     ]
+
+
+def simulate_user(chains: int, generations: int, metrics, seed: int = 0) -> np.ndarray:
+    """``simulate`` as a user calls it; returns the ``(G + 1, chains)`` variance."""
+    truth = cs.Gaussian(mean=np.zeros(D), cov=np.eye(D))
+    sim = cs.simulate(truth, cs.GaussianMixtureFit(K, tol=METRIC_TOL), n_samples=N,
+                      generations=generations, chains=chains, seed=seed, metrics=metrics,
+                      progress=False)
+    return sim.metrics["variance"]
+
+
+def _simulate_rows(repeats: int, quick: bool, label: str) -> list[dict]:
+    chains, generations = METRIC_QUICK if quick else (METRIC_CHAINS, METRIC_GENERATIONS)
+    loop_chains = min(LOOP_CHAINS, chains)
+    for metrics in (None, ("variance",)):  # warm-up: serial and parallel builds
+        simulate_user(2, 1, metrics)
+        simulate_user(chains, 1, metrics)
+    jobs = [("default", lambda: simulate_user(chains, generations, None)),
+            ("variance", lambda: simulate_user(chains, generations, ("variance",))),
+            ("sklearn", lambda: sklearn_loop(loop_chains, generations, tol=METRIC_TOL)[0])]
+    rounds = 2 if quick else max(ROUNDS, repeats)
+    times, outs = interleaved(jobs, rounds)
+    cg = chains * generations
+    full = per_round(times["default"]) / cg
+    kernel = per_round(times["variance"]) / cg
+    base = per_round(times["sklearn"]) / (loop_chains * generations)
+    # the metrics must not change the run: same seed, same variance path
+    np.testing.assert_array_equal(outs["default"], outs["variance"])
+    over = full / kernel - 1.0
+    setting = f"gmm simulate {chains}ch x {generations}gen tol={METRIC_TOL:g}"
+    rows = []
+    for what, mine in (("default metrics", full), ("variance only", kernel)):
+        med, lo, hi = ratio_stats(base, mine)
+        rows.append({
+            "case": f"{setting}, {what}{label}",
+            "ours_s": float(np.median(mine)), "baseline_s": float(np.median(base)),
+            "ratio": med, "goal": None,
+            "baseline": f"sklearn GaussianMixture fit+sample loop, no metrics "
+                        f"({loop_chains} chains); times per chain-generation",
+            "note": f"ratio min-max {lo:.1f}-{hi:.1f} over {rounds} rounds"})
+    med, lo, hi = ratio_stats(kernel, full)
+    rows.append({
+        "case": f"{setting}, metric overhead{label}",
+        "ours_s": float(np.median(full)), "baseline_s": float(np.median(kernel)),
+        "ratio": med, "goal": round(1.0 / (1.0 + OVERHEAD_GOAL), 2),
+        "baseline": "the same simulate with metrics=('variance',)",
+        "note": (f"overhead time(default)/time(variance) - 1 = {np.median(over):+.0%} "
+                 f"(min-max {over.min():+.0%} to {over.max():+.0%} over {rounds} rounds; "
+                 f"goal <= +{OVERHEAD_GOAL:.0%}); ratio = time(variance)/time(default)")})
+    return rows
+
+
+def run(repeats: int = 3, quick: bool = False, load: bool = False) -> list[dict]:
+    rows = _kernel_rows(repeats, quick) + _simulate_rows(repeats, quick, "")
+    if load and not quick:
+        rows += run_loaded(repeats, quick)
+    return rows
+
+
+def run_loaded(repeats: int = 3, quick: bool = False) -> list[dict]:
+    """The ``simulate`` rows while one CPU-bound background process runs."""
+    with cpu_load() as info:
+        rows = _simulate_rows(repeats, quick, ", loaded")
+    share = info.get("cpu_share")
+    for row in rows:
+        row["note"] += ("" if share is None else
+                        f"; background process got {share:.2f} CPU")
+    return rows
+
+
+if __name__ == "__main__":
+    suite_main("python -m benchmarks.bench_mixture", run, run_loaded)

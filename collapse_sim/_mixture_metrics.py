@@ -26,4 +26,5 @@ from .families.mixture import (  # noqa: F401 - re-exported for the tests and be
     slice_directions,
     tail_mass,
     w2,
+    w2_squared_sums,
 )

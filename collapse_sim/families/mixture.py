@@ -16,7 +16,14 @@ components, where the quantile function nearly jumps between modes). d >= 2: the
 *sliced* Wasserstein-2 distance
 :math:`SW_2^2=E_\theta[W_2^2(\theta_\#p,\theta_\#q)]` over :data:`SLICES` fixed
 directions — a different distance from :math:`W_2` (:math:`SW_2 \le W_2`; it is
-what scales to mixtures), estimated with the directions' quadrature error.
+what scales to mixtures), estimated with the directions' quadrature error. For mixture
+models the grid is visited in nested levels (every 32nd point, then every 16th, ...):
+where the integrand is smooth, the sum is taken from the first level at stride 8 or
+finer whose extrapolated error is below 1e-13 of the sum (typically 129 or 257 points,
+about 1.4 quantile evaluations each), elsewhere from the full grid: equal to the
+full-grid sum up to rounding (relative differences below 5e-13 measured on 16,000
+fitted models; ``tests/test_mixture_metrics_fast.py``), 10-20 times faster
+(:func:`w2_squared_sums`, ``collapse_sim._kernels.mixture_metrics``).
 
 ``kl``. :math:`\mathrm{KL}(p\|q)=E_p[\log p]-E_p[\log q]`. For a Gaussian model the
 cross-entropy :math:`-E_p[\log q]` depends on :math:`p` only through its mean and
@@ -56,10 +63,12 @@ import numpy as np
 from scipy import integrate, optimize, special
 
 from .. import sampling
+from .._kernels import _dispatch
 from .._kernels import em as _em
 from .._kernels import linalg as _linalg
 from .._kernels import mixdens as _md
 from .._kernels import mixture as _mix
+from .._kernels import mixture_metrics as _mm
 from .._kernels import sgd as _sgd
 from .._random import SeedLike
 from .._validation import (
@@ -770,8 +779,13 @@ def mean_logpdf(model, pts) -> np.ndarray:
         return memo[1]
     w, m, c = components(model)
     out = np.empty(w.shape[0])
-    _md.mean_logpdf(np.ascontiguousarray(w), np.ascontiguousarray(m), _chol(c),
-                    np.ascontiguousarray(pts), out)
+    # the work is chains x points x components, more than the largest array shows: the
+    # chain-parallel build from PARALLEL_MIN_WORK of it (both builds give the same bits)
+    work = w.shape[0] * pts.shape[0] * w.shape[1]
+    kernel = (_md.mean_logpdf.parallel if w.shape[0] > 1 and work >= _dispatch.PARALLEL_MIN_WORK
+              else _md.mean_logpdf.serial)
+    kernel(np.ascontiguousarray(w), np.ascontiguousarray(m), _chol(c),
+           np.ascontiguousarray(pts), out)
     model._mean_logpdf_memo = (pts, out)
     return out
 
@@ -823,6 +837,14 @@ class MixtureContext:
         key = None if direction is None else tuple(np.round(direction, 15))
         if key not in self._quantiles:
             self._quantiles[key] = project_quantiles(self.truth, direction, _Z)[0]
+        return self._quantiles[key]
+
+    def truth_quantile_table(self, directions) -> np.ndarray:
+        """``(len(directions), Z_POINTS)`` truth quantiles, one row per direction (cached)."""
+        key = ("table", tuple(None if u is None else tuple(np.round(u, 15)) for u in directions))
+        if key not in self._quantiles:
+            self._quantiles[key] = np.ascontiguousarray(
+                np.stack([self.truth_quantiles(u) for u in directions]))
         return self._quantiles[key]
 
     # -- tail region -----------------------------------------------------------------------------
@@ -933,18 +955,87 @@ def w2(ctx: MixtureContext, model) -> np.ndarray:
         total = sum(_w2_squared_gaussian(ctx, model, direction)
                     for direction in slice_directions(model.dim))
         return np.sqrt(total / SLICES)
-    directions = [None] if model.dim == 1 else slice_directions(model.dim)
+    directions = [None] if model.dim == 1 else list(slice_directions(model.dim))
+    table = ctx.truth_quantile_table(directions)
     out = np.empty(model.batch_size)
     for start in range(0, model.batch_size, W2_BLOCK):  # each member's value is its own
         block = slice(start, start + W2_BLOCK)
         part = GaussianMixture._from_arrays(model.weights[block], model.means[block],
                                             model.covs[block])
+        sums, _ = w2_squared_sums(part, directions, table)
+        # a member equal to the truth: its quantiles through the truth's own solver, so
+        # its distance is exactly 0 (as row 0 of every run), not rounding
+        tw, tm, tc = components(ctx.truth)
+        if tw.shape[1] == part.n_components:
+            same = (np.all(part.weights == tw, axis=1) & np.all(part.means == tm, axis=(1, 2))
+                    & np.all(part.covs == tc, axis=(1, 2, 3)))
+            if same.any():
+                twin = GaussianMixture._from_arrays(part.weights[same], part.means[same],
+                                                    part.covs[same])
+                sums[same] = np.stack(
+                    [np.sum((project_quantiles(twin, u, _Z) - table[s]) ** 2 * _ZW, axis=1)
+                     for s, u in enumerate(directions)], axis=1)
         total = np.zeros(part.batch_size)
-        for direction in directions:
-            q_model = project_quantiles(part, direction, _Z)
-            total += np.sum((q_model - ctx.truth_quantiles(direction)) ** 2 * _ZW, axis=1)
+        for s in range(len(directions)):  # summed over directions in the order of old
+            total += sums[:, s]
         out[block] = np.sqrt(total if model.dim == 1 else total / SLICES)
     return out
+
+
+def w2_squared_sums(model: GaussianMixture, directions, table: np.ndarray):
+    r"""Per member and direction, the quadrature :math:`\sum_j \omega_j (q_j - t_j)^2` of
+    :func:`w2`, and how many model quantiles it solved.
+
+    Parameters
+    ----------
+    model : GaussianMixture
+        ``B`` mixtures in ``d`` dimensions.
+    directions : list
+        ``S`` unit vectors of length ``d`` (``[None]`` in 1-D).
+    table : ndarray
+        ``(S, Z_POINTS)`` finite truth quantiles at the normal scores :data:`_Z`, one row per
+        direction (:meth:`MixtureContext.truth_quantile_table`).
+
+    Returns
+    -------
+    sums : ndarray
+        ``(B, S)`` float. Equal, up to rounding, to the trapezoid sum over all
+        :data:`Z_POINTS` scores with the model quantiles of :func:`project_quantiles`: where
+        the integrand is smooth, nested coarser grids whose sums have visibly converged
+        stand in for the full grid (extrapolated relative error at most
+        :data:`collapse_sim._kernels.mixture_metrics.REL_TOL`); see that module.
+    nodes : ndarray
+        ``(B, S)`` int64, the number of quantiles solved (33 to :data:`Z_POINTS`).
+    """
+    if not isinstance(model, GaussianMixture):
+        raise TypeError(f"model must be a GaussianMixture, got {type(model).__name__}")
+    table = np.ascontiguousarray(table, dtype=np.float64)
+    if table.shape != (len(directions), Z_POINTS) or not np.all(np.isfinite(table)):
+        raise ValueError(f"table must be ({len(directions)}, {Z_POINTS}) finite truth "
+                         f"quantiles, got shape {table.shape}")
+    w, m, c = components(model)
+    mus, sds = [], []
+    for direction in directions:
+        if direction is None:
+            if m.shape[2] != 1:
+                raise ValueError(f"direction None needs a 1-D model, got d = {m.shape[2]}")
+            mu, var = m[:, :, 0], c[:, :, 0, 0]
+        else:
+            direction = np.asarray(direction, dtype=np.float64)
+            if direction.shape != (m.shape[2],):
+                raise ValueError(f"directions must have shape ({m.shape[2]},), got "
+                                 f"{direction.shape}")
+            mu = m @ direction
+            var = np.einsum("i,bkij,j->bk", direction, c, direction)
+        mus.append(mu)
+        sds.append(np.sqrt(np.clip(var, 0.0, None)))
+    mus = np.ascontiguousarray(np.stack(mus, axis=1))
+    sds = np.ascontiguousarray(np.stack(sds, axis=1))
+    sums = np.empty(mus.shape[:2])
+    nodes = np.empty(mus.shape[:2], dtype=np.int64)
+    _mm.w2_squared(np.ascontiguousarray(w, dtype=np.float64), mus, sds, _Z, _ZW, table, sums,
+                   nodes)
+    return sums, nodes
 
 
 def cross_entropy_gaussian(truth, model) -> np.ndarray:
