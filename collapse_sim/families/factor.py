@@ -91,6 +91,7 @@ from ..protocol import Competence, Fitter, PointModel
 from ..registry import register_metric
 from ..sampling import Moments
 from . import _blas
+from ._lowrank import LowRankGaussian
 from .empirical import Empirical
 from .gaussian import Gaussian, _batched_points, _gaussian_of
 from .ppca import NoiseFree, _signed, moments
@@ -107,7 +108,7 @@ AS_MODEL_TOL, AS_MODEL_MAX_ITER = 0.0, 20_000
 STATISTICS_BLOCK_VALUES = 1 << 22
 
 
-class FactorAnalysisModel(Gaussian):
+class FactorAnalysisModel(LowRankGaussian):
     r"""A (batch of) factor-analysis model(s): :math:`x = \mu + Wz + \varepsilon`,
     :math:`\varepsilon \sim \mathcal N(0, \operatorname{diag}\psi)`.
 
@@ -152,23 +153,11 @@ class FactorAnalysisModel(Gaussian):
     (4, 3)
     """
 
+    _COLUMNS: ClassVar[str] = "factors"
+
     def __init__(self, mean, components, noise_variance):
-        w = as_float_array("components", components)
-        if w.ndim == 2:
-            w = w[None]
-        if w.ndim != 3:
-            raise ValueError(f"components must have shape (d, q) or (B, d, q), got "
-                             f"{np.shape(components)}")
+        mu, w = self._checked(mean, components)
         d, q = w.shape[1:]
-        if not 1 <= q < d:
-            raise ValueError(f"components must have 1 <= q < d columns (q factors in "
-                             f"d dimensions), got shape {np.shape(components)}")
-        mu = as_float_array("mean", mean)
-        if mu.ndim == 1:
-            mu = mu[None]
-        if mu.ndim != 2 or mu.shape[1] != d:
-            raise ValueError(f"mean must have shape ({d},) or (B, {d}) to match components "
-                             f"{np.shape(components)}, got {np.shape(mean)}")
         psi = as_float_array("noise_variance", noise_variance)
         if psi.ndim == 1:
             psi = psi[None]
@@ -177,11 +166,8 @@ class FactorAnalysisModel(Gaussian):
                              f"per dimension), got {np.shape(noise_variance)}")
         if np.any(psi < 0):
             raise ValueError("noise_variance must be >= 0")
-        batch = max(mu.shape[0], w.shape[0], psi.shape[0])
-        for name, size in (("mean", mu.shape[0]), ("components", w.shape[0]),
-                           ("noise_variance", psi.shape[0])):
-            if size not in (1, batch):
-                raise ValueError(f"{name} has a batch of {size}, another parameter {batch}")
+        batch = self._batch(mean=mu.shape[0], components=w.shape[0],
+                            noise_variance=psi.shape[0])
         _init(self, np.array(np.broadcast_to(mu, (batch, d))),
               _canonical(np.broadcast_to(w, (batch, d, q))),
               np.array(np.broadcast_to(psi, (batch, d))), np.zeros(batch, dtype=np.int64))
@@ -194,35 +180,6 @@ class FactorAnalysisModel(Gaussian):
             n_iter = np.zeros(mean.shape[0], dtype=np.int64)
         _init(obj, mean, components, noise_variance, n_iter)
         return obj
-
-    # -- shape ---------------------------------------------------------------------------
-    @property
-    def n_components(self) -> int:
-        """Number ``q`` of factors."""
-        return self.components.shape[2]
-
-    def broadcast(self, chains: int) -> FactorAnalysisModel:
-        """This single model repeated ``chains`` times (views, no copies)."""
-        if self.batch_size == chains:
-            return self
-        if self.batch_size != 1:
-            raise ValueError(f"cannot broadcast a batch of {self.batch_size} to {chains} chains")
-        out = FactorAnalysisModel.__new__(FactorAnalysisModel)
-        for name in _ARRAYS:
-            value = getattr(self, name)
-            setattr(out, name, np.broadcast_to(value, (chains, *value.shape[1:])))
-        out._chol = None
-        return out
-
-    def __repr__(self) -> str:
-        return (f"FactorAnalysisModel(dim={self.dim}, n_components={self.n_components}, "
-                f"batch_size={self.batch_size})")
-
-    def to_dict(self) -> dict:
-        """JSON-serialisable description (parameters as nested lists)."""
-        return {"type": "FactorAnalysisModel", "mean": self.mean.tolist(),
-                "components": self.components.tolist(),
-                "noise_variance": self.noise_variance.tolist()}
 
     # -- family protocol -----------------------------------------------------------------
     record_dims: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -325,6 +282,7 @@ class FactorAnalysisModel(Gaussian):
 
 #: The arrays of a FactorAnalysisModel (all with the batch as first axis).
 _ARRAYS = ("mean", "components", "noise_variance", "cov", "n_iter")
+FactorAnalysisModel._ARRAYS = _ARRAYS
 
 
 def _init(obj, mean, components, noise_variance, n_iter) -> None:

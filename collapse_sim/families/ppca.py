@@ -70,6 +70,7 @@ from ..registry import register_metric
 from ..sampling import Moments
 from ..stages import Stage
 from . import _blas, _classifier  # noqa: F401 - _classifier registers its metrics
+from ._lowrank import LowRankGaussian
 from .empirical import Empirical
 from .gaussian import Gaussian, _gaussian_of
 
@@ -80,7 +81,7 @@ __all__ = ["NoiseFree", "PPCAFit", "PPCAModel"]
 STATISTICS_BLOCK_VALUES = 1 << 22
 
 
-class PPCAModel(Gaussian):
+class PPCAModel(LowRankGaussian):
     r"""A (batch of) probabilistic PCA model(s): :math:`x = \mu + Wz + \sigma\varepsilon`.
 
     The law is :math:`\mathcal N(\mu, WW^\top + \sigma^2 I)`; it is a
@@ -127,33 +128,16 @@ class PPCAModel(Gaussian):
     """
 
     def __init__(self, mean, components, noise_variance):
-        w = as_float_array("components", components)
-        if w.ndim == 2:
-            w = w[None]
-        if w.ndim != 3:
-            raise ValueError(f"components must have shape (d, q) or (B, d, q), got "
-                             f"{np.shape(components)}")
+        mu, w = self._checked(mean, components)
         d, q = w.shape[1:]
-        if not 1 <= q < d:
-            raise ValueError(f"components must have 1 <= q < d columns (q components in "
-                             f"d dimensions), got shape {np.shape(components)}")
-        mu = as_float_array("mean", mean)
-        if mu.ndim == 1:
-            mu = mu[None]
-        if mu.ndim != 2 or mu.shape[1] != d:
-            raise ValueError(f"mean must have shape ({d},) or (B, {d}) to match components "
-                             f"{np.shape(components)}, got {np.shape(mean)}")
         s2 = as_float_array("noise_variance", noise_variance)
         if s2.ndim > 1:
             raise ValueError(f"noise_variance must be a scalar or (B,), got shape {s2.shape}")
         if np.any(s2 < 0):
             raise ValueError("noise_variance must be >= 0")
         s2 = np.atleast_1d(s2)
-        batch = max(mu.shape[0], w.shape[0], s2.shape[0])
-        for name, size in (("mean", mu.shape[0]), ("components", w.shape[0]),
-                           ("noise_variance", s2.shape[0])):
-            if size not in (1, batch):
-                raise ValueError(f"{name} has a batch of {size}, another parameter {batch}")
+        batch = self._batch(mean=mu.shape[0], components=w.shape[0],
+                            noise_variance=s2.shape[0])
         u, sing, _ = np.linalg.svd(np.broadcast_to(w, (batch, d, q)), full_matrices=False)
         _init(self, np.array(np.broadcast_to(mu, (batch, d))), _signed(u), sing**2,
               np.array(np.broadcast_to(s2, (batch,))))
@@ -165,35 +149,6 @@ class PPCAModel(Gaussian):
         obj = cls.__new__(cls)
         _init(obj, mean, directions, spread, noise_variance)
         return obj
-
-    # -- shape ---------------------------------------------------------------------------
-    @property
-    def n_components(self) -> int:
-        """Number ``q`` of latent dimensions."""
-        return self.directions.shape[2]
-
-    def broadcast(self, chains: int) -> PPCAModel:
-        """This single model repeated ``chains`` times (views, no copies)."""
-        if self.batch_size == chains:
-            return self
-        if self.batch_size != 1:
-            raise ValueError(f"cannot broadcast a batch of {self.batch_size} to {chains} chains")
-        out = PPCAModel.__new__(PPCAModel)
-        for name in _ARRAYS:
-            value = getattr(self, name)
-            setattr(out, name, np.broadcast_to(value, (chains, *value.shape[1:])))
-        out._chol = None
-        return out
-
-    def __repr__(self) -> str:
-        return (f"PPCAModel(dim={self.dim}, n_components={self.n_components}, "
-                f"batch_size={self.batch_size})")
-
-    def to_dict(self) -> dict:
-        """JSON-serialisable description (parameters as nested lists)."""
-        return {"type": "PPCAModel", "mean": self.mean.tolist(),
-                "components": self.components.tolist(),
-                "noise_variance": self.noise_variance.tolist()}
 
     # -- family protocol -----------------------------------------------------------------
     record_dims: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -281,6 +236,7 @@ class PPCAModel(Gaussian):
 #: The arrays of a PPCAModel (all with the batch as first axis).
 _ARRAYS = ("mean", "directions", "spread", "noise_variance", "components", "explained_variance",
            "cov")
+PPCAModel._ARRAYS = _ARRAYS
 
 
 def _init(obj: PPCAModel, mean, directions, spread, noise_variance) -> None:
