@@ -21,6 +21,30 @@ def print_rows(rows: list[dict]) -> None:
             print("    " + "; ".join(details))
 
 
+def idle_then_loaded(rows: Callable[[int, bool, str], list[dict]]
+                     ) -> tuple[Callable[..., list[dict]], Callable[..., list[dict]]]:
+    """``(run, run_loaded)`` of a suite whose rows come from ``rows(repeats, quick, suffix)``.
+
+    ``run(repeats, quick, load=False)`` gives the idle rows, then, with ``load`` in full
+    mode, the loaded ones; ``run_loaded(repeats, quick)`` gives the rows (their case names
+    ending in ", loaded") while one CPU-bound background process runs, started and stopped
+    here (:func:`benchmarks.bench_categorical.cpu_load`)."""
+
+    def run_loaded(repeats: int = 3, quick: bool = False) -> list[dict]:
+        from .bench_categorical import cpu_load
+
+        with cpu_load():
+            return rows(repeats, quick, ", loaded")
+
+    def run(repeats: int = 3, quick: bool = False, load: bool = False) -> list[dict]:
+        out = rows(repeats, quick, "")
+        if load and not quick:
+            out += run_loaded(repeats, quick)
+        return out
+
+    return run, run_loaded
+
+
 def suite_main(prog: str, run: Callable[..., list[dict]],
                run_loaded: Callable[..., list[dict]]) -> None:
     """``python -m benchmarks.<suite> [--quick] [--repeats R] [--load off|on|both]``."""

@@ -19,8 +19,7 @@ import subprocess
 import sys
 import time
 
-from ._report import suite_main
-from .bench_categorical import cpu_load
+from ._report import idle_then_loaded, suite_main
 
 FIRST_RUN = ("import collapse_sim as cs\n"
              "cs.simulate(cs.Gaussian(mean=0.0, var=1.0), cs.GaussianFit(), n_samples=100,\n"
@@ -63,16 +62,7 @@ def _rows(repeats: int, suffix: str) -> list[dict]:
     return rows
 
 
-def run(repeats: int = 3, quick: bool = False, load: bool = False) -> list[dict]:
-    rows = _rows(repeats, "")
-    if load and not quick:
-        rows += run_loaded(repeats, quick)
-    return rows
-
-
-def run_loaded(repeats: int = 3, quick: bool = False) -> list[dict]:
-    with cpu_load():
-        return _rows(repeats, ", loaded")
+run, run_loaded = idle_then_loaded(lambda repeats, quick, suffix: _rows(repeats, suffix))
 
 
 if __name__ == "__main__":

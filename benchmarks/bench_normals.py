@@ -31,8 +31,8 @@ import numpy as np
 
 from collapse_sim._kernels import local, rng
 
-from ._report import suite_main
-from .bench_categorical import cpu_load, ratio_stats
+from ._report import idle_then_loaded, suite_main
+from .bench_categorical import ratio_stats
 
 SOURCE = Path(__file__).parent / "c" / "ziggurat.c"
 GOAL = 0.85
@@ -118,16 +118,7 @@ def _rows(repeats: int, quick: bool, suffix: str) -> list[dict]:
     return rows
 
 
-def run(repeats: int = 3, quick: bool = False, load: bool = False) -> list[dict]:
-    rows = _rows(repeats, quick, "")
-    if load and not quick:
-        rows += run_loaded(repeats, quick)
-    return rows
-
-
-def run_loaded(repeats: int = 3, quick: bool = False) -> list[dict]:
-    with cpu_load():
-        return _rows(repeats, quick, ", loaded")
+run, run_loaded = idle_then_loaded(_rows)
 
 
 if __name__ == "__main__":

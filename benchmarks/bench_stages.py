@@ -21,8 +21,8 @@ import numpy as np
 
 import collapse_sim as cs
 
-from ._report import suite_main
-from .bench_categorical import cpu_load, interleaved, per_round, ratio_stats
+from ._report import idle_then_loaded, suite_main
+from .bench_categorical import interleaved, per_round, ratio_stats
 
 CHAINS, N, GENERATIONS = 1000, 1000, 20
 QUICK_SIZES = (50, 100, 3)
@@ -82,16 +82,7 @@ def _rows(repeats: int, quick: bool, label: str) -> list[dict]:
     return rows
 
 
-def run(repeats: int = 3, quick: bool = False, load: bool = False) -> list[dict]:
-    rows = _rows(repeats, quick, "")
-    if load and not quick:
-        rows += run_loaded(repeats, quick)
-    return rows
-
-
-def run_loaded(repeats: int = 3, quick: bool = False) -> list[dict]:
-    with cpu_load():
-        return _rows(repeats, quick, ", loaded")
+run, run_loaded = idle_then_loaded(_rows)
 
 
 if __name__ == "__main__":
