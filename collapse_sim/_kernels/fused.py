@@ -11,8 +11,9 @@ import math
 import numba as nb
 import numpy as np
 
+from . import local
 from ._dispatch import chain_kernel
-from .rng import _gamma_mt, next_chisquare, next_normal
+from .rng import next_chisquare, next_normal
 from .split import split_1d
 
 
@@ -25,16 +26,31 @@ def _draw(s, k, mean, var):
     return mean + math.sqrt(var) * zmean, (a * a) * var
 
 
-@nb.njit
-def _draw_fixed(s, scale, d_mt, c_mt, mean, var):
-    """:func:`_draw` for a size ``k`` with ``(k - 1) / 2 >= 1``, constants precomputed.
+@nb.njit(inline="always")
+def _draw_fixed_local(s0, s1, s2, s3, scale, d_mt, c_mt, mean, var):
+    """:func:`_draw` for a size ``k`` with ``(k - 1) / 2 >= 1``, constants precomputed, on
+    register-resident state: ``(mean, M2, s0, s1, s2, s3)``.
 
     ``scale = 1/sqrt(k)``, ``d_mt = (k - 1)/2 - 1/3``, ``c_mt = 1/sqrt(9 d_mt)``: the same
-    numbers ``next_chisquare`` would compute, so the draw is bit-identical.
+    numbers ``next_chisquare`` would compute, and :mod:`local` draws what ``next_normal``
+    and ``next_double`` would, so the draw is bit-identical to :func:`_draw`'s.
     """
-    zmean = next_normal(s) * scale
-    a = math.sqrt(2.0 * _gamma_mt(s, d_mt, c_mt))
-    return mean + math.sqrt(var) * zmean, (a * a) * var
+    z, s0, s1, s2, s3 = local.normal(s0, s1, s2, s3)
+    zmean = z * scale
+    while True:  # _gamma_mt, inlined on the four words
+        z, s0, s1, s2, s3 = local.normal(s0, s1, s2, s3)
+        t = 1.0 + c_mt * z
+        if t <= 0.0:
+            continue
+        v = t * t * t
+        u, s0, s1, s2, s3 = local.uniform(s0, s1, s2, s3)
+        u = 1.0 - u  # (0, 1]
+        z2 = z * z
+        if u < 1.0 - 0.0331 * z2 * z2 or math.log(u) < 0.5 * z2 + d_mt * (1.0 - v
+                                                                          + math.log(v)):
+            break
+    a = math.sqrt(2.0 * (d_mt * v))
+    return mean + math.sqrt(var) * zmean, (a * a) * var, s0, s1, s2, s3
 
 
 @nb.njit
@@ -101,8 +117,11 @@ def exact_run_1d(states, n, ddof, real_k, fresh, synth, pool_all, mu0, var0, sta
                     kt, mt, st = _add(kt, mt, st, fresh, mf, sf)
                 if synth > 0:
                     drawn = var * syn_scale
-                    if fast_synth:
-                        my, sy = _draw_fixed(s, scale, d_mt, c_mt, mean, drawn)
+                    if fast_synth:  # the state's four words in registers for the draw
+                        s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
+                        my, sy, s0, s1, s2, s3 = _draw_fixed_local(s0, s1, s2, s3, scale,
+                                                                   d_mt, c_mt, mean, drawn)
+                        s[0], s[1], s[2], s[3] = s0, s1, s2, s3
                     else:
                         my, sy = _draw(s, synth, mean, drawn)
                     if pool_all:
