@@ -39,7 +39,7 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 import collapse_sim as cs  # noqa: E402
-from benchmarks.bench_gaussian import best_of, numpy_loop  # noqa: E402
+from benchmarks.bench_gaussian import numpy_loop  # noqa: E402
 
 #: Sweep name -> (swept parameter, its values, the fixed parameters).
 SWEEPS = {
@@ -69,6 +69,16 @@ COLOURS = {"explicit": "#0072B2", "exact": "#D55E00", "numpy": "#009E73"}
 AXIS_LABELS = {"chains": "chains", "n_samples": "samples per generation n",
                "generations": "generations G"}
 
+
+
+def best_of(fn, repeats: int) -> float:
+    """The shortest of ``repeats`` timed calls of ``fn``."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 def cpu_clock() -> tuple[float, float, float] | None:
     """(wall s, CPU s used by every process on the machine, CPU s used by this one) on Linux."""
