@@ -85,3 +85,78 @@ class LowRankGaussian(Gaussian):
         return {"type": type(self).__name__, "mean": self.mean.tolist(),
                 "components": self.components.tolist(),
                 "noise_variance": self.noise_variance.tolist()}
+
+
+class LowRankFitMixin:
+    """What :class:`~collapse_sim.PPCAFit` and :class:`~collapse_sim.FactorAnalysisFit`
+    share: the divisor, the dimension check, competence and the fit from points.
+
+    A mixin, not a :class:`~collapse_sim.protocol.Fitter` (so it is never offered as a
+    fitter); a subclass has the fields ``n_components`` and ``estimator``, a ``_KEEPS``
+    phrase for the dimension message, and ``fit_moments``.
+    """
+
+    #: Why ``n_components`` must stay below ``d``, in the family's words.
+    _KEEPS: ClassVar[str] = "keeps q < d columns"
+
+    @property
+    def ddof(self) -> int:
+        """Degrees of freedom subtracted from the count: 0 (MLE) or 1 (unbiased)."""
+        return 0 if self.estimator == "mle" else 1
+
+    def min_points(self) -> int:
+        """Smallest training-set size the covariance estimator is defined for."""
+        return 1 + self.ddof
+
+    def competence(self, truth):
+        """``EXACT`` for a truth of this family with at most ``n_components`` columns, else
+        ``APPROXIMATE`` for points; ``ValueError`` if ``n_components >= d``."""
+        from ..protocol import Competence
+
+        found = super().competence(truth)
+        if found is not Competence.INCOMPATIBLE:
+            self._check_dim(truth.dim)
+        if found is Competence.EXACT and truth.n_components > self.n_components:
+            return Competence.APPROXIMATE
+        return found
+
+    def _check_dim(self, d: int) -> None:
+        if self.n_components >= d:
+            raise ValueError(f"n_components={self.n_components} must be below the data's "
+                             f"dimension d={d} ({self._KEEPS}): choose n_components in "
+                             f"[1, {d - 1}]")
+
+    def fit(self, data):
+        """Fit every chain's points.
+
+        Parameters
+        ----------
+        data : array_like
+            ``(chains, k, d)`` training points (``(k, d)`` for one chain), finite reals.
+
+        Returns
+        -------
+        model
+            A batch of ``chains`` fitted models of this family.
+        """
+        arr = as_float_array("data", data)
+        if arr.ndim == 2:
+            arr = arr[None]
+        if arr.ndim != 3:
+            raise ValueError(f"data must have shape (chains, k, d), got {np.shape(data)}")
+        self._check_dim(arr.shape[2])
+        if arr.shape[1] < self.min_points():
+            raise ValueError(f"data must hold at least {self.min_points()} points per chain for "
+                             f"estimator={self.estimator!r}, got {arr.shape[1]}")
+        return self.fit_moments(self.statistics(arr))
+
+    def statistics(self, points: np.ndarray, *, truth=None):
+        """Moments of the points ``(chains, k, d)`` (:func:`collapse_sim.families.ppca.moments`:
+        two passes, chain-parallel)."""
+        from .ppca import moments
+
+        return moments(points)
+
+    def fit_chains(self, points: np.ndarray, *, streams=None, previous=None, truth=None):
+        """Fit from the points themselves (the engine's path when it keeps points)."""
+        return self.fit_moments(self.statistics(points))

@@ -87,14 +87,14 @@ from .._kernels import moments as _mk
 from .._kernels import ppca as _kp
 from .._random import SeedLike
 from .._validation import MAX_INT, as_float_array, check_choice, check_int, check_real
-from ..protocol import Competence, Fitter, PointModel
+from ..protocol import Fitter, PointModel
 from ..registry import register_metric
 from ..sampling import Moments
 from . import _blas
-from ._lowrank import LowRankGaussian
+from ._lowrank import LowRankFitMixin, LowRankGaussian
 from .empirical import Empirical
 from .gaussian import Gaussian, _batched_points, _gaussian_of
-from .ppca import NoiseFree, _signed, moments
+from .ppca import NoiseFree, _signed
 
 __all__ = ["FactorAnalysisFit", "FactorAnalysisModel", "factor_analysis_from_covariance"]
 
@@ -434,7 +434,7 @@ def factor_analysis_from_covariance(mean: np.ndarray, cov: np.ndarray, n_compone
 
 
 @dataclass(frozen=True)
-class FactorAnalysisFit(Fitter):
+class FactorAnalysisFit(LowRankFitMixin, Fitter):
     r"""Maximum-likelihood factor analysis, scikit-learn's algorithm batched over chains.
 
     From each chain's sample mean :math:`\bar x` and covariance :math:`S` (divisor
@@ -492,30 +492,7 @@ class FactorAnalysisFit(Fitter):
         check_real("noise_floor", self.noise_floor, low=0.0, low_open=True)
         check_choice("estimator", self.estimator, ("mle", "unbiased"))
 
-    @property
-    def ddof(self) -> int:
-        """Degrees of freedom subtracted from the count: 0 (MLE) or 1 (unbiased)."""
-        return 0 if self.estimator == "mle" else 1
-
-    def min_points(self) -> int:
-        """Smallest training-set size the covariance estimator is defined for."""
-        return 1 + self.ddof
-
-    def competence(self, truth) -> Competence:
-        """``EXACT`` for a factor-analysis truth with at most ``n_components`` factors, else
-        ``APPROXIMATE`` for points; ``ValueError`` if ``n_components >= d``."""
-        found = super().competence(truth)
-        if found is not Competence.INCOMPATIBLE:
-            self._check_dim(truth.dim)
-        if found is Competence.EXACT and truth.n_components > self.n_components:
-            return Competence.APPROXIMATE
-        return found
-
-    def _check_dim(self, d: int) -> None:
-        if self.n_components >= d:
-            raise ValueError(f"n_components={self.n_components} must be below the data's "
-                             f"dimension d={d} (factor analysis keeps q < d factors): choose "
-                             f"n_components in [1, {d - 1}]")
+    _KEEPS: ClassVar[str] = "factor analysis keeps q < d factors"
 
     def as_model(self, truth) -> FactorAnalysisModel:
         """The truth in this family: the factor analysis of its exact mean and covariance,
@@ -527,39 +504,6 @@ class FactorAnalysisFit(Fitter):
         return factor_analysis_from_covariance(
             g.mean, g.cov, self.n_components, count=1.0, tol=AS_MODEL_TOL,
             max_iter=AS_MODEL_MAX_ITER, noise_floor=self.noise_floor)
-
-    def fit(self, data) -> FactorAnalysisModel:
-        """Fit every chain's points.
-
-        Parameters
-        ----------
-        data : array_like
-            ``(chains, k, d)`` training points (``(k, d)`` for one chain), finite reals.
-
-        Returns
-        -------
-        FactorAnalysisModel
-            A batch of ``chains`` fitted models.
-        """
-        arr = as_float_array("data", data)
-        if arr.ndim == 2:
-            arr = arr[None]
-        if arr.ndim != 3:
-            raise ValueError(f"data must have shape (chains, k, d), got {np.shape(data)}")
-        self._check_dim(arr.shape[2])
-        if arr.shape[1] < self.min_points():
-            raise ValueError(f"data must hold at least {self.min_points()} points per chain for "
-                             f"estimator={self.estimator!r}, got {arr.shape[1]}")
-        return self.fit_moments(moments(arr))
-
-    def statistics(self, points: np.ndarray, *, truth=None) -> Moments:
-        """Moments of the points ``(chains, k, d)`` (the PPCA family's two-pass kernel)."""
-        return moments(points)
-
-    def fit_chains(self, points: np.ndarray, *, streams=None, previous=None,
-                   truth=None) -> FactorAnalysisModel:
-        """Fit from the points themselves (the engine's path when it keeps points)."""
-        return self.fit_moments(moments(points))
 
     def fit_moments(self, moments: Moments) -> FactorAnalysisModel:
         """Fit from sufficient statistics (no validation: the engine's path)."""

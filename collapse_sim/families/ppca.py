@@ -65,12 +65,12 @@ from .._kernels import moments as _mk
 from .._kernels import ppca as _kp
 from .._random import SeedLike
 from .._validation import MAX_INT, as_float_array, check_choice, check_int
-from ..protocol import Competence, Fitter, PointModel
+from ..protocol import Fitter, PointModel
 from ..registry import register_metric
 from ..sampling import Moments
 from ..stages import Stage
 from . import _blas, _classifier  # noqa: F401 - _classifier registers its metrics
-from ._lowrank import LowRankGaussian
+from ._lowrank import LowRankFitMixin, LowRankGaussian
 from .empirical import Empirical
 from .gaussian import Gaussian, _gaussian_of
 
@@ -317,7 +317,7 @@ def ppca_from_covariance(mean: np.ndarray, cov: np.ndarray, n_components: int) -
 
 
 @dataclass(frozen=True)
-class PPCAFit(Fitter):
+class PPCAFit(LowRankFitMixin, Fitter):
     r"""Closed-form maximum-likelihood probabilistic PCA (see the module notes).
 
     From each chain's sample mean :math:`\bar x` and covariance
@@ -362,30 +362,7 @@ class PPCAFit(Fitter):
         check_int("n_components", self.n_components, minimum=1, maximum=MAX_INT)
         check_choice("estimator", self.estimator, ("mle", "unbiased"))
 
-    @property
-    def ddof(self) -> int:
-        """Degrees of freedom subtracted from the count: 0 (MLE) or 1 (unbiased)."""
-        return 0 if self.estimator == "mle" else 1
-
-    def min_points(self) -> int:
-        """Smallest training-set size the covariance estimator is defined for."""
-        return 1 + self.ddof
-
-    def competence(self, truth) -> Competence:
-        """``EXACT`` for a PPCA truth with at most ``n_components`` components, else
-        ``APPROXIMATE`` for points; ``ValueError`` if ``n_components >= d``."""
-        found = super().competence(truth)
-        if found is not Competence.INCOMPATIBLE:
-            self._check_dim(truth.dim)
-        if found is Competence.EXACT and truth.n_components > self.n_components:
-            return Competence.APPROXIMATE
-        return found
-
-    def _check_dim(self, d: int) -> None:
-        if self.n_components >= d:
-            raise ValueError(f"n_components={self.n_components} must be below the data's "
-                             f"dimension d={d} (PPCA keeps q < d directions and spreads the "
-                             f"rest as noise): choose n_components in [1, {d - 1}]")
+    _KEEPS: ClassVar[str] = "PPCA keeps q < d directions and spreads the rest as noise"
 
     def as_model(self, truth) -> PPCAModel:
         """The truth in this family: the PPCA of its mean and covariance (itself for a PPCA
@@ -394,39 +371,6 @@ class PPCAFit(Fitter):
             return truth
         g = _gaussian_of(truth)
         return ppca_from_covariance(g.mean, g.cov, self.n_components)
-
-    def fit(self, data) -> PPCAModel:
-        """Fit every chain's points.
-
-        Parameters
-        ----------
-        data : array_like
-            ``(chains, k, d)`` training points (``(k, d)`` for one chain).
-
-        Returns
-        -------
-        PPCAModel
-            A batch of ``chains`` fitted models.
-        """
-        arr = as_float_array("data", data)
-        if arr.ndim == 2:
-            arr = arr[None]
-        if arr.ndim != 3:
-            raise ValueError(f"data must have shape (chains, k, d), got {np.shape(data)}")
-        self._check_dim(arr.shape[2])
-        if arr.shape[1] < self.min_points():
-            raise ValueError(f"data must hold at least {self.min_points()} points per chain for "
-                             f"estimator={self.estimator!r}, got {arr.shape[1]}")
-        return self.fit_moments(moments(arr))
-
-    def statistics(self, points: np.ndarray, *, truth=None) -> Moments:
-        """Moments of the points ``(chains, k, d)`` (see :func:`moments`)."""
-        return moments(points)
-
-    def fit_chains(self, points: np.ndarray, *, streams=None, previous=None,
-                   truth=None) -> PPCAModel:
-        """Fit from the points themselves (the engine's path when it keeps points)."""
-        return self.fit_moments(moments(points))
 
     def fit_moments(self, moments: Moments) -> PPCAModel:
         """Fit from sufficient statistics (no validation: the engine's path)."""
