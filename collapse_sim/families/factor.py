@@ -94,7 +94,7 @@ from . import _blas
 from ._lowrank import LowRankFitMixin, LowRankGaussian
 from .empirical import Empirical
 from .gaussian import Gaussian, _batched_points, _gaussian_of
-from .ppca import NoiseFree, _signed
+from .ppca import NoiseFree, _heldout_moments, _signed
 
 __all__ = ["FactorAnalysisFit", "FactorAnalysisModel", "factor_analysis_from_covariance"]
 
@@ -541,17 +541,6 @@ _register_stages()
 
 
 # -- metrics ---------------------------------------------------------------------------------
-
-_HELDOUT_MEMO: list = [None, None]  # [held-out array, (mean, covariance)]
-
-
-def _heldout_moments(heldout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if _HELDOUT_MEMO[0] is not heldout:
-        xbar = heldout.mean(axis=0)
-        dev = heldout - xbar
-        _HELDOUT_MEMO[:] = [heldout, (xbar, dev.T @ dev / heldout.shape[0])]
-    return _HELDOUT_MEMO[1]
-
 
 def nll(truth, model: FactorAnalysisModel, heldout: np.ndarray) -> np.ndarray:
     r"""Mean :math:`-\log q` of the held-out points under every model, ``(B,)``.
