@@ -10,6 +10,7 @@ import pytest
 
 import collapse_sim as cs
 from collapse_sim._kernels import ngram as kn
+from collapse_sim._kernels.rng import fill_raw
 from collapse_sim.families import ngram as fam
 from collapse_sim.sampling import chain_streams
 from collapse_sim.testing import check_family
@@ -195,6 +196,27 @@ def test_truth_draws_distinct_real_blocks(small_truth):
     for j in range(3):
         freq = np.bincount(index[:, j], minlength=10) / 20000
         assert np.abs(freq - 0.1).max() < 5 * np.sqrt(0.1 * 0.9 / 20000)
+
+
+@pytest.mark.parametrize("n_blocks,k", [(50, 7), (40, 40), (10**6, 5), (100_000, 4)])
+def test_block_draws_are_a_partial_fisher_yates_shuffle(n_blocks, k):
+    # small n_blocks take the dense array, large ones the hash map of swapped positions:
+    # both must be the first k steps of a Fisher-Yates shuffle on the chain's raw outputs
+    dense = n_blocks <= kn.DENSE_BLOCKS_FACTOR * k + kn.DENSE_BLOCKS_MIN
+    assert dense == (n_blocks < 10**5)
+    got = np.empty((3, k), np.int32)
+    kn.draw_blocks(chain_streams(4, 3).states.copy(), n_blocks, k, got)
+    raw = np.empty((3, k), np.uint64)
+    fill_raw(chain_streams(4, 3).states.copy(), raw)
+    for c in range(3):
+        perm, want = {}, []
+        for i in range(k):
+            span = n_blocks - i
+            u = np.float64(raw[c, i] >> np.uint64(11)) * np.float64(2.0**-53)
+            j = i + min(int(u * span), span - 1)
+            want.append(perm.get(j, j))
+            perm[j] = perm.get(i, i)
+        assert got[c].tolist() == want
 
 
 def test_unigram_survival_matches_wright_fisher_theory(docs):

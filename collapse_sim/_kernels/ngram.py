@@ -694,17 +694,42 @@ def text_statistics(texts, v, packed2, packed4, out):
                 out[c, 2] = repeated / keys.shape[0]
 
 
+#: :func:`draw_blocks` shuffles a dense array of all indices while ``n_blocks`` is at most
+#: this many times ``k`` (plus :data:`DENSE_BLOCKS_MIN`): filling it costs less than
+#: the hash map's probes then.
+DENSE_BLOCKS_FACTOR = 16
+DENSE_BLOCKS_MIN = 1 << 12
+
+
 @chain_kernel
 def draw_blocks(states, n_blocks, k, out_index):
     """``out_index`` ``(chains, k)``: per chain ``k`` distinct block indices in
-    ``[0, n_blocks)`` (``k <= n_blocks``), in random order (a partial Fisher–Yates
-    shuffle on a hash map of the swapped positions: :math:`O(k)` memory and time)."""
+    ``[0, n_blocks)`` (``k <= n_blocks``), in random order: the first ``k`` steps of a
+    Fisher–Yates shuffle of ``0 .. n_blocks - 1``. The positions it swaps live in a
+    dense array while ``n_blocks <=`` :data:`DENSE_BLOCKS_FACTOR` ``* k +``
+    :data:`DENSE_BLOCKS_MIN`, else in a hash map of the swapped positions only
+    (:math:`O(k)` memory and time); both make the same swaps, so the same indices."""
+    dense = n_blocks <= DENSE_BLOCKS_FACTOR * k + DENSE_BLOCKS_MIN
     for c in nb.prange(out_index.shape[0]):
         st = states[c]
         s0 = st[0]
         s1 = st[1]
         s2 = st[2]
         s3 = st[3]
+        if dense:
+            perm = np.arange(n_blocks).astype(np.int32)
+            for i in range(k):
+                r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+                span = n_blocks - i
+                j = i + min(np.int64(np.float64(r >> _U64(11)) * _SHIFT_53 * span), span - 1)
+                vj = perm[j]
+                perm[j] = perm[i]
+                out_index[c, i] = vj
+            st[0] = s0
+            st[1] = s1
+            st[2] = s2
+            st[3] = s3
+            continue
         mask = table_size(k) - 1
         keys = np.full(mask + 1, -1, dtype=np.int64)
         vals = np.empty(mask + 1, dtype=np.int32)
