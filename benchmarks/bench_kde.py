@@ -85,8 +85,9 @@ def _rows(repeats: int, quick: bool, label: str) -> list[dict]:
     chains, n, generations = QUICK_SIZES if quick else (CHAINS, N, GENERATIONS)
     loop_chains = min(LOOP_CHAINS, chains)
     t = truth()
-    for nll in (False, True):  # warm-up: compile both kernels at these sizes
-        ours(t, min(chains, 4), n, 1, nll)
+    for nll in (False, True):  # warm-up at these sizes: compiles (or loads) both builds
+        ours(t, min(chains, 4), n, 2, nll)  # the serial build (small jobs)
+        ours(t, chains, n, 2, nll)  # the parallel build; generation 2 refits on draws
     rows = []
     for nll in (False, True):
         jobs = [("ours", lambda nll=nll: ours(t, chains, n, generations, nll)),

@@ -37,7 +37,9 @@ whole training split, see :meth:`collapse_sim.Empirical.reference`):
 - ``mean_shift``: :math:`\lVert \bar x - \mu\rVert` from the training split's mean;
 - ``nll``: mean :math:`-\log \hat p` of the held-out rows (the measure Kazdan et al. use),
   over at most :data:`NLL_POINTS` of them (the first ones of the fixed held-out split);
-  :math:`O(\text{chains}\cdot n \cdot m)` per generation, the dominant cost of a run;
+  at most :math:`O(\text{chains}\cdot n \cdot m)` per generation, the dominant cost of
+  a run (only the centres within reach of each point are visited: the window of
+  ``collapse_sim._kernels.kde.mean_logpdf``);
 - ``ancestors``: how many of the generation-1 training points (the real sample) still
   have descendants among the current centres. Each drawn point inherits the identity of
   the centre it was drawn around; training points are matched to the previous model's
