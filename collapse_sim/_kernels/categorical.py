@@ -367,14 +367,36 @@ def smoothed_frequencies(counts, total, alpha, out):
             dest[j] = (row[j] + alpha) * inv
 
 
+#: Extra entries at the end of a resampling table (see :func:`_write_items`).
+TABLE_SLACK = 4
+
+
 @nb.njit
-def _resample_chain(s, counts, k, n, tokens, out, table):
-    """``n`` items drawn uniformly with replacement from the ``k`` items of ``counts``."""
+def _write_items(counts, table):
+    """``table[:k]``: category ``j`` written ``counts[j]`` times, in category order.
+
+    Every category writes its first :data:`TABLE_SLACK` entries unconditionally (the
+    surplus is overwritten by the next category, or lands in the table's slack), so
+    the common counts 0 to 4 take no branch: a loop over each count mispredicts about
+    once a category, which cost more than the draws themselves."""
     pos = 0
     for j in range(counts.shape[0]):
-        for _ in range(counts[j]):
-            table[pos] = j
-            pos += 1
+        cj = counts[j]
+        table[pos] = j
+        table[pos + 1] = j
+        table[pos + 2] = j
+        table[pos + 3] = j
+        if cj > TABLE_SLACK:
+            for q in range(TABLE_SLACK, cj):
+                table[pos + q] = j
+        pos += cj
+
+
+@nb.njit
+def _resample_chain(s, counts, k, n, tokens, out, table):
+    """``n`` items drawn uniformly with replacement from the ``k`` items of ``counts``
+    (``table``: scratch of ``k +`` :data:`TABLE_SLACK` entries)."""
+    _write_items(counts, table)
     write = tokens.shape[0] > 0
     bound = _U64(k)
     mask = _U64(0xFFFFFFFF)
@@ -443,7 +465,7 @@ def categorical_resample(states, counts, k, n, tokens, out):
             if row[j] > 0:
                 live += 1
         if n <= ALIAS_FACTOR * live:
-            table = np.empty(k, dtype=np.int32)
+            table = np.empty(k + TABLE_SLACK, dtype=np.int32)
             _resample_chain(states[c], row, k, n, tokens[c], out[c], table)
         else:
             _binomial_from_counts(states[c], row, k, n, tokens[c], out[c])
