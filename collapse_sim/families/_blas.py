@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+
+import numpy as np
+
 _CONTROLLER: list = []
 
 
@@ -19,3 +23,34 @@ def one_thread():
 
         _CONTROLLER.append(ThreadpoolController())
     return _CONTROLLER[0].limit(limits=1, user_api="blas")
+
+
+#: Batches of at least this many matrices are split over threads by :func:`eigh`.
+EIGH_SPLIT_MIN = 16
+_POOL: list = []
+
+
+def eigh(a):
+    """``numpy.linalg.eigh`` of a batch ``(B, d, d)``, BLAS/LAPACK on one thread, the batch
+    split into contiguous parts decomposed in parallel threads (numpy releases the GIL in
+    its LAPACK loops), as many as numba's thread count (``numba.set_num_threads``).
+
+    Each matrix goes through the same LAPACK call whatever the split, so the results are
+    the same bits as one ``eigh`` of the whole batch (a test asserts it).
+    """
+    import numba
+
+    threads = min(numba.get_num_threads(), max(1, a.shape[0] // (EIGH_SPLIT_MIN // 2)))
+    with one_thread():
+        if a.ndim != 3 or threads < 2 or a.shape[0] < EIGH_SPLIT_MIN:
+            return np.linalg.eigh(a)
+        if not _POOL:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _POOL.append(ThreadPoolExecutor(max_workers=8, thread_name_prefix="collapse_sim"))
+        bounds = np.linspace(0, a.shape[0], threads + 1).astype(int)
+        parts = [_POOL[0].submit(np.linalg.eigh, a[lo:hi])
+                 for lo, hi in itertools.pairwise(bounds[1:])]
+        first = np.linalg.eigh(a[bounds[0]:bounds[1]])
+        results = [first] + [p.result() for p in parts]
+    return (np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results]))

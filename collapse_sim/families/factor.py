@@ -392,8 +392,7 @@ def factor_analysis_iterations(cov: np.ndarray, n_components: int, count: float,
     for it in range(max_iter):
         root = np.sqrt(psi[active])
         scaled = cov[active] / (root[:, :, None] * root[:, None, :])
-        with _blas.one_thread():
-            lam, vec = np.linalg.eigh(scaled)
+        lam, vec = _blas.eigh(scaled)
         top = lam[:, : -q - 1: -1]  # the q largest, decreasing
         u = vec[:, :, : -q - 1: -1]
         rest = np.trace(scaled, axis1=1, axis2=2) - top.sum(axis=1)
