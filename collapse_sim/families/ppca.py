@@ -304,8 +304,7 @@ def ppca_from_covariance(mean: np.ndarray, cov: np.ndarray, n_components: int) -
     if not 1 <= q < d:
         raise ValueError(f"n_components={q} must be in [1, {d - 1}] for {d}-dimensional data "
                          "(PPCA keeps q < d directions and spreads the rest as noise)")
-    with _blas.one_thread():
-        lam, vec = np.linalg.eigh(cov)
+    lam, vec = _blas.eigh(cov)
     lam = lam[:, ::-1]
     top = np.maximum(lam[:, :1], 0.0)
     lam = np.where(lam > d * np.finfo(np.float64).eps * top, lam, 0.0)
