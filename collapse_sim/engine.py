@@ -210,7 +210,7 @@ def simulate(
                 f"least {fitter.min_points()}: raise n_samples or the policy's fraction/ratio"
             )
     statistics = fitter.needs == "statistics"
-    exact = _exact_path(sampling, truth, fitter, plan, policy, generation)
+    exact = _exact_path(sampling, truth, fitter, plan, policy, generation, n_items)
     kept = kept_bytes(policy, fitter, truth, chains, n_items, generations)
     if kept > getattr(policy, "max_bytes", np.inf):
         raise ValueError(
@@ -518,7 +518,7 @@ def _combine(parts, points: bool):
     return total
 
 
-def _exact_path(sampling, truth, fitter, plan, policy=None, stage=None) -> bool:
+def _exact_path(sampling, truth, fitter, plan, policy=None, stage=None, n=None) -> bool:
     """Whether to draw sufficient statistics directly; ValueError if asked where not exact."""
     if sampling not in ("auto", "exact", "explicit"):
         raise ValueError(f"sampling must be 'auto', 'exact' or 'explicit', got {sampling!r}")
@@ -543,6 +543,9 @@ def _exact_path(sampling, truth, fitter, plan, policy=None, stage=None) -> bool:
         reason = "KeepReal with a schedule keeps a different share of the real points"
     elif plan.real_resampled and plan.real:
         reason = "KeepReal(resample=True) draws subsets of the stored real points"
+    elif 0 < plan.real < (n or 0) and not type(truth).exact_keep_share:
+        reason = (f"the first {plan.real} rows of a {type(truth).__name__} sample have no "
+                  "law given all of them (rows are drawn without replacement)")
     if reason is None:
         return True
     if sampling == "exact":

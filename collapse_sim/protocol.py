@@ -20,7 +20,9 @@ Capabilities a family may opt into:
   ``Accumulate`` then keeps a running sum instead of the points. A model whose
   :attr:`Model.statistics_type` matches can draw those statistics without forming
   the points (:meth:`Model.draw_statistics`), with ``exact=True`` by their exact law
-  (a Wishart scatter, multinomial counts) at a cost that does not grow with ``k``;
+  (a Wishart scatter, multinomial counts) at a cost that does not grow with ``k``
+  (a data set's rows are their own exact statistics; :attr:`Model.exact_keep_share`
+  says whether such a truth allows ``KeepReal`` with a share of its sample on that path);
 - **held-out data** — :meth:`Model.heldout` returns real data not used for
   training (default: fresh draws from the truth; an empirical truth returns its
   held-out split);
@@ -70,6 +72,11 @@ class Model:
     statistics_type: ClassVar[type | None] = None
     #: Whether :meth:`draw_statistics` supports ``exact=True``.
     exact_statistics: ClassVar[bool] = False
+    #: Whether, as a truth on the exact path, a share ``0 < k < n`` of its real sample may
+    #: be kept (``KeepReal``): the statistics of the first ``k`` items are then drawn given
+    #: those of all ``n`` (Gaussian moments) or apart from them (counts of i.i.d. items).
+    #: Rows of a fixed data set, drawn without replacement, allow neither.
+    exact_keep_share: ClassVar[bool] = True
 
     # -- required ------------------------------------------------------------------------------
     @property

@@ -138,3 +138,54 @@ def test_without_held_out_rows_the_defaults_leave_out_nll():
     truth = cs.Empirical(cs.datasets.two_moons(200, seed=0), heldout=0.0)
     sim = cs.simulate(truth, cs.GaussianFit(), n_samples=20, generations=2, chains=2, seed=0)
     assert "nll" not in sim.metrics and "variance" in sim.metrics
+
+
+def test_statistics_are_the_moments_of_the_rows_draw_returns():
+    # same stream position: the same rows; their moments by the same arithmetic, without
+    # gathering them (collapse_sim._kernels.ppca.subset_moments)
+    truth = moons()
+    rows = truth.draw(300, chain_streams(3, 5))
+    stats_ = truth.draw_statistics(300, chain_streams(3, 5), exact=True)
+    ref = cs.families.ppca.moments(rows)
+    assert stats_.count == 300
+    np.testing.assert_array_equal(stats_.mean, ref.mean)
+    np.testing.assert_array_equal(stats_.scatter, ref.scatter)
+    np.testing.assert_allclose(stats_.mean, rows.mean(axis=1), rtol=1e-12, atol=1e-14)
+    empty = truth.draw_statistics(0, chain_streams(3, 5), exact=True)
+    assert empty.count == 0 and not empty.scatter.any()
+
+
+@pytest.mark.parametrize("fitter", [cs.GaussianFit(), cs.PPCAFit(n_components=1)])
+def test_statistics_fitters_take_the_exact_path_on_a_data_set(fitter):
+    # a data set's real sample is its own rows (exact by definition); the models' draws
+    # are then exact too (a Wishart scatter), so "auto" takes the exact path
+    truth = moons()
+    kw = dict(n_samples=200, generations=3, chains=4, seed=0, metrics=("variance",))
+    for policy in (cs.Replace(), cs.Accumulate(), cs.FreshReal(0.3), cs.KeepReal(1.0)):
+        sim = cs.simulate(truth, fitter, policy=policy, **kw)
+        assert sim.config["sampling"] == "exact"
+        explicit = cs.simulate(truth, fitter, policy=policy, sampling="explicit", **kw)
+        # generation 1 trains on the same real rows on both paths: the same numbers
+        np.testing.assert_allclose(sim.metrics["variance"][1], explicit.metrics["variance"][1],
+                                   rtol=1e-12)
+    # keeping a share of the real sample needs its first rows: the explicit path
+    assert cs.simulate(truth, fitter, policy=cs.KeepReal(0.5), **kw).config["sampling"] == \
+        "explicit"
+    with pytest.raises(ValueError, match="rows are drawn without replacement"):
+        cs.simulate(truth, fitter, policy=cs.KeepReal(0.5), sampling="exact", **kw)
+
+
+def test_exact_path_on_a_data_set_keeps_the_trace_law():
+    # PPCA and the Gaussian fit keep the trace of the sample covariance: under Replace
+    # E[tr C_t] = tr C_1 ((n - 1)/n)^(t - 1) given generation 1, on the exact path too.
+    # 400 chains: the last generation's mean trace has a standard error of about
+    # sd(tr C_t)/20; the tolerance is 5 of them (estimated from the run itself).
+    truth = cs.Empirical(cs.datasets.digits(), heldout=0.0)
+    n, g = 100, 8
+    sim = cs.simulate(truth, cs.PPCAFit(n_components=5), n_samples=n, generations=g,
+                      chains=400, seed=1, metrics=("variance",))
+    assert sim.config["sampling"] == "exact"
+    first, last = sim.metrics["variance"][1], sim.metrics["variance"][g]
+    expected = first.mean() * ((n - 1) / n) ** (g - 1)
+    se = last.std(ddof=1) / np.sqrt(last.size)
+    assert abs(last.mean() - expected) < 5 * se

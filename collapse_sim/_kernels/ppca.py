@@ -131,34 +131,52 @@ def latent_moments(states, k, mean, m2):
                 m2[c, a, b] = prod[a, b] - k * mean[c, a] * mean[c, b]
 
 
+@nb.njit
+def _rows_moments(src, index, mu, m2):
+    """Mean ``mu`` ``(d,)`` and centred scatter ``m2`` ``(d, d)`` of the rows ``src[index]``
+    (``index`` ``(k,)``): two passes (the mean, then the centred rows in blocks of
+    :data:`LATENT_ROWS`, one BLAS product per block), never a copy of all the rows."""
+    k = index.shape[0]
+    d = src.shape[1]
+    rows = min(k, LATENT_ROWS)
+    for j in range(d):
+        mu[j] = 0.0
+    for i in range(k):
+        x = src[index[i]]
+        for j in range(d):
+            mu[j] += x[j]
+    for j in range(d):
+        mu[j] /= k
+    buf = np.empty((rows, d))
+    prod = np.zeros((d, d))
+    done = 0
+    while done < k:
+        m = min(rows, k - done)
+        part = buf[:m]
+        for i in range(m):
+            x = src[index[done + i]]
+            for j in range(d):
+                part[i, j] = x[j] - mu[j]
+        prod += np.dot(part.T, part)
+        done += m
+    for a in range(d):
+        for b in range(d):
+            m2[a, b] = 0.5 * (prod[a, b] + prod[b, a])
+
+
 @chain_kernel
 def point_moments(points, mean, m2):
     """Mean ``mean[c]`` ``(d,)`` and centred scatter ``m2[c]`` ``(d, d)`` of ``points[c]``
-    ``(k, d)``: two passes (the mean, then the centred rows in blocks of
-    :data:`LATENT_ROWS`, one BLAS product per block), never a copy of all the points."""
-    chains, k, d = points.shape
-    rows = min(k, LATENT_ROWS)
-    for c in nb.prange(chains):
-        x = points[c]
-        mu = mean[c]
-        for j in range(d):
-            mu[j] = 0.0
-        for i in range(k):
-            for j in range(d):
-                mu[j] += x[i, j]
-        for j in range(d):
-            mu[j] /= k
-        buf = np.empty((rows, d))
-        prod = np.zeros((d, d))
-        done = 0
-        while done < k:
-            m = min(rows, k - done)
-            part = buf[:m]
-            for i in range(m):
-                for j in range(d):
-                    part[i, j] = x[done + i, j] - mu[j]
-            prod += np.dot(part.T, part)
-            done += m
-        for a in range(d):
-            for b in range(d):
-                m2[c, a, b] = 0.5 * (prod[a, b] + prod[b, a])
+    ``(k, d)`` (:func:`_rows_moments` over all its rows)."""
+    k = points.shape[1]
+    for c in nb.prange(points.shape[0]):
+        _rows_moments(points[c], np.arange(k), mean[c], m2[c])
+
+
+@chain_kernel
+def subset_moments(rows, index, mean, m2):
+    """Mean ``mean[c]`` and centred scatter ``m2[c]`` of the rows ``rows[index[c]]``
+    (``rows`` ``(N, d)``, ``index`` ``(chains, k)`` checked in range): the same numbers as
+    :func:`point_moments` of ``rows[index]``, without gathering the rows."""
+    for c in nb.prange(index.shape[0]):
+        _rows_moments(rows, index[c], mean[c], m2[c])

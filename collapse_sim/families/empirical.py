@@ -12,6 +12,12 @@ set is not: it has ``N`` rows, of which a fixed share is held out for evaluation
   so a real sample never repeats a row and ``n_samples`` can be at most the training
   split's size; a policy that draws fresh real data (``FreshReal``) draws a new subset
   each generation;
+- gives a moment fit (``GaussianFit``, ``PPCAFit``, ``FactorAnalysisFit``) the mean and
+  scatter of those rows without gathering them (:meth:`Empirical.draw_statistics`: the
+  same rows, the same numbers as the fit computes from them), so ``sampling="auto"``
+  takes the exact path, on which the models' own samples are drawn as statistics by
+  their exact law (except under ``KeepReal`` with a share strictly between 0 and 1:
+  the first rows of a sample drawn without replacement have no law given all of it);
 - returns the held-out split for metrics that need held-out data (``nll``);
 - is measured at generation 0 through the fitter's model of the *whole* training split
   (:meth:`Empirical.reference`): an empirical distribution has no density, so the row-0
@@ -34,10 +40,12 @@ import numpy as np
 
 from .._kernels import kde as _kde_kernels
 from .._kernels import ngram as _subsets
+from .._kernels import ppca as _rows_kernels
 from .._validation import check_int, check_real
 from ..datasets import Dataset
 from ..protocol import PointModel
 from ..registry import register_metric
+from ..sampling import Moments
 from .gaussian import Gaussian
 from .gaussian import nll as _gaussian_nll
 from .mixture import GaussianMixture, components, mean_logpdf
@@ -89,6 +97,9 @@ class Empirical(PointModel):
     """
 
     record_dims: ClassVar[dict[str, tuple[str, ...]]] = {"mean": ("dim",), "cov": ("dim", "dim2")}
+    statistics_type = Moments
+    exact_statistics = True
+    exact_keep_share = False
 
     def __init__(self, data, heldout: float = 0.2, *, name: str | None = None, labels=None,
                  split_seed: int = 0):
@@ -171,6 +182,21 @@ class Empirical(PointModel):
         out = np.empty((streams.chains, k, self.dim))
         _kde_kernels.gather_rows(self.train, index, out)  # = self.train[index], in numba
         return out
+
+    def draw_statistics(self, k: int, streams, *, exact: bool) -> Moments:
+        """Mean and centred scatter of ``k`` distinct training rows per chain: the rows
+        :meth:`draw` returns from the same stream position, never gathered (the moments
+        of a real sample are its own, so ``exact`` changes nothing)."""
+        k = check_int("k", k, minimum=0, maximum=self.train_size)
+        if k == 0:
+            return Moments(0, np.zeros((streams.chains, self.dim)),
+                           np.zeros((streams.chains, self.dim, self.dim)))
+        index = np.empty((streams.chains, k), dtype=np.int32)
+        _subsets.draw_blocks(streams.states, self.train_size, k, index)
+        mean = np.empty((streams.chains, self.dim))
+        scatter = np.empty((streams.chains, self.dim, self.dim))
+        _rows_kernels.subset_moments(self.train, index, mean, scatter)
+        return Moments(k, mean, scatter)
 
     @property
     def has_heldout(self) -> bool:
