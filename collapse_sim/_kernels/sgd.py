@@ -11,56 +11,57 @@ from .rng import next_normal, shuffle
 CONSTANT, INVERSE_TIME = 0, 1
 
 
-@nb.njit(parallel=True, cache=True, error_model="numpy")
-def _sgd_1d(x, states, mean, logscale, lr, batch, epochs, momentum, schedule, noise):
-    """:func:`sgd_gaussian` for ``d = 1`` on scalars (same updates, same draws)."""
-    chains, n, _ = x.shape
-    for c in nb.prange(chains):
-        s = states[c]
-        xc = x[c, :, 0]
-        perm = np.arange(n)
-        mu = mean[c, 0]
-        ell = logscale[c, 0]
-        v_mu = 0.0
-        v_ell = 0.0
-        steps_per_epoch = (n + batch - 1) // batch
-        step = 0
-        for _ in range(epochs):
-            shuffle(perm, s)
-            for start in range(0, n, batch):
-                stop = min(start + batch, n)
-                # sums of d = x - mu and d^2 over the minibatch, in two interleaved
-                # accumulators (halves the dependency chain of the additions)
-                s1a = s1b = s2a = s2b = 0.0
-                p = start
-                while p + 1 < stop:
-                    da = xc[perm[p]] - mu
-                    db = xc[perm[p + 1]] - mu
-                    s1a += da
-                    s2a += da * da
-                    s1b += db
-                    s2b += db * db
-                    p += 2
-                if p < stop:
-                    da = xc[perm[p]] - mu
-                    s1a += da
-                    s2a += da * da
-                s1 = s1a + s1b
-                s2 = s2a + s2b
-                m = stop - start
-                inv2 = math.exp(-2.0 * ell)  # 1 / variance
-                g_mu = -s1 * inv2  # sum of -y/sd with y = d/sd
-                g_ell = m - s2 * inv2  # sum of 1 - y^2
-                rate = lr if schedule == CONSTANT else lr / (1.0 + step / steps_per_epoch)
-                ga = g_mu / m + (noise * next_normal(s) if noise > 0.0 else 0.0)
-                v_mu = momentum * v_mu + ga
-                mu -= rate * v_mu
-                gl = g_ell / m + (noise * next_normal(s) if noise > 0.0 else 0.0)
-                v_ell = momentum * v_ell + gl
-                ell -= rate * v_ell
-                step += 1
-        mean[c, 0] = mu
-        logscale[c, 0] = ell
+@nb.njit(error_model="numpy")
+def _sgd_1d_chain(x, states, mean, logscale, c, lr, batch, epochs, momentum, schedule, noise):
+    """:func:`sgd_gaussian` of chain ``c`` for ``d = 1``, on scalars (same updates, same
+    draws); called from inside the kernel's chain loop, so it runs on whichever build
+    (serial or parallel) the dispatcher picked."""
+    n = x.shape[1]
+    s = states[c]
+    xc = x[c, :, 0]
+    perm = np.arange(n)
+    mu = mean[c, 0]
+    ell = logscale[c, 0]
+    v_mu = 0.0
+    v_ell = 0.0
+    steps_per_epoch = (n + batch - 1) // batch
+    step = 0
+    for _ in range(epochs):
+        shuffle(perm, s)
+        for start in range(0, n, batch):
+            stop = min(start + batch, n)
+            # sums of d = x - mu and d^2 over the minibatch, in two interleaved
+            # accumulators (halves the dependency chain of the additions)
+            s1a = s1b = s2a = s2b = 0.0
+            p = start
+            while p + 1 < stop:
+                da = xc[perm[p]] - mu
+                db = xc[perm[p + 1]] - mu
+                s1a += da
+                s2a += da * da
+                s1b += db
+                s2b += db * db
+                p += 2
+            if p < stop:
+                da = xc[perm[p]] - mu
+                s1a += da
+                s2a += da * da
+            s1 = s1a + s1b
+            s2 = s2a + s2b
+            m = stop - start
+            inv2 = math.exp(-2.0 * ell)  # 1 / variance
+            g_mu = -s1 * inv2  # sum of -y/sd with y = d/sd
+            g_ell = m - s2 * inv2  # sum of 1 - y^2
+            rate = lr if schedule == CONSTANT else lr / (1.0 + step / steps_per_epoch)
+            ga = g_mu / m + (noise * next_normal(s) if noise > 0.0 else 0.0)
+            v_mu = momentum * v_mu + ga
+            mu -= rate * v_mu
+            gl = g_ell / m + (noise * next_normal(s) if noise > 0.0 else 0.0)
+            v_ell = momentum * v_ell + gl
+            ell -= rate * v_ell
+            step += 1
+    mean[c, 0] = mu
+    logscale[c, 0] = ell
 
 
 @chain_kernel(error_model="numpy")
@@ -81,7 +82,9 @@ def sgd_gaussian(x, states, mean, logdiag, lower, lr, batch, epochs, momentum, s
     """
     chains, n, d = x.shape
     if d == 1:
-        _sgd_1d(x, states, mean, logdiag, lr, batch, epochs, momentum, schedule, noise)
+        for c in nb.prange(chains):
+            _sgd_1d_chain(x, states, mean, logdiag, c, lr, batch, epochs, momentum, schedule,
+                          noise)
         return
     for c in nb.prange(chains):
         s = states[c]
