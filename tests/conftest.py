@@ -14,3 +14,13 @@ def threads():
 
     yield set_threads
     numba.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _dispatch_ignores_the_machine_load(monkeypatch):
+    """Chain kernels pick their build by size alone in tests (not by how busy the machine
+    is, which would make the builds a test exercises depend on other processes);
+    tests/test_dispatch_load.py tests the load rule itself."""
+    from collapse_sim._kernels import _dispatch
+
+    monkeypatch.setattr(_dispatch, "BUSY_CORES", float("inf"))

@@ -5,10 +5,20 @@ Every chain-parallel kernel is compiled twice from the same Python source: with
 ``prange`` runs as a plain loop). Both give bit-identical results because chain
 ``c`` only touches row ``c`` of every array; a test asserts it. Small jobs run
 serially: waking worker threads costs more than it saves below
-:data:`PARALLEL_MIN_WORK` array elements, and on a shared, loaded machine it can
-cost milliseconds.
+:data:`PARALLEL_MIN_WORK` array elements.
+
+On a machine where other processes keep cores busy, every parallel region waits at
+its end for a worker the operating system has descheduled (up to a time slice, several
+milliseconds): two threads then ran slower than one, down to 0.4x on the SGD path
+(``python -m benchmarks.bench_threads``). So every job also runs serially while other
+processes used at least :data:`BUSY_CORES` cores over the last reading of the
+machine's CPU counters (Linux ``/proc/stat``, less this process's own CPU time, read at
+most every :data:`LOAD_INTERVAL` seconds; elsewhere the check is off). Which build runs
+never changes the results.
 """
 
+import os
+import time
 import types
 
 import numba as nb
@@ -16,13 +26,72 @@ import numpy as np
 
 #: Jobs whose largest array has fewer elements than this run on the serial build.
 PARALLEL_MIN_WORK = 1 << 14
+#: Cores other processes must keep busy for every job to run on the serial build
+#: (``math.inf``: never).
+BUSY_CORES = 0.5
+#: Seconds between two readings of the machine's CPU counters.
+LOAD_INTERVAL = 0.25
+
+
+def _cpu_counters() -> tuple[float, float, float] | None:
+    """(monotonic seconds, busy CPU seconds of the machine, CPU seconds of this process)."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if len(fields) < 8 or fields[0] != b"cpu":
+        return None
+    ticks = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    busy = sum(ticks) - ticks[3] - ticks[4]
+    own = os.times()
+    return time.monotonic(), busy / _CLOCK_TICKS, own.user + own.system
+
+
+try:
+    _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+    _CLOCK_TICKS = 100
+
+
+class _LoadWatch:
+    """Whether other processes keep at least :data:`BUSY_CORES` cores busy (Linux)."""
+
+    def __init__(self):
+        self.last = None
+        self.busy = False
+
+    def others_busy(self) -> bool:
+        if BUSY_CORES == np.inf:
+            return False
+        now = time.monotonic()
+        if self.last is not None and now - self.last[0] < LOAD_INTERVAL:
+            return self.busy
+        sample = _cpu_counters()
+        if sample is None:
+            return False
+        if self.last is not None:
+            wall = sample[0] - self.last[0]
+            others = (sample[1] - self.last[1]) - (sample[2] - self.last[2])
+            self.busy = others >= BUSY_CORES * wall
+        self.last = sample
+        return self.busy
+
+
+_LOAD = _LoadWatch()
+
+
+def use_parallel(work: int) -> bool:
+    """Whether a job whose largest array has ``work`` elements runs on the parallel build."""
+    return work >= PARALLEL_MIN_WORK and not _LOAD.others_busy()
 
 
 class ChainKernel:
     """A jitted chain loop with a ``parallel`` and a ``serial`` build.
 
     Calling it runs the parallel build when the largest array argument has at
-    least :data:`PARALLEL_MIN_WORK` elements, else the serial one.
+    least :data:`PARALLEL_MIN_WORK` elements and the machine is not busy with other
+    processes (:func:`use_parallel`), else the serial one.
     """
 
     def __init__(self, fn, error_model: str = "python"):
@@ -41,7 +110,7 @@ class ChainKernel:
 
     def __call__(self, *args):
         work = max((a.size for a in args if isinstance(a, np.ndarray)), default=0)
-        kernel = self.parallel if work >= PARALLEL_MIN_WORK else self.serial
+        kernel = self.parallel if use_parallel(work) else self.serial
         return kernel(*args)
 
 

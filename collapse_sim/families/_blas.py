@@ -33,14 +33,20 @@ _POOL: list = []
 def eigh(a):
     """``numpy.linalg.eigh`` of a batch ``(B, d, d)``, BLAS/LAPACK on one thread, the batch
     split into contiguous parts decomposed in parallel threads (numpy releases the GIL in
-    its LAPACK loops), as many as numba's thread count (``numba.set_num_threads``).
+    its LAPACK loops), as many as numba's thread count (``numba.set_num_threads``), or
+    one while other processes keep the cores busy (as the chain kernels decide,
+    ``collapse_sim._kernels._dispatch``).
 
     Each matrix goes through the same LAPACK call whatever the split, so the results are
     the same bits as one ``eigh`` of the whole batch (a test asserts it).
     """
     import numba
 
+    from .._kernels import _dispatch
+
     threads = min(numba.get_num_threads(), max(1, a.shape[0] // (EIGH_SPLIT_MIN // 2)))
+    if threads > 1 and _dispatch._LOAD.others_busy():  # cores taken: one thread (see there)
+        threads = 1
     with one_thread():
         if a.ndim != 3 or threads < 2 or a.shape[0] < EIGH_SPLIT_MIN:
             return np.linalg.eigh(a)

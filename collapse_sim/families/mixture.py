@@ -782,7 +782,7 @@ def mean_logpdf(model, pts) -> np.ndarray:
     # the work is chains x points x components, more than the largest array shows: the
     # chain-parallel build from PARALLEL_MIN_WORK of it (both builds give the same bits)
     work = w.shape[0] * pts.shape[0] * w.shape[1]
-    kernel = (_md.mean_logpdf.parallel if w.shape[0] > 1 and work >= _dispatch.PARALLEL_MIN_WORK
+    kernel = (_md.mean_logpdf.parallel if w.shape[0] > 1 and _dispatch.use_parallel(work)
               else _md.mean_logpdf.serial)
     kernel(np.ascontiguousarray(w), np.ascontiguousarray(m), _chol(c),
            np.ascontiguousarray(pts), out)
