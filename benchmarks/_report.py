@@ -21,6 +21,23 @@ def print_rows(rows: list[dict]) -> None:
             print("    " + "; ".join(details))
 
 
+def under_load(measure: Callable[[], list[dict]]) -> list[dict]:
+    """``measure()``'s rows, taken while one CPU-bound background process runs
+    (:func:`benchmarks.bench_categorical.cpu_load`, started and stopped here); each row's
+    note says so, with the share of a core the process got and whether it lived through."""
+    import os
+
+    from .bench_categorical import cpu_load
+
+    with cpu_load() as info:
+        rows = measure()
+    share = "" if info["cpu_share"] is None else f", it got {info['cpu_share']:.0%} of a core"
+    for row in rows:
+        row["note"] += (f"; under load: 1 busy Python process on {os.cpu_count()} CPUs{share}"
+                        f"{'' if info['alive'] else ' (it died early!)'}")
+    return rows
+
+
 def idle_then_loaded(rows: Callable[[int, bool, str], list[dict]]
                      ) -> tuple[Callable[..., list[dict]], Callable[..., list[dict]]]:
     """``(run, run_loaded)`` of a suite whose rows come from ``rows(repeats, quick, suffix)``.

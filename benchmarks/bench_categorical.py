@@ -62,7 +62,7 @@ import numpy as np
 
 import collapse_sim as cs
 
-from ._report import suite_main
+from ._report import suite_main, under_load
 
 #: Goal size of the issue: chains x V x n. Generations kept low (10) so that a full run,
 #: idle and loaded, stays around three minutes on a shared 2-core machine.
@@ -345,13 +345,7 @@ def run_loaded(repeats: int = 3, quick: bool = False) -> list[dict]:
         return []
     sizes = (CHAINS, V, N, GENERATIONS)
     warm_up(V, CHAINS, N)  # no-op cost if already warm; never compile under load
-    with cpu_load() as info:
-        rows = measure_goal(sizes, max(ROUNDS, repeats), tag="[loaded] ")
-    share = "" if info["cpu_share"] is None else f", it got {info['cpu_share']:.0%} of a core"
-    for row in rows:
-        row["note"] += (f"; under load: 1 busy Python process on {os.cpu_count()} CPUs{share}"
-                        f"{'' if info['alive'] else ' (it died early!)'}")
-    return rows
+    return under_load(lambda: measure_goal(sizes, max(ROUNDS, repeats), tag="[loaded] "))
 
 
 def run(repeats: int = 3, quick: bool = False, load: bool | None = None) -> list[dict]:

@@ -55,8 +55,8 @@ from scipy import special
 import collapse_sim as cs
 from collapse_sim._kernels._dispatch import PARALLEL_MIN_WORK
 
-from ._report import suite_main
-from .bench_categorical import cpu_load, interleaved, per_round, ratio_stats
+from ._report import suite_main, under_load
+from .bench_categorical import interleaved, per_round, ratio_stats
 
 CHAINS, GENERATIONS, N = 1000, 1000, 100
 QUICK_SIZES = (200, 200, 100)
@@ -259,13 +259,8 @@ def run_loaded(repeats: int = 3, quick: bool = False) -> list[dict]:
     """The same comparisons while one CPU-bound background process runs."""
     sizes = QUICK_SIZES if quick else (CHAINS, GENERATIONS, N)
     warm_up(sizes[0], sizes[2])  # never compile under load
-    with cpu_load() as info:
-        rows = measure(sizes, 2 if quick else max(ROUNDS, repeats), ", loaded", loaded=True)
-    share = "" if info["cpu_share"] is None else f", it got {info['cpu_share']:.0%} of a core"
-    for row in rows:
-        row["note"] += (f"; under load: 1 busy Python process on {os.cpu_count()} CPUs{share}"
-                        f"{'' if info['alive'] else ' (it died early!)'}")
-    return rows
+    rounds = 2 if quick else max(ROUNDS, repeats)
+    return under_load(lambda: measure(sizes, rounds, ", loaded", loaded=True))
 
 
 if __name__ == "__main__":

@@ -74,8 +74,8 @@ import numpy as np
 
 import collapse_sim as cs
 
-from ._report import suite_main
-from .bench_categorical import cpu_load, interleaved, per_round, ratio_stats
+from ._report import suite_main, under_load
+from .bench_categorical import interleaved, per_round, ratio_stats
 
 N, D, K = 1000, 2, 2
 TOL, MAX_ITER, REG_COVAR = 1e-3, 100, 1e-6
@@ -390,13 +390,9 @@ def run_loaded(repeats: int = 3, quick: bool = False, steps: dict | None = None)
         return []
     if steps is None:
         steps, _, _ = _steps(jax, CHAINS)  # never compile under load
-    with cpu_load() as info:
-        rows = measure(jax, steps, (CHAINS, GENERATIONS), max(ROUNDS, repeats), tag="[loaded] ")
-    share = "" if info["cpu_share"] is None else f", it got {info['cpu_share']:.0%} of a core"
-    for row in rows:
-        row["note"] += (f"; under load: 1 busy Python process on {os.cpu_count()} CPUs{share}"
-                        f"{'' if info['alive'] else ' (it died early!)'}")
-    return rows
+    rounds = max(ROUNDS, repeats)
+    return under_load(lambda: measure(jax, steps, (CHAINS, GENERATIONS), rounds,
+                                      tag="[loaded] "))
 
 
 def run(repeats: int = 3, quick: bool = False, load: bool | None = None) -> list[dict]:

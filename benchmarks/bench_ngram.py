@@ -77,8 +77,8 @@ import numpy as np
 import collapse_sim as cs
 from collapse_sim.sampling import chain_streams
 
-from ._report import suite_main
-from .bench_categorical import cpu_load, interleaved, per_round, ratio_stats
+from ._report import suite_main, under_load
+from .bench_categorical import interleaved, per_round, ratio_stats
 
 ORDER, BLOCK = 2, 64
 #: Blocks of the 1-chain comparisons (1e6 tokens) and of the nltk timing (scaled up).
@@ -623,14 +623,7 @@ def run_loaded(repeats: int = 3, quick: bool = False, setup: dict | None = None)
     if setup is None:
         setup = prepare(_truth(), _sizes(quick))
     warm_up(setup)  # never compile under load
-    with cpu_load() as info:
-        rows = measure_all(setup, max(ROUNDS, repeats), tag="[loaded] ")
-    share = "" if info["cpu_share"] is None else f", it got {info['cpu_share']:.0%} of a core"
-    for row in rows:
-        row["note"] += (f"; under load: 1 busy Python process on "
-                        f"{os.cpu_count()} CPUs{share}"
-                        f"{'' if info['alive'] else ' (it died early!)'}")
-    return rows
+    return under_load(lambda: measure_all(setup, max(ROUNDS, repeats), tag="[loaded] "))
 
 
 def run(repeats: int = 3, quick: bool = False, load: bool | None = None) -> list[dict]:

@@ -67,8 +67,8 @@ from threadpoolctl import threadpool_limits
 import collapse_sim as cs
 from collapse_sim.families.factor import FactorAnalysisFit
 
-from ._report import suite_main
-from .bench_categorical import cpu_load, interleaved, per_round, ratio_stats
+from ._report import suite_main, under_load
+from .bench_categorical import interleaved, per_round, ratio_stats
 
 #: Goal size: chains x n x d, q components; generations kept low so a full run (idle and
 #: loaded, 5 rounds each) stays around three minutes on a shared 2-core machine.
@@ -323,14 +323,9 @@ def run_loaded(repeats: int = 3, quick: bool = False) -> list[dict]:
     if quick:
         return []
     warm_up(digits_truth(), CHAINS, N, Q)
-    with cpu_load() as info:
-        rows = measure_goal((CHAINS, N, Q, GENERATIONS), max(ROUNDS, repeats), tag="[loaded] ")
-        rows += measure_fa((CHAINS, N, Q, GENERATIONS), max(ROUNDS, repeats), tag="[loaded] ")
-    share = "" if info["cpu_share"] is None else f", it got {info['cpu_share']:.0%} of a core"
-    for row in rows:
-        row["note"] += (f"; under load: 1 busy Python process on {os.cpu_count()} CPUs{share}"
-                        f"{'' if info['alive'] else ' (it died early!)'}")
-    return rows
+    sizes, rounds = (CHAINS, N, Q, GENERATIONS), max(ROUNDS, repeats)
+    return under_load(lambda: measure_goal(sizes, rounds, tag="[loaded] ")
+                      + measure_fa(sizes, rounds, tag="[loaded] "))
 
 
 def run(repeats: int = 3, quick: bool = False, load: bool | None = None) -> list[dict]:
