@@ -71,6 +71,20 @@ def _evaluate(x, w, mu, sd, upper):
     return tail, pdf, dpdf
 
 
+@nb.njit(inline="always")
+def _component_range(w, mu, sd, zj):
+    """Smallest and largest ``Phi(zj)``-quantile of the live components: the mixture's
+    lies between them."""
+    lo = np.inf
+    hi = -np.inf
+    for k in range(w.shape[0]):
+        if w[k] > 0.0:
+            v = mu[k] + sd[k] * zj
+            lo = min(lo, v)
+            hi = max(hi, v)
+    return lo, hi
+
+
 @nb.njit
 def _solve(w, mu, sd, zj, lo, hi, x, smin, res):
     """The ``Phi(zj)``-quantile in ``[lo, hi]`` from the guess ``x``; ``res`` receives
@@ -164,13 +178,7 @@ def _row(w, mu, sd, z, zw, tq, x, xp, xpp, res):
     prev = -np.inf
     for j in range(0, m, stride):
         zj = z[j]
-        blo = np.inf
-        bhi = -np.inf
-        for k in range(k_count):
-            if w[k] > 0.0:
-                v = mu[k] + sd[k] * zj
-                blo = min(blo, v)
-                bhi = max(bhi, v)
+        blo, bhi = _component_range(w, mu, sd, zj)
         lo = max(blo, prev)
         hi = bhi
         if j == 0 or not np.isfinite(xp[j - stride]):
@@ -193,13 +201,7 @@ def _row(w, mu, sd, z, zw, tq, x, xp, xpp, res):
             zj = z[j]
             a = j - half
             b = j + half
-            blo = np.inf
-            bhi = -np.inf
-            for k in range(k_count):
-                if w[k] > 0.0:
-                    v = mu[k] + sd[k] * zj
-                    blo = min(blo, v)
-                    bhi = max(bhi, v)
+            blo, bhi = _component_range(w, mu, sd, zj)
             lo = max(blo, x[a])
             hi = min(bhi, x[b])
             span = z[b] - z[a]
