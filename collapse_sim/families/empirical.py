@@ -174,12 +174,18 @@ class Empirical(PointModel):
                              "replacement): lower n_samples or heldout")
         return n_samples
 
-    def draw(self, k: int, streams) -> np.ndarray:
-        """``(chains, k, d)``: ``k`` distinct training rows per chain, in random order."""
+    def _row_index(self, k: int, streams) -> np.ndarray:
+        """``(chains, k)`` int32: ``k`` distinct training-row indices per chain, in random
+        order (``k`` checked against the training split)."""
         k = check_int("k", k, minimum=0, maximum=self.train_size)
         index = np.empty((streams.chains, k), dtype=np.int32)
         _subsets.draw_blocks(streams.states, self.train_size, k, index)
-        out = np.empty((streams.chains, k, self.dim))
+        return index
+
+    def draw(self, k: int, streams) -> np.ndarray:
+        """``(chains, k, d)``: ``k`` distinct training rows per chain, in random order."""
+        index = self._row_index(k, streams)
+        out = np.empty((streams.chains, index.shape[1], self.dim))
         _kde_kernels.gather_rows(self.train, index, out)  # = self.train[index], in numba
         return out
 
@@ -187,16 +193,14 @@ class Empirical(PointModel):
         """Mean and centred scatter of ``k`` distinct training rows per chain: the rows
         :meth:`draw` returns from the same stream position, never gathered (the moments
         of a real sample are its own, so ``exact`` changes nothing)."""
-        k = check_int("k", k, minimum=0, maximum=self.train_size)
-        if k == 0:
+        index = self._row_index(k, streams)
+        if index.shape[1] == 0:
             return Moments(0, np.zeros((streams.chains, self.dim)),
                            np.zeros((streams.chains, self.dim, self.dim)))
-        index = np.empty((streams.chains, k), dtype=np.int32)
-        _subsets.draw_blocks(streams.states, self.train_size, k, index)
         mean = np.empty((streams.chains, self.dim))
         scatter = np.empty((streams.chains, self.dim, self.dim))
         _rows_kernels.subset_moments(self.train, index, mean, scatter)
-        return Moments(k, mean, scatter)
+        return Moments(index.shape[1], mean, scatter)
 
     @property
     def has_heldout(self) -> bool:
