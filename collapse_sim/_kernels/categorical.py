@@ -312,7 +312,10 @@ def categorical_metrics(values, offset, scale, truth, log_truth, tail, heldout, 
     truth's rare set); ``heldout`` ``(V,)`` held-out frequencies; ``out`` ``(7, B)``:
     entropy, gini_simpson, support, tail_mass, tv, kl, nll (``inf`` where the truth or a
     held-out item has a dead category). One logarithm per live category, none when
-    ``logs`` is false (entropy, kl and nll are then NaN).
+    ``logs`` is false (entropy, kl and nll are then NaN). The total variation is summed
+    as :math:`\\sum_{q_j > 0} (q_j - p_j)^+` (equal to :math:`\\tfrac12\\sum_j |p_j - q_j|`
+    for two distributions): a sum of non-negative terms over the live categories only,
+    which ``live_counts.live_metrics`` computes with the same bits.
     """
     inv = 1.0 / scale
     for b in nb.prange(values.shape[0]):
@@ -327,8 +330,8 @@ def categorical_metrics(values, offset, scale, truth, log_truth, tail, heldout, 
         for j in range(q.shape[0]):
             x = (q[j] + offset) * inv
             p = truth[j]
-            tv += abs(p - x)
             if x > 0.0:
+                tv += max(x - p, 0.0)
                 sq += x * x
                 live += 1
                 if tail[j]:
@@ -348,7 +351,7 @@ def categorical_metrics(values, offset, scale, truth, log_truth, tail, heldout, 
         out[1, b] = 1.0 - sq
         out[2, b] = live
         out[3, b] = tm
-        out[4, b] = 0.5 * tv
+        out[4, b] = tv
         out[5, b] = max(kl, 0.0) if logs else math.nan
         out[6, b] = nll if logs else math.nan
 

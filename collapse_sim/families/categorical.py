@@ -44,6 +44,7 @@ from typing import ClassVar
 import numpy as np
 
 from .._kernels import categorical as _kc
+from .._kernels import live_counts as _kl
 from .._validation import as_float_array, check_int, check_real
 from ..protocol import Fitter, Model
 from ..registry import register_metric
@@ -60,23 +61,112 @@ TAIL_SHARE = 0.1
 
 
 @dataclass(frozen=True)
+class LiveCounts:
+    r"""Counts of a batch kept for its live categories only (see
+    ``collapse_sim._kernels.live_counts``): member ``m`` has ``live[m]`` entries from
+    ``off[m]`` on, categories ``ids`` (increasing) with counts ``vals`` (int32, > 0).
+    Members' entries never overlap; they need not be in member order."""
+
+    off: np.ndarray
+    live: np.ndarray
+    ids: np.ndarray
+    vals: np.ndarray
+    n_categories: int
+
+    @property
+    def members(self) -> int:
+        """Number of members (chains) in the batch."""
+        return self.live.shape[0]
+
+
 class Counts:
     r"""Category counts of ``count`` items per chain: the sufficient statistics of a fit.
 
-    Attributes
+    Kept in the form its producer made — dense ``(chains, V)``, or :class:`LiveCounts`
+    (the positive counts only: what the draws of a maximum-likelihood fit produce) —
+    and converted on first use of the other form.
+
+    Parameters
     ----------
     count : int
         Items per chain :math:`k`.
-    counts : ndarray
-        ``(chains, V)`` int64, each row summing to ``count``.
+    counts : ndarray, optional
+        ``(chains, V)`` integer counts, each row summing to ``count``.
+    live : LiveCounts, optional
+        The same counts in live form (give one of ``counts`` and ``live``).
     """
 
-    count: int
-    counts: np.ndarray
+    __slots__ = ("_dense", "_live", "count")
+
+    def __init__(self, count: int, counts: np.ndarray | None = None, *,
+                 live: LiveCounts | None = None):
+        if (counts is None) == (live is None):
+            raise TypeError("Counts takes one of counts and live")
+        self.count = count
+        self._dense = counts
+        self._live = live
+
+    @property
+    def counts(self) -> np.ndarray:
+        """``(chains, V)`` int64 counts, each row summing to :attr:`count`."""
+        if self._dense is None:
+            lv = self._live
+            dense = np.zeros((lv.members, lv.n_categories), dtype=np.int64)
+            _kl.live_to_dense(lv.off, lv.live, lv.ids, lv.vals, dense)
+            self._dense = dense
+        return self._dense
+
+    @property
+    def chains(self) -> int:
+        """Number of chains (members)."""
+        return self._dense.shape[0] if self._live is None else self._live.members
+
+    @property
+    def n_categories(self) -> int:
+        """Number of categories ``V``."""
+        return self._dense.shape[1] if self._live is None else self._live.n_categories
+
+    @property
+    def has_live(self) -> bool:
+        """Whether the live form exists already (no conversion needed)."""
+        return self._live is not None
+
+    def live_form(self) -> LiveCounts | None:
+        r"""The counts in live form (computed once from the dense form), or ``None`` when a
+        count could exceed the int32 entries (:attr:`count` :math:`\ge 2^{31}`)."""
+        if self._live is None:
+            if self.count >= 2**31:
+                return None
+            dense = np.ascontiguousarray(self._dense, dtype=np.int64)
+            live = np.count_nonzero(dense, axis=1).astype(np.int64)
+            off = _offsets(live)
+            out_live = np.empty_like(live)
+            ids = np.empty(off[-1], dtype=np.int32)
+            vals = np.empty(off[-1], dtype=np.int32)
+            _kl.live_from_dense(dense, off, out_live, ids, vals)
+            self._live = LiveCounts(off, out_live, ids, vals, dense.shape[1])
+        return self._live
 
     def __add__(self, other: Counts) -> Counts:
         """Counts of the union of both samples."""
         return Counts(self.count + other.count, self.counts + other.counts)
+
+    def __repr__(self) -> str:
+        return f"Counts(count={self.count}, chains={self.chains}, V={self.n_categories})"
+
+
+def _offsets(capacity: np.ndarray) -> np.ndarray:
+    """int64 offsets ``(B + 1,)`` of consecutive segments of the given capacities."""
+    off = np.zeros(capacity.shape[0] + 1, dtype=np.int64)
+    np.cumsum(capacity, out=off[1:])
+    return off
+
+
+def _empty_live(capacity: np.ndarray, n_categories: int) -> LiveCounts:
+    off = _offsets(capacity)
+    return LiveCounts(off, np.empty(capacity.shape[0], dtype=np.int64),
+                      np.empty(off[-1], dtype=np.int32), np.empty(off[-1], dtype=np.int32),
+                      n_categories)
 
 
 class Categorical(Model):
@@ -174,7 +264,9 @@ class Categorical(Model):
     # -- shape ---------------------------------------------------------------------------------
     @property
     def _shape(self) -> tuple[int, int]:
-        return self._probs.shape if self._counts is None else self._counts.counts.shape
+        if self._counts is None:
+            return self._probs.shape
+        return self._counts.chains, self._counts.n_categories
 
     @property
     def n_categories(self) -> int:
@@ -213,16 +305,14 @@ class Categorical(Model):
         """``(chains, k)`` int32 tokens; row ``c`` from member ``c`` with stream ``c``."""
         self._check_streams(k, streams)
         tokens = np.empty((streams.chains, k), dtype=np.int32)
-        scratch = np.zeros((streams.chains, self.n_categories), dtype=np.int64)
-        self._draw_into(k, streams, tokens, scratch)
-        return tokens
-
-    def _draw_into(self, k, streams, tokens, counts) -> None:
         if self._resamples(k):
-            _kc.categorical_resample(streams.states, self._counts.counts, self._counts.count, k,
-                                     tokens, counts)
+            self._resample(k, streams, tokens)
+        elif self.batch_size == 1:
+            _kl.draw_shared_tokens(streams.states, self.probs, k, tokens)
         else:
-            _kc.categorical_draw(streams.states, self.probs, k, tokens, counts)
+            scratch = np.zeros((streams.chains, self.n_categories), dtype=np.int64)
+            _kc.categorical_draw(streams.states, self.probs, k, tokens, scratch)
+        return tokens
 
     def draw_statistics(self, k: int, streams, *, exact: bool) -> Counts:
         """Multinomial counts of ``k`` items per chain without forming the items.
@@ -231,12 +321,33 @@ class Categorical(Model):
         an unsmoothed fit, an alias table for small ``k``, conditional binomials in
         :math:`O(V)` for large ``k``: see ``collapse_sim._kernels.categorical``), so
         the counts equal those of the tokens :meth:`draw` gives from the same stream
-        position, and ``exact`` changes nothing: both are exact.
+        position, and ``exact`` changes nothing: both are exact. Resampled counts and
+        the draws of a single distribution come in live form (positive counts only).
         """
         self._check_streams(k, streams)
-        counts = np.zeros((streams.chains, self.n_categories), dtype=np.int64)
-        self._draw_into(k, streams, np.empty((streams.chains, 0), dtype=np.int32), counts)
+        chains = streams.chains
+        if self._resamples(k):
+            return self._resample(k, streams, np.empty((chains, 0), dtype=np.int32))
+        if self.batch_size == 1 and k < 2**31:
+            probs = self.probs
+            capacity = np.full(chains, min(k, np.count_nonzero(probs[0])), dtype=np.int64)
+            out = _empty_live(capacity, self.n_categories)
+            _kl.draw_live(streams.states, probs, k, out.off, out.live, out.ids, out.vals)
+            return Counts(k, live=out)
+        counts = np.zeros((chains, self.n_categories), dtype=np.int64)
+        _kc.categorical_draw(streams.states, self.probs, k,
+                             np.empty((chains, 0), dtype=np.int32), counts)
         return Counts(k, counts)
+
+    def _resample(self, k: int, streams, tokens: np.ndarray) -> Counts:
+        """``k`` items per chain resampled from the training counts (``tokens``: the items,
+        when it has columns); their counts in live form."""
+        source = self._counts.live_form()
+        live = np.broadcast_to(source.live, (streams.chains,))
+        out = _empty_live(np.minimum(live, k), self.n_categories)
+        _kl.live_resample(streams.states, source.off, source.live, source.ids, source.vals,
+                          self._counts.count, k, tokens, out.off, out.live, out.ids, out.vals)
+        return Counts(k, live=out)
 
     def sample(self, n: int, seed=None) -> np.ndarray:
         """Draw ``n`` tokens from every member (member ``c`` uses chain ``c``'s stream).
@@ -330,9 +441,15 @@ def count_tokens(tokens: np.ndarray, n_categories: int) -> Counts:
         raise ValueError(f"tokens must be category ids in [0, {n_categories}), got range "
                          f"[{tokens.min()}, {tokens.max()}]")
     tokens = np.ascontiguousarray(tokens, dtype=np.int32)  # ids checked first: no wrap-around
-    out = np.zeros((tokens.shape[0], n_categories), dtype=np.int64)
-    _kc.count_tokens(tokens, out)
-    return Counts(tokens.shape[1], out)
+    k = tokens.shape[1]
+    if k >= 2**31:  # counts beyond int32: dense
+        out = np.zeros((tokens.shape[0], n_categories), dtype=np.int64)
+        _kc.count_tokens(tokens, out)
+        return Counts(k, out)
+    live = _empty_live(np.full(tokens.shape[0], min(k, n_categories), dtype=np.int64),
+                       n_categories)
+    _kl.count_live(tokens, n_categories, live.off, live.live, live.ids, live.vals)
+    return Counts(k, live=live)
 
 
 @dataclass(frozen=True)
@@ -376,6 +493,21 @@ class CategoricalFit(Fitter):
         # kept as counts: without smoothing, draws resample them (the empirical distribution)
         return Categorical._from_counts(stats, self.smoothing)
 
+    def fused_run(self, truth, plan, n_samples, generations, streams, *, exact, stage=None):
+        """Maximum-likelihood refits that replace their data: blocks of generations in one
+        kernel each (``collapse_sim._kernels.live_counts.live_run``).
+
+        Each chain resamples its own live counts generation after generation while they
+        stay in its cache, with the draws and arithmetic of the generation-by-generation
+        loop (the same models, bit for bit). Declined (``None``) with smoothing, a
+        generation stage, or a policy that keeps real, fresh or accumulated data.
+        """
+        if (self.smoothing != 0.0 or stage is not None or generations < 1 or plan.real
+                or plan.fresh or plan.pool != "none" or plan.synthetic != n_samples
+                or not isinstance(truth, Categorical) or n_samples >= 2**31):
+            return None
+        return _fused_blocks(self, truth, n_samples, generations, streams, exact)
+
     def fit(self, tokens, n_categories: int) -> Categorical:
         """Fit every chain's tokens ``(chains, k)`` (or ``(k,)``) over ``n_categories``."""
         n_categories = check_int("n_categories", n_categories, minimum=1,
@@ -392,6 +524,45 @@ class CategoricalFit(Fitter):
     def to_dict(self) -> dict:
         """JSON-serialisable description."""
         return {"type": "CategoricalFit", "smoothing": self.smoothing}
+
+
+#: Entries (8 bytes each) a block of the fused run may hold: 64 MiB.
+FUSED_BLOCK_ENTRIES = 1 << 23
+
+
+def _fused_blocks(fitter: CategoricalFit, truth: Categorical, n: int, generations: int,
+                  streams, exact: bool):
+    """``(first generation, size, models)`` blocks of :meth:`CategoricalFit.fused_run`.
+
+    Generation 1 is drawn as the generation-by-generation loop draws the real sample
+    (counts on the exact path, tokens then counts on the explicit one); every later
+    generation of a block comes from ``live_run`` in one parallel region.
+    """
+    chains = streams.chains
+    base = truth.broadcast(chains)
+    if exact:
+        real = base.draw_statistics(n, streams, exact=True)
+    else:
+        real = fitter.statistics(base.draw(n, streams), truth=truth)
+    model = fitter.fit_statistics(real)
+    yield 1, 1, model
+    source, count, t = model._counts.live_form(), real.count, 2
+    v = truth.n_categories
+    while t <= generations:
+        capacity = np.minimum(np.broadcast_to(source.live, (chains,)), n)
+        size = int(max(1, min(generations + 1 - t,
+                              FUSED_BLOCK_ENTRIES // max(int(capacity.sum()), 1))))
+        region = _offsets(capacity * size)  # chain c's generations, one after the other
+        out = LiveCounts(np.empty(size * chains, dtype=np.int64),
+                         np.empty(size * chains, dtype=np.int64),
+                         np.empty(region[-1], dtype=np.int32),
+                         np.empty(region[-1], dtype=np.int32), v)
+        _kl.live_run(streams.states, source.off, source.live, source.ids, source.vals, count,
+                     n, region, out.off, out.live, out.ids, out.vals)
+        yield t, size, Categorical._from_counts(Counts(n, live=out), 0.0)
+        last = (size - 1) * chains  # the last generation of the block starts the next one
+        source = LiveCounts(out.off[last:], out.live[last:], out.ids, out.vals, v)
+        count, t = n, t + size
 
 
 # -- metrics --------------------------------------------------------------------------------------
@@ -421,8 +592,14 @@ def _all_metrics(truth, model, heldout: np.ndarray | None, selection=None) -> np
     p = truth.probs[0]
     with np.errstate(divide="ignore"):
         log_p = np.log(p)
-    if model._counts is not None and model._probs is None:  # straight from the counts
-        counts = model._counts
+    counts = model._counts
+    if counts is not None and model._alpha == 0.0 and counts.has_live:
+        lv = counts.live_form()  # the positive counts only: O(live) per member
+        per_category = np.stack([p, log_p, freq, tail.astype(np.float64)], axis=1)
+        flags = (p > 0).astype(np.int64) + ((freq > 0).astype(np.int64) << 32)
+        _kl.live_metrics(lv.off, lv.live, lv.ids, lv.vals, counts.count, per_category, flags,
+                         np.count_nonzero(p), np.count_nonzero(freq), logs, out)
+    elif counts is not None:  # straight from the counts
         denom = counts.count + v * model._alpha
         _kc.categorical_metrics(counts.counts, model._alpha, denom, p, log_p, tail, freq, logs,
                                 out)

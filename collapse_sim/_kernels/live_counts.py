@@ -1,0 +1,585 @@
+r"""Category counts kept for the live categories only, jitted.
+
+A maximum-likelihood categorical fit gives probability 0 to every category its
+training set missed, and those never come back: after a few Wright–Fisher steps most
+of a vocabulary is dead. So a batch of fitted counts is kept *live* — per member
+only the categories with a positive count, in increasing order — as flat arrays with
+offsets (the layout of a CSR matrix with one row per member):
+
+=========== ================ ===================================================
+array       length           meaning
+=========== ================ ===================================================
+``off``     members + 1      member ``m`` may use entries ``off[m]`` to ``off[m+1]``
+``live``    members          :math:`L_m`: entries in use (the live categories)
+``ids``     ``off[-1]``      category of each entry, increasing within a member
+``vals``    ``off[-1]``      its count :math:`c_j > 0` (int32)
+=========== ================ ===================================================
+
+A member's capacity ``off[m+1] - off[m]`` may exceed ``live[m]`` (it is a bound fixed
+before the draws: a sample of :math:`n` items from :math:`L` live categories has at
+most :math:`\min(n, L)`); the entries beyond ``live[m]`` are never read.
+
+Drawing ``n`` items from the empirical distribution :math:`c_j / k` of a member and
+counting them costs :math:`O(k + n + L)` and touches only arrays of that size, and its
+metrics cost :math:`O(L)`, where the dense counts cost :math:`O(V)` per member and
+generation. The draws are those of :func:`collapse_sim._kernels.categorical.categorical_resample`
+(the same rule, methods and stream positions), so the counts are the same numbers.
+"""
+
+import math
+
+import numba as nb
+import numpy as np
+
+from ._dispatch import chain_kernel
+from .categorical import (
+    ALIAS_FACTOR,
+    TABLE_SLACK,
+    _alias_build,
+    _alias_draws,
+    _live,
+    _shuffled_tokens,
+    _xoshiro,
+    next_binomial,
+)
+from .rng import shuffle
+
+_U64 = nb.uint64
+_SHIFT_53 = 1.0 / 9007199254740992.0  # 2**-53
+
+
+@nb.njit(inline="always")
+def _write_local_items(vals, a, live, table):
+    """``table[:k]``: entry ``r`` (local index) written ``vals[a + r]`` times, in order.
+
+    As :func:`collapse_sim._kernels.categorical._write_items`: the first
+    :data:`TABLE_SLACK` copies of every entry are stored unconditionally."""
+    pos = 0
+    for r in range(live):
+        cr = vals[a + r]
+        table[pos] = r
+        table[pos + 1] = r
+        table[pos + 2] = r
+        table[pos + 3] = r
+        if cr > TABLE_SLACK:
+            for q in range(TABLE_SLACK, cr):
+                table[pos + q] = r
+        pos += cr
+
+
+@nb.njit
+def _shuffled_ids(st, ids, a, cnt, live, tokens):
+    """Entry ``r``'s category written ``cnt[r]`` times, in order, then shuffled: the
+    tokens ``_shuffled_tokens`` writes from the same counts."""
+    pos = 0
+    for r in range(live):
+        j = ids[a + r]
+        for _ in range(cnt[r]):
+            tokens[pos] = j
+            pos += 1
+    shuffle(tokens, st)
+
+
+@nb.njit(inline="always")
+def _picks(st, k, n, tokens, ids, a, table, hits):
+    """``n`` uniform picks in ``[0, k)`` from stream ``st`` (Lemire's bounded integers on
+    the two 32-bit halves of each output, with his rejection step: exactly uniform; the
+    state in registers), counted by position in ``hits`` (zeroed); with ``tokens``, item
+    ``i`` is also written, ``ids[a + table[pick]]``."""
+    write = tokens.shape[0] > 0
+    bound = _U64(k)
+    mask = _U64(0xFFFFFFFF)
+    threshold = (mask + _U64(1) - bound) % bound  # 2**32 mod k: the rejection zone
+    s0 = st[0]
+    s1 = st[1]
+    s2 = st[2]
+    s3 = st[3]
+    i = 0
+    while i < n:  # the low half of each output first, then the high half (if still needed)
+        word, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+        m = (word & mask) * bound
+        if (m & mask) >= threshold:  # else rejected
+            u = np.int64(m >> _U64(32))
+            hits[u] += 1
+            if write:
+                tokens[i] = ids[a + table[u]]
+            i += 1
+        m = (word >> _U64(32)) * bound
+        if i < n and (m & mask) >= threshold:
+            u = np.int64(m >> _U64(32))
+            hits[u] += 1
+            if write:
+                tokens[i] = ids[a + table[u]]
+            i += 1
+    st[0] = s0
+    st[1] = s1
+    st[2] = s2
+    st[3] = s3
+
+
+@nb.njit(inline="always")
+def _prefix(hits, k):
+    """Exclusive prefix sums of ``hits[:k + 1]`` in place: ``hits[u]`` = hits before ``u``."""
+    below = 0
+    for u in range(k + 1):
+        h = hits[u]
+        hits[u] = below
+        below += h
+
+
+@nb.njit(inline="always")
+def _runs(vals, a, live, hits, cnt):
+    """``cnt[r]``: the hits in entry ``r``'s run of positions, from the prefix sums."""
+    pos = 0
+    for r in range(live):
+        end = pos + vals[a + r]
+        cnt[r] = hits[end] - hits[pos]
+        pos = end
+
+
+@nb.njit(inline="always")
+def _compact(ids, a, live, cnt, o_ids, o_vals, b):
+    """The entries with ``cnt > 0`` (categories ``ids[a:]``) written at ``b``; their number."""
+    out = 0
+    for r in range(live):
+        x = cnt[r]
+        o_ids[b + out] = ids[a + r]
+        o_vals[b + out] = x
+        out += x > 0
+    return out
+
+
+@nb.njit
+def _resample_pair(st0, st1, ids, vals, a0, a1, live0, live1, k, n, cnt0, cnt1, hits0,
+                   hits1, o_ids, o_vals, b0, b1):
+    """:func:`_resample_member` (count path, uniform picks) for two chains at once: their
+    draws and prefix sums interleaved, two independent dependency chains for the
+    processor to overlap. Each chain's draws are those it makes alone."""
+    for u in range(k + 1):
+        hits0[u] = 0
+        hits1[u] = 0
+    _picks_pair(st0, st1, k, n, hits0, hits1)
+    below0 = 0
+    below1 = 0
+    for u in range(k + 1):
+        h0 = hits0[u]
+        h1 = hits1[u]
+        hits0[u] = below0
+        hits1[u] = below1
+        below0 += h0
+        below1 += h1
+    _runs(vals, a0, live0, hits0, cnt0)
+    _runs(vals, a1, live1, hits1, cnt1)
+    return (_compact(ids, a0, live0, cnt0, o_ids, o_vals, b0),
+            _compact(ids, a1, live1, cnt1, o_ids, o_vals, b1))
+
+
+@nb.njit
+def _picks_pair(st0, st1, k, n, hits0, hits1):
+    """The position hits of :func:`_picks` for two streams, one output of each per step
+    while both need draws, then the one left alone: each stream makes exactly the draws
+    (and rejections) it makes alone, and stops at the same output."""
+    bound = _U64(k)
+    mask = _U64(0xFFFFFFFF)
+    threshold = (mask + _U64(1) - bound) % bound
+    a0 = st0[0]
+    a1 = st0[1]
+    a2 = st0[2]
+    a3 = st0[3]
+    b0 = st1[0]
+    b1 = st1[1]
+    b2 = st1[2]
+    b3 = st1[3]
+    i = 0
+    j = 0
+    while i < n and j < n:
+        wa, a0, a1, a2, a3 = _xoshiro(a0, a1, a2, a3)
+        wb, b0, b1, b2, b3 = _xoshiro(b0, b1, b2, b3)
+        m = (wa & mask) * bound
+        if (m & mask) >= threshold:
+            hits0[np.int64(m >> _U64(32))] += 1
+            i += 1
+        m = (wb & mask) * bound
+        if (m & mask) >= threshold:
+            hits1[np.int64(m >> _U64(32))] += 1
+            j += 1
+        m = (wa >> _U64(32)) * bound
+        if i < n and (m & mask) >= threshold:
+            hits0[np.int64(m >> _U64(32))] += 1
+            i += 1
+        m = (wb >> _U64(32)) * bound
+        if j < n and (m & mask) >= threshold:
+            hits1[np.int64(m >> _U64(32))] += 1
+            j += 1
+    st0[0] = a0
+    st0[1] = a1
+    st0[2] = a2
+    st0[3] = a3
+    st1[0] = b0
+    st1[1] = b1
+    st1[2] = b2
+    st1[3] = b3
+    empty = np.empty(0, dtype=np.int32)
+    if i < n:
+        _picks(st0, k, n - i, empty, empty, 0, empty, hits0)
+    if j < n:
+        _picks(st1, k, n - j, empty, empty, 0, empty, hits1)
+
+
+@nb.njit
+def _resample_member(st, ids, vals, a, live, k, n, cnt, table, hits, tokens, o_ids, o_vals,
+                     b):
+    """Draw ``n`` items from the member at ``a`` (``live`` entries, ``k`` items) with stream
+    ``st``; write their live counts at ``b`` and return how many categories are live.
+
+    ``cnt`` (at least ``live``), ``hits`` (at least ``k + 1``) and, for tokens,
+    ``table`` (at least ``k +`` :data:`TABLE_SLACK`) are scratch; ``tokens`` (length
+    ``n``, or 0 for none) receives the items themselves. The rule and the draws are
+    those of ``categorical_resample``: with at most :data:`ALIAS_FACTOR` items per live
+    category, ``n`` uniform picks among the ``k`` training items sorted by category;
+    else conditional binomials on the counts and, for tokens, a shuffle.
+
+    The picks are counted by *position* among the sorted items (``hits``: nearly
+    uniform, so consecutive increments rarely hit the same word, where counting by
+    category stalls on the frequent ones), and category ``r``'s count is the number of
+    hits in its run :math:`[C_{r-1}, C_r)` of positions: a difference of prefix sums.
+    So counting needs no table of the items, and gives the numbers the table would.
+    """
+    if n <= ALIAS_FACTOR * live:
+        if tokens.shape[0] > 0:
+            _write_local_items(vals, a, live, table)
+        for u in range(k + 1):
+            hits[u] = 0
+        _picks(st, k, n, tokens, ids, a, table, hits)
+        _prefix(hits, k)
+        _runs(vals, a, live, hits, cnt)
+    else:
+        for r in range(live):
+            cnt[r] = 0
+        left = n
+        remaining = k
+        for r in range(live):
+            if left == 0:
+                break
+            c = vals[a + r]
+            x = next_binomial(st, left, c / remaining)
+            cnt[r] = x
+            left -= x
+            remaining -= c
+        if tokens.shape[0] > 0:
+            _shuffled_ids(st, ids, a, cnt, live, tokens)
+    return _compact(ids, a, live, cnt, o_ids, o_vals, b)
+
+
+@chain_kernel
+def live_resample(states, off, live, ids, vals, k, n, tokens, o_off, o_live, o_ids, o_vals):
+    """One draw of ``n`` items per chain from the live counts of ``k`` items per member
+    (a batch of one member is shared by every chain); their live counts into ``o_*``
+    (capacity :math:`\\min(n, L)` per chain) and, if ``tokens`` ``(chains, n)`` has
+    columns, the items."""
+    step = 0 if live.shape[0] == 1 else 1  # member c * step: shared or per chain
+    for c in nb.prange(states.shape[0]):
+        m = c * step
+        cnt = np.empty(max(live[m], 1), dtype=np.int32)
+        table = np.empty(k + TABLE_SLACK if tokens.shape[1] > 0 else 0, dtype=np.int32)
+        hits = np.empty(k + 1, dtype=np.int32)
+        o_live[c] = _resample_member(states[c], ids, vals, off[m], live[m], k, n, cnt, table,
+                                     hits, tokens[c], o_ids, o_vals, o_off[c])
+
+
+@chain_kernel
+def live_run(states, off, live, ids, vals, k, n, region, o_off, o_live, o_ids, o_vals):
+    """Generations of resampling in one pass: member ``g * chains + c`` of the output
+    is chain ``c`` after ``g + 1`` draws of ``n`` items, the first from the live counts
+    of ``k`` items of member ``c`` of the input (or its only member), the next ones from
+    the previous output. Bit-identical to calling :func:`live_resample` once per
+    generation.
+
+    Chain ``c`` writes its generations one after the other from ``region[c]`` (room for
+    ``size`` times its first live count, at most ``n``), each right after the previous
+    one's live entries, and records where in ``o_off``: a chain's counts stay in its
+    cache from one generation to the next, and only the entries written are touched.
+    Chains go in pairs whose draws interleave (:func:`_resample_pair`) while both draw
+    by uniform picks.
+    """
+    chains = states.shape[0]
+    size = o_live.shape[0] // chains
+    step = 0 if live.shape[0] == 1 else 1  # member c * step: shared or per chain
+    empty = np.empty(0, dtype=np.int32)
+    for q in nb.prange((chains + 1) // 2):
+        c0 = 2 * q
+        c1 = min(c0 + 1, chains - 1)  # an odd last chain pairs with itself: done alone
+        width = max(k, n) + 1
+        hits0 = np.empty(width, dtype=np.int32)
+        hits1 = np.empty(width, dtype=np.int32)
+        l0 = live[c0 * step]
+        l1 = live[c1 * step]
+        cnt0 = np.empty(max(l0, 1), dtype=np.int32)
+        cnt1 = np.empty(max(l1, 1), dtype=np.int32)
+        st0 = states[c0]
+        st1 = states[c1]
+        src_ids = ids
+        src_vals = vals
+        a0 = off[c0 * step]
+        a1 = off[c1 * step]
+        b0 = region[c0]
+        b1 = region[c1]
+        kk = k
+        for g in range(size):
+            if c1 != c0 and n <= ALIAS_FACTOR * l0 and n <= ALIAS_FACTOR * l1:
+                l0, l1 = _resample_pair(st0, st1, src_ids, src_vals, a0, a1, l0, l1, kk, n,
+                                        cnt0, cnt1, hits0, hits1, o_ids, o_vals, b0, b1)
+            else:
+                l0 = _resample_member(st0, src_ids, src_vals, a0, l0, kk, n, cnt0, empty,
+                                      hits0, empty, o_ids, o_vals, b0)
+                if c1 != c0:
+                    l1 = _resample_member(st1, src_ids, src_vals, a1, l1, kk, n, cnt1, empty,
+                                          hits1, empty, o_ids, o_vals, b1)
+            m = g * chains
+            o_off[m + c0] = b0
+            o_live[m + c0] = l0
+            if c1 != c0:
+                o_off[m + c1] = b1
+                o_live[m + c1] = l1
+            src_ids = o_ids
+            src_vals = o_vals
+            a0 = b0
+            a1 = b1
+            b0 += l0
+            b1 += l1
+            kk = n
+
+
+@chain_kernel
+def count_live(tokens, v, o_off, o_live, o_ids, o_vals):
+    r"""Live counts of every chain's tokens ``(chains, k)`` over ``v`` categories (ids
+    checked by the caller; capacity :math:`\min(k, V)` per chain)."""
+    for c in nb.prange(tokens.shape[0]):
+        row = tokens[c]
+        cnt = np.zeros(v, dtype=np.int32)
+        for i in range(row.shape[0]):
+            cnt[row[i]] += 1
+        b = o_off[c]
+        out = 0
+        for j in range(v):
+            x = cnt[j]
+            o_ids[b + out] = j
+            o_vals[b + out] = x
+            out += x > 0
+        o_live[c] = out
+
+
+@chain_kernel
+def draw_shared_tokens(states, probs, n, tokens):
+    """``tokens`` ``(chains, n)``: the items ``categorical_draw`` writes from one shared
+    distribution ``probs`` ``(1, V)`` (the same draws, by the same rule), with its alias
+    table or tail sums built once for all chains instead of once per chain."""
+    p = probs[0]
+    v = p.shape[0]
+    idx = np.empty(v, dtype=np.int64)
+    thresh = np.empty(v)
+    alias = np.empty(v, dtype=np.int64)
+    work = np.empty(v, dtype=np.int64)
+    kk = _live(p, idx)
+    use_alias = n <= ALIAS_FACTOR * kk
+    if use_alias:
+        _alias_build(p, idx, kk, thresh, alias, work)
+    else:
+        _tail_sums(p, thresh)
+    for c in nb.prange(states.shape[0]):
+        if use_alias:
+            _alias_draws(states[c], idx, kk, thresh, alias, n, tokens[c], work[:0])
+        else:
+            counts = np.zeros(v, dtype=np.int64)
+            _binomial_tail_counts(states[c], p, n, counts, thresh)
+            _shuffled_tokens(states[c], counts, tokens[c])
+
+
+@nb.njit(inline="always")
+def _tail_sums(p, tail):
+    """``tail[j]``: the sum of ``p[j:]``, accumulated from the rarest end (as
+    ``_binomial_counts`` does)."""
+    acc = 0.0
+    for j in range(p.shape[0] - 1, -1, -1):
+        acc += p[j]
+        tail[j] = acc
+
+
+@chain_kernel
+def live_from_dense(counts, o_off, o_live, o_ids, o_vals):
+    """The live form of dense counts ``(B, V)`` (capacities at least the live counts)."""
+    for c in nb.prange(counts.shape[0]):
+        row = counts[c]
+        b = o_off[c]
+        out = 0
+        for j in range(row.shape[0]):
+            x = row[j]
+            if x > 0:
+                o_ids[b + out] = j
+                o_vals[b + out] = x
+                out += 1
+        o_live[c] = out
+
+
+@chain_kernel
+def live_to_dense(off, live, ids, vals, out):
+    """Dense counts ``out`` ``(B, V)`` int64 (zeroed) of live counts."""
+    for c in nb.prange(out.shape[0]):
+        a = off[c]
+        row = out[c]
+        for r in range(live[c]):
+            row[ids[a + r]] = vals[a + r]
+
+
+@chain_kernel
+def draw_live(states, probs, n, o_off, o_live, o_ids, o_vals):
+    """Multinomial counts of ``n`` items per chain from ``probs`` ``(1, V)`` (shared), in
+    live form (capacity :math:`\\min(n, K)` per chain, :math:`K` the categories of
+    positive probability). The same draws as ``categorical_draw`` (alias table or
+    conditional binomials, by the same rule), the tables built once for all chains."""
+    p = probs[0]
+    v = p.shape[0]
+    idx = np.empty(v, dtype=np.int64)
+    thresh = np.empty(v)
+    alias = np.empty(v, dtype=np.int64)
+    work = np.empty(v, dtype=np.int64)
+    kk = _live(p, idx)
+    use_alias = n <= ALIAS_FACTOR * kk
+    if use_alias:
+        _alias_build(p, idx, kk, thresh, alias, work)
+    else:
+        _tail_sums(p, thresh)
+    for c in nb.prange(states.shape[0]):
+        cnt = np.zeros(v if not use_alias else max(kk, 1), dtype=np.int64)
+        if use_alias:
+            hits = np.empty(2 * kk, dtype=np.int32)
+            _alias_hits(states[c], kk, thresh, alias, n, hits)
+            for i in range(kk):
+                cnt[i] += hits[2 * i]
+                cnt[alias[i]] += hits[2 * i + 1]
+        else:
+            _binomial_tail_counts(states[c], p, n, cnt, thresh)
+        b = o_off[c]
+        out = 0
+        for i in range(kk):
+            j = idx[i]
+            x = cnt[i] if use_alias else cnt[j]
+            o_ids[b + out] = j
+            o_vals[b + out] = x
+            out += x > 0
+        o_live[c] = out
+
+
+@nb.njit
+def _alias_hits(st, kk, thresh, alias, n, hits):
+    """The draws of ``_alias_draws`` counted by (slot, whether the slot's alias was
+    taken) in ``hits[2 slot + taken]``: all slots are equally likely, so consecutive
+    increments rarely hit the same word (counting by category stalls on the frequent
+    ones). Item ``i``'s category is ``slot`` or ``alias[slot]`` as there."""
+    for i in range(2 * kk):
+        hits[i] = 0
+    s0 = st[0]
+    s1 = st[1]
+    s2 = st[2]
+    s3 = st[3]
+    scale = kk * _SHIFT_53
+    for _ in range(n):
+        r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+        x = np.float64(r >> _U64(11)) * scale
+        slot = min(np.int64(x), kk - 1)
+        hits[2 * slot + (x - slot >= thresh[slot])] += 1
+    st[0] = s0
+    st[1] = s1
+    st[2] = s2
+    st[3] = s3
+
+
+@nb.njit
+def _binomial_tail_counts(s, p, n, counts, tail):
+    """``_binomial_counts`` with the tail sums ``tail`` given (the same draws)."""
+    left = n
+    for j in range(p.shape[0]):
+        if left == 0:
+            break
+        if p[j] <= 0.0:
+            continue
+        x = next_binomial(s, left, min(1.0, p[j] / tail[j]))
+        counts[j] = x
+        left -= x
+
+
+#: The metrics read the logarithms of :math:`c/k` from a table of all ``k + 1`` values
+#: when there are at least this many entries per table value (else they compute them).
+LOG_TABLE_USE = 2
+
+
+@chain_kernel
+def live_metrics(off, live, ids, vals, k, per_category, flags, truth_support,
+                 heldout_support, logs, out):
+    r"""The seven categorical metrics of every member from its live counts of ``k`` items.
+
+    The same arithmetic, term by term and in the same order, as
+    ``categorical.categorical_metrics`` on the dense counts (``q_j = c_j \cdot (1/k)``):
+    the same bits. ``per_category`` ``(V, 4)`` holds, per category, the truth's
+    probability :math:`p_j`, its logarithm, the held-out frequency :math:`h_j` and 1.0 if
+    the category is in the truth's rare set (else 0.0): one cache line serves all four.
+    ``flags[j]`` is :math:`[p_j > 0] + 2^{32} [h_j > 0]`, so one sum over the live
+    entries counts both supports: a member missing a category of the truth
+    (``truth_support`` of them) or of the held-out sample has ``kl`` (``nll``) ``inf``.
+    With ``k`` small against the entries, :math:`\log(c/k)` and
+    :math:`c/k \cdot \log(c/k)` are read from tables of the ``k + 1`` possible values
+    (computed by the same expressions, so the same bits).
+    """
+    inv = 1.0 / k
+    entries = 0
+    for m in range(live.shape[0]):
+        entries += live[m]
+    table = logs and entries >= LOG_TABLE_USE * k
+    size = k + 1 if table else 0
+    lt = np.empty(size)
+    xl = np.empty(size)
+    for c in range(1, size):
+        x = c * inv
+        lx = math.log(x)
+        lt[c] = lx
+        xl[c] = x * lx
+    low = (1 << 32) - 1
+    for m in nb.prange(live.shape[0]):
+        a = off[m]
+        ent = 0.0
+        sq = 0.0
+        tm = 0.0
+        tv = 0.0
+        kl = 0.0
+        nll = 0.0
+        seen = 0
+        for r in range(live[m]):
+            j = ids[a + r]
+            cj = vals[a + r]
+            x = cj * inv
+            p = per_category[j, 0]
+            tv += max(x - p, 0.0)
+            sq += x * x
+            tm += x * per_category[j, 3]
+            seen += flags[j]
+            if logs:
+                if table:
+                    lx = lt[cj]
+                    ent -= xl[cj]
+                else:
+                    lx = math.log(x)
+                    ent -= x * lx
+                if p > 0.0:
+                    kl += p * (per_category[j, 1] - lx)
+                nll -= per_category[j, 2] * lx
+        out[0, m] = ent if logs else math.nan
+        out[1, m] = 1.0 - sq
+        out[2, m] = live[m]
+        out[3, m] = tm
+        out[4, m] = tv
+        if logs:
+            out[5, m] = max(kl, 0.0) if (seen & low) == truth_support else math.inf
+            out[6, m] = nll if (seen >> 32) == heldout_support else math.inf
+        else:
+            out[5, m] = math.nan
+            out[6, m] = math.nan
