@@ -29,13 +29,13 @@ same one and make the same draws):
 
 A model fitted by counts without smoothing is the empirical distribution
 :math:`c_j/k` of its training set, and drawing from it is *resampling* that set:
-:func:`categorical_resample` writes the ``k`` training items out once
-(:math:`O(V + k)`) and then draws each item as one uniformly chosen entry
-(Lemire's exact bounded integers, two per 64-bit output), about two nanoseconds an
-item, with no floating point at all. It is used while :math:`k \le`
-:data:`RESAMPLE_FACTOR` :math:`\cdot (n + V)` and there are at most
-:data:`ALIAS_FACTOR` items per live category; with more, conditional binomials on
-the counts themselves (exact ratios of integers) keep the cost :math:`O(V)`.
+each item is one uniformly chosen entry of the ``k`` training items sorted by
+category (Lemire's exact bounded integers, two per 64-bit output), with no floating
+point at all. It is used while :math:`k \le` :data:`RESAMPLE_FACTOR`
+:math:`\cdot (n + V)` and there are at most :data:`ALIAS_FACTOR` items per live
+category; with more, conditional binomials on the counts themselves (exact ratios of
+integers) keep the cost :math:`O(V)`. Those fits keep their counts for the live
+categories only, and their kernels are in :mod:`collapse_sim._kernels.live_counts`.
 
 The counts of a chain's tokens are the very numbers its count path draws from the
 same stream position; a test asserts it.
@@ -370,108 +370,9 @@ def smoothed_frequencies(counts, total, alpha, out):
             dest[j] = (row[j] + alpha) * inv
 
 
-#: Extra entries at the end of a resampling table (see :func:`_write_items`).
+#: Extra entries at the end of a resampling table (see
+#: ``live_counts._write_local_items``).
 TABLE_SLACK = 4
-
-
-@nb.njit
-def _write_items(counts, table):
-    """``table[:k]``: category ``j`` written ``counts[j]`` times, in category order.
-
-    Every category writes its first :data:`TABLE_SLACK` entries unconditionally (the
-    surplus is overwritten by the next category, or lands in the table's slack), so
-    the common counts 0 to 4 take no branch: a loop over each count mispredicts about
-    once a category, which cost more than the draws themselves."""
-    pos = 0
-    for j in range(counts.shape[0]):
-        cj = counts[j]
-        table[pos] = j
-        table[pos + 1] = j
-        table[pos + 2] = j
-        table[pos + 3] = j
-        if cj > TABLE_SLACK:
-            for q in range(TABLE_SLACK, cj):
-                table[pos + q] = j
-        pos += cj
-
-
-@nb.njit
-def _resample_chain(s, counts, k, n, tokens, out, table):
-    """``n`` items drawn uniformly with replacement from the ``k`` items of ``counts``
-    (``table``: scratch of ``k +`` :data:`TABLE_SLACK` entries)."""
-    _write_items(counts, table)
-    write = tokens.shape[0] > 0
-    bound = _U64(k)
-    mask = _U64(0xFFFFFFFF)
-    threshold = (mask + _U64(1) - bound) % bound  # 2**32 mod k: Lemire's rejection zone
-    s0 = s[0]
-    s1 = s[1]
-    s2 = s[2]
-    s3 = s[3]
-    word = _U64(0)
-    left = 0
-    i = 0
-    while i < n:
-        if left == 0:
-            word, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
-            left = 2
-        m = (word & mask) * bound
-        word >>= _U64(32)
-        left -= 1
-        if (m & mask) < threshold:
-            continue  # rejected: exactly uniform on [0, k)
-        item = table[np.int64(m >> _U64(32))]
-        if write:
-            tokens[i] = item
-        else:
-            out[item] += 1
-        i += 1
-    s[0] = s0
-    s[1] = s1
-    s[2] = s2
-    s[3] = s3
-
-
-@nb.njit
-def _binomial_from_counts(s, counts, k, n, tokens, out):
-    """``n`` items from ``counts / k`` by conditional binomials on the counts (exact ratios
-    of integers), ``O(V)``; tokens (if asked) are the counts written out and shuffled."""
-    left = n
-    remaining = k
-    for j in range(counts.shape[0]):
-        if left == 0:
-            break
-        c = counts[j]
-        if c == 0:
-            continue
-        x = next_binomial(s, left, c / remaining)
-        out[j] += x
-        left -= x
-        remaining -= c
-    _shuffled_tokens(s, out, tokens)
-
-
-@chain_kernel
-def categorical_resample(states, counts, k, n, tokens, out):
-    """Like :func:`categorical_draw` for the empirical models ``counts / k`` (``counts``
-    ``(chains, V)`` int64, rows summing to ``k`` < 2**31), ``out`` zeroed.
-
-    Per chain, by the same rule as :func:`categorical_draw`: with at most
-    :data:`ALIAS_FACTOR` items per live category, resampling the training items
-    (``O(V + k + n)``); with more, conditional binomials on the counts (``O(V)``, flat in
-    ``n``)."""
-    v = counts.shape[1]
-    for c in nb.prange(states.shape[0]):
-        row = counts[c]
-        live = 0
-        for j in range(v):
-            if row[j] > 0:
-                live += 1
-        if n <= ALIAS_FACTOR * live:
-            table = np.empty(k + TABLE_SLACK, dtype=np.int32)
-            _resample_chain(states[c], row, k, n, tokens[c], out[c], table)
-        else:
-            _binomial_from_counts(states[c], row, k, n, tokens[c], out[c])
 
 
 @chain_kernel

@@ -22,8 +22,11 @@ most :math:`\min(n, L)`); the entries beyond ``live[m]`` are never read.
 Drawing ``n`` items from the empirical distribution :math:`c_j / k` of a member and
 counting them costs :math:`O(k + n + L)` and touches only arrays of that size, and its
 metrics cost :math:`O(L)`, where the dense counts cost :math:`O(V)` per member and
-generation. The draws are those of :func:`collapse_sim._kernels.categorical.categorical_resample`
-(the same rule, methods and stream positions), so the counts are the same numbers.
+generation. The draws — uniform picks among the training items sorted by category,
+or conditional binomials on the counts, by the rule of
+:mod:`collapse_sim._kernels.categorical` — are those of resampling the dense counts
+(a reference implementation in the tests checks it), so the counts are the same
+numbers.
 """
 
 import math
@@ -52,8 +55,9 @@ _SHIFT_53 = 1.0 / 9007199254740992.0  # 2**-53
 def _write_local_items(vals, a, live, table):
     """``table[:k]``: entry ``r`` (local index) written ``vals[a + r]`` times, in order.
 
-    As :func:`collapse_sim._kernels.categorical._write_items`: the first
-    :data:`TABLE_SLACK` copies of every entry are stored unconditionally."""
+    The first :data:`TABLE_SLACK` copies of every entry are stored unconditionally
+    (the surplus is overwritten by the next entry, or lands in the table's slack), so
+    the common counts 1 to 4 take no branch."""
     pos = 0
     for r in range(live):
         cr = vals[a + r]
@@ -234,10 +238,10 @@ def _resample_member(st, ids, vals, a, live, k, n, cnt, table, hits, tokens, o_i
 
     ``cnt`` (at least ``live``), ``hits`` (at least ``k + 1``) and, for tokens,
     ``table`` (at least ``k +`` :data:`TABLE_SLACK`) are scratch; ``tokens`` (length
-    ``n``, or 0 for none) receives the items themselves. The rule and the draws are
-    those of ``categorical_resample``: with at most :data:`ALIAS_FACTOR` items per live
-    category, ``n`` uniform picks among the ``k`` training items sorted by category;
-    else conditional binomials on the counts and, for tokens, a shuffle.
+    ``n``, or 0 for none) receives the items themselves. The rule and the draws: with
+    at most :data:`ALIAS_FACTOR` items per live category, ``n`` uniform picks among the
+    ``k`` training items sorted by category; else conditional binomials on the counts
+    and, for tokens, a shuffle.
 
     The picks are counted by *position* among the sorted items (``hits``: nearly
     uniform, so consecutive increments rarely hit the same word, where counting by
