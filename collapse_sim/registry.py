@@ -67,6 +67,8 @@ class MetricSpec:
 
 _SPECS: dict[str, dict[tuple[type, type], MetricSpec]] = {}
 _COUNTER = [0]
+#: :func:`lookup`'s answers, emptied by every registration.
+_FOUND: dict[tuple[str, type, type], MetricSpec | None] = {}
 
 
 def _loaded() -> dict[str, dict[tuple[type, type], MetricSpec]]:
@@ -119,6 +121,7 @@ def register_metric(name: str, truth, model, fn: MetricFn, *, default: bool = Tr
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
     table = _SPECS.setdefault(name, {})
+    _FOUND.clear()
     for t in _as_types(truth):
         for m in _as_types(model):
             old = table.get((t, m))
@@ -137,7 +140,13 @@ def _distance(cls: type, target: type) -> int | None:
 
 
 def lookup(name: str, truth_type: type, model_type: type) -> MetricSpec | None:
-    """The most specific registration of ``name`` for the pair, or ``None``."""
+    """The most specific registration of ``name`` for the pair, or ``None``.
+
+    Answers are remembered until the next registration (the engine asks for every
+    metric of every block of generations)."""
+    key = (name, truth_type, model_type)
+    if key in _FOUND:
+        return _FOUND[key]
     best, best_key = None, None
     for (t, m), spec in _loaded().get(name, {}).items():
         dt, dm = _distance(truth_type, t), _distance(model_type, m)
@@ -145,6 +154,7 @@ def lookup(name: str, truth_type: type, model_type: type) -> MetricSpec | None:
             continue
         if best_key is None or (dt, dm) < best_key:
             best, best_key = spec, (dt, dm)
+    _FOUND[key] = best
     return best
 
 

@@ -148,9 +148,10 @@ def live_resample(states, dense, k, n, tokens=False):
     """``(dense counts, tokens)`` of :func:`kl.live_resample` from the dense ``dense``."""
     chains = states.shape[0]
     src = cat.Counts(k, dense).live_form()
-    out = cat._empty_live(np.minimum(np.broadcast_to(src.live, (chains,)), n), dense.shape[1])
+    out, region = cat._blocked_live(np.minimum(np.broadcast_to(src.live, (chains,)), n),
+                                    dense.shape[1])
     toks = np.empty((chains, n if tokens else 0), dtype=np.int32)
-    kl.live_resample(states, src.off, src.live, src.ids, src.vals, k, n, toks, out.off,
+    kl.live_resample(states, src.off, src.live, src.ids, src.vals, k, n, toks, region, out.off,
                      out.live, out.ids, out.vals)
     return cat.Counts(n, live=out).counts, toks
 
@@ -208,8 +209,8 @@ def test_draw_live_and_shared_tokens_make_the_draws_of_categorical_draw(n):
     chains, v = 17, P.shape[1]
     start = chain_streams(4, chains).states
     a, b, c, d = (start.copy() for _ in range(4))
-    out = cat._empty_live(np.full(chains, min(n, 6), dtype=np.int64), v)
-    kl.draw_live(a, P, n, out.off, out.live, out.ids, out.vals)
+    out, region = cat._blocked_live(np.full(chains, min(n, 6), dtype=np.int64), v)
+    kl.draw_live(a, P, n, region, out.off, out.live, out.ids, out.vals)
     want = np.zeros((chains, v), dtype=np.int64)
     kc.categorical_draw(b, P, n, np.empty((chains, 0), dtype=np.int32), want)
     np.testing.assert_array_equal(cat.Counts(n, live=out).counts, want)
@@ -317,15 +318,15 @@ def test_live_run_parallel_build_equals_serial_build():
     chains, n, size = 301, 400, 6  # odd: the last chain runs alone
     start = chain_streams(5, chains)
     src = truth.draw_statistics(n, start, exact=True).live_form()
-    region = cat._offsets(np.minimum(src.live, n) * size)
+    capacity = np.minimum(src.live, n)
     outs = []
     for build in (kl.live_run.serial, kl.live_run.parallel):
-        out = [np.empty(size * chains, dtype=np.int64), np.empty(size * chains, dtype=np.int64),
-               np.empty(region[-1], dtype=np.int32), np.empty(region[-1], dtype=np.int32)]
+        out, region = cat._blocked_live(capacity, 500, size)
         states = start.states.copy()
-        build(states, src.off, src.live, src.ids, src.vals, n, n, region, *out)
-        dense = cat.Counts(n, live=cat.LiveCounts(*out, 500)).counts  # entries in use only
-        outs.append((states, out[0], out[1], dense))
+        build(states, src.off, src.live, src.ids, src.vals, n, n, region, out.off, out.live,
+              out.ids, out.vals)
+        dense = cat.Counts(n, live=out).counts  # the entries in use only
+        outs.append((states, out.off, out.live, dense))
     for a, b in zip(*outs, strict=True):  # states, offsets, live counts, counts
         np.testing.assert_array_equal(a, b)
 

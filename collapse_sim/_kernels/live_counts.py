@@ -154,83 +154,6 @@ def _compact(ids, a, live, cnt, o_ids, o_vals, b):
 
 
 @nb.njit
-def _resample_pair(st0, st1, ids, vals, a0, a1, live0, live1, k, n, cnt0, cnt1, hits0,
-                   hits1, o_ids, o_vals, b0, b1):
-    """:func:`_resample_member` (count path, uniform picks) for two chains at once: their
-    draws and prefix sums interleaved, two independent dependency chains for the
-    processor to overlap. Each chain's draws are those it makes alone."""
-    for u in range(k + 1):
-        hits0[u] = 0
-        hits1[u] = 0
-    _picks_pair(st0, st1, k, n, hits0, hits1)
-    below0 = 0
-    below1 = 0
-    for u in range(k + 1):
-        h0 = hits0[u]
-        h1 = hits1[u]
-        hits0[u] = below0
-        hits1[u] = below1
-        below0 += h0
-        below1 += h1
-    _runs(vals, a0, live0, hits0, cnt0)
-    _runs(vals, a1, live1, hits1, cnt1)
-    return (_compact(ids, a0, live0, cnt0, o_ids, o_vals, b0),
-            _compact(ids, a1, live1, cnt1, o_ids, o_vals, b1))
-
-
-@nb.njit
-def _picks_pair(st0, st1, k, n, hits0, hits1):
-    """The position hits of :func:`_picks` for two streams, one output of each per step
-    while both need draws, then the one left alone: each stream makes exactly the draws
-    (and rejections) it makes alone, and stops at the same output."""
-    bound = _U64(k)
-    mask = _U64(0xFFFFFFFF)
-    threshold = (mask + _U64(1) - bound) % bound
-    a0 = st0[0]
-    a1 = st0[1]
-    a2 = st0[2]
-    a3 = st0[3]
-    b0 = st1[0]
-    b1 = st1[1]
-    b2 = st1[2]
-    b3 = st1[3]
-    i = 0
-    j = 0
-    while i < n and j < n:
-        wa, a0, a1, a2, a3 = _xoshiro(a0, a1, a2, a3)
-        wb, b0, b1, b2, b3 = _xoshiro(b0, b1, b2, b3)
-        m = (wa & mask) * bound
-        if (m & mask) >= threshold:
-            hits0[np.int64(m >> _U64(32))] += 1
-            i += 1
-        m = (wb & mask) * bound
-        if (m & mask) >= threshold:
-            hits1[np.int64(m >> _U64(32))] += 1
-            j += 1
-        m = (wa >> _U64(32)) * bound
-        if i < n and (m & mask) >= threshold:
-            hits0[np.int64(m >> _U64(32))] += 1
-            i += 1
-        m = (wb >> _U64(32)) * bound
-        if j < n and (m & mask) >= threshold:
-            hits1[np.int64(m >> _U64(32))] += 1
-            j += 1
-    st0[0] = a0
-    st0[1] = a1
-    st0[2] = a2
-    st0[3] = a3
-    st1[0] = b0
-    st1[1] = b1
-    st1[2] = b2
-    st1[3] = b3
-    empty = np.empty(0, dtype=np.int32)
-    if i < n:
-        _picks(st0, k, n - i, empty, empty, 0, empty, hits0)
-    if j < n:
-        _picks(st1, k, n - j, empty, empty, 0, empty, hits1)
-
-
-@nb.njit
 def _resample_member(st, ids, vals, a, live, k, n, cnt, table, hits, tokens, o_ids, o_vals,
                      b):
     """Draw ``n`` items from the member at ``a`` (``live`` entries, ``k`` items) with stream
@@ -275,20 +198,49 @@ def _resample_member(st, ids, vals, a, live, k, n, cnt, table, hits, tokens, o_i
     return _compact(ids, a, live, cnt, o_ids, o_vals, b)
 
 
+#: Chains per block of the output: a block's chains write their live counts one after
+#: the other, so the pages an output touches hold live entries only.
+CHAIN_BLOCK = 16
+
+
+@nb.njit(inline="always")
+def _block(q, chains):
+    """Chains ``lo`` to ``hi`` of block ``q``."""
+    lo = q * CHAIN_BLOCK
+    return lo, min(chains, lo + CHAIN_BLOCK)
+
+
+@nb.njit(inline="always")
+def _largest_live(live, lo, hi, step):
+    big = 1
+    for c in range(lo, hi):
+        big = max(big, live[c * step])
+    return big
+
+
 @chain_kernel
-def live_resample(states, off, live, ids, vals, k, n, tokens, o_off, o_live, o_ids, o_vals):
-    """One draw of ``n`` items per chain from the live counts of ``k`` items per member
+def live_resample(states, off, live, ids, vals, k, n, tokens, region, o_off, o_live, o_ids,
+                  o_vals):
+    r"""One draw of ``n`` items per chain from the live counts of ``k`` items per member
     (a batch of one member is shared by every chain); their live counts into ``o_*``
-    (capacity :math:`\\min(n, L)` per chain) and, if ``tokens`` ``(chains, n)`` has
-    columns, the items."""
+    and, if ``tokens`` ``(chains, n)`` has columns, the items. Block ``q`` of
+    :data:`CHAIN_BLOCK` chains writes from ``region[q]`` (room for the sum of
+    :math:`\min(n, L)` over its chains), each chain after the previous one."""
+    chains = states.shape[0]
     step = 0 if live.shape[0] == 1 else 1  # member c * step: shared or per chain
-    for c in nb.prange(states.shape[0]):
-        m = c * step
-        cnt = np.empty(max(live[m], 1), dtype=np.int32)
+    for q in nb.prange((chains + CHAIN_BLOCK - 1) // CHAIN_BLOCK):
+        lo, hi = _block(q, chains)
+        cnt = np.empty(_largest_live(live, lo, hi, step), dtype=np.int32)
         table = np.empty(k + TABLE_SLACK if tokens.shape[1] > 0 else 0, dtype=np.int32)
         hits = np.empty(k + 1, dtype=np.int32)
-        o_live[c] = _resample_member(states[c], ids, vals, off[m], live[m], k, n, cnt, table,
-                                     hits, tokens[c], o_ids, o_vals, o_off[c])
+        b = region[q]
+        for c in range(lo, hi):
+            m = c * step
+            got = _resample_member(states[c], ids, vals, off[m], live[m], k, n, cnt, table,
+                                   hits, tokens[c], o_ids, o_vals, b)
+            o_off[c] = b
+            o_live[c] = got
+            b += got
 
 
 @chain_kernel
@@ -299,78 +251,63 @@ def live_run(states, off, live, ids, vals, k, n, region, o_off, o_live, o_ids, o
     the previous output. Bit-identical to calling :func:`live_resample` once per
     generation.
 
-    Chain ``c`` writes its generations one after the other from ``region[c]`` (room for
-    ``size`` times its first live count, at most ``n``), each right after the previous
-    one's live entries, and records where in ``o_off``: a chain's counts stay in its
-    cache from one generation to the next, and only the entries written are touched.
-    Chains go in pairs whose draws interleave (:func:`_resample_pair`) while both draw
-    by uniform picks.
+    A chain runs all its generations before the next one starts, each written right
+    after the previous one's live entries (block ``q`` of :data:`CHAIN_BLOCK` chains from
+    ``region[q]``, room for ``size`` times the sum of its chains' first live counts, at
+    most ``n`` each), and records where in ``o_off``: a chain's counts stay in its cache
+    from one generation to the next, and only the entries written are touched.
     """
     chains = states.shape[0]
     size = o_live.shape[0] // chains
     step = 0 if live.shape[0] == 1 else 1  # member c * step: shared or per chain
     empty = np.empty(0, dtype=np.int32)
-    for q in nb.prange((chains + 1) // 2):
-        c0 = 2 * q
-        c1 = min(c0 + 1, chains - 1)  # an odd last chain pairs with itself: done alone
-        width = max(k, n) + 1
-        hits0 = np.empty(width, dtype=np.int32)
-        hits1 = np.empty(width, dtype=np.int32)
-        l0 = live[c0 * step]
-        l1 = live[c1 * step]
-        cnt0 = np.empty(max(l0, 1), dtype=np.int32)
-        cnt1 = np.empty(max(l1, 1), dtype=np.int32)
-        st0 = states[c0]
-        st1 = states[c1]
-        src_ids = ids
-        src_vals = vals
-        a0 = off[c0 * step]
-        a1 = off[c1 * step]
-        b0 = region[c0]
-        b1 = region[c1]
-        kk = k
-        for g in range(size):
-            if c1 != c0 and n <= ALIAS_FACTOR * l0 and n <= ALIAS_FACTOR * l1:
-                l0, l1 = _resample_pair(st0, st1, src_ids, src_vals, a0, a1, l0, l1, kk, n,
-                                        cnt0, cnt1, hits0, hits1, o_ids, o_vals, b0, b1)
-            else:
-                l0 = _resample_member(st0, src_ids, src_vals, a0, l0, kk, n, cnt0, empty,
-                                      hits0, empty, o_ids, o_vals, b0)
-                if c1 != c0:
-                    l1 = _resample_member(st1, src_ids, src_vals, a1, l1, kk, n, cnt1, empty,
-                                          hits1, empty, o_ids, o_vals, b1)
-            m = g * chains
-            o_off[m + c0] = b0
-            o_live[m + c0] = l0
-            if c1 != c0:
-                o_off[m + c1] = b1
-                o_live[m + c1] = l1
-            src_ids = o_ids
-            src_vals = o_vals
-            a0 = b0
-            a1 = b1
-            b0 += l0
-            b1 += l1
-            kk = n
+    for q in nb.prange((chains + CHAIN_BLOCK - 1) // CHAIN_BLOCK):
+        lo, hi = _block(q, chains)
+        cnt = np.empty(_largest_live(live, lo, hi, step), dtype=np.int32)
+        hits = np.empty(max(k, n) + 1, dtype=np.int32)
+        b = region[q]
+        for c in range(lo, hi):
+            st = states[c]
+            cur = live[c * step]
+            a = off[c * step]
+            got = _resample_member(st, ids, vals, a, cur, k, n, cnt, empty, hits, empty,
+                                   o_ids, o_vals, b)
+            o_off[c] = b
+            o_live[c] = got
+            for g in range(1, size):
+                a = b
+                b += got
+                got = _resample_member(st, o_ids, o_vals, a, got, n, n, cnt, empty, hits,
+                                       empty, o_ids, o_vals, b)
+                o_off[g * chains + c] = b
+                o_live[g * chains + c] = got
+            b += got
 
 
 @chain_kernel
-def count_live(tokens, v, o_off, o_live, o_ids, o_vals):
+def count_live(tokens, v, region, o_off, o_live, o_ids, o_vals):
     r"""Live counts of every chain's tokens ``(chains, k)`` over ``v`` categories (ids
-    checked by the caller; capacity :math:`\min(k, V)` per chain)."""
-    for c in nb.prange(tokens.shape[0]):
-        row = tokens[c]
+    checked by the caller); block ``q`` of chains writes from ``region[q]`` (room for
+    :math:`\min(k, V)` per chain)."""
+    chains = tokens.shape[0]
+    for q in nb.prange((chains + CHAIN_BLOCK - 1) // CHAIN_BLOCK):
+        lo, hi = _block(q, chains)
         cnt = np.zeros(v, dtype=np.int32)
-        for i in range(row.shape[0]):
-            cnt[row[i]] += 1
-        b = o_off[c]
-        out = 0
-        for j in range(v):
-            x = cnt[j]
-            o_ids[b + out] = j
-            o_vals[b + out] = x
-            out += x > 0
-        o_live[c] = out
+        b = region[q]
+        for c in range(lo, hi):
+            row = tokens[c]
+            for i in range(row.shape[0]):
+                cnt[row[i]] += 1
+            out = 0
+            for j in range(v):
+                x = cnt[j]
+                o_ids[b + out] = j
+                o_vals[b + out] = x
+                out += x > 0
+                cnt[j] = 0
+            o_off[c] = b
+            o_live[c] = out
+            b += out
 
 
 @chain_kernel
@@ -436,11 +373,12 @@ def live_to_dense(off, live, ids, vals, out):
 
 
 @chain_kernel
-def draw_live(states, probs, n, o_off, o_live, o_ids, o_vals):
+def draw_live(states, probs, n, region, o_off, o_live, o_ids, o_vals):
     """Multinomial counts of ``n`` items per chain from ``probs`` ``(1, V)`` (shared), in
-    live form (capacity :math:`\\min(n, K)` per chain, :math:`K` the categories of
-    positive probability). The same draws as ``categorical_draw`` (alias table or
-    conditional binomials, by the same rule), the tables built once for all chains."""
+    live form (block ``q`` of chains from ``region[q]``, room for :math:`\\min(n, K)` per
+    chain, :math:`K` the categories of positive probability). The same draws as
+    ``categorical_draw`` (alias table or conditional binomials, by the same rule), the
+    tables built once for all chains."""
     p = probs[0]
     v = p.shape[0]
     idx = np.empty(v, dtype=np.int64)
@@ -449,29 +387,55 @@ def draw_live(states, probs, n, o_off, o_live, o_ids, o_vals):
     work = np.empty(v, dtype=np.int64)
     kk = _live(p, idx)
     use_alias = n <= ALIAS_FACTOR * kk
+    # the slots whose alias is slot j, grouped by j (slots never aliased elsewhere left
+    # out): a chain's count of j is its hits of j itself plus those groups' alias hits
+    first = np.zeros(v + 1, dtype=np.int64)
+    donors = np.empty(v, dtype=np.int64)
     if use_alias:
         _alias_build(p, idx, kk, thresh, alias, work)
+        for i in range(kk):
+            if thresh[i] < 1.0:
+                first[alias[i] + 1] += 1
+        for j in range(kk):
+            first[j + 1] += first[j]
+        for i in range(kk):
+            if thresh[i] < 1.0:
+                donors[first[alias[i]]] = i
+                first[alias[i]] += 1
+        for j in range(kk - 1, 0, -1):
+            first[j] = first[j - 1]
+        first[0] = 0
     else:
         _tail_sums(p, thresh)
-    for c in nb.prange(states.shape[0]):
-        cnt = np.zeros(v if not use_alias else max(kk, 1), dtype=np.int64)
-        if use_alias:
-            hits = np.empty(2 * kk, dtype=np.int32)
-            _alias_hits(states[c], kk, thresh, alias, n, hits)
-            for i in range(kk):
-                cnt[i] += hits[2 * i]
-                cnt[alias[i]] += hits[2 * i + 1]
-        else:
-            _binomial_tail_counts(states[c], p, n, cnt, thresh)
-        b = o_off[c]
-        out = 0
-        for i in range(kk):
-            j = idx[i]
-            x = cnt[i] if use_alias else cnt[j]
-            o_ids[b + out] = j
-            o_vals[b + out] = x
-            out += x > 0
-        o_live[c] = out
+    chains = states.shape[0]
+    for q in nb.prange((chains + CHAIN_BLOCK - 1) // CHAIN_BLOCK):
+        lo, hi = _block(q, chains)
+        cnt = np.zeros(0 if use_alias else v, dtype=np.int64)
+        hits = np.empty(2 * kk, dtype=np.int32)
+        b = region[q]
+        for c in range(lo, hi):
+            out = 0
+            if use_alias:
+                _alias_hits(states[c], kk, thresh, alias, n, hits)
+                for j in range(kk):
+                    x = hits[2 * j]
+                    for e in range(first[j], first[j + 1]):
+                        x += hits[2 * donors[e] + 1]
+                    o_ids[b + out] = idx[j]
+                    o_vals[b + out] = x
+                    out += x > 0
+            else:
+                cnt[:] = 0
+                _binomial_tail_counts(states[c], p, n, cnt, thresh)
+                for i in range(kk):
+                    j = idx[i]
+                    x = cnt[j]
+                    o_ids[b + out] = j
+                    o_vals[b + out] = x
+                    out += x > 0
+            o_off[c] = b
+            o_live[c] = out
+            b += out
 
 
 @nb.njit

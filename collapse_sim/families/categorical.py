@@ -38,6 +38,8 @@ Metrics (registered for a categorical truth :math:`p` and models :math:`q`):
 from __future__ import annotations
 
 import hashlib
+import sys
+import threading
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -162,11 +164,53 @@ def _offsets(capacity: np.ndarray) -> np.ndarray:
     return off
 
 
-def _empty_live(capacity: np.ndarray, n_categories: int) -> LiveCounts:
-    off = _offsets(capacity)
-    return LiveCounts(off, np.empty(capacity.shape[0], dtype=np.int64),
-                      np.empty(off[-1], dtype=np.int32), np.empty(off[-1], dtype=np.int32),
-                      n_categories)
+class _Recycler:
+    """int32 buffers lent out as views, and lent again once nothing else refers to them.
+
+    The live counts of a fit are fresh memory whose pages the kernels then fault in
+    one by one: about a fifth of a categorical run on a shared 2-core machine. So the
+    buffers of fits nobody holds any more (the engine drops each block's models before
+    it asks for the next block) are lent again, to later blocks and later runs, up to
+    :data:`RECYCLE_BYTES` kept in all. A buffer still referred to anywhere — a
+    model kept by the user or by a custom metric, a view of its counts — is never lent.
+    """
+
+    def __init__(self, limit: int):
+        self._buffers: list[np.ndarray] = []
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> np.ndarray:
+        with self._lock:
+            for buf in self._buffers:
+                # referred to by the list, the loop variable and getrefcount's argument only
+                if buf.size >= size and sys.getrefcount(buf) <= 3:
+                    return buf[:size]
+            buf = np.empty(size, dtype=np.int32)
+            if 4 * (size + sum(b.size for b in self._buffers)) <= self._limit:
+                self._buffers.append(buf)
+            return buf[:size]
+
+
+#: Bytes of int32 buffers :class:`_Recycler` keeps for later fits (64 MiB).
+RECYCLE_BYTES = 1 << 26
+_BUFFERS = _Recycler(RECYCLE_BYTES)
+
+
+def _blocked_live(capacity: np.ndarray, n_categories: int,
+                  size: int = 1) -> tuple[LiveCounts, np.ndarray]:
+    """Room for ``size`` generations of live counts of chains with the given capacities,
+    and the start of each block of ``live_counts.CHAIN_BLOCK`` chains (the kernels fill
+    a block's chains one after the other and record each member's start)."""
+    chains = capacity.shape[0]
+    starts = np.arange(0, chains, _kl.CHAIN_BLOCK)
+    blocks = np.add.reduceat(capacity, starts) if chains else np.zeros(0, dtype=np.int64)
+    region = _offsets(np.asarray(blocks, dtype=np.int64) * size)
+    members = size * chains
+    entries = int(region[-1])
+    out = LiveCounts(np.empty(members, dtype=np.int64), np.empty(members, dtype=np.int64),
+                     _BUFFERS.take(entries), _BUFFERS.take(entries), n_categories)
+    return out, region
 
 
 class Categorical(Model):
@@ -331,8 +375,9 @@ class Categorical(Model):
         if self.batch_size == 1 and k < 2**31:
             probs = self.probs
             capacity = np.full(chains, min(k, np.count_nonzero(probs[0])), dtype=np.int64)
-            out = _empty_live(capacity, self.n_categories)
-            _kl.draw_live(streams.states, probs, k, out.off, out.live, out.ids, out.vals)
+            out, region = _blocked_live(capacity, self.n_categories)
+            _kl.draw_live(streams.states, probs, k, region, out.off, out.live, out.ids,
+                          out.vals)
             return Counts(k, live=out)
         counts = np.zeros((chains, self.n_categories), dtype=np.int64)
         _kc.categorical_draw(streams.states, self.probs, k,
@@ -344,9 +389,10 @@ class Categorical(Model):
         when it has columns); their counts in live form."""
         source = self._counts.live_form()
         live = np.broadcast_to(source.live, (streams.chains,))
-        out = _empty_live(np.minimum(live, k), self.n_categories)
+        out, region = _blocked_live(np.minimum(live, k), self.n_categories)
         _kl.live_resample(streams.states, source.off, source.live, source.ids, source.vals,
-                          self._counts.count, k, tokens, out.off, out.live, out.ids, out.vals)
+                          self._counts.count, k, tokens, region, out.off, out.live, out.ids,
+                          out.vals)
         return Counts(k, live=out)
 
     def sample(self, n: int, seed=None) -> np.ndarray:
@@ -446,9 +492,9 @@ def count_tokens(tokens: np.ndarray, n_categories: int) -> Counts:
         out = np.zeros((tokens.shape[0], n_categories), dtype=np.int64)
         _kc.count_tokens(tokens, out)
         return Counts(k, out)
-    live = _empty_live(np.full(tokens.shape[0], min(k, n_categories), dtype=np.int64),
-                       n_categories)
-    _kl.count_live(tokens, n_categories, live.off, live.live, live.ids, live.vals)
+    live, region = _blocked_live(np.full(tokens.shape[0], min(k, n_categories),
+                                         dtype=np.int64), n_categories)
+    _kl.count_live(tokens, n_categories, region, live.off, live.live, live.ids, live.vals)
     return Counts(k, live=live)
 
 
@@ -526,8 +572,8 @@ class CategoricalFit(Fitter):
         return {"type": "CategoricalFit", "smoothing": self.smoothing}
 
 
-#: Entries (8 bytes each) a block of the fused run may hold: 64 MiB.
-FUSED_BLOCK_ENTRIES = 1 << 23
+#: Entries (8 bytes each) a block of the fused run may hold: 8 MiB.
+FUSED_BLOCK_ENTRIES = 1 << 20
 
 
 def _fused_blocks(fitter: CategoricalFit, truth: Categorical, n: int, generations: int,
@@ -552,11 +598,7 @@ def _fused_blocks(fitter: CategoricalFit, truth: Categorical, n: int, generation
         capacity = np.minimum(np.broadcast_to(source.live, (chains,)), n)
         size = int(max(1, min(generations + 1 - t,
                               FUSED_BLOCK_ENTRIES // max(int(capacity.sum()), 1))))
-        region = _offsets(capacity * size)  # chain c's generations, one after the other
-        out = LiveCounts(np.empty(size * chains, dtype=np.int64),
-                         np.empty(size * chains, dtype=np.int64),
-                         np.empty(region[-1], dtype=np.int32),
-                         np.empty(region[-1], dtype=np.int32), v)
+        out, region = _blocked_live(capacity, v, size)
         _kl.live_run(streams.states, source.off, source.live, source.ids, source.vals, count,
                      n, region, out.off, out.live, out.ids, out.vals)
         yield t, size, Categorical._from_counts(Counts(n, live=out), 0.0)
@@ -574,6 +616,25 @@ _METRICS = ("entropy", "gini_simpson", "support", "tail_mass", "tv", "kl", "nll"
 _LOGS = frozenset({"entropy", "kl", "nll"})
 
 
+def _truth_tables(truth, heldout: np.ndarray | None, v: int):
+    """``(p, log p, held-out frequencies, rare-set mask, per-category table, flags)`` of the
+    metric kernels, computed once per truth and held-out sample (memoised on the truth)."""
+    memo = getattr(truth, "_table_memo", None)
+    if memo is not None and memo[0] is heldout:
+        return memo[1]
+    freq = np.zeros(v) if heldout is None else np.bincount(heldout, minlength=v) / heldout.size
+    tail = np.zeros(v, dtype=np.bool_)
+    tail[truth.tail_set()] = True
+    p = truth.probs[0]
+    with np.errstate(divide="ignore"):
+        log_p = np.log(p)
+    per_category = np.stack([p, log_p, freq, tail.astype(np.float64)], axis=1)
+    flags = (p > 0).astype(np.int64) + ((freq > 0).astype(np.int64) << 32)
+    tables = (p, log_p, freq, tail, per_category, flags)
+    truth._table_memo = (heldout, tables)
+    return tables
+
+
 def _all_metrics(truth, model, heldout: np.ndarray | None, selection=None) -> np.ndarray:
     """``(7, B)``: the metrics of :data:`_METRICS` in one pass (memoised on the model).
 
@@ -585,18 +646,11 @@ def _all_metrics(truth, model, heldout: np.ndarray | None, selection=None) -> np
     if memo is not None and memo[0] is truth and memo[1] is heldout and memo[2] >= logs:
         return memo[3]
     v = model.n_categories
-    freq = np.zeros(v) if heldout is None else np.bincount(heldout, minlength=v) / heldout.size
-    tail = np.zeros(v, dtype=np.bool_)
-    tail[truth.tail_set()] = True
+    p, log_p, freq, tail, per_category, flags = _truth_tables(truth, heldout, v)
     out = np.empty((len(_METRICS), model.batch_size))
-    p = truth.probs[0]
-    with np.errstate(divide="ignore"):
-        log_p = np.log(p)
     counts = model._counts
     if counts is not None and model._alpha == 0.0 and counts.has_live:
         lv = counts.live_form()  # the positive counts only: O(live) per member
-        per_category = np.stack([p, log_p, freq, tail.astype(np.float64)], axis=1)
-        flags = (p > 0).astype(np.int64) + ((freq > 0).astype(np.int64) << 32)
         _kl.live_metrics(lv.off, lv.live, lv.ids, lv.vals, counts.count, per_category, flags,
                          np.count_nonzero(p), np.count_nonzero(freq), logs, out)
     elif counts is not None:  # straight from the counts
