@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import collapse_sim as cs
+from collapse_sim import registry
 from collapse_sim._kernels import categorical as kc
 from collapse_sim._kernels import live_counts as kl
 from collapse_sim._kernels.categorical import (
@@ -343,3 +344,40 @@ def test_fused_run_only_where_it_is_the_loop(policy, fitter, stage):
     blocks = fitter.fused_run(truth, plan, 50, 4, chain_streams(0, 3), exact=True, stage=stage)
     fused = type(policy) is cs.Replace and fitter.smoothing == 0 and stage is None
     assert (blocks is not None) == fused
+
+
+# -- recycled buffers ---------------------------------------------------------------------------
+
+def test_recycled_buffers_never_overwrite_counts_someone_holds():
+    truth = cs.Zipf(200, 1.0)
+    kept = truth.draw_statistics(100, chain_streams(0, 50), exact=True)
+    lv = kept.live_form()
+    snapshot = cat.Counts(100, live=lv).counts.copy()
+    for seed in range(1, 6):  # dropped at once: their buffers are lent again
+        truth.draw_statistics(100, chain_streams(seed, 50), exact=True)
+    np.testing.assert_array_equal(cat.Counts(100, live=kept.live_form()).counts, snapshot)
+    first = truth.draw_statistics(100, chain_streams(7, 50), exact=True).live_form().ids
+    address = first.__array_interface__["data"][0]
+    del first
+    again = truth.draw_statistics(100, chain_streams(8, 50), exact=True).live_form().ids
+    assert again.__array_interface__["data"][0] == address  # lent again once dropped
+
+
+def test_models_kept_by_a_metric_keep_their_counts(monkeypatch):
+    """A custom metric that keeps every model it measures: the fused run's later blocks
+    (a generation or two each here) must not reuse those models' buffers."""
+    monkeypatch.setattr(cat, "FUSED_BLOCK_ENTRIES", 8000)
+    kept = []
+
+    def keep(truth, model, ctx):
+        kept.append(model)
+        return np.zeros(model.batch_size)
+
+    registry.register_metric("kept_models_test", cs.Categorical, cs.Categorical, keep,
+                       default=False, replace=True)
+    sim = cs.simulate(cs.Zipf(300, 1.0), cs.CategoricalFit(), n_samples=200, generations=8,
+                      chains=40, seed=3, metrics=["kept_models_test", "support"],
+                      record_models=True, progress=False)
+    assert len(kept) > 4  # several blocks
+    probs = np.concatenate([m.probs.reshape(-1, 40, 300) for m in kept[1:]])
+    np.testing.assert_array_equal(probs, sim.models["probs"][1:])
