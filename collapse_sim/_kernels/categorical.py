@@ -204,31 +204,52 @@ def _xoshiro(s0, s1, s2, s3):
 
 
 @nb.njit
-def _alias_draws(s, idx, k, thresh, alias, n, tokens, counts):
-    """``n`` i.i.d. items from the alias table into ``tokens`` (if ``tokens.shape[0]``)
-    or added to ``counts``; the stream's four words stay in registers."""
+def _alias_codes(s, k, thresh, n, codes):
+    """``n`` i.i.d. draws from the alias table as codes ``2 slot + taken`` into ``codes``
+    (``taken``: the slot's alias was chosen); the stream's four words stay in registers.
+
+    Item ``i``'s category is ``idx[slot]`` or ``idx[alias[slot]]`` (:func:`_alias_targets`
+    tabulates both per code). Writing the codes and mapping them in a second pass is
+    about three times faster than looking the categories up between the draws."""
     s0 = s[0]
     s1 = s[1]
     s2 = s[2]
     s3 = s[3]
-    write = tokens.shape[0] > 0
     scale = k * _SHIFT_53
     for i in range(n):
         r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
         x = np.float64(r >> _U64(11)) * scale
-        slot = np.int64(x)
-        if slot >= k:
-            slot = k - 1
-        if x - slot >= thresh[slot]:
-            slot = alias[slot]
-        if write:
-            tokens[i] = idx[slot]
-        else:
-            counts[idx[slot]] += 1
+        slot = min(np.int64(x), k - 1)
+        codes[i] = 2 * slot + (x - slot >= thresh[slot])
     s[0] = s0
     s[1] = s1
     s[2] = s2
     s[3] = s3
+
+
+@nb.njit
+def _alias_targets(idx, alias, k, targets):
+    """``targets[2 slot + taken]``: the category of each code of :func:`_alias_codes`."""
+    for slot in range(k):
+        targets[2 * slot] = idx[slot]
+        targets[2 * slot + 1] = idx[alias[slot]]
+
+
+@nb.njit
+def _alias_draws(s, idx, k, thresh, alias, n, tokens, counts):
+    """``n`` i.i.d. items from the alias table into ``tokens`` (if ``tokens.shape[0]``)
+    or added to ``counts`` (:func:`_alias_codes`, then their categories)."""
+    targets = np.empty(2 * k, dtype=np.int32)
+    _alias_targets(idx, alias, k, targets)
+    if tokens.shape[0] > 0:
+        _alias_codes(s, k, thresh, n, tokens)
+        for i in range(n):
+            tokens[i] = targets[tokens[i]]
+        return
+    codes = np.empty(n, dtype=np.int32)
+    _alias_codes(s, k, thresh, n, codes)
+    for i in range(n):
+        counts[targets[codes[i]]] += 1
 
 
 @nb.njit

@@ -39,7 +39,8 @@ from .categorical import (
     ALIAS_FACTOR,
     TABLE_SLACK,
     _alias_build,
-    _alias_draws,
+    _alias_codes,
+    _alias_targets,
     _live,
     _shuffled_tokens,
     _xoshiro,
@@ -323,13 +324,18 @@ def draw_shared_tokens(states, probs, n, tokens):
     work = np.empty(v, dtype=np.int64)
     kk = _live(p, idx)
     use_alias = n <= ALIAS_FACTOR * kk
+    targets = np.empty(2 * kk if use_alias else 0, dtype=np.int32)
     if use_alias:
         _alias_build(p, idx, kk, thresh, alias, work)
+        _alias_targets(idx, alias, kk, targets)
     else:
         _tail_sums(p, thresh)
     for c in nb.prange(states.shape[0]):
         if use_alias:
-            _alias_draws(states[c], idx, kk, thresh, alias, n, tokens[c], work[:0])
+            row = tokens[c]
+            _alias_codes(states[c], kk, thresh, n, row)
+            for i in range(n):
+                row[i] = targets[row[i]]
         else:
             counts = np.zeros(v, dtype=np.int64)
             _binomial_tail_counts(states[c], p, n, counts, thresh)
