@@ -381,3 +381,51 @@ def test_models_kept_by_a_metric_keep_their_counts(monkeypatch):
     assert len(kept) > 4  # several blocks
     probs = np.concatenate([m.probs.reshape(-1, 40, 300) for m in kept[1:]])
     np.testing.assert_array_equal(probs, sim.models["probs"][1:])
+
+
+# -- writes stay inside the output ----------------------------------------------------------------
+
+SENTINEL = -7
+
+
+def padded(out, extra=64):
+    """``out`` with its entry arrays extended by ``extra`` sentinel entries (returned
+    apart, to be checked untouched)."""
+    size = out.ids.shape[0]
+    ids = np.full(size + extra, SENTINEL, dtype=np.int32)
+    vals = np.full(size + extra, SENTINEL, dtype=np.int32)
+    return cat.LiveCounts(out.off, out.live, ids[:size], vals[:size], out.n_categories), ids, vals
+
+
+@pytest.mark.parametrize("chains", [3, 16, 40])
+def test_kernels_write_nothing_past_the_region(chains):
+    """Compaction stores every entry at the next free place: a chain filling its
+    capacity (here n = 1 draw among many live categories) stores one entry past it,
+    which must land in its own block's spare entry, never past the output."""
+    rng = np.random.default_rng(chains)
+    dense = random_counts(rng, chains, 80, 400, live_share=0.5)
+    src = cat.Counts(400, dense).live_form()
+    states = chain_streams(1, chains).states
+    for n in (1, 2):
+        out, region = cat._blocked_live(np.minimum(src.live, n), 80)
+        out, ids, vals = padded(out)
+        kl.live_resample(states, src.off, src.live, src.ids, src.vals, 400, n,
+                         np.empty((chains, 0), dtype=np.int32), region, out.off, out.live,
+                         out.ids, out.vals)
+        assert np.all(ids[out.ids.shape[0]:] == SENTINEL) and np.all(
+            vals[out.vals.shape[0]:] == SENTINEL)
+        out, region = cat._blocked_live(np.minimum(src.live, n), 80, 3)
+        out, ids, vals = padded(out)
+        kl.live_run(states, src.off, src.live, src.ids, src.vals, 400, n, region, out.off,
+                    out.live, out.ids, out.vals)
+        assert np.all(ids[out.ids.shape[0]:] == SENTINEL)
+    tokens = rng.integers(0, 80, size=(chains, 1)).astype(np.int32)
+    out, region = cat._blocked_live(np.ones(chains, dtype=np.int64), 80)
+    out, ids, vals = padded(out)
+    kl.count_live(tokens, 80, region, out.off, out.live, out.ids, out.vals)
+    assert np.all(ids[out.ids.shape[0]:] == SENTINEL)
+    out, region = cat._blocked_live(np.ones(chains, dtype=np.int64), 8)
+    out, ids, vals = padded(out)
+    kl.draw_live(states, P, 1, region, out.off, out.live, out.ids, out.vals)
+    assert np.all(ids[out.ids.shape[0]:] == SENTINEL)
+    np.testing.assert_array_equal(out.live, 1)

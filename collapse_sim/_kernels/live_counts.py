@@ -527,6 +527,10 @@ def live_metrics(off, live, ids, vals, k, per_category, flags, truth_support,
         kl = 0.0
         nll = 0.0
         seen = 0
+        # fewer live categories than the truth (held-out sample) has: one of them is dead
+        # and kl (nll) is inf whatever the sum; after a few generations most members
+        need_kl = logs and live[m] >= truth_support
+        need_nll = logs and live[m] >= heldout_support
         for r in range(live[m]):
             j = ids[a + r]
             cj = vals[a + r]
@@ -543,17 +547,19 @@ def live_metrics(off, live, ids, vals, k, per_category, flags, truth_support,
                 else:
                     lx = math.log(x)
                     ent -= x * lx
-                if p > 0.0:
+                if need_kl and p > 0.0:
                     kl += p * (per_category[j, 1] - lx)
-                nll -= per_category[j, 2] * lx
+                if need_nll:
+                    nll -= per_category[j, 2] * lx
         out[0, m] = ent if logs else math.nan
         out[1, m] = 1.0 - sq
         out[2, m] = live[m]
         out[3, m] = tm
         out[4, m] = tv
         if logs:
-            out[5, m] = max(kl, 0.0) if (seen & low) == truth_support else math.inf
-            out[6, m] = nll if (seen >> 32) == heldout_support else math.inf
+            out[5, m] = (max(kl, 0.0) if need_kl and (seen & low) == truth_support
+                         else math.inf)
+            out[6, m] = nll if need_nll and (seen >> 32) == heldout_support else math.inf
         else:
             out[5, m] = math.nan
             out[6, m] = math.nan

@@ -201,11 +201,16 @@ def _blocked_live(capacity: np.ndarray, n_categories: int,
                   size: int = 1) -> tuple[LiveCounts, np.ndarray]:
     """Room for ``size`` generations of live counts of chains with the given capacities,
     and the start of each block of ``live_counts.CHAIN_BLOCK`` chains (the kernels fill
-    a block's chains one after the other and record each member's start)."""
+    a block's chains one after the other and record each member's start).
+
+    Each block has one entry to spare: the kernels compact without a branch, storing
+    every entry at the next free place and moving on only past a positive count, so
+    a chain that fills its capacity stores one entry beyond it, which must stay in its
+    own block."""
     chains = capacity.shape[0]
     starts = np.arange(0, chains, _kl.CHAIN_BLOCK)
     blocks = np.add.reduceat(capacity, starts) if chains else np.zeros(0, dtype=np.int64)
-    region = _offsets(np.asarray(blocks, dtype=np.int64) * size)
+    region = _offsets(np.asarray(blocks, dtype=np.int64) * size + 1)
     members = size * chains
     entries = int(region[-1])
     out = LiveCounts(np.empty(members, dtype=np.int64), np.empty(members, dtype=np.int64),
