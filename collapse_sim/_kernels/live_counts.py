@@ -49,7 +49,6 @@ from .categorical import (
 from .rng import shuffle
 
 _U64 = nb.uint64
-_SHIFT_53 = 1.0 / 9007199254740992.0  # 2**-53
 
 
 @nb.njit(inline="always")
@@ -393,43 +392,32 @@ def draw_live(states, probs, n, region, o_off, o_live, o_ids, o_vals):
     work = np.empty(v, dtype=np.int64)
     kk = _live(p, idx)
     use_alias = n <= ALIAS_FACTOR * kk
-    # the slots whose alias is slot j, grouped by j (slots never aliased elsewhere left
-    # out): a chain's count of j is its hits of j itself plus those groups' alias hits
-    first = np.zeros(v + 1, dtype=np.int64)
-    donors = np.empty(v, dtype=np.int64)
+    # the local category (index into idx) of every alias code
+    local = np.arange(kk).astype(np.int64)
+    targets = np.empty(2 * kk, dtype=np.int32)
     if use_alias:
         _alias_build(p, idx, kk, thresh, alias, work)
-        for i in range(kk):
-            if thresh[i] < 1.0:
-                first[alias[i] + 1] += 1
-        for j in range(kk):
-            first[j + 1] += first[j]
-        for i in range(kk):
-            if thresh[i] < 1.0:
-                donors[first[alias[i]]] = i
-                first[alias[i]] += 1
-        for j in range(kk - 1, 0, -1):
-            first[j] = first[j - 1]
-        first[0] = 0
+        _alias_targets(local, alias, kk, targets)
     else:
         _tail_sums(p, thresh)
     chains = states.shape[0]
     for q in nb.prange((chains + CHAIN_BLOCK - 1) // CHAIN_BLOCK):
         lo, hi = _block(q, chains)
-        cnt = np.zeros(0 if use_alias else v, dtype=np.int64)
-        hits = np.empty(2 * kk, dtype=np.int32)
+        cnt = np.zeros(kk if use_alias else v, dtype=np.int64)
+        codes = np.empty(n if use_alias else 0, dtype=np.int32)
         b = region[q]
         for c in range(lo, hi):
             out = 0
             if use_alias:
-                _alias_hits(states[c], kk, thresh, alias, n, hits)
+                _alias_codes(states[c], kk, thresh, n, codes)
+                for i in range(n):
+                    cnt[targets[codes[i]]] += 1
                 for j in range(kk):
-                    x = hits[2 * j]
-                    for e in range(first[j], first[j + 1]):
-                        x += hits[2 * donors[e] + 1]
+                    x = cnt[j]
                     o_ids[b + out] = idx[j]
                     o_vals[b + out] = x
                     out += x > 0
+                    cnt[j] = 0
             else:
                 cnt[:] = 0
                 _binomial_tail_counts(states[c], p, n, cnt, thresh)
@@ -442,30 +430,6 @@ def draw_live(states, probs, n, region, o_off, o_live, o_ids, o_vals):
             o_off[c] = b
             o_live[c] = out
             b += out
-
-
-@nb.njit
-def _alias_hits(st, kk, thresh, alias, n, hits):
-    """The draws of ``_alias_draws`` counted by (slot, whether the slot's alias was
-    taken) in ``hits[2 slot + taken]``: all slots are equally likely, so consecutive
-    increments rarely hit the same word (counting by category stalls on the frequent
-    ones). Item ``i``'s category is ``slot`` or ``alias[slot]`` as there."""
-    for i in range(2 * kk):
-        hits[i] = 0
-    s0 = st[0]
-    s1 = st[1]
-    s2 = st[2]
-    s3 = st[3]
-    scale = kk * _SHIFT_53
-    for _ in range(n):
-        r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
-        x = np.float64(r >> _U64(11)) * scale
-        slot = min(np.int64(x), kk - 1)
-        hits[2 * slot + (x - slot >= thresh[slot])] += 1
-    st[0] = s0
-    st[1] = s1
-    st[2] = s2
-    st[3] = s3
 
 
 @nb.njit

@@ -16,7 +16,17 @@ smoothing :math:`\alpha > 0` never lets a category die.
 
 This module is the whole family — model, statistics, fitter, metrics — written
 against :mod:`collapse_sim.protocol` and :mod:`collapse_sim.registry` with no edit
-to the engine (its kernels are in ``collapse_sim._kernels.categorical``).
+to the engine (its kernels are in ``collapse_sim._kernels.categorical`` and
+``collapse_sim._kernels.live_counts``).
+
+Since dead categories never come back, a maximum-likelihood fit keeps its counts for
+the *live* categories only (:class:`LiveCounts`): resampling :math:`n` items from a fit
+of :math:`k` items costs :math:`O(n + k + L)` and its metrics :math:`O(L)` for
+:math:`L` live categories, where dense counts cost :math:`O(V)` per chain and
+generation. A run that replaces its data every generation goes through
+:meth:`CategoricalFit.fused_run`: blocks of generations in one kernel, each chain's
+counts kept in its cache from one generation to the next. Both give the numbers of
+the dense, generation-by-generation computation bit for bit (the tests check it).
 
 Metrics (registered for a categorical truth :math:`p` and models :math:`q`):
 
@@ -222,11 +232,12 @@ class Categorical(Model):
     r"""A (batch of) categorical distribution(s) over ``V`` categories, numbered 0 to ``V - 1``.
 
     Data are int32 category ids (tokens): a sample of ``k`` items per chain is an
-    array ``(chains, k)``. Drawing costs :math:`O(k + V)` per chain (conditional
-    binomials, then a shuffle: see ``collapse_sim._kernels.categorical``), and the
-    counts alone can be drawn directly (``draw_statistics``), so the default
-    ``sampling="auto"`` path of :func:`collapse_sim.simulate` never forms the tokens
-    and its cost does not grow with ``n_samples``.
+    array ``(chains, k)``. Drawing costs :math:`O(k + V)` per chain (an alias table or
+    conditional binomials: see ``collapse_sim._kernels.categorical``; a fit without
+    smoothing resamples its training counts in :math:`O(k + L)`), and the counts alone
+    can be drawn directly (``draw_statistics``), so the default ``sampling="auto"``
+    path of :func:`collapse_sim.simulate` never forms the tokens and its cost does not
+    grow with ``n_samples``.
 
     Parameters
     ----------
