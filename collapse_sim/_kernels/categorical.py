@@ -252,16 +252,21 @@ def _alias_draws(s, idx, k, thresh, alias, n, tokens, counts):
         counts[targets[codes[i]]] += 1
 
 
-@nb.njit
-def _binomial_counts(s, p, n, counts, tail):
-    """Multinomial counts of ``n`` items by conditional binomials (``counts`` zeroed)."""
-    v = p.shape[0]
+@nb.njit(inline="always")
+def _tail_sums(p, tail):
+    """``tail[j]``: the sum of ``p[j:]``, accumulated from the rarest end."""
     acc = 0.0
-    for j in range(v - 1, -1, -1):
+    for j in range(p.shape[0] - 1, -1, -1):
         acc += p[j]
         tail[j] = acc
+
+
+@nb.njit
+def _binomial_tail_counts(s, p, n, counts, tail):
+    """Multinomial counts of ``n`` items by conditional binomials (``counts`` zeroed),
+    the tail sums ``tail`` of ``p`` given (:func:`_tail_sums`)."""
     left = n
-    for j in range(v):
+    for j in range(p.shape[0]):
         if left == 0:
             break
         if p[j] <= 0.0:
@@ -269,6 +274,14 @@ def _binomial_counts(s, p, n, counts, tail):
         x = next_binomial(s, left, min(1.0, p[j] / tail[j]))
         counts[j] = x
         left -= x
+
+
+@nb.njit
+def _binomial_counts(s, p, n, counts, tail):
+    """Multinomial counts of ``n`` items by conditional binomials (``counts`` zeroed;
+    ``tail`` receives the tail sums)."""
+    _tail_sums(p, tail)
+    _binomial_tail_counts(s, p, n, counts, tail)
 
 
 @nb.njit

@@ -41,8 +41,10 @@ from .categorical import (
     _alias_build,
     _alias_codes,
     _alias_targets,
+    _binomial_tail_counts,
     _live,
     _shuffled_tokens,
+    _tail_sums,
     _xoshiro,
     next_binomial,
 )
@@ -310,6 +312,24 @@ def count_live(tokens, v, region, o_off, o_live, o_ids, o_vals):
             b += out
 
 
+@nb.njit
+def _shared_tables(p, n):
+    """The tables of ``n`` draws from one distribution ``p``, as ``_chain`` builds them per
+    chain: ``(idx, K, thresh, alias, use_alias)`` — the live categories, their number,
+    then the alias table when ``n <= ALIAS_FACTOR K``, else the tail sums in ``thresh``."""
+    v = p.shape[0]
+    idx = np.empty(v, dtype=np.int64)
+    thresh = np.empty(v)
+    alias = np.empty(v, dtype=np.int64)
+    kk = _live(p, idx)
+    use_alias = n <= ALIAS_FACTOR * kk
+    if use_alias:
+        _alias_build(p, idx, kk, thresh, alias, np.empty(v, dtype=np.int64))
+    else:
+        _tail_sums(p, thresh)
+    return idx, kk, thresh, alias, use_alias
+
+
 @chain_kernel
 def draw_shared_tokens(states, probs, n, tokens):
     """``tokens`` ``(chains, n)``: the items ``categorical_draw`` writes from one shared
@@ -317,18 +337,10 @@ def draw_shared_tokens(states, probs, n, tokens):
     table or tail sums built once for all chains instead of once per chain."""
     p = probs[0]
     v = p.shape[0]
-    idx = np.empty(v, dtype=np.int64)
-    thresh = np.empty(v)
-    alias = np.empty(v, dtype=np.int64)
-    work = np.empty(v, dtype=np.int64)
-    kk = _live(p, idx)
-    use_alias = n <= ALIAS_FACTOR * kk
+    idx, kk, thresh, alias, use_alias = _shared_tables(p, n)
     targets = np.empty(2 * kk if use_alias else 0, dtype=np.int32)
     if use_alias:
-        _alias_build(p, idx, kk, thresh, alias, work)
         _alias_targets(idx, alias, kk, targets)
-    else:
-        _tail_sums(p, thresh)
     for c in nb.prange(states.shape[0]):
         if use_alias:
             row = tokens[c]
@@ -339,16 +351,6 @@ def draw_shared_tokens(states, probs, n, tokens):
             counts = np.zeros(v, dtype=np.int64)
             _binomial_tail_counts(states[c], p, n, counts, thresh)
             _shuffled_tokens(states[c], counts, tokens[c])
-
-
-@nb.njit(inline="always")
-def _tail_sums(p, tail):
-    """``tail[j]``: the sum of ``p[j:]``, accumulated from the rarest end (as
-    ``_binomial_counts`` does)."""
-    acc = 0.0
-    for j in range(p.shape[0] - 1, -1, -1):
-        acc += p[j]
-        tail[j] = acc
 
 
 @chain_kernel
@@ -386,20 +388,12 @@ def draw_live(states, probs, n, region, o_off, o_live, o_ids, o_vals):
     tables built once for all chains."""
     p = probs[0]
     v = p.shape[0]
-    idx = np.empty(v, dtype=np.int64)
-    thresh = np.empty(v)
-    alias = np.empty(v, dtype=np.int64)
-    work = np.empty(v, dtype=np.int64)
-    kk = _live(p, idx)
-    use_alias = n <= ALIAS_FACTOR * kk
+    idx, kk, thresh, alias, use_alias = _shared_tables(p, n)
     # the local category (index into idx) of every alias code
     local = np.arange(kk).astype(np.int64)
     targets = np.empty(2 * kk, dtype=np.int32)
     if use_alias:
-        _alias_build(p, idx, kk, thresh, alias, work)
         _alias_targets(local, alias, kk, targets)
-    else:
-        _tail_sums(p, thresh)
     chains = states.shape[0]
     for q in nb.prange((chains + CHAIN_BLOCK - 1) // CHAIN_BLOCK):
         lo, hi = _block(q, chains)
@@ -430,20 +424,6 @@ def draw_live(states, probs, n, region, o_off, o_live, o_ids, o_vals):
             o_off[c] = b
             o_live[c] = out
             b += out
-
-
-@nb.njit
-def _binomial_tail_counts(s, p, n, counts, tail):
-    """``_binomial_counts`` with the tail sums ``tail`` given (the same draws)."""
-    left = n
-    for j in range(p.shape[0]):
-        if left == 0:
-            break
-        if p[j] <= 0.0:
-            continue
-        x = next_binomial(s, left, min(1.0, p[j] / tail[j]))
-        counts[j] = x
-        left -= x
 
 
 #: The metrics read the logarithms of :math:`c/k` from a table of all ``k + 1`` values
