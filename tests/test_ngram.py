@@ -80,6 +80,48 @@ def test_serial_and_parallel_builds_agree(small_truth):
             np.testing.assert_array_equal(a, b)
 
 
+def _chain_arrays(build, blocks, v, order):
+    """Every array one chain's build writes, cut to its sizes (one fresh set of buffers)."""
+    k, length = blocks.shape
+    bound_n, bound_e = 1 + (order - 1) * k * (length + 1), order * k * length
+    bufs = [np.full(bound_n, -9, np.int32) for _ in kn.NODE_ARRAYS]
+    ebufs = [np.full(bound_e, -9, np.int32) for _ in kn.ENTRY_ARRAYS]
+    child = np.full(bound_n, -9, np.int32)
+    sizes = np.zeros(2, np.int64)
+    if build is kn._build_chain:
+        build(blocks, v, order, *bufs, *ebufs, child, sizes)
+    else:
+        build(blocks, v, *bufs, *ebufs, child, sizes)
+    nodes, entries = sizes
+    return ([b[:nodes] for b in bufs] + [b[:entries] for b in ebufs] + [child[:nodes - 1]],
+            sizes)
+
+
+@pytest.mark.parametrize("v,k,length", [(5, 1, 1), (7, 30, 8), (3, 200, 2), (40, 12, 64)])
+def test_bigram_build_writes_the_arrays_of_the_general_build(v, k, length):
+    """The order-2 build (counting sorts, no hash table) against the general one: the
+    same nodes, entries, counts, back-off and successor links, array for array."""
+    rng = np.random.default_rng(v * k)
+    blocks = rng.integers(0, v, size=(k, length)).astype(np.int32)
+    blocks[0, :] = blocks[0, 0]  # a repeated token: one context with one successor
+    fast, fast_sizes = _chain_arrays(kn._build_bigram_chain, blocks, v, 2)
+    general, sizes = _chain_arrays(kn._build_chain, blocks, v, 2)
+    np.testing.assert_array_equal(fast_sizes, sizes)
+    for name, a, b in zip((*kn.NODE_ARRAYS, *kn.ENTRY_ARRAYS, "child"), fast, general,
+                          strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_bigram_build_on_real_text():
+    truth = cs.NGramTruth(cs.text.shakespeare(), order=2, heldout=0.1, block_size=64)
+    blocks = truth.draw(300, chain_streams(0, 1))[0]
+    fast, fast_sizes = _chain_arrays(kn._build_bigram_chain, blocks, truth.n_types, 2)
+    general, sizes = _chain_arrays(kn._build_chain, blocks, truth.n_types, 2)
+    np.testing.assert_array_equal(fast_sizes, sizes)
+    for a, b in zip(fast, general, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def python_log_prob(counts, order, v, alpha, weight, block):
     """Mean log P of ``block`` by the documented interpolation, from a counts dict."""
     ctx_total = Counter()

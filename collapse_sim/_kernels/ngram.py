@@ -118,10 +118,11 @@ def _counting_order(keys, n_keys, order_in, order_out, bucket):
 @nb.njit
 def _build_chain(tokens, v, n, count, parent, token, efirst, enum, cfirst, cnum,
                  etok, ecum, enext, child, sizes):
-    """Build one chain's model from its blocks ``tokens`` ``(k, L)`` into the buffers.
+    r"""Build one chain's model from its blocks ``tokens`` ``(k, L)`` into the buffers.
 
-    ``sizes`` receives (nodes, entries). Buffers hold at least the bounds
-    :math:`1 + (n-1) k (L+1)` nodes and :math:`n k L` entries.
+    ``sizes`` receives (nodes, entries). Buffers hold at least
+    :math:`1 + \sum_{j=1}^{n-1} \min(k (L+1), (V+1)^j)` nodes and
+    :math:`\min(k L, V) + (n-1) k L` entries (``families.ngram.build``).
     """
     k, length = tokens.shape
     base = np.int64(v + 1)
@@ -249,14 +250,137 @@ def _build_chain(tokens, v, n, count, parent, token, efirst, enum, cfirst, cnum,
     sizes[1] = entries
 
 
+@nb.njit
+def _build_bigram_chain(tokens, v, count, parent, token, efirst, enum, cfirst, cnum, etok,
+                        ecum, enext, child, sizes):
+    """:func:`_build_chain` for order 2, with the same arrays, without a hash table.
+
+    A bigram's contexts are single tokens (and ``BOS = v``), so its depth-1 nodes come
+    from a dense table by token and its events (context node, next token) are put in
+    (node, token) order by two stable counting sorts — by token, then by node — over all
+    ``T`` events: :math:`O(T + V + N)` with sequential passes, where the general build
+    makes one hash-table lookup per event. Node ids are given in order of first
+    appearance, as there; entries and children are in (node, token) order in both, so
+    every array is the same.
+    """
+    k, length = tokens.shape
+    total = k * length
+    first_level = np.full(v + 1, -1, dtype=np.int32)
+    events = np.empty(total, dtype=np.int64)  # (context node << 32) | next token
+    root_count = np.zeros(v, dtype=np.int64)
+    nodes = 1
+    count[0] = 0
+    parent[0] = -1
+    token[0] = -1
+    e = 0
+    for b in range(k):
+        row = tokens[b]
+        prev = v  # begin-of-sequence
+        for i in range(length + 1):
+            node = first_level[prev]
+            if node < 0:
+                node = nodes
+                first_level[prev] = node
+                parent[node] = 0
+                token[node] = prev
+                count[node] = 0
+                nodes += 1
+            if i == length:
+                break
+            w = row[i]
+            events[e] = (np.int64(node) << 32) | w
+            e += 1
+            root_count[w] += 1
+            count[node] += 1
+            prev = w
+    count[0] = total
+    # the root's entries: every token seen, in token order
+    entries = 0
+    running = 0
+    for w in range(v):
+        c = root_count[w]
+        if c > 0:
+            etok[entries] = w
+            running += c
+            ecum[entries] = running
+            enext[entries] = -1
+            entries += 1
+    efirst[0] = 0
+    enum[0] = entries
+    # the events in (node, token) order: moved by token, then stably by node (the keys
+    # themselves move, so every pass reads them in order); the histograms are the
+    # token and context counts above
+    low = np.int64(0xFFFFFFFF)
+    start = np.empty(max(nodes, v) + 1, dtype=np.int64)
+    moved = np.empty(total, dtype=np.int64)
+    acc = 0
+    for w in range(v):
+        start[w] = acc
+        acc += root_count[w]
+    for i in range(total):
+        key = events[i]
+        w = key & low
+        moved[start[w]] = key
+        start[w] += 1
+    acc = 0
+    for h in range(nodes):
+        start[h] = acc
+        acc += count[h] if h > 0 else 0
+    for i in range(total):
+        key = moved[i]
+        h = key >> 32
+        events[start[h]] = key
+        start[h] += 1
+    for h in range(1, nodes):
+        efirst[h] = 0
+        enum[h] = 0
+    last = np.int64(-1)
+    last_node = -1
+    for r in range(total):
+        key = events[r]
+        h = np.int64(key >> 32)
+        if h != last_node:
+            efirst[h] = entries
+            running = 0
+            last_node = h
+        running += 1
+        if key != last:
+            w = key & low
+            etok[entries] = w
+            enext[entries] = first_level[w]
+            enum[h] += 1
+            entries += 1
+            last = key
+        ecum[entries - 1] = running
+    # children of the root (every other node), in token order; no node has others
+    for h in range(nodes):
+        cfirst[h] = 0
+        cnum[h] = 0
+    cnum[0] = nodes - 1
+    r = 0
+    for t in range(v + 1):
+        node = first_level[t]
+        if node > 0:
+            child[r] = node
+            r += 1
+    sizes[0] = nodes
+    sizes[1] = entries
+
+
 @chain_kernel
 def build_models(tokens, v, n, count, parent, token, efirst, enum, cfirst, cnum,
                  etok, ecum, enext, child, sizes):
     """Build every chain's model: ``tokens`` ``(B, k, L)``, buffers ``(B, bound)``,
     ``sizes`` ``(B, 2)`` receives each chain's (nodes, entries)."""
     for c in nb.prange(tokens.shape[0]):
-        _build_chain(tokens[c], v, n, count[c], parent[c], token[c], efirst[c], enum[c],
-                     cfirst[c], cnum[c], etok[c], ecum[c], enext[c], child[c], sizes[c])
+        if n == 2:
+            _build_bigram_chain(tokens[c], v, count[c], parent[c], token[c], efirst[c],
+                                enum[c], cfirst[c], cnum[c], etok[c], ecum[c], enext[c],
+                                child[c], sizes[c])
+        else:
+            _build_chain(tokens[c], v, n, count[c], parent[c], token[c], efirst[c],
+                         enum[c], cfirst[c], cnum[c], etok[c], ecum[c], enext[c], child[c],
+                         sizes[c])
 
 
 @chain_kernel
@@ -474,14 +598,16 @@ def generate(states, node_off, entry_off, count, parent, token, efirst, enum, cf
         noff[0] = 0
         for h in range(nodes):
             noff[h + 1] = noff[h] + count[a + h]
-        occ = np.empty(noff[nodes] if k > 0 else 0, dtype=np.int32)
+        # each training event as (its next context << 32) | its token: one load gives both
+        occ = np.empty(noff[nodes] if k > 0 else 0, dtype=np.int64)
         if k > 0:
             for h in range(nodes):
                 pos = noff[h]
                 below = 0
                 for r in range(efirst[a + h], efirst[a + h] + enum[a + h]):
+                    packed = (np.int64(enext[e0 + r]) << 32) | etok[e0 + r]
                     for _ in range(ecum[e0 + r] - below):
-                        occ[pos] = r
+                        occ[pos] = packed
                         pos += 1
                     below = ecum[e0 + r]
         st = states[c]
@@ -544,16 +670,20 @@ def generate(states, node_off, entry_off, count, parent, token, efirst, enum, cf
                         known = False
                     else:
                         u = x / total
+                nxt = -1
                 if known and wcum.shape[0] == 0:
                     target = min(np.int64(u * total), total - 1)
-                    lo = occ[noff[g] + target]
-                    w = etok[e0 + lo]
+                    packed = occ[noff[g] + target]
+                    w = np.int32(packed & 0xFFFFFFFF)
+                    nxt = np.int64(packed >> 32)
+                elif known:
+                    nxt = enext[e0 + lo]
                 out[c, b, i] = w
                 for j in range(n - 2, 0, -1):
                     hist[j] = hist[j - 1]
                 hist[0] = w
                 if known and g == state and depth == n - 1:
-                    states_l[lane] = enext[e0 + lo]
+                    states_l[lane] = nxt
                 else:
                     states_l[lane], depths[lane] = _walk(hist, n, root, token, cfirst, cnum,
                                                          child, a, ca)

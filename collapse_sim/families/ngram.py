@@ -518,8 +518,10 @@ def build(tokens: np.ndarray, n_types: int, order: int, smoothing: float):
     in batches whose counting buffers stay within :data:`FIT_BUFFER_BYTES`.
     """
     chains, k, length = tokens.shape
-    max_nodes = 1 + (order - 1) * k * (length + 1)
-    max_entries = order * k * length
+    # a depth-j context is one of at most (V + 1)^j and occurs at most k (L + 1) times;
+    # the root has at most V entries, a deeper level at most one per token
+    max_nodes = 1 + sum(min(k * (length + 1), (n_types + 1) ** j) for j in range(1, order))
+    max_entries = min(k * length, n_types) + (order - 1) * k * length
     per_chain = 4 * (len(_kn.NODE_ARRAYS) * max_nodes + len(_kn.ENTRY_ARRAYS) * max_entries
                      + max_nodes)
     step = max(1, min(chains, FIT_BUFFER_BYTES // max(per_chain, 1)))
