@@ -31,9 +31,13 @@ array      length           meaning
 
 Both orderings come from two stable counting sorts (least significant key first), so
 building a model costs :math:`O(n T + V + N)` for :math:`T` tokens and :math:`N` nodes:
-linear, no comparison sort. Generating a token costs one draw and one binary search
-over the cumulative counts of its context (plus a walk of :math:`n - 1` binary searches
-after a back-off or a smoothing draw).
+linear, no comparison sort. For order 2 the contexts are single tokens, so
+:func:`_build_bigram_chain` finds the nodes in a dense table and sorts the events
+themselves, with no hash table, into the same arrays. Generating a token at
+temperature 1 costs one draw and one load from the context's list of training events
+(each stored with its token and next context); at other temperatures a binary search
+over the cumulative weights (plus a walk of :math:`n - 1` binary searches after a
+back-off or a smoothing draw).
 """
 
 import numba as nb
