@@ -4,20 +4,23 @@ A maximum-likelihood categorical fit gives probability 0 to every category its
 training set missed, and those never come back: after a few Wright–Fisher steps most
 of a vocabulary is dead. So a batch of fitted counts is kept *live* — per member
 only the categories with a positive count, in increasing order — as flat arrays with
-offsets (the layout of a CSR matrix with one row per member):
+a start per member:
 
 =========== ================ ===================================================
 array       length           meaning
 =========== ================ ===================================================
-``off``     members + 1      member ``m`` may use entries ``off[m]`` to ``off[m+1]``
-``live``    members          :math:`L_m`: entries in use (the live categories)
-``ids``     ``off[-1]``      category of each entry, increasing within a member
-``vals``    ``off[-1]``      its count :math:`c_j > 0` (int32)
+``off``     members (+ 1)    member ``m``'s entries start at ``off[m]``
+``live``    members          :math:`L_m`: its entries (the live categories)
+``ids``     entries          category of each entry, increasing within a member
+``vals``    entries          its count :math:`c_j > 0` (int32)
 =========== ================ ===================================================
 
-A member's capacity ``off[m+1] - off[m]`` may exceed ``live[m]`` (it is a bound fixed
-before the draws: a sample of :math:`n` items from :math:`L` live categories has at
-most :math:`\min(n, L)`); the entries beyond ``live[m]`` are never read.
+Members' entries never overlap and need not be in member order. The kernels that
+produce counts write the chains of a block of :data:`CHAIN_BLOCK` one after the other
+from the block's start (``region[q]``), with room fixed before the draws (a sample of
+:math:`n` items from :math:`L` live categories has at most :math:`\min(n, L)`) plus
+one spare entry per block for the branch-free compaction; so the memory they touch is
+the live entries only.
 
 Drawing ``n`` items from the empirical distribution :math:`c_j / k` of a member and
 counting them costs :math:`O(k + n + L)` and touches only arrays of that size, and its
