@@ -17,9 +17,11 @@ Baselines (the strongest loops a user would write with numpy alone):
 
 Our side is ``simulate`` as a user calls it, for ``sampling="exact"`` (counts drawn
 directly: resampling the previous counts, alias tables or conditional binomials, see
-``collapse_sim._kernels.categorical``) and ``sampling="explicit"`` (tokens drawn, then
-counted), once with the default metrics (``metrics=None``: all seven registered for
-the pair) and once with only ``metrics=("gini_simpson",)`` (the work the baselines do).
+``collapse_sim._kernels.categorical``; with ``Replace``, blocks of generations in one
+kernel on the live counts, ``collapse_sim._kernels.live_counts``) and
+``sampling="explicit"`` (tokens drawn, then counted), once with the default metrics
+(``metrics=None``: all seven registered for the pair) and once with only
+``metrics=("gini_simpson",)`` (the work the baselines do).
 
 Timing: in full mode every job runs once per round for at least :data:`ROUNDS`
 rounds, ours and baselines alternating (each baseline twice per round, and the
