@@ -409,3 +409,30 @@ def test_kept_models_stop_at_their_memory_budget(docs, monkeypatch):
     np.testing.assert_array_equal(sim.metrics["vocabulary"], full.metrics["vocabulary"])
     with pytest.raises(ValueError, match="were not kept"):
         sim.text(4)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.3])
+def test_shared_text_scored_by_pairs_gives_the_bits_of_the_token_loop(smoothing):
+    """Many bigram models scoring one text go by the text's distinct pairs: the same
+    values, bit for bit, as the per-token kernel, and a text changed in place is
+    re-read."""
+    truth = cs.NGramTruth(cs.text.shakespeare(), order=2, heldout=0.1, block_size=64)
+    streams = chain_streams(3, 5)
+    models = cs.NGramFit(order=2, smoothing=smoothing).fit(truth.draw(40, streams), truth)
+    text = np.array(truth.heldout(60, chain_streams(9, 1))).reshape(-1, 64)
+    got = models.sequence_log_likelihood(text)
+    want = np.empty_like(got)
+    kn.log_likelihood(models._node_off, models._entry_off,
+                      *models._tables("count", "token", "efirst", "enum", "cfirst", "cnum",
+                                      "etok", "ecum", "child"),
+                      models.n_types, 2, models.smoothing, fam.EVAL_WEIGHT,
+                      np.ascontiguousarray(text[None], dtype=np.int32), want)
+    np.testing.assert_array_equal(got, want)
+    text[:, 5] = text[0, 0]  # changed in place: not the remembered pairs
+    again = models.sequence_log_likelihood(text)
+    kn.log_likelihood(models._node_off, models._entry_off,
+                      *models._tables("count", "token", "efirst", "enum", "cfirst", "cnum",
+                                      "etok", "ecum", "child"),
+                      models.n_types, 2, models.smoothing, fam.EVAL_WEIGHT,
+                      np.ascontiguousarray(text[None], dtype=np.int32), want)
+    np.testing.assert_array_equal(again, want)

@@ -762,6 +762,66 @@ def log_likelihood(node_off, entry_off, count, token, efirst, enum, cfirst, cnum
 
 
 @chain_kernel
+def bigram_pair_log_likelihood(node_off, entry_off, count, token, efirst, enum, cfirst,
+                               cnum, etok, ecum, child, v, alpha, weight, pair_h, pair_w,
+                               inverse, out):
+    """:func:`log_likelihood` of bigram models on one text shared by every member, with
+    the same bits, by its distinct (context, token) pairs.
+
+    ``pair_h``/``pair_w``: the text's distinct pairs (context ``BOS = v`` at a block's
+    start), sorted by context then token; ``inverse`` ``(k, L)``: each position's pair.
+    Each pair's log-probability is computed once, by the expression of
+    :func:`log_likelihood`, with its count found by walking the context's token-sorted
+    entries alongside the pairs' tokens (one pass, no binary search); each block's sum
+    then adds them in text order, as :func:`log_likelihood` does.
+    """
+    pairs = pair_h.shape[0]
+    k, length = inverse.shape
+    for m in nb.prange(node_off.shape[0] - 1):
+        a = node_off[m]
+        e0 = entry_off[m]
+        ca = a - m
+        root = _root_children(v, token, cfirst, cnum, child, a, ca)
+        unigram = np.zeros(v, dtype=np.int64)
+        _root_counts(efirst, enum, etok, ecum, a, e0, unigram)
+        size = count[a]
+        logp = np.empty(pairs)
+        d = 0
+        while d < pairs:
+            h = pair_h[d]
+            end = d
+            while end < pairs and pair_h[end] == h:
+                end += 1
+            node = root[h]
+            ch = count[a + node] if node >= 0 else 0
+            r = 0
+            start = 0
+            stop = 0
+            if ch != 0:
+                r = efirst[a + node]
+                start = r
+                stop = r + enum[a + node]
+            for e in range(d, end):
+                w = pair_w[e]
+                p = (1.0 - weight) / v + weight * (unigram[w] + alpha) / (size + alpha * v)
+                if ch != 0:
+                    while r < stop and etok[e0 + r] < w:
+                        r += 1
+                    cw = 0
+                    if r < stop and etok[e0 + r] == w:
+                        below = ecum[e0 + r - 1] if r > start else 0
+                        cw = ecum[e0 + r] - below
+                    p = (1.0 - weight) * p + weight * (cw + alpha) / (ch + alpha * v)
+                logp[e] = np.log(p)
+            d = end
+        for b in range(k):
+            total = 0.0
+            for i in range(length):
+                total += logp[inverse[b, i]]
+            out[m, b] = total / length
+
+
+@chain_kernel
 def unigram_counts(node_off, entry_off, efirst, enum, etok, ecum, out):
     """``out`` ``(B, V)`` int64 (zeroed): each model's root counts :math:`c(w)`."""
     for c in nb.prange(out.shape[0]):

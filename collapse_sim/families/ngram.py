@@ -60,6 +60,7 @@ the simulation.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -299,6 +300,7 @@ class NGramModel(Model):
 
     def sequence_log_likelihood(self, texts: np.ndarray) -> np.ndarray:
         """Like :meth:`log_likelihood`, one value per sequence (block): ``(B, m)``."""
+        source = texts
         texts = np.asarray(texts)
         if texts.ndim == 2:
             texts = texts[None]
@@ -314,6 +316,16 @@ class NGramModel(Model):
                              f"[{texts.min()}, {texts.max()}]")
         texts = np.ascontiguousarray(texts, dtype=np.int32)
         out = np.empty((max(self.batch_size, texts.shape[0]), texts.shape[1]))
+        if self.order == 2 and texts.shape[0] == 1 and self.batch_size > 1:
+            # one text for many models (the held-out text, every generation): by its
+            # distinct pairs, the same bits
+            pair_h, pair_w, inverse = _text_pairs(source, texts[0], self.n_types)
+            _kn.bigram_pair_log_likelihood(
+                self._node_off, self._entry_off,
+                *self._tables("count", "token", "efirst", "enum", "cfirst", "cnum", "etok",
+                              "ecum", "child"),
+                self.n_types, self.smoothing, EVAL_WEIGHT, pair_h, pair_w, inverse, out)
+            return out
         _kn.log_likelihood(self._node_off, self._entry_off,
                            *self._tables("count", "token", "efirst", "enum", "cfirst", "cnum",
                                          "etok", "ecum", "child"),
@@ -498,6 +510,34 @@ class NGramTruth(NGramModel):
         return (f"NGramTruth(corpus={self.corpus.name!r}, order={self.order}, "
                 f"n_types={self.n_types}, train_tokens={self._train.size}, "
                 f"block_size={self.block_size})")
+
+
+#: The distinct (context, token) pairs of the last texts scored by many bigram models.
+_PAIRS: dict[int, tuple] = {}
+_PAIRS_KEPT = 4
+
+
+def _text_pairs(source, text: np.ndarray, v: int):
+    """``(pair_h, pair_w, inverse)`` of a text ``(k, L)``: its distinct (previous token,
+    token) pairs (``v`` before a block's first token), sorted, and each position's pair.
+    Remembered for the last few arrays ``source`` the caller passed (the held-out text of
+    a run is scored by every generation's models), and compared in full before reuse."""
+    cached = _PAIRS.get(id(source))
+    if (cached is not None and cached[0]() is source and cached[1] == v
+            and np.array_equal(cached[2], text)):
+        return cached[3]
+    previous = np.empty(text.shape, dtype=np.int64)
+    previous[:, 0] = v
+    previous[:, 1:] = text[:, :-1]
+    keys = previous * v + text
+    unique, inverse = np.unique(keys.ravel(), return_inverse=True)
+    pairs = ((unique // v).astype(np.int32), (unique % v).astype(np.int32),
+             np.ascontiguousarray(inverse.reshape(text.shape), dtype=np.int32))
+    if isinstance(source, np.ndarray):
+        while len(_PAIRS) >= _PAIRS_KEPT:
+            _PAIRS.pop(next(iter(_PAIRS)))
+        _PAIRS[id(source)] = (weakref.ref(source), v, text.copy(), pairs)
+    return pairs
 
 
 def _blocks(ids: np.ndarray, lengths: tuple[int, ...], size: int) -> np.ndarray:
