@@ -235,21 +235,28 @@ def _alias_targets(idx, alias, k, targets):
         targets[2 * slot + 1] = idx[alias[slot]]
 
 
+@nb.njit(inline="always")
+def _alias_items(s, k, thresh, targets, n, out):
+    """``out[:n]``: ``n`` draws of :func:`_alias_codes`, each mapped to its target
+    (``targets`` from :func:`_alias_targets`)."""
+    _alias_codes(s, k, thresh, n, out)
+    for i in range(n):
+        out[i] = targets[out[i]]
+
+
 @nb.njit
 def _alias_draws(s, idx, k, thresh, alias, n, tokens, counts):
     """``n`` i.i.d. items from the alias table into ``tokens`` (if ``tokens.shape[0]``)
-    or added to ``counts`` (:func:`_alias_codes`, then their categories)."""
+    or added to ``counts`` (:func:`_alias_items`)."""
     targets = np.empty(2 * k, dtype=np.int32)
     _alias_targets(idx, alias, k, targets)
     if tokens.shape[0] > 0:
-        _alias_codes(s, k, thresh, n, tokens)
-        for i in range(n):
-            tokens[i] = targets[tokens[i]]
+        _alias_items(s, k, thresh, targets, n, tokens)
         return
-    codes = np.empty(n, dtype=np.int32)
-    _alias_codes(s, k, thresh, n, codes)
+    items = np.empty(n, dtype=np.int32)
+    _alias_items(s, k, thresh, targets, n, items)
     for i in range(n):
-        counts[targets[codes[i]]] += 1
+        counts[items[i]] += 1
 
 
 @nb.njit(inline="always")

@@ -42,7 +42,7 @@ from .categorical import (
     ALIAS_FACTOR,
     TABLE_SLACK,
     _alias_build,
-    _alias_codes,
+    _alias_items,
     _alias_targets,
     _binomial_tail_counts,
     _live,
@@ -346,10 +346,7 @@ def draw_shared_tokens(states, probs, n, tokens):
         _alias_targets(idx, alias, kk, targets)
     for c in nb.prange(states.shape[0]):
         if use_alias:
-            row = tokens[c]
-            _alias_codes(states[c], kk, thresh, n, row)
-            for i in range(n):
-                row[i] = targets[row[i]]
+            _alias_items(states[c], kk, thresh, targets, n, tokens[c])
         else:
             counts = np.zeros(v, dtype=np.int64)
             _binomial_tail_counts(states[c], p, n, counts, thresh)
@@ -401,20 +398,16 @@ def draw_live(states, probs, n, region, o_off, o_live, o_ids, o_vals):
     for q in nb.prange((chains + CHAIN_BLOCK - 1) // CHAIN_BLOCK):
         lo, hi = _block(q, chains)
         cnt = np.zeros(kk if use_alias else v, dtype=np.int64)
-        codes = np.empty(n if use_alias else 0, dtype=np.int32)
+        items = np.empty(n if use_alias else 0, dtype=np.int32)
         b = region[q]
         for c in range(lo, hi):
             out = 0
-            if use_alias:
-                _alias_codes(states[c], kk, thresh, n, codes)
+            if use_alias:  # items as local categories, counted, then compacted
+                _alias_items(states[c], kk, thresh, targets, n, items)
                 for i in range(n):
-                    cnt[targets[codes[i]]] += 1
-                for j in range(kk):
-                    x = cnt[j]
-                    o_ids[b + out] = idx[j]
-                    o_vals[b + out] = x
-                    out += x > 0
-                    cnt[j] = 0
+                    cnt[items[i]] += 1
+                out = _compact(idx, 0, kk, cnt, o_ids, o_vals, b)
+                cnt[:] = 0
             else:
                 cnt[:] = 0
                 _binomial_tail_counts(states[c], p, n, cnt, thresh)
@@ -474,8 +467,9 @@ def live_metrics(off, live, ids, vals, k, per_category, flags, truth_support,
         kl = 0.0
         nll = 0.0
         seen = 0
-        # fewer live categories than the truth (held-out sample) has: one of them is dead
-        # and kl (nll) is inf whatever the sum; after a few generations most members
+        # with fewer live categories than the truth (the held-out sample) has, one of its
+        # categories is dead and kl (nll) is inf whatever the sum, which is then skipped
+        # (after a few generations, for most members)
         need_kl = logs and live[m] >= truth_support
         need_nll = logs and live[m] >= heldout_support
         for r in range(live[m]):
