@@ -429,3 +429,14 @@ def test_kernels_write_nothing_past_the_region(chains):
     kl.draw_live(states, P, 1, region, out.off, out.live, out.ids, out.vals)
     assert np.all(ids[out.ids.shape[0]:] == SENTINEL)
     np.testing.assert_array_equal(out.live, 1)
+
+
+def test_metric_tables_follow_a_held_out_array_changed_in_place():
+    truth = cs.Zipf(20, 1.0)
+    model = cat.CategoricalFit().fit(np.arange(20).repeat(np.arange(1, 21))[None], 20)
+    heldout = np.arange(10)
+    first = cat.nll(truth, model, heldout)
+    heldout[:] = 0  # the same array, other items
+    changed = cat.nll(cat.Categorical(truth.probs), model, heldout)  # a fresh truth: no memo
+    np.testing.assert_array_equal(cat.nll(truth, model, heldout), changed)
+    assert not np.array_equal(first, changed)

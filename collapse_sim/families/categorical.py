@@ -634,9 +634,11 @@ _LOGS = frozenset({"entropy", "kl", "nll"})
 
 def _truth_tables(truth, heldout: np.ndarray | None, v: int):
     """``(p, log p, held-out frequencies, rare-set mask, per-category table, flags)`` of the
-    metric kernels, computed once per truth and held-out sample (memoised on the truth)."""
+    metric kernels, computed once per truth and held-out sample (memoised on the truth;
+    the held-out sample is compared in full, as a caller may change its array)."""
     memo = getattr(truth, "_table_memo", None)
-    if memo is not None and memo[0] is heldout:
+    if memo is not None and (heldout is None if memo[0] is None else
+                             heldout is not None and np.array_equal(memo[0], heldout)):
         return memo[1]
     freq = np.zeros(v) if heldout is None else np.bincount(heldout, minlength=v) / heldout.size
     tail = np.zeros(v, dtype=np.bool_)
@@ -647,7 +649,7 @@ def _truth_tables(truth, heldout: np.ndarray | None, v: int):
     per_category = np.stack([p, log_p, freq, tail.astype(np.float64)], axis=1)
     flags = (p > 0).astype(np.int64) + ((freq > 0).astype(np.int64) << 32)
     tables = (p, log_p, freq, tail, per_category, flags)
-    truth._table_memo = (heldout, tables)
+    truth._table_memo = (None if heldout is None else heldout.copy(), tables)
     return tables
 
 
