@@ -420,19 +420,16 @@ def test_shared_text_scored_by_pairs_gives_the_bits_of_the_token_loop(smoothing)
     streams = chain_streams(3, 5)
     models = cs.NGramFit(order=2, smoothing=smoothing).fit(truth.draw(40, streams), truth)
     text = np.array(truth.heldout(60, chain_streams(9, 1))).reshape(-1, 64)
-    got = models.sequence_log_likelihood(text)
-    want = np.empty_like(got)
-    kn.log_likelihood(models._node_off, models._entry_off,
-                      *models._tables("count", "token", "efirst", "enum", "cfirst", "cnum",
-                                      "etok", "ecum", "child"),
-                      models.n_types, 2, models.smoothing, fam.EVAL_WEIGHT,
-                      np.ascontiguousarray(text[None], dtype=np.int32), want)
-    np.testing.assert_array_equal(got, want)
+
+    def per_token():
+        want = np.empty((models.batch_size, text.shape[0]))
+        kn.log_likelihood(models._node_off, models._entry_off,
+                          *models._tables("count", "token", "efirst", "enum", "cfirst",
+                                          "cnum", "etok", "ecum", "child"),
+                          models.n_types, 2, models.smoothing, fam.EVAL_WEIGHT,
+                          np.ascontiguousarray(text[None], dtype=np.int32), want)
+        return want
+
+    np.testing.assert_array_equal(models.sequence_log_likelihood(text), per_token())
     text[:, 5] = text[0, 0]  # changed in place: not the remembered pairs
-    again = models.sequence_log_likelihood(text)
-    kn.log_likelihood(models._node_off, models._entry_off,
-                      *models._tables("count", "token", "efirst", "enum", "cfirst", "cnum",
-                                      "etok", "ecum", "child"),
-                      models.n_types, 2, models.smoothing, fam.EVAL_WEIGHT,
-                      np.ascontiguousarray(text[None], dtype=np.int32), want)
-    np.testing.assert_array_equal(again, want)
+    np.testing.assert_array_equal(models.sequence_log_likelihood(text), per_token())
