@@ -440,3 +440,6 @@ def test_metric_tables_follow_a_held_out_array_changed_in_place():
     changed = cat.nll(cat.Categorical(truth.probs), model, heldout)  # a fresh truth: no memo
     np.testing.assert_array_equal(cat.nll(truth, model, heldout), changed)
     assert not np.array_equal(first, changed)
+    heldout[:] = 19  # and again, with the model's own memo last filled for this truth
+    assert cat.nll(truth, model, heldout)[0] == cat.nll(cat.Categorical(truth.probs), model,
+                                                        heldout.copy())[0]

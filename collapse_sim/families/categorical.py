@@ -632,13 +632,24 @@ _METRICS = ("entropy", "gini_simpson", "support", "tail_mass", "tv", "kl", "nll"
 _LOGS = frozenset({"entropy", "kl", "nll"})
 
 
+def _kept(sample: np.ndarray | None) -> np.ndarray | None:
+    """A copy of a held-out sample for a memo (the caller may change its array later)."""
+    return None if sample is None else sample.copy()
+
+
+def _same_sample(kept: np.ndarray | None, sample: np.ndarray | None) -> bool:
+    """Whether a memo's held-out sample is ``sample`` (compared in full)."""
+    if kept is None or sample is None:
+        return kept is None and sample is None
+    return np.array_equal(kept, sample)
+
+
 def _truth_tables(truth, heldout: np.ndarray | None, v: int):
     """``(p, log p, held-out frequencies, rare-set mask, per-category table, flags)`` of the
     metric kernels, computed once per truth and held-out sample (memoised on the truth;
     the held-out sample is compared in full, as a caller may change its array)."""
     memo = getattr(truth, "_table_memo", None)
-    if memo is not None and (heldout is None if memo[0] is None else
-                             heldout is not None and np.array_equal(memo[0], heldout)):
+    if memo is not None and _same_sample(memo[0], heldout):
         return memo[1]
     freq = np.zeros(v) if heldout is None else np.bincount(heldout, minlength=v) / heldout.size
     tail = np.zeros(v, dtype=np.bool_)
@@ -649,7 +660,7 @@ def _truth_tables(truth, heldout: np.ndarray | None, v: int):
     per_category = np.stack([p, log_p, freq, tail.astype(np.float64)], axis=1)
     flags = (p > 0).astype(np.int64) + ((freq > 0).astype(np.int64) << 32)
     tables = (p, log_p, freq, tail, per_category, flags)
-    truth._table_memo = (None if heldout is None else heldout.copy(), tables)
+    truth._table_memo = (_kept(heldout), tables)
     return tables
 
 
@@ -661,7 +672,8 @@ def _all_metrics(truth, model, heldout: np.ndarray | None, selection=None) -> np
     """
     logs = selection is None or bool(_LOGS & set(selection))
     memo = getattr(model, "_metric_memo", None)
-    if memo is not None and memo[0] is truth and memo[1] is heldout and memo[2] >= logs:
+    if (memo is not None and memo[0] is truth and memo[2] >= logs
+            and _same_sample(memo[1], heldout)):
         return memo[3]
     v = model.n_categories
     p, log_p, freq, tail, per_category, flags = _truth_tables(truth, heldout, v)
@@ -678,7 +690,7 @@ def _all_metrics(truth, model, heldout: np.ndarray | None, selection=None) -> np
     else:
         _kc.categorical_metrics(np.ascontiguousarray(model.probs), 0.0, 1.0, p, log_p, tail,
                                 freq, logs, out)
-    model._metric_memo = (truth, heldout, logs, out)
+    model._metric_memo = (truth, _kept(heldout), logs, out)
     return out
 
 
