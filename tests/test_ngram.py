@@ -91,7 +91,16 @@ def _chain_arrays(build, blocks, v, order):
     if build is kn._build_chain:
         build(blocks, v, order, *bufs, *ebufs, child, sizes)
     else:
-        build(blocks, v, *bufs, *ebufs, child, sizes)
+        # scratch as a task reuses it: full of another chain's leftovers (here: a first
+        # build of the reversed blocks, then garbage), which the build must reset
+        scratch = (np.empty(v + 1, np.int32), np.empty(k * length, np.int64),
+                   np.empty(v, np.int64), np.empty(v + 3, np.int64),
+                   np.empty(k * length, np.int64))
+        build(np.ascontiguousarray(blocks[::-1, ::-1]), v, *bufs, *ebufs, child, sizes,
+              *scratch)
+        for a in scratch:
+            a[::2] = 3
+        build(blocks, v, *bufs, *ebufs, child, sizes, *scratch)
     nodes, entries = sizes
     return ([b[:nodes] for b in bufs] + [b[:entries] for b in ebufs] + [child[:nodes - 1]],
             sizes)
@@ -120,6 +129,61 @@ def test_bigram_build_on_real_text():
     np.testing.assert_array_equal(fast_sizes, sizes)
     for a, b in zip(fast, general, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def _general_generate(model, streams, k, length, prompt):
+    """What ``model._generate`` wrote before the bigram kernel: the general kernel."""
+    out = np.empty((streams.chains, k, length), dtype=np.int32)
+    kn.generate(streams.states, model._node_off, model._entry_off,
+                *model._tables("count", "parent", "token", "efirst", "enum", "cfirst", "cnum",
+                               "etok", "ecum", "enext", "child"),
+                model.n_types, model.order, model.smoothing, np.empty(0), 1.0,
+                np.empty(0, dtype=np.uint8), prompt, out)
+    return out
+
+
+@pytest.mark.parametrize("build", ["serial", "parallel"])
+@pytest.mark.parametrize(("v", "chains", "k", "length", "members"),
+                         [(6, 3, 40, 5, 3), (30, 4, 37, 16, 1), (200, 2, 5, 64, 2),
+                          (3, 1, 17, 1, 1)])
+def test_bigram_generation_writes_what_the_general_kernel_writes(v, chains, k, length,
+                                                                 members, build):
+    """The maximum-likelihood bigram kernel against the general one: the same tokens from
+    the same streams (and the streams left in the same state), for a batch of models or
+    one model shared by every chain, lane groups cut short (k not a multiple of LANES),
+    contexts that back off to the root (tokens that only end blocks), a prompt the models
+    have seen and one they have not."""
+    rng = np.random.default_rng(v + k)
+    corpus = cs.text.Corpus.from_string((" ".join(f"w{i}" for i in range(v)) + " .\n") * 20)
+    truth = cs.NGramTruth(corpus, order=2, block_size=8)  # its vocabulary only
+    blocks = random_blocks(rng, members, 12, 7, truth.n_types - 2)
+    blocks[:, :, -1] = truth.n_types - 1  # a token seen only at the end of blocks
+    model = cs.NGramFit(order=2).fit(blocks, truth)
+    assert np.any(model._arrays["count"][1:] == 0)  # some context backs off to the root
+    seen, unseen = int(blocks[0, 0, 0]), truth.n_types - 2
+    for prompt in (model._bos(), np.array([seen], np.int32), np.array([unseen], np.int32)):
+        want_streams, got_streams = chain_streams(7, chains), chain_streams(7, chains)
+        want = _general_generate(model, want_streams, k, length, prompt)
+        kernel = getattr(kn.generate_bigram, build)
+        occ_off, noff, occ = model._bigram_events()
+        start = np.empty(model.batch_size, dtype=np.int64)
+        kn.start_nodes(model._node_off, *model._tables("token", "cfirst", "cnum", "child"),
+                       model.n_types, 2, prompt, start)
+        got = np.empty_like(want)
+        kernel(got_streams.states, model._node_off, model._entry_off,
+               *model._tables("count", "efirst", "enum", "ecum"), occ_off, noff, occ, start,
+               got)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got_streams.states, want_streams.states)
+
+
+def test_bigram_generation_on_real_text():
+    """The bigram kernel as ``model.draw`` calls it, on Shakespeare, against the general
+    kernel: 8 chains of 100 blocks of 64 tokens."""
+    truth = cs.NGramTruth(cs.text.shakespeare(), order=2, heldout=0.1, block_size=64)
+    model = cs.NGramFit(order=2).fit(truth.draw(300, chain_streams(0, 8)), truth)
+    want = _general_generate(model, chain_streams(1, 8), 100, 64, model._bos())
+    np.testing.assert_array_equal(model.draw(100, chain_streams(1, 8)), want)
 
 
 def python_log_prob(counts, order, v, alpha, weight, block):

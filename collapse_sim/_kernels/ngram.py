@@ -78,6 +78,8 @@ def _find_or_insert(keys, vals, mask, key, new_val):
 
 #: Sequences a chain writes in lockstep (see :func:`generate`).
 LANES = 16
+#: Most tasks :func:`build_models` splits its chains into (each reuses one scratch).
+BUILD_TASKS = 8
 #: Initial capacity of a chain's counting hash tables (they double when half full).
 INITIAL_TABLE = 1 << 12
 
@@ -256,7 +258,8 @@ def _build_chain(tokens, v, n, count, parent, token, efirst, enum, cfirst, cnum,
 
 @nb.njit
 def _build_bigram_chain(tokens, v, count, parent, token, efirst, enum, cfirst, cnum, etok,
-                        ecum, enext, child, sizes):
+                        ecum, enext, child, sizes, first_level, events, root_count, start,
+                        moved):
     """:func:`_build_chain` for order 2, with the same arrays, without a hash table.
 
     A bigram's contexts are single tokens (and ``BOS = v``), so its depth-1 nodes come
@@ -266,12 +269,16 @@ def _build_bigram_chain(tokens, v, count, parent, token, efirst, enum, cfirst, c
     makes one hash-table lookup per event. Node ids are given in order of first
     appearance, as there; entries and children are in (node, token) order in both, so
     every array is the same.
+
+    Scratch (a caller's, reused from chain to chain: fresh memory per chain was written
+    page by page, half the time of a 64-chain refit): ``first_level`` ``(V + 1,)``
+    int32, ``root_count`` ``(V,)`` and ``start`` ``(V + 3,)`` int64, ``events`` and
+    ``moved`` int64 of at least ``k L``; all are reset here as needed.
     """
     k, length = tokens.shape
     total = k * length
-    first_level = np.full(v + 1, -1, dtype=np.int32)
-    events = np.empty(total, dtype=np.int64)  # (context node << 32) | next token
-    root_count = np.zeros(v, dtype=np.int64)
+    first_level[:] = -1
+    root_count[:] = 0  # events below: (context node << 32) | next token
     nodes = 1
     count[0] = 0
     parent[0] = -1
@@ -315,8 +322,6 @@ def _build_bigram_chain(tokens, v, count, parent, token, efirst, enum, cfirst, c
     # themselves move, so every pass reads them in order); the histograms are the
     # token and context counts above
     low = np.int64(0xFFFFFFFF)
-    start = np.empty(max(nodes, v) + 1, dtype=np.int64)
-    moved = np.empty(total, dtype=np.int64)
     acc = 0
     for w in range(v):
         start[w] = acc
@@ -375,16 +380,32 @@ def _build_bigram_chain(tokens, v, count, parent, token, efirst, enum, cfirst, c
 def build_models(tokens, v, n, count, parent, token, efirst, enum, cfirst, cnum,
                  etok, ecum, enext, child, sizes):
     """Build every chain's model: ``tokens`` ``(B, k, L)``, buffers ``(B, bound)``,
-    ``sizes`` ``(B, 2)`` receives each chain's (nodes, entries)."""
-    for c in nb.prange(tokens.shape[0]):
+    ``sizes`` ``(B, 2)`` receives each chain's (nodes, entries).
+
+    The chains are split into at most :data:`BUILD_TASKS` runs of consecutive chains, each
+    a task with its own scratch (a bigram's), reused from chain to chain.
+    """
+    chains, k, length = tokens.shape
+    tasks = min(chains, BUILD_TASKS)
+    for task in nb.prange(tasks):
+        lo = task * chains // tasks
+        hi = (task + 1) * chains // tasks
         if n == 2:
-            _build_bigram_chain(tokens[c], v, count[c], parent[c], token[c], efirst[c],
-                                enum[c], cfirst[c], cnum[c], etok[c], ecum[c], enext[c],
-                                child[c], sizes[c])
+            first_level = np.empty(v + 1, dtype=np.int32)
+            root_count = np.empty(v, dtype=np.int64)
+            start = np.empty(v + 3, dtype=np.int64)
+            events = np.empty(k * length, dtype=np.int64)
+            moved = np.empty(k * length, dtype=np.int64)
+            for c in range(lo, hi):
+                _build_bigram_chain(tokens[c], v, count[c], parent[c], token[c], efirst[c],
+                                    enum[c], cfirst[c], cnum[c], etok[c], ecum[c], enext[c],
+                                    child[c], sizes[c], first_level, events, root_count,
+                                    start, moved)
         else:
-            _build_chain(tokens[c], v, n, count[c], parent[c], token[c], efirst[c],
-                         enum[c], cfirst[c], cnum[c], etok[c], ecum[c], enext[c], child[c],
-                         sizes[c])
+            for c in range(lo, hi):
+                _build_chain(tokens[c], v, n, count[c], parent[c], token[c], efirst[c],
+                             enum[c], cfirst[c], cnum[c], etok[c], ecum[c], enext[c],
+                             child[c], sizes[c])
 
 
 @chain_kernel
@@ -695,6 +716,130 @@ def generate(states, node_off, entry_off, count, parent, token, efirst, enum, cf
         st[1] = s1
         st[2] = s2
         st[3] = s3
+
+
+@chain_kernel
+def bigram_events(node_off, entry_off, count, token, efirst, enum, cfirst, cnum, etok, ecum,
+                  child, v, occ_off, noff, occ):
+    r"""Every member's training events, context by context, for :func:`generate_bigram`.
+
+    Member ``m`` (nodes ``a = node_off[m]`` on, ``base = a + m``, ``o = occ_off[m]``)
+    stores in ``occ[o:]`` first its root's entries, one per token seen, then the events
+    of every other node ``h``: ``occ[o + enum[a] + noff[base + h] + j]``, ``j < c(h)``, in
+    token order. Each is ``(node of its token) << 32 | token``: the context a bigram
+    model is in after writing the token (the root when the token has no node). The
+    root's own events (one per training token) are not stored, so that
+    ``noff[base + 1] - noff[base]`` is 0 as for any context that backs off to it:
+    :func:`generate_bigram` draws the root's entry by its cumulative counts instead.
+    """
+    for m in nb.prange(node_off.shape[0] - 1):
+        a = node_off[m]
+        e0 = entry_off[m]
+        ca = a - m
+        root = _root_children(v, token, cfirst, cnum, child, a, ca)
+        nodes = node_off[m + 1] - a
+        base = a + m
+        o = occ_off[m]
+        noff[base] = 0
+        noff[base + 1] = 0
+        for h in range(1, nodes):
+            noff[base + h + 1] = noff[base + h] + count[a + h]
+        for r in range(efirst[a], efirst[a] + enum[a]):
+            w = etok[e0 + r]
+            nxt = root[w]
+            occ[o + r - efirst[a]] = (np.int64(nxt if nxt >= 0 else 0) << 32) | w
+        o += enum[a]
+        for h in range(1, nodes):
+            pos = o + noff[base + h]
+            below = 0
+            for r in range(efirst[a + h], efirst[a + h] + enum[a + h]):
+                w = etok[e0 + r]
+                nxt = root[w]
+                packed = (np.int64(nxt if nxt >= 0 else 0) << 32) | w
+                for _ in range(ecum[e0 + r] - below):
+                    occ[pos] = packed
+                    pos += 1
+                below = ecum[e0 + r]
+
+
+@chain_kernel
+def generate_bigram(states, node_off, entry_off, count, efirst, enum, ecum, occ_off, noff, occ,
+                    start, out):
+    r""":func:`generate` for a maximum-likelihood bigram at temperature 1 (no smoothing, no
+    truncation): the same tokens from the same draws, bit for bit.
+
+    Such a model draws every token as one of its context's training events, uniformly:
+    event ``floor(u c(h))`` of context ``h`` (``noff``, ``occ``: :func:`bigram_events`),
+    one uniform ``u`` a token as :func:`generate` draws it. An unseen context
+    (:math:`c(h) = 0`) backs off to the root, whose entry is found by binary search on
+    its cumulative counts (rare: only tokens that end blocks lack successors). The
+    context of the next token is the drawn token's node, whichever context it came
+    from, and is stored with the token: a step is two loads, the context's offset and
+    the event, with nothing else on the chain from one token to the next. The
+    :data:`LANES` sequences of a group advance in lockstep, one token each in turn, as in
+    :func:`generate` (same draws, same order), so their steps overlap in the processor.
+    Every sequence starts in node ``start[m]`` of member ``m`` (the prompt's context).
+    """
+    chains, k, length = out.shape
+    single = node_off.shape[0] == 2
+    low = np.int64(0xFFFFFFFF)
+    for c in nb.prange(chains):
+        m = np.int64(c)
+        if single:
+            m = 0
+        a = node_off[m]
+        e0 = entry_off[m] + efirst[a]
+        base = a + m
+        o = occ_off[m]
+        events = o + enum[a]
+        root_total = np.int64(count[a])
+        root_last = enum[a] - 1
+        lane_state = np.empty(LANES, dtype=np.int64)
+        st = states[c]
+        s0 = st[0]
+        s1 = st[1]
+        s2 = st[2]
+        s3 = st[3]
+        for b0 in range(0, k, LANES):
+            lanes = min(LANES, k - b0)
+            for lane in range(lanes):
+                lane_state[lane] = start[m]
+            for i in range(length):
+                for lane in range(lanes):
+                    g = lane_state[lane]
+                    lo = noff[base + g]
+                    total = noff[base + g + 1] - lo
+                    r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+                    u = np.float64(r >> _U64(11)) * _SHIFT_53
+                    if total > 0:
+                        target = min(np.int64(u * total), total - 1)
+                        packed = occ[events + lo + target]
+                    else:  # the root: its first entry whose running count passes target
+                        target = min(np.int64(u * root_total), root_total - 1)
+                        lo = 0
+                        hi = root_last
+                        while lo < hi:
+                            mid = (lo + hi) >> 1
+                            if ecum[e0 + mid] > target:
+                                hi = mid
+                            else:
+                                lo = mid + 1
+                        packed = occ[o + lo]
+                    out[c, b0 + lane, i] = np.int32(packed & low)
+                    lane_state[lane] = packed >> 32
+        st[0] = s0
+        st[1] = s1
+        st[2] = s2
+        st[3] = s3
+
+
+@chain_kernel
+def start_nodes(node_off, token, cfirst, cnum, child, v, n, prompt, out):
+    """``out[m]``: member ``m``'s deepest node for the history ``prompt`` (newest first)."""
+    for m in nb.prange(node_off.shape[0] - 1):
+        a = node_off[m]
+        root = _root_children(v, token, cfirst, cnum, child, a, a - m)
+        out[m] = _walk(prompt, n, root, token, cfirst, cnum, child, a, a - m)[0]
 
 
 @chain_kernel

@@ -48,13 +48,12 @@ Metrics (registered for a categorical truth :math:`p` and models :math:`q`):
 from __future__ import annotations
 
 import hashlib
-import sys
-import threading
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
+from .._buffers import BUFFERS
 from .._kernels import categorical as _kc
 from .._kernels import live_counts as _kl
 from .._validation import as_float_array, check_int, check_real
@@ -174,37 +173,11 @@ def _offsets(capacity: np.ndarray) -> np.ndarray:
     return off
 
 
-class _Recycler:
-    """int32 buffers lent out as views, and lent again once nothing else refers to them.
-
-    The live counts of a fit are fresh memory whose pages the kernels then fault in
-    one by one: about a fifth of a categorical run on a shared 2-core machine. So the
-    buffers of fits nobody holds any more (the engine drops each block's models before
-    it asks for the next block) are lent again, to later blocks and later runs, up to
-    :data:`RECYCLE_BYTES` kept in all. A buffer still referred to anywhere — a
-    model kept by the user or by a custom metric, a view of its counts — is never lent.
-    """
-
-    def __init__(self, limit: int):
-        self._buffers: list[np.ndarray] = []
-        self._limit = limit
-        self._lock = threading.Lock()
-
-    def take(self, size: int) -> np.ndarray:
-        with self._lock:
-            for buf in self._buffers:
-                # referred to by the list, the loop variable and getrefcount's argument only
-                if buf.size >= size and sys.getrefcount(buf) <= 3:
-                    return buf[:size]
-            buf = np.empty(size, dtype=np.int32)
-            if 4 * (size + sum(b.size for b in self._buffers)) <= self._limit:
-                self._buffers.append(buf)
-            return buf[:size]
-
-
-#: Bytes of int32 buffers :class:`_Recycler` keeps for later fits (64 MiB).
-RECYCLE_BYTES = 1 << 26
-_BUFFERS = _Recycler(RECYCLE_BYTES)
+#: The buffers of fits nobody holds any more (the engine drops each block's models before
+#: it asks for the next block) are lent again, to later blocks and later runs: their
+#: fresh memory's page faults were about a fifth of a categorical run on a shared 2-core
+#: machine (:mod:`collapse_sim._buffers`).
+_BUFFERS = BUFFERS
 
 
 def _blocked_live(capacity: np.ndarray, n_categories: int,

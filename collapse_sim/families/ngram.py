@@ -66,6 +66,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from .._buffers import BUFFERS
 from .._kernels import ngram as _kn
 from .._validation import MAX_INT, check_int, check_real
 from ..protocol import Fitter, Model
@@ -211,6 +212,15 @@ class NGramModel(Model):
                                        *self._tables("efirst", "enum", "ecum"),
                                        self.smoothing, beta, keep, self._wcum)
             wcum = self._wcum
+        if self.order == 2 and self.smoothing == 0.0 and wcum.shape[0] == 0:
+            occ_off, noff, occ = self._bigram_events()
+            start = np.empty(self.batch_size, dtype=np.int64)
+            _kn.start_nodes(self._node_off, *self._tables("token", "cfirst", "cnum", "child"),
+                            self.n_types, self.order, prompt, start)
+            _kn.generate_bigram(streams.states, self._node_off, self._entry_off,
+                                *self._tables("count", "efirst", "enum", "ecum"), occ_off,
+                                noff, occ, start, out)
+            return out
         unseen = self._keep_unseen if truncated else np.empty(0, dtype=np.uint8)
         _kn.generate(streams.states, self._node_off, self._entry_off,
                      *self._tables("count", "parent", "token", "efirst", "enum", "cfirst",
@@ -218,6 +228,26 @@ class NGramModel(Model):
                      self.n_types, self.order, self.smoothing, wcum, beta, unseen, prompt,
                      out)
         return out
+
+    def _bigram_events(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A maximum-likelihood bigram's training events by context, ``(occ_off, noff,
+        occ)`` (:func:`collapse_sim._kernels.ngram.bigram_events`), in recycled memory.
+
+        Made again for every draw, not kept: the results keep every generation's models,
+        and the events would double their size."""
+        count, enum = self._arrays["count"], self._arrays["enum"]
+        roots = self._node_off[:-1]
+        # per member: the root's entries, then every other node's events
+        events = (np.add.reduceat(count, roots, dtype=np.int64) - count[roots]
+                  + enum[roots])
+        occ_off = np.concatenate([[0], np.cumsum(events)]).astype(np.int64)
+        noff = BUFFERS.take(self._node_off[-1] + self.batch_size, np.int64)
+        occ = BUFFERS.take(occ_off[-1], np.int64)
+        _kn.bigram_events(self._node_off, self._entry_off,
+                          *self._tables("count", "token", "efirst", "enum", "cfirst", "cnum",
+                                        "etok", "ecum", "child"),
+                          self.n_types, occ_off, noff, occ)
+        return occ_off, noff, occ
 
     def _bos(self) -> np.ndarray:
         return np.full(max(self.order - 1, 1), self.n_types, dtype=np.int32)
@@ -569,6 +599,9 @@ def build(tokens: np.ndarray, n_types: int, order: int, smoothing: float):
     for first in range(0, chains, step):
         parts.append(_build_batch(tokens[first:first + step], n_types, order, max_nodes,
                                   max_entries))
+    if len(parts) == 1:
+        return parts[0][0], *(np.concatenate([[0], np.cumsum(p)]).astype(np.int64)
+                              for p in parts[0][1:])
     arrays = {name: np.concatenate([p[0][name] for p in parts]) for name in parts[0][0]}
     node_sizes = np.concatenate([p[1] for p in parts])
     entry_sizes = np.concatenate([p[2] for p in parts])
@@ -580,16 +613,18 @@ def build(tokens: np.ndarray, n_types: int, order: int, smoothing: float):
 def _build_batch(tokens, n_types, order, max_nodes, max_entries):
     b = tokens.shape[0]
     tokens = np.ascontiguousarray(tokens, dtype=np.int32)
-    node_buf = [np.empty((b, max_nodes), dtype=np.int32) for _ in _kn.NODE_ARRAYS]
-    entry_buf = [np.empty((b, max_entries), dtype=np.int32) for _ in _kn.ENTRY_ARRAYS]
-    child_buf = np.empty((b, max(max_nodes - 1, 1)), dtype=np.int32)
+    # the bound buffers and the models' arrays are recycled memory (page faults were
+    # three quarters of a 64-chain refit): a model someone holds is never written to
+    node_buf = [BUFFERS.take((b, max_nodes)) for _ in _kn.NODE_ARRAYS]
+    entry_buf = [BUFFERS.take((b, max_entries)) for _ in _kn.ENTRY_ARRAYS]
+    child_buf = BUFFERS.take((b, max(max_nodes - 1, 1)))
     sizes = np.zeros((b, 2), dtype=np.int64)
     _kn.build_models(tokens, n_types, order, *node_buf, *entry_buf, child_buf, sizes)
     node_off = np.concatenate([[0], np.cumsum(sizes[:, 0])]).astype(np.int64)
     entry_off = np.concatenate([[0], np.cumsum(sizes[:, 1])]).astype(np.int64)
-    out_nodes = [np.empty(node_off[-1], dtype=np.int32) for _ in _kn.NODE_ARRAYS]
-    out_entries = [np.empty(entry_off[-1], dtype=np.int32) for _ in _kn.ENTRY_ARRAYS]
-    out_child = np.empty(node_off[-1] - b, dtype=np.int32)
+    out_nodes = [BUFFERS.take(node_off[-1]) for _ in _kn.NODE_ARRAYS]
+    out_entries = [BUFFERS.take(entry_off[-1]) for _ in _kn.ENTRY_ARRAYS]
+    out_child = BUFFERS.take(node_off[-1] - b)
     _kn.compact_models(sizes, node_off, entry_off, *node_buf, *entry_buf, child_buf,
                        *out_nodes, *out_entries, out_child)
     arrays = dict(zip(_kn.NODE_ARRAYS, out_nodes, strict=True))
