@@ -1,0 +1,56 @@
+"""The recycled buffers of collapse_sim._buffers: lent again only when nothing refers to them."""
+
+import numpy as np
+
+import collapse_sim as cs
+from collapse_sim._buffers import Recycler
+from collapse_sim.sampling import chain_streams
+
+
+def test_a_buffer_is_lent_again_only_once_released():
+    pool = Recycler(1 << 20)
+    a = pool.take((4, 8), np.int64)
+    assert a.shape == (4, 8) and a.dtype == np.int64
+    a[:] = 7
+    b = pool.take(16, np.int32)  # a is held: b gets other memory
+    assert not np.shares_memory(a, b)
+    b[:] = 1
+    assert (a == 7).all()
+    address = a.__array_interface__["data"][0]
+    del a
+    c = pool.take((2, 3), np.float64)  # a's buffer again, as another dtype and shape
+    assert c.__array_interface__["data"][0] == address
+    assert c.shape == (2, 3) and c.dtype == np.float64
+
+
+def test_a_view_keeps_its_buffer_lent():
+    pool = Recycler(1 << 20)
+    a = pool.take(100)
+    view = a[10:20]
+    del a
+    b = pool.take(100)
+    assert not np.shares_memory(view, b)
+
+
+def test_requests_beyond_the_limit_get_fresh_memory_not_kept():
+    pool = Recycler(64)
+    a = pool.take(8, np.int64)  # 64 bytes: kept
+    del a
+    big = pool.take(100, np.int64)  # beyond the limit: fresh, not kept
+    assert big.size == 100
+    assert len(pool._buffers) == 1
+
+
+def test_held_ngram_models_are_not_overwritten_by_later_fits():
+    """Fits draw their arrays from recycled memory: a model someone holds must keep its
+    counts while later fits run (and reuse the memory of models nobody holds)."""
+    truth = cs.NGramTruth(cs.text.Corpus.from_string("a b a c b a d .\n" * 60), order=2,
+                          block_size=8)
+    fit = cs.NGramFit(order=2)
+    held = fit.fit(truth.draw(20, chain_streams(0, 3)), truth)
+    before = {name: a.copy() for name, a in held._arrays.items()}
+    for seed in range(1, 6):
+        fit.fit(truth.draw(20, chain_streams(seed, 3)), truth)
+        held.draw(5, chain_streams(seed, 3))
+    for name, a in held._arrays.items():
+        np.testing.assert_array_equal(a, before[name], err_msg=name)
