@@ -47,6 +47,11 @@ class Recycler:
                 self._buffers.append(buf)
             return buf[:nbytes].view(dtype).reshape(shape)
 
+    def clear(self) -> None:
+        """Keep no buffer any more (those lent stay valid: their holders own them)."""
+        with self._lock:
+            self._buffers.clear()
+
 
 #: Bytes of buffers :data:`BUFFERS` keeps for later fits (128 MiB).
 RECYCLE_BYTES = 1 << 27

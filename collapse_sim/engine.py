@@ -25,6 +25,7 @@ import numpy as np
 from . import _random
 from . import registry as _registry
 from . import stages as _stages
+from ._buffers import BUFFERS
 from ._kernels import split as _split
 from ._progress import progress_bar
 from ._validation import MAX_INT, check_int, with_article
@@ -241,7 +242,10 @@ def simulate(
     ctx = _registry.MetricContext(truth, heldout, root=root, chains=chains)
     ctx.reward = reward
 
-    out = {name: np.empty((generations + 1, chains)) for name in names}
+    # recycled memory: the arrays of results nobody holds any more (a sweep's, a
+    # notebook cell run again) are lent to the next run instead of faulting in fresh
+    # pages; results someone holds are never lent (collapse_sim._buffers)
+    out = {name: BUFFERS.take((generations + 1, chains), np.float64) for name in names}
     for name, value in _registry.evaluate(names, truth, reference, ctx).items():
         out[name][0] = value[0]
     if recorder is not None:
@@ -268,8 +272,12 @@ def simulate(
             _check_finite(model, start, chains)
             rows = slice(start, start + size)
             ctx.generation = start
+            # the result rows themselves, for metrics that write their values in place
+            ctx.destinations = {name: out[name][rows].reshape(-1) for name in names}
             for name, value in _registry.evaluate(names, truth, model, ctx).items():
-                out[name][rows] = value.reshape(size, chains)
+                if value is not ctx.destinations[name]:
+                    out[name][rows] = value.reshape(size, chains)
+            ctx.destinations = None
             if recorder is not None:
                 recorder.record(rows, model)
             if fitted is not None:
@@ -637,7 +645,10 @@ def _check_fitter(fitter, truth) -> None:
 
 
 def _check_finite(model, start: int, chains: int) -> None:
-    bad = np.argwhere(~model.finite().reshape(-1, chains))
+    finite = model.finite()
+    if finite.all():
+        return
+    bad = np.argwhere(~finite.reshape(-1, chains))
     if bad.size:
         t, c = bad[0]
         raise FloatingPointError(

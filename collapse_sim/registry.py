@@ -218,7 +218,13 @@ METRIC_KEY = 2
 class MetricContext:
     """What metrics share across generations: the truth, its held-out real data, the
     names being evaluated (so a family can compute several metrics in one pass), and the
-    generation being measured with random streams of its own (:meth:`streams`)."""
+    generation being measured with random streams of its own (:meth:`streams`).
+
+    During a run, ``destinations`` maps each selected name to the ``(B,)`` float64 view
+    of the result rows the engine will store that metric's values in (``None`` outside
+    a run). A metric may write its values there and return that very array: the engine
+    then copies nothing. Metrics that ignore it are stored as before.
+    """
 
     def __init__(self, truth, heldout: np.ndarray | None,
                  selection: tuple[str, ...] | None = None, *, root=None, chains: int = 1):
@@ -228,6 +234,7 @@ class MetricContext:
         self.root = np.random.SeedSequence(0) if root is None else root
         self.chains = chains
         self.generation = 0
+        self.destinations = None
 
     def streams(self, batch: int):
         """Streams for a metric that draws (text a model writes), ``batch`` members.

@@ -54,3 +54,15 @@ def test_held_ngram_models_are_not_overwritten_by_later_fits():
         held.draw(5, chain_streams(seed, 3))
     for name, a in held._arrays.items():
         np.testing.assert_array_equal(a, before[name], err_msg=name)
+
+
+def test_held_results_are_not_overwritten_by_later_runs():
+    """Result arrays are recycled memory too: a Simulation someone holds keeps its values
+    while later runs (of the same shape: the memory they would reuse) go on."""
+    truth, fit = cs.Gaussian(0.0, 1.0), cs.GaussianFit()
+    held = cs.simulate(truth, fit, n_samples=20, generations=30, chains=40, seed=1)
+    before = {name: a.copy() for name, a in held.metrics.items()}
+    for seed in range(2, 6):
+        cs.simulate(truth, fit, n_samples=20, generations=30, chains=40, seed=seed)
+    for name, a in held.metrics.items():
+        np.testing.assert_array_equal(a, before[name], err_msg=name)

@@ -268,11 +268,14 @@ def test_training_set_too_small_for_estimator():
 def test_peak_memory_does_not_grow_with_generations(policy, sampling, truth):
     import tracemalloc
 
+    from collapse_sim._buffers import BUFFERS
+
     kw = {"chains": 300, "n_samples": 200, "metrics": "variance", "sampling": sampling,
           "truth": truth}
 
     def peak(generations):
         run(policy, generations=2, **kw)  # warm up
+        BUFFERS.clear()  # every buffer the run uses is allocated, and traced, afresh
         tracemalloc.start()
         run(policy, generations=generations, **kw)
         _, top = tracemalloc.get_traced_memory()

@@ -70,30 +70,35 @@ def _add(ka, ma, sa, kb, mb, sb):
 @chain_kernel
 def exact_run_1d(states, n, ddof, real_k, fresh, synth, pool_all, mu0, var0, start, carry,
                  syn_scale, means, variances):
-    """Generations ``start .. start + G - 1`` of every chain; ``G = means.shape[1]``.
+    """Generations ``start .. start + G - 1`` of every chain; ``G = means.shape[0]``.
 
     Synthetic points come from ``N(m, syn_scale * v)`` (a
     ``Temperature(tau)`` stage: ``syn_scale = tau**2``; faithful sampling: 1.0, which
     leaves every product unchanged).
 
-    Writes ``means[c, i]`` and ``variances[c, i]`` for generation ``start + i`` (a
-    chain-major block, contiguous per chain). ``carry[c]`` holds what the next block
-    needs — the model, the real part's moments and the accumulated pool: ``(mean, var,
-    kr, mr, sr, kp, mp, sp)`` — and is filled by the block that contains generation 1.
+    Writes ``means[i, c]`` and ``variances[i, c]`` for generation ``start + i``: a
+    generation-major block, the layout the engine's metrics and results read, so
+    nothing is transposed afterwards. ``carry[c]`` holds what the next block needs —
+    the model, the real part's moments and the accumulated pool: ``(mean, var, kr, mr,
+    sr, kp, mp, sp)`` — and is filled by the block that contains generation 1. The
+    four words of each chain's generator state stay in local variables for the whole
+    block (stored back around the draws that read the state array).
     """
-    chains, block = means.shape
+    block, chains = means.shape
     fast_synth = 0.5 * (synth - 1) >= 1.0
     scale = 1.0 / math.sqrt(synth) if synth > 0 else 0.0
     d_mt = 0.5 * (synth - 1) - 1.0 / 3.0
     c_mt = 1.0 / math.sqrt(9.0 * d_mt) if fast_synth else 0.0
     for c in nb.prange(chains):
         s = states[c]
+        s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
         mean, var = carry[c, 0], carry[c, 1]
         kr, mr, sr = np.int64(carry[c, 2]), carry[c, 3], carry[c, 4]
         kp, mp, sp = np.int64(carry[c, 5]), carry[c, 6], carry[c, 7]
         for i in range(block):
             t = start + i
             if t == 1:
+                s[0], s[1], s[2], s[3] = s0, s1, s2, s3
                 if 0 < real_k < n:
                     # the real sample as every policy draws it, then its first real_k
                     # points' moments by their law given it (paired policies)
@@ -105,6 +110,7 @@ def exact_run_1d(states, n, ddof, real_k, fresh, synth, pool_all, mu0, var0, sta
                     ma, sa = _draw(s, n, mu0, var0)
                     ka = n
                     kr, mr, sr = ka, ma, sa
+                s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
                 kp, mp, sp = ka, ma, sa  # the accumulated pool starts as the real sample
                 mean = ma
                 var = sa / (ka - ddof)
@@ -113,17 +119,19 @@ def exact_run_1d(states, n, ddof, real_k, fresh, synth, pool_all, mu0, var0, sta
                 if real_k > 0:
                     kt, mt, st = kr, mr, sr
                 if fresh > 0:
+                    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
                     mf, sf = _draw(s, fresh, mu0, var0)
+                    s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
                     kt, mt, st = _add(kt, mt, st, fresh, mf, sf)
                 if synth > 0:
                     drawn = var * syn_scale
-                    if fast_synth:  # the state's four words in registers for the draw
-                        s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
+                    if fast_synth:
                         my, sy, s0, s1, s2, s3 = _draw_fixed_local(s0, s1, s2, s3, scale,
                                                                    d_mt, c_mt, mean, drawn)
-                        s[0], s[1], s[2], s[3] = s0, s1, s2, s3
                     else:
+                        s[0], s[1], s[2], s[3] = s0, s1, s2, s3
                         my, sy = _draw(s, synth, mean, drawn)
+                        s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
                     if pool_all:
                         kp, mp, sp = _add(kp, mp, sp, synth, my, sy)
                         kt, mt, st = kp, mp, sp
@@ -131,8 +139,9 @@ def exact_run_1d(states, n, ddof, real_k, fresh, synth, pool_all, mu0, var0, sta
                         kt, mt, st = _add(kt, mt, st, synth, my, sy)
                 mean = mt
                 var = st / (kt - ddof)
-            means[c, i] = mean
-            variances[c, i] = var
+            means[i, c] = mean
+            variances[i, c] = var
+        s[0], s[1], s[2], s[3] = s0, s1, s2, s3
         carry[c, 0], carry[c, 1] = mean, var
         carry[c, 2], carry[c, 3], carry[c, 4] = kr, mr, sr
         carry[c, 5], carry[c, 6], carry[c, 7] = kp, mp, sp

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import special, stats
 
 from .. import sampling
+from .._buffers import BUFFERS
 from .._kernels import fused as _fused
 from .._kernels import linalg as _linalg
 from .._kernels import sgd as _sgd
@@ -195,6 +196,8 @@ class Gaussian(PointModel):
 
     def finite(self) -> np.ndarray:
         """``(B,)`` bool: mean and covariance finite."""
+        if self.mean.ndim == 2 and self.mean.shape[1] == 1:  # no reductions over one entry
+            return np.isfinite(self.mean[:, 0]) & np.isfinite(self.cov[:, 0, 0])
         return np.isfinite(self.mean).all(axis=1) & np.isfinite(self.cov).all(axis=(1, 2))
 
     def record(self) -> dict[str, np.ndarray]:
@@ -581,13 +584,15 @@ def _fused_exact_1d(ddof, truth, plan, n_samples, generations, streams, syn_scal
     carry = np.zeros((chains, 8))
     for start in range(1, generations + 1, block):
         size = min(block, generations + 1 - start)
-        m_blk, v_blk = np.empty((chains, size)), np.empty((chains, size))
+        # recycled memory: fresh blocks cost 3,000 page faults a run (16 MiB), at up to
+        # 30 us each while the kernel reclaims memory; a model the engine, a metric or the
+        # user still holds is never lent again
+        means = BUFFERS.take((size, chains), np.float64)
+        variances = BUFFERS.take((size, chains), np.float64)
         _fused.exact_run_1d(streams.states, n_samples, ddof, plan.real, plan.fresh,
                             plan.synthetic, plan.pool == "all", float(truth.mean[0, 0]),
                             float(truth.cov[0, 0, 0]), start, carry, float(syn_scale),
-                            m_blk, v_blk)
-        means = np.ascontiguousarray(m_blk.T)  # (size, chains)
-        variances = np.ascontiguousarray(v_blk.T)
+                            means, variances)
         yield start, size, Gaussian._from_arrays(means.reshape(-1, 1),
                                                  variances.reshape(-1, 1, 1))
 
@@ -777,32 +782,40 @@ def _pair_1d(truth, model) -> bool:
             and truth.mean.dtype == np.float64)
 
 
-def _metrics_1d(truth, model, names, moments=None) -> dict[str, np.ndarray]:
+def _metrics_1d(truth, model, names, moments=None, into=None) -> dict[str, np.ndarray]:
     r"""The metrics ``names`` (a subset of :data:`_METRICS_1D`) of a 1-D Gaussian batch, in one
     compiled pass over the models: ``{name: (B,) array}``.
 
     The values are those of the numpy formulas (:func:`_w2_numpy`, :func:`_kl_numpy`,
     :func:`nll_from_moments`, :func:`_tail_mass_numpy`, :func:`mean_shift`,
-    :func:`variance`), bit for bit: the kernel repeats their operations in their order,
-    :math:`\log s^2` comes from numpy's ``log`` as there, and :math:`\Phi` is a port of the
-    Cephes ``ndtr`` scipy runs (compared bit for bit in tests/test_gaussian_metrics_fast.py).
-    What it saves is the passes: the numpy formulas read the models about forty times
-    (einsum, ``where``, the generic eigen-route of kl and nll); here once, and the
-    normal CDF of a collapsed model far from the quantiles returns 0 or 1 at once.
+    :func:`variance`), bit for bit: the kernel repeats their operations in their order and
+    :math:`\log s^2` comes from numpy's ``log`` as there. The tail mass is within 9 units
+    in the last place of :func:`_tail_mass_numpy`: :math:`\Phi` is the Cephes ``ndtr``
+    scipy runs, vectorised with an exponential of its own (each CDF within 4 ulp of
+    scipy's; tests/test_gaussian_metrics_fast.py). What it saves is the passes: the numpy
+    formulas read the models about forty times (einsum, ``where``, the generic eigen-route
+    of kl and nll); here once, and a collapsed model far from the quantiles, whose CDFs
+    are exactly 0 or 1, skips them.
 
     ``truth`` must pass :func:`_pair_1d` unless ``names`` is ``("nll",)``; ``moments``
     (``xbar (1,)``, ``cov_h (1, 1)``, from :func:`_heldout_moments`) is needed for nll.
+    ``into`` (optional) maps names to ``(B,)`` float64 C-contiguous arrays to write those
+    metrics into (the engine's result rows), which are returned as their values.
     """
     from .._kernels import gaussian_metrics as _gm
 
     m = np.ascontiguousarray(model.mean[:, 0])
     v = np.ascontiguousarray(model.cov[:, 0, 0])
-    slot = np.full(len(_METRICS_1D), -1, dtype=np.int64)
-    for row, name in enumerate(names):
-        slot[_METRICS_1D.index(name)] = row
+    into = into or {}
+    values = {name: into[name] if _writable(into.get(name), m.size) else np.empty(m.size)
+              for name in names}
+    empty = np.empty(0)
+    outs = tuple(values.get(name, empty) for name in _METRICS_1D)
+    scratch = BUFFERS.take((4, 2 * m.size), np.float64)
+    int_scratch = BUFFERS.take((2, 2 * m.size), np.int64)
     if "kl" in names or "nll" in names:
         with np.errstate(divide="ignore", invalid="ignore"):
-            logv = np.log(v)
+            logv = np.log(v, out=BUFFERS.take(m.size, np.float64))
     else:
         logv = v
     mu = v0 = sd0 = logdet0 = lo = hi = 0.0
@@ -816,10 +829,17 @@ def _metrics_1d(truth, model, names, moments=None) -> dict[str, np.ndarray]:
     xbar = cov_h = 0.0
     if "nll" in names:
         xbar, cov_h = float(moments[0][0]), float(moments[1][0, 0])
-    out = np.empty((len(names), m.size))
-    _gm.metrics_1d(m, v, logv, slot, mu, v0, sd0, logdet0, xbar, cov_h,
-                   math.log(2 * math.pi), lo, hi, out)
-    return {name: out[row] for row, name in enumerate(names)}
+    if m.size:
+        _gm.metrics_1d(m, v, logv, mu, v0, sd0, logdet0, xbar, cov_h, math.log(2 * math.pi),
+                       lo, hi, outs, scratch, int_scratch)
+    return values
+
+
+def _writable(target, size: int) -> bool:
+    """Whether ``target`` can receive a metric of ``size`` models from the kernel."""
+    return (isinstance(target, np.ndarray) and target.shape == (size,)
+            and target.dtype == np.float64 and target.flags.c_contiguous
+            and target.flags.writeable)
 
 
 def _shared_1d(name: str, truth, model, ctx) -> np.ndarray:
@@ -846,7 +866,7 @@ def _shared_1d(name: str, truth, model, ctx) -> np.ndarray:
         moments = held[1]
     if names == [name] and name in ("variance", "mean_shift"):  # one numpy pass is as quick
         return variance(truth, model) if name == "variance" else mean_shift(truth, model)
-    values = _metrics_1d(truth, model, names, moments)
+    values = _metrics_1d(truth, model, names, moments, getattr(ctx, "destinations", None))
     value = values.pop(name)
     ctx._gaussian_1d = (model, truth, values) if values else None
     return value
