@@ -100,7 +100,9 @@ def _ndtr_inplace(x, n, bits, scaled):
     Measured against ``scipy.special.ndtr`` (tests/test_gaussian_metrics_fast.py): at
     most 4 units in the last place where :math:`\Phi(x)` is a normal number, within
     :math:`10^{-323}` where it is subnormal (:math:`|x| > 37.5`), exact at 0, ±inf and
-    NaN; 96% of values bit for bit. About 2 ns a value against 12-15 ns scalar.
+    NaN; 96% of values bit for bit. On one core here, 5.8 ns a value against 15 ns for
+    the scalar port (arguments uniform on [-40, 40]; re-measure with ``ndtr`` on 8192
+    values, as in the module's tests).
     """
     for i in range(n):
         z = abs(x[i] * 0.70710678118654752440)  # M_SQRT1_2
