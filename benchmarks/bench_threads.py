@@ -4,7 +4,8 @@ process (issue 17: "never slower than serial under load").
 Each case is ``simulate`` as a user calls it (default metrics, ``progress=False``), timed
 in this process with ``numba.set_num_threads(1)`` and ``numba.set_num_threads(2)`` in
 interleaved rounds (1, 2, 2, 1, ...); the ratio is the 1-thread time over the 2-thread
-time (above 1: two threads help), the median of per-round ratios with its min–max. The
+time (above 1: two threads help), the median of per-round ratios with its min–max, over
+at least :data:`ROUNDS` rounds and enough for :data:`MIN_SECONDS` of calls. The
 same seed gives bit-identical results on 1 and 2 threads, and this script asserts it.
 
 The cause it guards against: libgomp's default wait policy lets a finished OpenMP
@@ -36,6 +37,9 @@ from .bench_categorical import cpu_load, per_round, ratio_stats
 
 GOAL_LOADED = 1.0
 ROUNDS = 5
+#: Seconds of timed calls per thread count and case at least (short calls: more rounds).
+MIN_SECONDS = 3.0
+MAX_ROUNDS = 40
 
 
 def _bimodal() -> cs.GaussianMixture:
@@ -95,9 +99,16 @@ def _rows(repeats: int, quick: bool, suffix: str) -> list[dict]:
             numba.set_num_threads(2)
             two = _call(kwargs)  # warm-up: both builds compile here, not in the timing
             numba.set_num_threads(1)
+            start = time.perf_counter()
             _same(_call(kwargs), two, name)
+            # short calls get more rounds: both thread counts run the same serial build
+            # under load, and 5 rounds of a 0.05 s call left the median at the mercy of
+            # timing noise (0.84x, then 0.99x over 10 rounds)
+            call = time.perf_counter() - start
+            case_rounds = rounds if quick else min(MAX_ROUNDS, max(
+                rounds, int(np.ceil(MIN_SECONDS / max(call, 1e-3)))))
             t1, t2 = [], []
-            for r in range(rounds):
+            for r in range(case_rounds):
                 for threads in ((1, 2) if r % 2 == 0 else (2, 1)):
                     numba.set_num_threads(threads)
                     start = time.perf_counter()
@@ -109,7 +120,7 @@ def _rows(repeats: int, quick: bool, suffix: str) -> list[dict]:
                 "case": f"{name}: 1 thread / 2 threads{suffix}", "ours_s": float(np.median(both)),
                 "baseline": "the same call on 1 thread", "baseline_s": float(np.median(one)),
                 "ratio": med, "goal": GOAL_LOADED if suffix else None,
-                "note": f"ratio min-max {lo:.2f}-{hi:.2f} over {rounds} rounds"})
+                "note": f"ratio min-max {lo:.2f}-{hi:.2f} over {case_rounds} rounds"})
     finally:
         numba.set_num_threads(before)
     return rows

@@ -14,6 +14,7 @@ def counters(monkeypatch):
     """Feed _LoadWatch synthetic CPU counters: (wall, machine busy, own) seconds."""
     monkeypatch.setattr(_dispatch, "BUSY_CORES", 0.5)
     monkeypatch.setattr(_dispatch, "LOAD_INTERVAL", 0.0)
+    monkeypatch.setattr(_dispatch, "FIRST_WINDOW", 0.0)
     feed = []
     monkeypatch.setattr(_dispatch, "_cpu_counters", lambda: feed.pop(0))
     return feed
@@ -21,11 +22,11 @@ def counters(monkeypatch):
 
 def test_other_processes_busy_cores_switch_to_serial(counters):
     watch = _dispatch._LoadWatch()
-    counters.append((0.0, 0.0, 0.0))
-    assert not watch.others_busy()  # first reading: no interval yet
-    # 1 s: the machine was busy 1.9 core-seconds, 1.8 of them ours: others used 0.1 cores
-    counters.append((1.0, 1.9, 1.8))
+    # the first job reads twice (FIRST_WINDOW apart; here 1 s): the machine was busy 1.9
+    # core-seconds, 1.8 of them ours: others used 0.1 cores
+    counters.extend([(0.0, 0.0, 0.0), (1.0, 1.9, 1.8)])
     assert not watch.others_busy()
+    assert counters == []
     # next second: machine busy 1.9 more, ours 1.0 more: others used 0.9 cores
     counters.append((2.0, 3.8, 2.8))
     assert watch.others_busy()
@@ -36,10 +37,21 @@ def test_other_processes_busy_cores_switch_to_serial(counters):
     assert not watch.others_busy()
 
 
+def test_the_first_job_sees_load_at_once(counters):
+    """Without an earlier reading the first parallel-sized job reads a short window
+    itself: a busy machine makes it serial from the start."""
+    watch = _dispatch._LoadWatch()
+    counters.extend([(0.0, 0.0, 0.0), (0.03, 0.05, 0.01)])  # others: 0.04 s in 0.03 s
+    assert watch.others_busy()
+    idle = _dispatch._LoadWatch()
+    counters.extend([(0.0, 0.0, 0.0), (0.03, 0.03, 0.03)])  # all of it ours
+    assert not idle.others_busy()
+
+
 def test_readings_are_cached_between_intervals(counters, monkeypatch):
     monkeypatch.setattr(_dispatch, "LOAD_INTERVAL", 3600.0)
     watch = _dispatch._LoadWatch()
-    counters.append((time.monotonic(), 0.0, 0.0))
+    counters.extend([(time.monotonic(), 0.0, 0.0), (time.monotonic(), 0.0, 0.0)])
     assert not watch.others_busy()
     assert counters == []
     assert not watch.others_busy()  # within the interval: no new reading (none is fed)

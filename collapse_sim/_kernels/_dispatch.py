@@ -13,7 +13,8 @@ milliseconds): two threads then ran slower than one, down to 0.4x on the SGD pat
 (``python -m benchmarks.bench_threads``). So every job also runs serially while other
 processes used at least :data:`BUSY_CORES` cores over the last reading of the
 machine's CPU counters (Linux ``/proc/stat``, less this process's own CPU time, read at
-most every :data:`LOAD_INTERVAL` seconds; elsewhere the check is off). Which build runs
+most every :data:`LOAD_INTERVAL` seconds, and over :data:`FIRST_WINDOW` seconds before
+the process's first parallel-sized job; elsewhere the check is off). Which build runs
 never changes the results.
 """
 
@@ -31,6 +32,9 @@ PARALLEL_MIN_WORK = 1 << 14
 BUSY_CORES = 0.5
 #: Seconds between two readings of the machine's CPU counters.
 LOAD_INTERVAL = 0.25
+#: Seconds the first parallel-sized job of a process waits between its two readings
+#: (the counters tick every 10 ms per core: a busy core shows as 2-4 ticks).
+FIRST_WINDOW = 0.03
 
 
 def _cpu_counters() -> tuple[float, float, float] | None:
@@ -70,10 +74,14 @@ class _LoadWatch:
         sample = _cpu_counters()
         if sample is None:
             return False
-        if self.last is not None:
-            wall = sample[0] - self.last[0]
-            others = (sample[1] - self.last[1]) - (sample[2] - self.last[2])
-            self.busy = others >= BUSY_CORES * wall
+        if self.last is None:
+            # the process's first job: without an earlier reading it would run threaded
+            # for up to LOAD_INTERVAL whatever the load, so it waits for a short one
+            time.sleep(FIRST_WINDOW)
+            self.last, sample = sample, _cpu_counters()
+        wall = sample[0] - self.last[0]
+        others = (sample[1] - self.last[1]) - (sample[2] - self.last[2])
+        self.busy = others >= BUSY_CORES * wall
         self.last = sample
         return self.busy
 
