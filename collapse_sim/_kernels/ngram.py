@@ -581,6 +581,19 @@ def truncate(node_off, entry_off, efirst, enum, ecum, etok, alpha, beta, v, top_
                     keep_unseen[a + h] = 0
 
 
+@nb.njit(inline="always")
+def _expand_events(occ, pos, first, count, e0, etok, ecum, enext):
+    """Write a node's ``count`` entries from ``first`` into ``occ`` from ``pos`` on, each
+    entry as many times as its training events, as ``(successor node << 32) | token``."""
+    below = 0
+    for r in range(first, first + count):
+        packed = (np.int64(enext[e0 + r]) << 32) | etok[e0 + r]
+        for _ in range(ecum[e0 + r] - below):
+            occ[pos] = packed
+            pos += 1
+        below = ecum[e0 + r]
+
+
 @chain_kernel
 def generate(states, node_off, entry_off, count, parent, token, efirst, enum, cfirst, cnum,
              etok, ecum, enext, child, v, n, alpha, wcum, beta, keep_unseen, prompt, out):
@@ -627,14 +640,8 @@ def generate(states, node_off, entry_off, count, parent, token, efirst, enum, cf
         occ = np.empty(noff[nodes] if k > 0 else 0, dtype=np.int64)
         if k > 0:
             for h in range(nodes):
-                pos = noff[h]
-                below = 0
-                for r in range(efirst[a + h], efirst[a + h] + enum[a + h]):
-                    packed = (np.int64(enext[e0 + r]) << 32) | etok[e0 + r]
-                    for _ in range(ecum[e0 + r] - below):
-                        occ[pos] = packed
-                        pos += 1
-                    below = ecum[e0 + r]
+                _expand_events(occ, noff[h], efirst[a + h], enum[a + h], e0, etok, ecum,
+                               enext)
         st = states[c]
         s0 = st[0]
         s1 = st[1]
@@ -720,7 +727,7 @@ def generate(states, node_off, entry_off, count, parent, token, efirst, enum, cf
 
 @chain_kernel
 def bigram_events(node_off, entry_off, count, token, efirst, enum, cfirst, cnum, etok, ecum,
-                  child, v, occ_off, noff, occ):
+                  enext, child, v, occ_off, noff, occ):
     r"""Every member's training events, context by context, for :func:`generate_bigram`.
 
     Member ``m`` (nodes ``a = node_off[m]`` on, ``base = a + m``, ``o = occ_off[m]``)
@@ -749,17 +756,9 @@ def bigram_events(node_off, entry_off, count, token, efirst, enum, cfirst, cnum,
             nxt = root[w]
             occ[o + r - efirst[a]] = (np.int64(nxt if nxt >= 0 else 0) << 32) | w
         o += enum[a]
-        for h in range(1, nodes):
-            pos = o + noff[base + h]
-            below = 0
-            for r in range(efirst[a + h], efirst[a + h] + enum[a + h]):
-                w = etok[e0 + r]
-                nxt = root[w]
-                packed = (np.int64(nxt if nxt >= 0 else 0) << 32) | w
-                for _ in range(ecum[e0 + r] - below):
-                    occ[pos] = packed
-                    pos += 1
-                below = ecum[e0 + r]
+        for h in range(1, nodes):  # a bigram's successor link is the token's node
+            _expand_events(occ, o + noff[base + h], efirst[a + h], enum[a + h], e0, etok,
+                           ecum, enext)
 
 
 @chain_kernel

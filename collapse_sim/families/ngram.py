@@ -245,7 +245,7 @@ class NGramModel(Model):
         occ = BUFFERS.take(occ_off[-1], np.int64)
         _kn.bigram_events(self._node_off, self._entry_off,
                           *self._tables("count", "token", "efirst", "enum", "cfirst", "cnum",
-                                        "etok", "ecum", "child"),
+                                        "etok", "ecum", "enext", "child"),
                           self.n_types, occ_off, noff, occ)
         return occ_off, noff, occ
 
