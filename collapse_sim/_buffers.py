@@ -18,15 +18,20 @@ import numpy as np
 class Recycler:
     """Buffers lent out as views, and lent again once nothing else refers to them.
 
+    A request gets the smallest free buffer that holds it without wasting more than its
+    own size again (so a small result never keeps a large buffer alive; of equal ones
+    the most recently lent), else fresh
+    memory, kept for later requests if it fits under ``limit`` once free buffers that
+    are kept are let go (the least recently lent first).
+
     Parameters
     ----------
     limit : int
-        Bytes of buffers kept for later requests; a request that would pass it gets
-        fresh memory that is not kept.
+        Bytes of buffers kept for later requests.
     """
 
     def __init__(self, limit: int):
-        self._buffers: list[np.ndarray] = []
+        self._buffers: list[np.ndarray] = []  # least recently lent first
         self._limit = limit
         self._lock = threading.Lock()
 
@@ -37,15 +42,32 @@ class Recycler:
         dtype = np.dtype(dtype)
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         with self._lock:
-            for buf in self._buffers:
-                # referred to by the list, the loop variable and getrefcount's argument
-                # only (every view of it refers to it: numpy views keep their base)
-                if buf.size >= nbytes and sys.getrefcount(buf) <= 3:
-                    return buf[:nbytes].view(dtype).reshape(shape)
+            free = self._free()
+            fits = [i for i in free if nbytes <= self._buffers[i].size <= 2 * nbytes + 4096]
+            if fits:
+                # the smallest; of those the most recently lent (its pages are warmest)
+                i = max(fits, key=lambda j: (-self._buffers[j].size, j))
+                buf = self._buffers.pop(i)
+                self._buffers.append(buf)  # most recently lent last
+                return buf[:nbytes].view(dtype).reshape(shape)
             buf = np.empty(max(nbytes, 1), dtype=np.uint8)
-            if buf.size + sum(b.size for b in self._buffers) <= self._limit:
+            kept = sum(b.size for b in self._buffers)
+            for i in free:  # let free buffers go, least recently lent first, to make room
+                if kept + buf.size <= self._limit:
+                    break
+                kept -= self._buffers[i].size
+                self._buffers[i] = None
+            self._buffers = [b for b in self._buffers if b is not None]
+            if kept + buf.size <= self._limit:
                 self._buffers.append(buf)
             return buf[:nbytes].view(dtype).reshape(shape)
+
+    def _free(self) -> list[int]:
+        """Positions of the kept buffers nothing else refers to."""
+        # a free buffer is referred to by the list and getrefcount's argument only
+        # (every view of it refers to it: numpy views keep their base)
+        return [i for i in range(len(self._buffers))
+                if sys.getrefcount(self._buffers[i]) <= 2]
 
     def clear(self) -> None:
         """Keep no buffer any more (those lent stay valid: their holders own them)."""

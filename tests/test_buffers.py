@@ -34,11 +34,32 @@ def test_a_view_keeps_its_buffer_lent():
 
 def test_requests_beyond_the_limit_get_fresh_memory_not_kept():
     pool = Recycler(64)
-    a = pool.take(8, np.int64)  # 64 bytes: kept
+    big = pool.take(100, np.int64)  # 800 bytes, beyond the limit: fresh, not kept
+    assert big.size == 100 and pool._buffers == []
+
+
+def test_a_small_request_does_not_keep_a_large_buffer_alive():
+    pool = Recycler(1 << 24)
+    big = pool.take(1 << 20, np.uint8)
+    address = big.__array_interface__["data"][0]
+    del big
+    small = pool.take(10, np.float64)  # 80 bytes: the free 1 MiB buffer would be waste
+    assert small.__array_interface__["data"][0] != address
+    again = pool.take(1 << 19, np.uint8)  # half of it: lent
+    assert again.__array_interface__["data"][0] == address
+
+
+def test_free_buffers_make_room_least_recently_lent_first():
+    pool = Recycler(1000)
+    a = pool.take(600, np.uint8)
+    b = pool.take(300, np.uint8)
     del a
-    big = pool.take(100, np.int64)  # beyond the limit: fresh, not kept
-    assert big.size == 100
-    assert len(pool._buffers) == 1
+    c = pool.take(900, np.uint8)  # 600 free + 300 held + 900 > 1000: the free 600 goes
+    assert sorted(buf.size for buf in pool._buffers) == [300]  # 300 + 900 > 1000: not kept
+    del b, c
+    d = pool.take(900, np.uint8)  # both free ones go, the new one is kept
+    assert [buf.size for buf in pool._buffers] == [900]
+    assert d.size == 900
 
 
 def test_held_ngram_models_are_not_overwritten_by_later_fits():
