@@ -63,16 +63,27 @@ class Recycler:
             return buf[:nbytes].view(dtype).reshape(shape)
 
     def _free(self) -> list[int]:
-        """Positions of the kept buffers nothing else refers to."""
-        # a free buffer is referred to by the list and getrefcount's argument only
-        # (every view of it refers to it: numpy views keep their base)
+        """Positions of the kept buffers nothing else refers to (every view of a buffer
+        refers to it: numpy views keep their base)."""
         return [i for i in range(len(self._buffers))
-                if sys.getrefcount(self._buffers[i]) <= 2]
+                if sys.getrefcount(self._buffers[i]) <= _FREE_REFS]
 
     def clear(self) -> None:
         """Keep no buffer any more (those lent stay valid: their holders own them)."""
         with self._lock:
             self._buffers.clear()
+
+
+def _refs_when_free() -> int:
+    """What ``sys.getrefcount`` reports for a list's element nothing else refers to,
+    read the way :meth:`Recycler._free` reads it (2 on CPython 3.11-3.13: the list and
+    the call's argument; measured rather than assumed, as interpreters may count
+    borrowed references differently)."""
+    probe = [np.empty(1, dtype=np.uint8)]
+    return sys.getrefcount(probe[0])
+
+
+_FREE_REFS = _refs_when_free()
 
 
 #: Bytes of buffers :data:`BUFFERS` keeps for later fits (128 MiB).

@@ -87,3 +87,16 @@ def test_held_results_are_not_overwritten_by_later_runs():
         cs.simulate(truth, fit, n_samples=20, generations=30, chains=40, seed=seed)
     for name, a in held.metrics.items():
         np.testing.assert_array_equal(a, before[name], err_msg=name)
+
+
+def test_free_means_no_reference_outside_the_pool():
+    """The refcount rule, whatever the interpreter reports: a buffer with a live view,
+    or held by a name, is not free; released, it is."""
+    pool = Recycler(1 << 20)
+    a = pool.take(10)
+    assert pool._free() == []
+    view = a[2:4]
+    del a
+    assert pool._free() == []
+    del view
+    assert pool._free() == [0]
