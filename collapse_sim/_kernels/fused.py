@@ -27,6 +27,16 @@ def _draw(s, k, mean, var):
 
 
 @nb.njit(inline="always")
+def _draw_stored(s, s0, s1, s2, s3, k, mean, var):
+    """:func:`_draw` for a chain whose state words are in local variables: they are
+    stored into the state array ``s`` for the draw and read back afterwards,
+    ``(mean, M2, s0, s1, s2, s3)``."""
+    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
+    m, m2 = _draw(s, k, mean, var)
+    return m, m2, s[0], s[1], s[2], s[3]
+
+
+@nb.njit(inline="always")
 def _draw_fixed_local(s0, s1, s2, s3, scale, d_mt, c_mt, mean, var):
     """:func:`_draw` for a size ``k`` with ``(k - 1) / 2 >= 1``, constants precomputed, on
     register-resident state: ``(mean, M2, s0, s1, s2, s3)``.
@@ -119,9 +129,7 @@ def exact_run_1d(states, n, ddof, real_k, fresh, synth, pool_all, mu0, var0, sta
                 if real_k > 0:
                     kt, mt, st = kr, mr, sr
                 if fresh > 0:
-                    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
-                    mf, sf = _draw(s, fresh, mu0, var0)
-                    s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
+                    mf, sf, s0, s1, s2, s3 = _draw_stored(s, s0, s1, s2, s3, fresh, mu0, var0)
                     kt, mt, st = _add(kt, mt, st, fresh, mf, sf)
                 if synth > 0:
                     drawn = var * syn_scale
@@ -129,9 +137,8 @@ def exact_run_1d(states, n, ddof, real_k, fresh, synth, pool_all, mu0, var0, sta
                         my, sy, s0, s1, s2, s3 = _draw_fixed_local(s0, s1, s2, s3, scale,
                                                                    d_mt, c_mt, mean, drawn)
                     else:
-                        s[0], s[1], s[2], s[3] = s0, s1, s2, s3
-                        my, sy = _draw(s, synth, mean, drawn)
-                        s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
+                        my, sy, s0, s1, s2, s3 = _draw_stored(s, s0, s1, s2, s3, synth, mean,
+                                                              drawn)
                     if pool_all:
                         kp, mp, sp = _add(kp, mp, sp, synth, my, sy)
                         kt, mt, st = kp, mp, sp
