@@ -74,6 +74,15 @@ class Recycler:
             self._buffers.clear()
 
 
+def offsets(sizes) -> np.ndarray:
+    """int64 offsets ``(B + 1,)`` of consecutive segments of the given sizes in one flat
+    buffer: segment ``b`` is ``[off[b], off[b + 1])``."""
+    sizes = np.asarray(sizes)
+    off = np.zeros(sizes.shape[0] + 1, dtype=np.int64)
+    np.cumsum(sizes, out=off[1:])
+    return off
+
+
 def _refs_when_free() -> int:
     """What ``sys.getrefcount`` reports for a list's element nothing else refers to,
     read the way :meth:`Recycler._free` reads it (2 on CPython 3.11-3.13: the list and

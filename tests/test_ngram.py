@@ -165,10 +165,7 @@ def test_bigram_generation_writes_what_the_general_kernel_writes(v, chains, k, l
         want_streams, got_streams = chain_streams(7, chains), chain_streams(7, chains)
         want = _general_generate(model, want_streams, k, length, prompt)
         kernel = getattr(kn.generate_bigram, build)
-        occ_off, noff, occ = model._bigram_events()
-        start = np.empty(model.batch_size, dtype=np.int64)
-        kn.start_nodes(model._node_off, *model._tables("token", "cfirst", "cnum", "child"),
-                       model.n_types, 2, prompt, start)
+        occ_off, noff, occ, start = model._bigram_events(prompt)
         got = np.empty_like(want)
         kernel(got_streams.states, model._node_off, model._entry_off,
                *model._tables("count", "efirst", "enum", "ecum"), occ_off, noff, occ, start,

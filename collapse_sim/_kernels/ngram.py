@@ -727,8 +727,10 @@ def generate(states, node_off, entry_off, count, parent, token, efirst, enum, cf
 
 @chain_kernel
 def bigram_events(node_off, entry_off, count, token, efirst, enum, cfirst, cnum, etok, ecum,
-                  enext, child, v, occ_off, noff, occ):
-    r"""Every member's training events, context by context, for :func:`generate_bigram`.
+                  enext, child, v, prompt, occ_off, noff, occ, start):
+    r"""Every member's training events, context by context, and the node ``start[m]`` its
+    sequences start in (the deepest context of the history ``prompt``, newest first), for
+    :func:`generate_bigram`.
 
     Member ``m`` (nodes ``a = node_off[m]`` on, ``base = a + m``, ``o = occ_off[m]``)
     stores in ``occ[o:]`` first its root's entries, one per token seen, then the events
@@ -744,6 +746,7 @@ def bigram_events(node_off, entry_off, count, token, efirst, enum, cfirst, cnum,
         e0 = entry_off[m]
         ca = a - m
         root = _root_children(v, token, cfirst, cnum, child, a, ca)
+        start[m] = _walk(prompt, 2, root, token, cfirst, cnum, child, a, ca)[0]
         nodes = node_off[m + 1] - a
         base = a + m
         o = occ_off[m]
@@ -830,15 +833,6 @@ def generate_bigram(states, node_off, entry_off, count, efirst, enum, ecum, occ_
         st[1] = s1
         st[2] = s2
         st[3] = s3
-
-
-@chain_kernel
-def start_nodes(node_off, token, cfirst, cnum, child, v, n, prompt, out):
-    """``out[m]``: member ``m``'s deepest node for the history ``prompt`` (newest first)."""
-    for m in nb.prange(node_off.shape[0] - 1):
-        a = node_off[m]
-        root = _root_children(v, token, cfirst, cnum, child, a, a - m)
-        out[m] = _walk(prompt, n, root, token, cfirst, cnum, child, a, a - m)[0]
 
 
 @chain_kernel

@@ -53,7 +53,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .._buffers import BUFFERS
+from .._buffers import BUFFERS, offsets
 from .._kernels import categorical as _kc
 from .._kernels import live_counts as _kl
 from .._validation import as_float_array, check_int, check_real
@@ -150,7 +150,7 @@ class Counts:
                 return None
             dense = np.ascontiguousarray(self._dense, dtype=np.int64)
             live = np.count_nonzero(dense, axis=1).astype(np.int64)
-            off = _offsets(live)
+            off = offsets(live)
             out_live = np.empty_like(live)
             ids = np.empty(off[-1], dtype=np.int32)
             vals = np.empty(off[-1], dtype=np.int32)
@@ -164,13 +164,6 @@ class Counts:
 
     def __repr__(self) -> str:
         return f"Counts(count={self.count}, chains={self.chains}, V={self.n_categories})"
-
-
-def _offsets(capacity: np.ndarray) -> np.ndarray:
-    """int64 offsets ``(B + 1,)`` of consecutive segments of the given capacities."""
-    off = np.zeros(capacity.shape[0] + 1, dtype=np.int64)
-    np.cumsum(capacity, out=off[1:])
-    return off
 
 
 #: The buffers of fits nobody holds any more (the engine drops each block's models before
@@ -193,7 +186,7 @@ def _blocked_live(capacity: np.ndarray, n_categories: int,
     chains = capacity.shape[0]
     starts = np.arange(0, chains, _kl.CHAIN_BLOCK)
     blocks = np.add.reduceat(capacity, starts) if chains else np.zeros(0, dtype=np.int64)
-    region = _offsets(np.asarray(blocks, dtype=np.int64) * size + 1)
+    region = offsets(np.asarray(blocks, dtype=np.int64) * size + 1)
     members = size * chains
     entries = int(region[-1])
     out = LiveCounts(np.empty(members, dtype=np.int64), np.empty(members, dtype=np.int64),

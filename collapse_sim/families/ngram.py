@@ -66,7 +66,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .._buffers import BUFFERS
+from .._buffers import BUFFERS, offsets
 from .._kernels import ngram as _kn
 from .._validation import MAX_INT, check_int, check_real
 from ..protocol import Fitter, Model
@@ -213,10 +213,7 @@ class NGramModel(Model):
                                        self.smoothing, beta, keep, self._wcum)
             wcum = self._wcum
         if self.order == 2 and self.smoothing == 0.0 and wcum.shape[0] == 0:
-            occ_off, noff, occ = self._bigram_events()
-            start = np.empty(self.batch_size, dtype=np.int64)
-            _kn.start_nodes(self._node_off, *self._tables("token", "cfirst", "cnum", "child"),
-                            self.n_types, self.order, prompt, start)
+            occ_off, noff, occ, start = self._bigram_events(prompt)
             _kn.generate_bigram(streams.states, self._node_off, self._entry_off,
                                 *self._tables("count", "efirst", "enum", "ecum"), occ_off,
                                 noff, occ, start, out)
@@ -229,9 +226,10 @@ class NGramModel(Model):
                      out)
         return out
 
-    def _bigram_events(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A maximum-likelihood bigram's training events by context, ``(occ_off, noff,
-        occ)`` (:func:`collapse_sim._kernels.ngram.bigram_events`), in recycled memory.
+    def _bigram_events(self, prompt: np.ndarray) -> tuple[np.ndarray, ...]:
+        """A maximum-likelihood bigram's training events by context and each member's
+        start node for ``prompt``, ``(occ_off, noff, occ, start)``
+        (:func:`collapse_sim._kernels.ngram.bigram_events`), in recycled memory.
 
         Made again for every draw, not kept: the results keep every generation's models,
         and the events would double their size."""
@@ -240,14 +238,15 @@ class NGramModel(Model):
         # per member: the root's entries, then every other node's events
         events = (np.add.reduceat(count, roots, dtype=np.int64) - count[roots]
                   + enum[roots])
-        occ_off = np.concatenate([[0], np.cumsum(events)]).astype(np.int64)
+        occ_off = offsets(events)
         noff = BUFFERS.take(self._node_off[-1] + self.batch_size, np.int64)
         occ = BUFFERS.take(occ_off[-1], np.int64)
+        start = np.empty(self.batch_size, dtype=np.int64)
         _kn.bigram_events(self._node_off, self._entry_off,
                           *self._tables("count", "token", "efirst", "enum", "cfirst", "cnum",
                                         "etok", "ecum", "enext", "child"),
-                          self.n_types, occ_off, noff, occ)
-        return occ_off, noff, occ
+                          self.n_types, prompt, occ_off, noff, occ, start)
+        return occ_off, noff, occ, start
 
     def _bos(self) -> np.ndarray:
         return np.full(max(self.order - 1, 1), self.n_types, dtype=np.int32)
@@ -599,14 +598,11 @@ def build(tokens: np.ndarray, n_types: int, order: int, smoothing: float):
     for first in range(0, chains, step):
         parts.append(_build_batch(tokens[first:first + step], n_types, order, max_nodes,
                                   max_entries))
-    if len(parts) == 1:
-        return parts[0][0], *(np.concatenate([[0], np.cumsum(p)]).astype(np.int64)
-                              for p in parts[0][1:])
+    node_off = offsets(np.concatenate([p[1] for p in parts]))
+    entry_off = offsets(np.concatenate([p[2] for p in parts]))
+    if len(parts) == 1:  # the batch's own (recycled) arrays, not a copy
+        return parts[0][0], node_off, entry_off
     arrays = {name: np.concatenate([p[0][name] for p in parts]) for name in parts[0][0]}
-    node_sizes = np.concatenate([p[1] for p in parts])
-    entry_sizes = np.concatenate([p[2] for p in parts])
-    node_off = np.concatenate([[0], np.cumsum(node_sizes)]).astype(np.int64)
-    entry_off = np.concatenate([[0], np.cumsum(entry_sizes)]).astype(np.int64)
     return arrays, node_off, entry_off
 
 
@@ -620,8 +616,8 @@ def _build_batch(tokens, n_types, order, max_nodes, max_entries):
     child_buf = BUFFERS.take((b, max(max_nodes - 1, 1)))
     sizes = np.zeros((b, 2), dtype=np.int64)
     _kn.build_models(tokens, n_types, order, *node_buf, *entry_buf, child_buf, sizes)
-    node_off = np.concatenate([[0], np.cumsum(sizes[:, 0])]).astype(np.int64)
-    entry_off = np.concatenate([[0], np.cumsum(sizes[:, 1])]).astype(np.int64)
+    node_off = offsets(sizes[:, 0])
+    entry_off = offsets(sizes[:, 1])
     out_nodes = [BUFFERS.take(node_off[-1]) for _ in _kn.NODE_ARRAYS]
     out_entries = [BUFFERS.take(entry_off[-1]) for _ in _kn.ENTRY_ARRAYS]
     out_child = BUFFERS.take(node_off[-1] - b)
