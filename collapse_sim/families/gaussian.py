@@ -944,8 +944,9 @@ def _gaussian_outside(centre, cov0, radius2, means, covs) -> np.ndarray:
     out = np.empty(means.shape[0])
     if d == 2:
         nodes, weights = _gauss_legendre()
+        cos_t, sin_t = _trapezoid_angles()
         _tails.outside_ball_2d(np.ascontiguousarray(beta), np.ascontiguousarray(lam),
-                               radius2, tail_directions(2), nodes, weights, out)
+                               radius2, cos_t, sin_t, nodes, weights, out)
         return out
     _tails.outside_ball(np.ascontiguousarray(beta), np.ascontiguousarray(lam), radius2,
                         _directions(d), out)
@@ -960,6 +961,16 @@ def _gauss_legendre() -> tuple[np.ndarray, np.ndarray]:
     """The ``_GL_NODES``-point Gauss-Legendre rule (computed once: it cost a quarter of a
     2-D mixture run's time, recomputed every generation)."""
     return np.polynomial.legendre.leggauss(_GL_NODES)
+
+
+@functools.cache
+def _trapezoid_angles() -> tuple[np.ndarray, np.ndarray]:
+    r"""Cosines and sines of the ``d = 2`` trapezoid angles
+    :math:`t_i = 2\pi (i + 1/2) / n`, ``n = tail_directions(2)``, by the C library (as
+    the kernel computed them before they were tabulated)."""
+    n = tail_directions(2)
+    theta = [2.0 * math.pi * (i + 0.5) / n for i in range(n)]
+    return (np.array([math.cos(t) for t in theta]), np.array([math.sin(t) for t in theta]))
 
 
 def _directions(d: int) -> np.ndarray:

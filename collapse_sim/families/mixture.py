@@ -752,6 +752,10 @@ _Z = np.linspace(-8.0, 8.0, Z_POINTS)
 _ZW = np.full(Z_POINTS, _Z[1] - _Z[0]) * np.exp(-0.5 * _Z**2) / math.sqrt(2 * math.pi)
 _ZW[[0, -1]] *= 0.5
 _U = special.ndtr(_Z)
+#: :math:`\Phi(-|z|)` (the tail probability each quantile solves for) and
+#: :math:`\varphi(z)` at the normal scores.
+_TARGET = special.ndtr(-np.abs(_Z))
+_PHI = np.exp(-0.5 * _Z**2) / math.sqrt(2 * math.pi)
 
 
 def components(model):
@@ -785,7 +789,7 @@ def mean_logpdf(model, pts) -> np.ndarray:
     kernel = (_md.mean_logpdf.parallel if w.shape[0] > 1 and _dispatch.use_parallel(work)
               else _md.mean_logpdf.serial)
     kernel(np.ascontiguousarray(w), np.ascontiguousarray(m), _chol(c),
-           np.ascontiguousarray(pts), out)
+           np.ascontiguousarray(pts.T), out)
     model._mean_logpdf_memo = (pts, out)
     return out
 
@@ -1033,8 +1037,8 @@ def w2_squared_sums(model: GaussianMixture, directions, table: np.ndarray):
     sds = np.ascontiguousarray(np.stack(sds, axis=1))
     sums = np.empty(mus.shape[:2])
     nodes = np.empty(mus.shape[:2], dtype=np.int64)
-    _mm.w2_squared(np.ascontiguousarray(w, dtype=np.float64), mus, sds, _Z, _ZW, table, sums,
-                   nodes)
+    _mm.w2_squared(np.ascontiguousarray(w, dtype=np.float64), mus, sds, _Z, _ZW, _TARGET,
+                   _PHI, table, sums, nodes)
     return sums, nodes
 
 
