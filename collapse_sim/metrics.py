@@ -51,7 +51,10 @@ mean lies outside the region, Gauss–Legendre over the arc of directions that
 reach it (to rounding); for ``d >= 3`` a fixed set (:func:`tail_directions`: a
 256-point spherical Fibonacci lattice for ``d = 3``, 512 antithetic
 scrambled-Sobol' directions beyond) with its pole turned towards the model's
-mean, the same for every chain and generation. It is exact at the truth (0.01).
+mean, the same for every chain and generation; the eigenvectors' signs are fixed by a
+rule (an eigenvector is defined up to its sign, and LAPACK builds choose differently),
+so the estimate depends on the covariance alone, not on the linear-algebra library. It
+is exact at the truth (0.01).
 Measured absolute error on 20 random anisotropic models per case, means inside
 and outside the region (``python benchmarks/tail_mass_accuracy.py``): below
 1e-9 for ``d = 2``; below 5e-4 for ``d = 3`` (median 3e-6); below 1e-2 for

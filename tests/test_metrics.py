@@ -490,3 +490,31 @@ def test_distances_of_the_truth_to_itself_are_exactly_zero(d):
     for name in ("w2", "kl", "mean_shift"):
         value = metrics.evaluate((name,), truth, truth, metrics.MetricContext(truth, None))[name]
         assert value[0] == 0.0, name
+
+
+@pytest.mark.parametrize("d", [2, 3, 4])
+def test_outside_probability_does_not_depend_on_eigenvector_signs(d, monkeypatch):
+    # An eigenvector is defined up to its sign and LAPACK builds choose differently; the
+    # d >= 3 direction sets are not symmetric under one axis' reflection, so before the
+    # signs were fixed a nearly rank-one covariance (a collapsed component: 2 of 16 points
+    # plus reg_covar) moved by up to 7e-4 relative with them. Every sign pattern must now
+    # give the same bits (2-D: the trapezoid angles are symmetric, the signs moved only the
+    # rounding; fixed there too).
+    rng = np.random.default_rng(d)
+    centre = rng.normal(size=d)
+    a = rng.normal(size=(d, d))
+    cov0 = a @ a.T + d * np.eye(d)
+    u = rng.normal(size=d)
+    rank_one = np.outer(u, u) + 1e-6 * np.diag(1.0 + np.arange(d))
+    b = rng.normal(size=(d, d))
+    covs = np.stack([rank_one, b @ b.T + 0.1 * np.eye(d), 0.3 * cov0])
+    means = centre + rng.normal(size=(3, d))
+    r2 = float(stats.chi2.ppf(0.99, d))
+    base = metrics.gaussian_outside(centre, cov0, r2, means, covs)
+    eigh = np.linalg.eigh
+    for signs in rng.choice([-1.0, 1.0], size=(6, d)):
+        monkeypatch.setattr(np.linalg, "eigh",
+                            lambda m, _s=signs: (eigh(m)[0], eigh(m)[1] * _s))
+        flipped = metrics.gaussian_outside(centre, cov0, r2, means, covs)
+        monkeypatch.setattr(np.linalg, "eigh", eigh)
+        assert np.array_equal(flipped, base), (signs, flipped - base)

@@ -940,6 +940,7 @@ def _gaussian_outside(centre, cov0, radius2, means, covs) -> np.ndarray:
     a = inv0 @ covs @ inv0.T
     lam, vec = np.linalg.eigh(a)
     lam = np.clip(lam, 0.0, None)
+    vec = _canonical_signs(vec)
     beta = np.einsum("bij,bi->bj", vec, b)
     out = np.empty(means.shape[0])
     if d == 2:
@@ -951,6 +952,25 @@ def _gaussian_outside(centre, cov0, radius2, means, covs) -> np.ndarray:
     _tails.outside_ball(np.ascontiguousarray(beta), np.ascontiguousarray(lam), radius2,
                         _directions(d), out)
     return out
+
+
+def _canonical_signs(vec: np.ndarray) -> np.ndarray:
+    r"""The eigenvectors ``vec`` ``(N, d, d)`` (columns) with signs fixed: each column's
+    dot product with :math:`g = (\sqrt 2, \sqrt 3, \dots, \sqrt{d+1})` is made positive.
+
+    An eigenvector is defined up to its sign, and LAPACK builds choose differently (the
+    SkylakeX and Haswell kernels of one OpenBLAS release did). For ``d >= 3`` the fixed
+    direction set of :func:`collapse_sim._kernels.tails.outside_ball` is not symmetric
+    under the reflection of one axis, so the estimate moved with the signs: by up to
+    7e-4 relative for a collapsed, nearly rank-one component (tests/test_metrics.py). With
+    the signs fixed it depends on the covariance only (up to rounding where two
+    eigenvalues nearly coincide, and a column lies almost orthogonal to :math:`g`). In
+    2-D the equally spaced angles are symmetric under both reflections, so the signs
+    only changed the rounding (1e-16 absolute); fixed there too, for the same bits.
+    """
+    g = np.sqrt(np.arange(2.0, vec.shape[1] + 2.0))
+    sign = np.where(np.einsum("bij,i->bj", vec, g) < 0.0, -1.0, 1.0)
+    return vec * sign[:, None, :]
 
 
 _DIRECTIONS_CACHE: dict[int, np.ndarray] = {}
