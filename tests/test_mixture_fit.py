@@ -1,11 +1,14 @@
 """GaussianMixtureFit: EM against scikit-learn, initialisation, degenerate data, bad input."""
 
+import math
+
 import numba
 import numpy as np
 import pytest
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 import collapse_sim as cs
+from collapse_sim._kernels.em import _LOG_2PI, _m_2d_full
 
 
 def _two_clusters(d, seed):
@@ -126,7 +129,107 @@ def test_specialised_2d_full_iteration_equals_general_iteration(variant):
     scratch = [np.empty((2, 2)), np.empty(2), np.empty((2, 2)), np.empty((2, 2, 2))]
     (w1, m1, c1, l1), (w2, m2, c2, l2) = states
     b1 = em._em_iteration(x, em.FULL, 1e-6, w1, m1, c1, l1, *scratch)
-    b2 = getattr(em, variant)(x, 1e-6, w2, m2, c2, l2)
+    extra = (np.empty((3, em.K2_BLOCK)),) if variant.endswith("k2") else ()
+    b2 = getattr(em, variant)(x, 1e-6, w2, m2, c2, l2, *extra)
     assert b1 == pytest.approx(b2, rel=1e-12)
     for a, b in ((w1, w2), (m1, m2), (c1, c2)):
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+@numba.njit
+def _k2_one_loop(x, reg_covar, weights, means, covs, chol):
+    """The two-component 2-D iteration as one loop over the points (the library's form
+    before it went in blocks): the reference the blocked form must equal bit for bit."""
+    n = x.shape[0]
+    lc0 = ((math.log(weights[0]) if weights[0] > 0.0 else -np.inf)
+           - (math.log(chol[0, 0, 0]) + math.log(chol[0, 1, 1])) - _LOG_2PI)
+    lc1 = ((math.log(weights[1]) if weights[1] > 0.0 else -np.inf)
+           - (math.log(chol[1, 0, 0]) + math.log(chol[1, 1, 1])) - _LOG_2PI)
+    i00, i01, l0 = 1.0 / chol[0, 0, 0], 1.0 / chol[0, 1, 1], chol[0, 1, 0]
+    i10, i11, l1 = 1.0 / chol[1, 0, 0], 1.0 / chol[1, 1, 1], chol[1, 1, 0]
+    m00, m01, m10, m11 = means[0, 0], means[0, 1], means[1, 0], means[1, 1]
+    n0 = a00 = a01 = q000 = q010 = q011 = 0.0
+    n1 = a10 = a11 = q100 = q110 = q111 = 0.0
+    total = 0.0
+    prod = 1.0
+    blocked = 0
+    for i in range(n):
+        x0 = x[i, 0]
+        x1 = x[i, 1]
+        d00 = x0 - m00
+        d01 = x1 - m01
+        y0 = d00 * i00
+        y1 = (d01 - l0 * y0) * i01
+        v0 = lc0 - 0.5 * (y0 * y0 + y1 * y1)
+        d10 = x0 - m10
+        d11 = x1 - m11
+        z0 = d10 * i10
+        z1 = (d11 - l1 * z0) * i11
+        v1 = lc1 - 0.5 * (z0 * z0 + z1 * z1)
+        if v0 >= v1:
+            e = math.exp(v1 - v0)
+            total += v0
+            inv = 1.0 / (1.0 + e)
+            r0 = inv
+            r1 = e * inv
+        else:
+            e = math.exp(v0 - v1)
+            total += v1
+            inv = 1.0 / (1.0 + e)
+            r0 = e * inv
+            r1 = inv
+        prod *= 1.0 + e
+        blocked += 1
+        if blocked == 64:
+            total += math.log(prod)
+            prod = 1.0
+            blocked = 0
+        n0 += r0
+        a00 += r0 * d00
+        a01 += r0 * d01
+        q000 += r0 * d00 * d00
+        q010 += r0 * d01 * d00
+        q011 += r0 * d01 * d01
+        n1 += r1
+        a10 += r1 * d10
+        a11 += r1 * d11
+        q100 += r1 * d10 * d10
+        q110 += r1 * d11 * d10
+        q111 += r1 * d11 * d11
+    total += math.log(prod)
+    w0 = _m_2d_full(0, n0, a00, a01, q000, q010, q011, reg_covar, means, covs)
+    w1 = _m_2d_full(1, n1, a10, a11, q100, q110, q111, reg_covar, means, covs)
+    weights[0] = w0 / (w0 + w1)
+    weights[1] = w1 / (w0 + w1)
+    return total / n
+
+
+@pytest.mark.parametrize("n", [1, 37, 64, 128, 1000, 1001])
+def test_blocked_k2_iteration_is_the_one_loop_iteration_bit_for_bit(n):
+    # Blocks of 64 points, three loops each: the same operations in the same order as
+    # one loop over the points, so every output must be the same bits. Cases: sizes below,
+    # at and across the block length; a far point (a responsibility underflows to 0);
+    # ties between the components (v0 == v1: both forms pick component 0); a component
+    # with weight 0 (log-joint -inf) in the second case.
+    from collapse_sim._kernels import em
+
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, 2)) @ np.array([[1.0, 0.4], [0.0, 0.7]])
+    x[0] = [60.0, -40.0]
+    cases = [
+        (np.array([0.3, 0.7]), np.array([[-0.5, 0.2], [0.8, -0.1]]),
+         np.stack([np.eye(2), [[1.0, 0.3], [0.3, 0.5]]])),
+        (np.array([0.0, 1.0]), np.array([[0.0, 0.0], [0.1, 0.0]]),
+         np.stack([np.eye(2), np.eye(2)])),
+        (np.array([0.5, 0.5]), np.array([[0.0, 0.0], [0.0, 0.0]]),
+         np.stack([np.eye(2), np.eye(2)])),  # identical components: every point ties
+    ]
+    for w, m, c in cases:
+        chol = np.linalg.cholesky(c)
+        ref = [w.copy(), m.copy(), c.copy()]
+        new = [w.copy(), m.copy(), c.copy()]
+        b_ref = _k2_one_loop(x, 1e-6, *ref, chol)
+        b_new = em._em_iteration_2d_full_k2(x, 1e-6, *new, chol, np.empty((3, em.K2_BLOCK)))
+        assert np.array_equal(np.float64(b_ref), np.float64(b_new), equal_nan=True)
+        for a, b in zip(ref, new, strict=True):
+            assert np.array_equal(a, b, equal_nan=True)
