@@ -20,6 +20,8 @@ from .rng import next_below, next_double
 
 FULL, DIAG, SPHERICAL = 0, 1, 2
 _EPS10 = 10.0 * np.finfo(np.float64).eps
+#: Points per block of the EM iterations (also the stride of their logarithms).
+BLOCK = 64
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -108,7 +110,8 @@ def _factor_all(covs, chol):
 
 
 @nb.njit
-def _em_iteration(x, cov_type, reg_covar, weights, means, covs, chol, shift, nk, sx, sxx):
+def _em_iteration(x, cov_type, reg_covar, weights, means, covs, chol, shift, nk, sx, sxx,
+                  vblock, tblock):
     """One E-step and M-step fused in a single pass over the points.
 
     The responsibilities of point ``i`` are formed and immediately accumulated into
@@ -117,12 +120,17 @@ def _em_iteration(x, cov_type, reg_covar, weights, means, covs, chol, shift, nk,
     ``S_k / N_k - d_k d_k^T`` (``d_k`` the mean's shift) loses nothing to cancellation
     when the component is narrow and far from the origin. Returns the mean
     log-likelihood under the parameters on entry (scikit-learn's lower bound).
+
+    The points go in blocks of :data:`BLOCK` through three loops, as in
+    :func:`_em_iteration_2d_full_k2`: the log-joints, the exponentials alone, the sums;
+    the same operations in the same order as one loop over the points (tested bit for
+    bit), 1.1 to 1.4 times faster. ``vblock`` ``(BLOCK, K)`` and ``tblock``
+    ``(2, BLOCK)`` are scratch.
     """
     n, d = x.shape
     k_count = weights.shape[0]
     y = np.empty(d)
     logc = np.empty(k_count)
-    vals = np.empty(k_count)
     inv_diag = np.empty((k_count, d))
     for k in range(k_count):
         acc = 0.0
@@ -137,51 +145,57 @@ def _em_iteration(x, cov_type, reg_covar, weights, means, covs, chol, shift, nk,
             for b in range(d):
                 sxx[k, a, b] = 0.0
     total = 0.0
-    prod = 1.0
-    blocked = 0
-    for i in range(n):
-        top = -np.inf
-        arg = 0
-        for k in range(k_count):
-            maha = 0.0
-            for a in range(d):
-                acc = x[i, a] - means[k, a]
-                for b in range(a):
-                    acc -= chol[k, a, b] * y[b]
-                y[a] = acc * inv_diag[k, a]
-                maha += y[a] * y[a]
-            vals[k] = logc[k] - 0.5 * maha
-            if vals[k] > top:
-                top = vals[k]
-                arg = k
-        acc = 0.0
-        for k in range(k_count):
-            vals[k] = 1.0 if k == arg else math.exp(vals[k] - top)
-            acc += vals[k]
-        # log-likelihood top + log(acc): the logs are taken once per 64 points, on the
+    for b0 in range(0, n, BLOCK):
+        size = min(BLOCK, n - b0)
+        for t in range(size):
+            i = b0 + t
+            top = -np.inf
+            arg = 0
+            for k in range(k_count):
+                maha = 0.0
+                for a in range(d):
+                    acc = x[i, a] - means[k, a]
+                    for b in range(a):
+                        acc -= chol[k, a, b] * y[b]
+                    y[a] = acc * inv_diag[k, a]
+                    maha += y[a] * y[a]
+                v = logc[k] - 0.5 * maha
+                vblock[t, k] = v
+                if v > top:
+                    top = v
+                    arg = k
+            tblock[0, t] = top
+            tblock[1, t] = arg
+        for t in range(size):
+            top = tblock[0, t]
+            arg = np.int64(tblock[1, t])
+            for k in range(k_count):
+                vblock[t, k] = 1.0 if k == arg else math.exp(vblock[t, k] - top)
+        # log-likelihood top + log(acc): the logs are taken once per block, on the
         # product of the acc values (each in [1, K], so the product cannot overflow)
-        total += top
-        prod *= acc
-        blocked += 1
-        if blocked == 64:
-            total += math.log(prod)
-            prod = 1.0
-            blocked = 0
-        inv = 1.0 / acc
-        for k in range(k_count):
-            r = vals[k] * inv
-            if r == 0.0:
-                continue
-            nk[k] += r
-            for a in range(d):
-                da = x[i, a] - shift[k, a]
-                sx[k, a] += r * da
-                if cov_type == FULL:
-                    for b in range(a + 1):
-                        sxx[k, a, b] += r * da * (x[i, b] - shift[k, b])
-                else:
-                    sxx[k, a, a] += r * da * da
-    total += math.log(prod)
+        prod = 1.0
+        for t in range(size):
+            i = b0 + t
+            acc = 0.0
+            for k in range(k_count):
+                acc += vblock[t, k]
+            total += tblock[0, t]
+            prod *= acc
+            inv = 1.0 / acc
+            for k in range(k_count):
+                r = vblock[t, k] * inv
+                if r == 0.0:
+                    continue
+                nk[k] += r
+                for a in range(d):
+                    da = x[i, a] - shift[k, a]
+                    sx[k, a] += r * da
+                    if cov_type == FULL:
+                        for b in range(a + 1):
+                            sxx[k, a, b] += r * da * (x[i, b] - shift[k, b])
+                    else:
+                        sxx[k, a, a] += r * da * da
+        total += math.log(prod)
     wsum = 0.0
     for k in range(k_count):
         mass = nk[k] + _EPS10
@@ -304,11 +318,6 @@ def _m_2d_full(k, n_k, a0, a1, q00, q10, q11, reg_covar, means, covs):
     return mass
 
 
-#: Points per block of :func:`_em_iteration_2d_full_k2`: also the stride of its logarithms,
-#: 64 as in :func:`_em_iteration`.
-K2_BLOCK = 64
-
-
 @nb.njit
 def _em_iteration_2d_full_k2(x, reg_covar, weights, means, covs, chol, block):
     r""":func:`_em_iteration_2d_full` for two components: one ``exp`` per point.
@@ -318,12 +327,12 @@ def _em_iteration_2d_full_k2(x, reg_covar, weights, means, covs, chol, block):
     log-likelihood :math:`v_{\max} + \log(1+e)`; equal to the general iteration to
     rounding (tested).
 
-    The points go in blocks of :data:`K2_BLOCK` through three loops: the log-joints of
+    The points go in blocks of :data:`BLOCK` through three loops: the log-joints of
     the block (no call: the compiler vectorises it), the exponentials alone (nothing
     else is live across the C library's ``exp``, so no accumulator is spilled to memory
     around each call), then the sums. The operations and their order are those of one
     loop over the points, so the results are the same bits (tested against that loop);
-    it is 1.5 times faster. ``block`` is ``(3, K2_BLOCK)`` scratch.
+    it is 1.5 times faster. ``block`` is ``(3, BLOCK)`` scratch.
     """
     n = x.shape[0]
     lc0 = ((math.log(weights[0]) if weights[0] > 0.0 else -np.inf)
@@ -339,8 +348,8 @@ def _em_iteration_2d_full_k2(x, reg_covar, weights, means, covs, chol, block):
     ex = block[1]  # v_min - v_max, then its exponential
     first = block[2]  # 1.0 where component 0's log-joint is the larger (v0 >= v1)
     total = 0.0
-    for b0 in range(0, n, K2_BLOCK):
-        size = min(K2_BLOCK, n - b0)
+    for b0 in range(0, n, BLOCK):
+        size = min(BLOCK, n - b0)
         for t in range(size):
             x0 = x[b0 + t, 0]
             x1 = x[b0 + t, 1]
@@ -408,7 +417,9 @@ def em_fit(x, cov_type, max_iter, tol, reg_covar, weights, means, covs, n_iter, 
         nk = np.empty(k_count)
         sx = np.empty((k_count, d))
         sxx = np.empty((k_count, d, d))
-        block = np.empty((3, K2_BLOCK))
+        block = np.empty((3, BLOCK))
+        vblock = np.empty((BLOCK, k_count))
+        tblock = np.empty((2, BLOCK))
         ok = _factor_all(covs[c], chol)
         bound = -np.inf
         converged[c] = False
@@ -426,7 +437,7 @@ def em_fit(x, cov_type, max_iter, tol, reg_covar, weights, means, covs, n_iter, 
                                               chol)
             else:
                 bound = _em_iteration(x[c], cov_type, reg_covar, weights[c], means[c],
-                                      covs[c], chol, shift, nk, sx, sxx)
+                                      covs[c], chol, shift, nk, sx, sxx, vblock, tblock)
             n_iter[c] = it
             if not _factor_all(covs[c], chol):
                 break  # cannot happen with reg_covar > 0; guards against NaN data
