@@ -355,3 +355,30 @@ def test_blocked_general_iteration_is_the_one_loop_iteration_bit_for_bit(d, k_co
     assert np.array_equal(np.float64(b_ref), np.float64(b_new))
     for a, b in zip(ref, new, strict=True):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("cov_type", [0, 1, 2])
+@pytest.mark.parametrize("n", [1, 63, 64, 300])
+def test_1d_two_component_iteration_is_the_general_iteration_bit_for_bit(cov_type, n):
+    # The 1-D two-component iteration repeats the general one's operations on scalars:
+    # the same bits for every covariance type (they coincide in 1-D); cases with a far
+    # point (a responsibility underflows), a dead component, equal components (ties).
+    from collapse_sim._kernels import em
+
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, 1))
+    x[0] = 40.0
+    for w, m, v in (([0.3, 0.7], [-0.4, 0.9], [0.5, 1.7]), ([0.0, 1.0], [0.0, 0.2], [1.0, 1.0]),
+                    ([0.5, 0.5], [0.1, 0.1], [1.0, 1.0])):
+        w, m = np.array(w), np.array(m)[:, None]
+        c = np.array(v)[:, None, None]
+        chol = np.sqrt(c)
+        gen = [w.copy(), m.copy(), c.copy()]
+        spec = [w.copy(), m.copy(), c.copy()]
+        scratch = (np.empty((2, 1)), np.empty(2), np.empty((2, 1)), np.empty((2, 1, 1)),
+                   np.empty((em.BLOCK, 2)), np.empty((2, em.BLOCK)))
+        b_gen = em._em_iteration(x, cov_type, 1e-6, *gen, chol, *scratch)
+        b_spec = em._em_iteration_1d_k2(x, 1e-6, *spec, chol, np.empty((3, em.BLOCK)))
+        assert np.array_equal(np.float64(b_gen), np.float64(b_spec))
+        for a, b in zip(gen, spec, strict=True):
+            assert np.array_equal(a, b)
