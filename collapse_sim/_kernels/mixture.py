@@ -3,8 +3,9 @@
 import numba as nb
 import numpy as np
 
+from . import local as _local
 from ._dispatch import chain_kernel
-from .rng import next_double, next_normal, shuffle
+from .rng import shuffle
 
 
 @chain_kernel
@@ -13,25 +14,29 @@ def mixture_points(states, cumw, means, chols, out):
 
     Per point, chain ``c``'s stream gives one uniform (the component: the first
     ``k`` with ``u < cumw[c, k]``, so zero-weight components are never chosen)
-    and then ``d`` normals.
+    and then ``d`` normals. The chain's four state words stay in local variables for
+    the whole chain (:mod:`.local`: the same draws as ``rng.next_double`` and
+    ``rng.next_normal``).
     """
     chains, n, d = out.shape
     k_max = cumw.shape[1] - 1
     for c in nb.prange(chains):
-        s = states[c]
+        st = states[c]
+        s0, s1, s2, s3 = st[0], st[1], st[2], st[3]
         z = np.empty(d)
         for i in range(n):
-            u = next_double(s)
+            u, s0, s1, s2, s3 = _local.uniform(s0, s1, s2, s3)
             k = 0
             while k < k_max and u >= cumw[c, k]:
                 k += 1
             for j in range(d):
-                z[j] = next_normal(s)
+                z[j], s0, s1, s2, s3 = _local.normal(s0, s1, s2, s3)
             for a in range(d):
                 acc = means[c, k, a]
                 for b in range(a + 1):
                     acc += chols[c, k, a, b] * z[b]
                 out[c, i, a] = acc
+        st[0], st[1], st[2], st[3] = s0, s1, s2, s3
 
 
 @chain_kernel
@@ -54,13 +59,15 @@ def stratified_points(states, counts, means, chols, out):
                 labels[i] = k
                 i += 1
         shuffle(labels, s)
+        s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
         z = np.empty(d)
         for i in range(n):
             k = labels[i]
             for j in range(d):
-                z[j] = next_normal(s)
+                z[j], s0, s1, s2, s3 = _local.normal(s0, s1, s2, s3)
             for a in range(d):
                 acc = means[c, k, a]
                 for b in range(a + 1):
                     acc += chols[c, k, a, b] * z[b]
                 out[c, i, a] = acc
+        s[0], s[1], s[2], s[3] = s0, s1, s2, s3
