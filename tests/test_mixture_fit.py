@@ -382,3 +382,26 @@ def test_1d_two_component_iteration_is_the_general_iteration_bit_for_bit(cov_typ
         assert np.array_equal(np.float64(b_gen), np.float64(b_spec))
         for a, b in zip(gen, spec, strict=True):
             assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("d,cov_type", [(1, 0), (2, 0), (3, 1), (3, 2)])
+def test_centre_m_step_is_the_one_hot_m_step_bit_for_bit(d, cov_type):
+    # The k-means++ start's M-step from its K centres alone must give the bits of the
+    # M-step over one-hot responsibilities on all n points (centres repeated, a signed
+    # zero among the coordinates).
+    from collapse_sim._kernels import em
+
+    rng = np.random.default_rng(d * 10 + cov_type)
+    x = rng.normal(size=(50, d)) * 3.0
+    x[7, 0] = -0.0
+    for centres in ([3, 41], [7, 7, 12], [0]):
+        centres = np.array(centres)
+        k_count = centres.size
+        resp = np.zeros((50, k_count))
+        resp[centres, np.arange(k_count)] = 1.0
+        dense = [np.empty(k_count), np.empty((k_count, d)), np.empty((k_count, d, d))]
+        sparse = [np.empty(k_count), np.empty((k_count, d)), np.empty((k_count, d, d))]
+        em._m_step(x, resp, cov_type, 1e-6, *dense)
+        em._m_step_centres(x, centres, cov_type, 1e-6, *sparse)
+        for a, b in zip(dense, sparse, strict=True):
+            assert np.array_equal(a.view(np.int64), b.view(np.int64))  # signed zeros too

@@ -102,6 +102,42 @@ def _m_step(x, resp, cov_type, reg_covar, weights, means, covs):
 
 
 @nb.njit
+def _m_step_centres(x, centres, cov_type, reg_covar, weights, means, covs):
+    """:func:`_m_step` for one-hot responsibilities on one point per component
+    (``resp[centres[k], k] = 1``, the k-means++ start): the same values bit for bit,
+    from the ``K`` points alone instead of ``K`` passes over all ``n``. (The sums over
+    the other points add products with 0, which leave a sum as it was: its running value
+    starts at +0.0 and ``+0.0 + -0.0`` is +0.0.)"""
+    d = x.shape[1]
+    k_count = centres.shape[0]
+    total = 0.0
+    for k in range(k_count):
+        c = centres[k]
+        nk = _EPS10 + 1.0
+        for a in range(d):
+            means[k, a] = (0.0 + 1.0 * x[c, a]) / nk
+        for a in range(d):
+            for b in range(d):
+                covs[k, a, b] = 0.0
+        for a in range(d):
+            da = x[c, a] - means[k, a]
+            if cov_type == FULL:
+                for b in range(a + 1):
+                    covs[k, a, b] += 1.0 * da * (x[c, b] - means[k, b])
+            else:
+                covs[k, a, a] += 1.0 * da * da
+        for a in range(d):
+            for b in range(a + 1):
+                covs[k, a, b] /= nk
+                covs[k, b, a] = covs[k, a, b]
+        _finish_covariance(covs[k], cov_type, reg_covar)
+        weights[k] = nk
+        total += nk
+    for k in range(k_count):
+        weights[k] /= total
+
+
+@nb.njit
 def _factor_all(covs, chol):
     for k in range(covs.shape[0]):
         if not _cholesky(covs[k], chol[k]):
@@ -548,12 +584,12 @@ def init_from_resp(x, states, method, k_count, cov_type, reg_covar, weights, mea
     chains, n, d = x.shape
     for c in nb.prange(chains):
         s = states[c]
-        resp = np.zeros((n, k_count))
         if method == 0:
             centres = _kmeans_plusplus(x[c], k_count, s)
-            for k in range(k_count):
-                resp[centres[k], k] = 1.0
-        elif method == 2:
+            _m_step_centres(x[c], centres, cov_type, reg_covar, weights[c], means[c], covs[c])
+            continue
+        resp = np.zeros((n, k_count))
+        if method == 2:
             seeds = _kmeans_plusplus(x[c], k_count, s)
             labels = np.empty(n, dtype=np.int64)
             found = np.empty((k_count, d))
