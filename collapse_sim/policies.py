@@ -97,7 +97,21 @@ class _Policy:
     def check(self, generations: int) -> None:
         """``ValueError`` if a scheduled value leaves its range in generations 2..G."""
         for name, (low, high) in self._scheduled.items():
-            check_values(name, getattr(self, name), generations, low=low, high=high)
+            value = getattr(self, name)
+            if not isinstance(value, Schedule):
+                # one value: checked once, not as an array of every generation (simulate
+                # checks the arguments before its memory check, and generations may be huge)
+                check_values(name, value, min(generations, 2), low=low, high=high)
+                continue
+            from .engine import memory_limit
+
+            if 8 * (generations + 1) > memory_limit():  # the run's metric arrays are larger
+                raise ValueError(
+                    f"{name}: a schedule over {generations} generations needs "
+                    f"{8 * (generations + 1) / 2**30:.3g} GiB for its values alone, more "
+                    f"than the {memory_limit() / 2**30:.3g} GiB of memory here: lower "
+                    "generations (COLLAPSE_SIM_MAX_BYTES sets another limit)")
+            check_values(name, value, generations, low=low, high=high)
 
     def warnings(self, n_samples: int, generations: int) -> list[str]:
         """Messages about a run of ``n_samples`` items that is valid but likely not meant

@@ -574,3 +574,46 @@ def test_mixture_w2_works_in_blocks_of_members():
     for i in (0, W2_BLOCK - 1, W2_BLOCK, count - 1):  # each member's value is its own
         one = cs.GaussianMixture(models.weights[i], models.means[i], models.covs[i])
         assert cs.metrics.w2(truth, one)[0] == values[i]
+
+
+# -- fuzzing findings (benchmarks/fuzz.py --budget 300 --seed 20261202) ------------------------
+
+def test_nll_from_moments_checks_its_arguments():
+    # was: IndexError ("array is 0-dimensional") for a scalar xbar
+    model = cs.Gaussian(mean=[[1.0, 0.3, 0.5], [-1.5, -0.2, -0.8]], cov=np.stack([np.eye(3)] * 2))
+    with pytest.raises(ValueError, match=r"xbar must have shape \(3,\)"):
+        cs.metrics.nll_from_moments(model, np.array(2.0), np.eye(3))
+    with pytest.raises(ValueError, match=r"cov_h must have shape \(3, 3\)"):
+        cs.metrics.nll_from_moments(model, np.zeros(3), np.stack([np.eye(3)] * 2))
+    with pytest.raises(ValueError, match="xbar must contain only finite"):
+        cs.metrics.nll_from_moments(model, np.array([0.0, np.nan, 0.0]), np.eye(3))
+    with pytest.raises(TypeError, match="model must be a Gaussian"):
+        cs.metrics.nll_from_moments("model", np.zeros(3), np.eye(3))
+    value = cs.metrics.nll_from_moments(model, np.zeros(3), np.eye(3))
+    assert value.shape == (2,) and np.all(np.isfinite(value))
+
+
+def test_huge_generations_are_refused_before_any_array_of_that_length(monkeypatch):
+    # was: MemoryError (7.45 GiB) from an array of a constant policy value per generation,
+    # made while simulate checked its arguments, before its memory check. Now a constant is
+    # checked once; a schedule longer than memory allows is refused by name.
+    monkeypatch.setenv("COLLAPSE_SIM_MAX_BYTES", str(2**30))
+    allocated = []
+    real_full = np.full
+
+    def watching_full(shape, *args, **kwargs):
+        allocated.append(np.prod(shape))
+        return real_full(shape, *args, **kwargs)
+
+    monkeypatch.setattr(np, "full", watching_full)
+    for policy in (cs.Augment(), cs.KeepReal(0.1), cs.Replace()):
+        with pytest.raises(ValueError, match="GiB of memory here"):
+            cs.simulate(cs.Gaussian(mean=[-1.5, 1.0], cov=np.eye(2)),
+                        cs.GaussianMixtureFit(2), n_samples=35, generations=10**9, chains=3,
+                        policy=policy, seed=0, progress=False)
+    assert max(allocated, default=0) < 10**6
+    with pytest.raises(ValueError, match="fraction: a schedule over 1000000000 generations"):
+        cs.simulate(cs.Gaussian(mean=0.0, var=1.0), cs.GaussianFit(), n_samples=10,
+                    generations=10**9, chains=1,
+                    policy=cs.KeepReal(cs.schedule.Linear(0.1, 0.5, 10)), seed=0,
+                    progress=False)

@@ -717,7 +717,19 @@ def _heldout_moments(heldout, dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 def nll_from_moments(model: Gaussian, xbar: np.ndarray, cov_h: np.ndarray) -> np.ndarray:
     r"""Cross-entropy :math:`-E[\log q(X)]` of Gaussian models for any ``X`` with mean
-    ``xbar`` and covariance ``cov_h`` (the held-out sample's, or a truth's)."""
+    ``xbar`` ``(d,)`` and covariance ``cov_h`` ``(d, d)`` (the held-out sample's, or a
+    truth's); ``model`` a :class:`Gaussian` batch in ``d`` dimensions. A wrong type or
+    shape, or a value that is not finite, raises ``TypeError``/``ValueError`` naming it."""
+    if not isinstance(model, Gaussian):
+        raise TypeError(f"model must be a Gaussian, got {type(model).__name__}")
+    d = model.dim
+    xbar = as_float_array("xbar", xbar)
+    if xbar.shape != (d,):
+        raise ValueError(f"xbar must have shape ({d},) to match the model, got {xbar.shape}")
+    cov_h = as_float_array("cov_h", cov_h)
+    if cov_h.shape != (d, d):
+        raise ValueError(f"cov_h must have shape ({d}, {d}) to match the model, got "
+                         f"{cov_h.shape}")
     lam, vec, singular = _eigh(model)
     proj = np.einsum("bij,bi->bj", vec, xbar[None, :] - model.mean)
     spread = np.einsum("bij,jk,bki->bi", np.swapaxes(vec, 1, 2), cov_h, vec)
