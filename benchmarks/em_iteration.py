@@ -11,8 +11,8 @@ standard-normal points, fixed parameters, 200 iterations, best of 5) on one thre
 Cases: two components in 2-D (``_em_iteration_2d_full_k2`` against ``_k2_one_loop``), two
 components in 1-D (``_em_iteration_1d_k2`` against the general one-loop form, which 1-D
 two-component fits ran before), and the general iteration for a few ``d``, ``K`` and
-covariance types. The references allocate their own sums; the library's general
-iteration is handed them, so that row compares more than the blocking.
+covariance types. The references allocate their own sums, the library's general iteration
+takes them from its caller (which, measured separately, makes no difference).
 """
 
 from __future__ import annotations
