@@ -9,13 +9,16 @@ iteration per minibatch step, a fresh permutation per chain and epoch.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 import collapse_sim as cs
 
+from ._report import suite_main
+from .bench_categorical import cpu_load, interleaved, per_round, ratio_stats
+
 N, BATCH, EPOCHS, LR = 100, 10, 5, 0.05
+#: Interleaved rounds at least (the two jobs rotated each round).
+ROUNDS = 5
 
 
 def numpy_sgd(chains: int, generations: int, seed: int = 0) -> np.ndarray:
@@ -47,25 +50,43 @@ def ours(chains: int, generations: int, seed: int = 0) -> np.ndarray:
     return sim.metrics["variance"][-1]
 
 
-def _best(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), out
-
-
-def run(repeats: int = 3, quick: bool = False) -> list[dict]:
+def _rows(repeats: int, quick: bool, label: str) -> list[dict]:
     chains, generations = (50, 5) if quick else (1000, 50)
     ours(4, 1)
     ours(2000, 1)  # compile serial and parallel builds
-    t_ours, v_ours = _best(lambda: ours(chains, generations), repeats)
-    t_np, v_np = _best(lambda: numpy_sgd(chains, generations), repeats)
+    rounds = 2 if quick else max(ROUNDS, repeats)
+    jobs = [("ours", lambda: ours(chains, generations)),
+            ("numpy", lambda: numpy_sgd(chains, generations))]
+    times, outs = interleaved(jobs, rounds)
+    t_ours, t_np = per_round(times["ours"]), per_round(times["numpy"])
+    med, lo, hi = ratio_stats(t_np, t_ours)
     return [{
         "case": f"SGD 1-D, {chains} chains x {generations} gens, n={N}, b={BATCH}, "
-                f"{EPOCHS} epochs",
-        "ours_s": t_ours, "baseline": "numpy minibatch-SGD loop, vectorised over chains",
-        "baseline_s": t_np, "ratio": t_np / t_ours, "goal": 10.0,
-        "note": f"median final variance ours {np.median(v_ours):.3f} vs numpy "
-                f"{np.median(v_np):.3f} (same updates, different random streams)"}]
+                f"{EPOCHS} epochs{label}",
+        "ours_s": float(np.median(t_ours)),
+        "baseline": "numpy minibatch-SGD loop, vectorised over chains",
+        "baseline_s": float(np.median(t_np)), "ratio": med, "goal": 10.0,
+        "note": f"ratio min-max {lo:.2f}-{hi:.2f} over {rounds} interleaved rounds; median "
+                f"final variance ours {np.median(outs['ours']):.3f} vs numpy "
+                f"{np.median(outs['numpy']):.3f} (same updates, different random streams)"}]
+
+
+def run(repeats: int = 3, quick: bool = False, load: bool = False) -> list[dict]:
+    rows = _rows(repeats, quick, "")
+    if load and not quick:
+        rows += run_loaded(repeats, quick)
+    return rows
+
+
+def run_loaded(repeats: int = 3, quick: bool = False) -> list[dict]:
+    """The same while one CPU-bound background process runs."""
+    with cpu_load() as info:
+        rows = _rows(repeats, quick, ", loaded")
+    share = info.get("cpu_share")
+    for row in rows:
+        row["note"] += "" if share is None else f"; background process got {share:.2f} CPU"
+    return rows
+
+
+if __name__ == "__main__":
+    suite_main("python -m benchmarks.bench_sgd", run, run_loaded)
