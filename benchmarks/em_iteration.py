@@ -8,7 +8,8 @@ standard-normal points, fixed parameters, 200 iterations, best of 5) on one thre
 
     python benchmarks/em_iteration.py
 
-Cases: two components in 2-D (``_em_iteration_2d_full_k2`` against ``_k2_one_loop``), two
+Cases: two components in 2-D (``_em_iteration_2d_full_k2`` against ``_k2_one_loop``), three
+and four in 2-D (``_em_iteration_2d_full`` against ``_2d_full_one_loop``), two
 components in 1-D (``_em_iteration_1d_k2`` against the general one-loop form, which 1-D
 two-component fits ran before), and the general iteration for a few ``d``, ``K`` and
 covariance types. The references allocate their own sums, the library's general iteration
@@ -47,6 +48,14 @@ def _repeat_k2_reference(f, x, w, m, c, chol, reps):
     total = 0.0
     for _ in range(reps):
         total += f(x, 1e-6, w.copy(), m.copy(), c.copy(), chol)
+    return total
+
+
+@nb.njit
+def _repeat_2d_full(f, x, w, m, c, chol, vblock, tblock, reps):
+    total = 0.0
+    for _ in range(reps):
+        total += f(x, 1e-6, w.copy(), m.copy(), c.copy(), chol, vblock, tblock)
     return total
 
 
@@ -94,6 +103,13 @@ def main() -> None:
     blocked = _ns_per_point(_repeat_special, em._em_iteration_2d_full_k2, x, w, m, c, chol,
                             block)
     print(f"2-D, K=2, full: one loop {one:.1f} ns/point, blocked {blocked:.1f} ns/point")
+    for k_count in (3, 4):
+        x, w, m, c, chol = _problem(rng, 2, k_count)
+        one = _ns_per_point(_repeat_k2_reference, ref._2d_full_one_loop, x, w, m, c, chol)
+        blocked = _ns_per_point(_repeat_2d_full, em._em_iteration_2d_full, x, w, m, c, chol,
+                                np.empty((em.BLOCK, k_count)), np.empty((2, em.BLOCK)))
+        print(f"2-D, K={k_count}, full: one loop {one:.1f} ns/point, blocked {blocked:.1f} "
+              "ns/point")
     for d, k_count, cov_type in ((1, 2, 0), (1, 3, 0), (2, 3, 0), (3, 2, 0), (3, 3, 1)):
         x, w, m, c, chol = _problem(rng, d, k_count)
         scratch = (np.empty((k_count, d)), np.empty(k_count), np.empty((k_count, d)),

@@ -130,7 +130,8 @@ def test_specialised_2d_full_iteration_equals_general_iteration(variant):
     (w1, m1, c1, l1), (w2, m2, c2, l2) = states
     b1 = em._em_iteration(x, em.FULL, 1e-6, w1, m1, c1, l1, *scratch,
                           np.empty((em.BLOCK, 2)), np.empty((2, em.BLOCK)))
-    extra = (np.empty((3, em.BLOCK)),) if variant.endswith("k2") else ()
+    extra = ((np.empty((3, em.BLOCK)),) if variant.endswith("k2")
+             else (np.empty((em.BLOCK, 2)), np.empty((2, em.BLOCK))))
     b2 = getattr(em, variant)(x, 1e-6, w2, m2, c2, l2, *extra)
     assert b1 == pytest.approx(b2, rel=1e-12)
     for a, b in ((w1, w2), (m1, m2), (c1, c2)):
@@ -405,3 +406,107 @@ def test_centre_m_step_is_the_one_hot_m_step_bit_for_bit(d, cov_type):
         em._m_step_centres(x, centres, cov_type, 1e-6, *sparse)
         for a, b in zip(dense, sparse, strict=True):
             assert np.array_equal(a.view(np.int64), b.view(np.int64))  # signed zeros too
+
+
+
+@numba.njit
+def _2d_full_one_loop(x, reg_covar, weights, means, covs, chol):
+    """The 2-D full-covariance iteration as one loop over the points (the library's form
+    before it went in blocks): the reference the blocked form must equal bit for bit."""
+    n = x.shape[0]
+    k_count = weights.shape[0]
+    logc = np.empty(k_count)
+    vals = np.empty(k_count)
+    i00 = np.empty(k_count)
+    i11 = np.empty(k_count)
+    l10 = np.empty(k_count)
+    m0 = np.empty(k_count)
+    m1 = np.empty(k_count)
+    n_k = np.zeros(k_count)
+    a0 = np.zeros(k_count)
+    a1 = np.zeros(k_count)
+    q00 = np.zeros(k_count)
+    q10 = np.zeros(k_count)
+    q11 = np.zeros(k_count)
+    for k in range(k_count):
+        logc[k] = ((math.log(weights[k]) if weights[k] > 0.0 else -np.inf)
+                   - (math.log(chol[k, 0, 0]) + math.log(chol[k, 1, 1])) - _LOG_2PI)
+        i00[k] = 1.0 / chol[k, 0, 0]
+        i11[k] = 1.0 / chol[k, 1, 1]
+        l10[k] = chol[k, 1, 0]
+        m0[k] = means[k, 0]
+        m1[k] = means[k, 1]
+    total = 0.0
+    prod = 1.0
+    blocked = 0
+    for i in range(n):
+        x0 = x[i, 0]
+        x1 = x[i, 1]
+        top = -np.inf
+        arg = 0
+        for k in range(k_count):
+            y0 = (x0 - m0[k]) * i00[k]
+            y1 = ((x1 - m1[k]) - l10[k] * y0) * i11[k]
+            v = logc[k] - 0.5 * (y0 * y0 + y1 * y1)
+            vals[k] = v
+            if v > top:
+                top = v
+                arg = k
+        acc = 0.0
+        for k in range(k_count):
+            e = 1.0 if k == arg else math.exp(vals[k] - top)
+            vals[k] = e
+            acc += e
+        total += top
+        prod *= acc
+        blocked += 1
+        if blocked == 64:
+            total += math.log(prod)
+            prod = 1.0
+            blocked = 0
+        inv = 1.0 / acc
+        for k in range(k_count):
+            r = vals[k] * inv
+            if r == 0.0:
+                continue
+            d0 = x0 - m0[k]
+            d1 = x1 - m1[k]
+            n_k[k] += r
+            a0[k] += r * d0
+            a1[k] += r * d1
+            q00[k] += r * d0 * d0
+            q10[k] += r * d1 * d0
+            q11[k] += r * d1 * d1
+    total += math.log(prod)
+    wsum = 0.0
+    for k in range(k_count):
+        weights[k] = _m_2d_full(k, n_k[k], a0[k], a1[k], q00[k], q10[k], q11[k], reg_covar,
+                                means, covs)
+        wsum += weights[k]
+    for k in range(k_count):
+        weights[k] /= wsum
+    return total / n
+
+
+@pytest.mark.parametrize("k_count,n", [(2, 37), (3, 64), (4, 1000), (3, 129)])
+def test_blocked_2d_full_iteration_is_the_one_loop_iteration_bit_for_bit(k_count, n):
+    # The 2-D full-covariance iteration (any K) in blocks of 64 points against its one-loop
+    # form: the same bits (a far point whose responsibilities underflow, a dead component).
+    from collapse_sim._kernels import em
+
+    rng = np.random.default_rng(n + k_count)
+    x = rng.normal(size=(n, 2)) @ np.array([[1.0, 0.4], [0.0, 0.7]])
+    x[0] = [60.0, -40.0]
+    w = np.full(k_count, 1.0 / (k_count - 1))
+    w[-1] = 0.0
+    m = rng.normal(size=(k_count, 2))
+    c = np.stack([[[1.0 + 0.2 * k, 0.3], [0.3, 0.5 + 0.1 * k]] for k in range(k_count)])
+    chol = np.linalg.cholesky(c)
+    ref = [w.copy(), m.copy(), c.copy()]
+    new = [w.copy(), m.copy(), c.copy()]
+    b_ref = _2d_full_one_loop(x, 1e-6, *ref, chol)
+    b_new = em._em_iteration_2d_full(x, 1e-6, *new, chol, np.empty((em.BLOCK, k_count)),
+                                     np.empty((2, em.BLOCK)))
+    assert np.array_equal(np.float64(b_ref), np.float64(b_new))
+    for a, b in zip(ref, new, strict=True):
+        assert np.array_equal(a.view(np.int64), b.view(np.int64))
