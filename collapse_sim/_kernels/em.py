@@ -145,6 +145,18 @@ def _factor_all(covs, chol):
     return True
 
 
+@nb.njit(inline="always")
+def _exponentiate_block(vblock, tblock, size):
+    r"""Second loop of a blocked EM iteration: each point's log-joints ``vblock[t]`` become
+    :math:`e^{v_k - v_{\max}}`, exactly 1 at the largest (``tblock[0, t]`` is its value,
+    ``tblock[1, t]`` its component), with nothing else live across the ``exp`` calls."""
+    for t in range(size):
+        top = tblock[0, t]
+        arg = np.int64(tblock[1, t])
+        for k in range(vblock.shape[1]):
+            vblock[t, k] = 1.0 if k == arg else math.exp(vblock[t, k] - top)
+
+
 @nb.njit
 def _em_iteration(x, cov_type, reg_covar, weights, means, covs, chol, shift, nk, sx, sxx,
                   vblock, tblock):
@@ -160,7 +172,8 @@ def _em_iteration(x, cov_type, reg_covar, weights, means, covs, chol, shift, nk,
     The points go in blocks of :data:`BLOCK` through three loops, as in
     :func:`_em_iteration_2d_full_k2`: the log-joints, the exponentials alone, the sums;
     the same operations in the same order as one loop over the points (tested bit for
-    bit), 1.1 to 1.4 times faster. ``vblock`` ``(BLOCK, K)`` and ``tblock``
+    bit); 0.85 to 1.6 times the one loop's speed, depending on ``d``, ``K`` and the run
+    (``benchmarks/em_iteration.py``). ``vblock`` ``(BLOCK, K)`` and ``tblock``
     ``(2, BLOCK)`` are scratch.
     """
     n, d = x.shape
@@ -202,11 +215,7 @@ def _em_iteration(x, cov_type, reg_covar, weights, means, covs, chol, shift, nk,
                     arg = k
             tblock[0, t] = top
             tblock[1, t] = arg
-        for t in range(size):
-            top = tblock[0, t]
-            arg = np.int64(tblock[1, t])
-            for k in range(k_count):
-                vblock[t, k] = 1.0 if k == arg else math.exp(vblock[t, k] - top)
+        _exponentiate_block(vblock, tblock, size)
         # log-likelihood top + log(acc): the logs are taken once per block, on the
         # product of the acc values (each in [1, K], so the product cannot overflow)
         prod = 1.0
@@ -304,11 +313,7 @@ def _em_iteration_2d_full(x, reg_covar, weights, means, covs, chol, vblock, tblo
                     arg = k
             tblock[0, t] = top
             tblock[1, t] = arg
-        for t in range(size):
-            top = tblock[0, t]
-            arg = np.int64(tblock[1, t])
-            for k in range(k_count):
-                vblock[t, k] = 1.0 if k == arg else math.exp(vblock[t, k] - top)
+        _exponentiate_block(vblock, tblock, size)
         prod = 1.0  # logs once per block, as in _em_iteration
         for t in range(size):
             x0 = x[b0 + t, 0]
@@ -374,7 +379,8 @@ def _em_iteration_2d_full_k2(x, reg_covar, weights, means, covs, chol, block):
     else is live across the C library's ``exp``, so no accumulator is spilled to memory
     around each call), then the sums. The operations and their order are those of one
     loop over the points, so the results are the same bits (tested against that loop);
-    it is 1.5 times faster. ``block`` is ``(3, BLOCK)`` scratch.
+    1.3 to 1.5 times faster (``benchmarks/em_iteration.py``). ``block`` is ``(3, BLOCK)``
+    scratch.
     """
     n = x.shape[0]
     lc0 = ((math.log(weights[0]) if weights[0] > 0.0 else -np.inf)
@@ -447,11 +453,12 @@ def _em_iteration_2d_full_k2(x, reg_covar, weights, means, covs, chol, block):
 def _em_iteration_1d_k2(x, reg_covar, weights, means, covs, chol, block):
     r""":func:`_em_iteration` for ``d = 1``, two components: the same operations in the
     same order on scalars, so the same bits (tested; in 1-D the covariance types
-    coincide), 3 times faster. With :math:`v_{\max}` the larger log-joint and
-    :math:`e = e^{v_{\min} - v_{\max}}` the responsibilities are :math:`1/(1+e)` and
-    :math:`e/(1+e)`; the general loop forms them the same way (its leading term is
-    exactly 1, the other :math:`e`). Blocks of :data:`BLOCK` points, three loops, as in
-    :func:`_em_iteration_2d_full_k2`; ``block`` is ``(3, BLOCK)`` scratch.
+    coincide), 5 to 6 times faster (``benchmarks/em_iteration.py``). With
+    :math:`v_{\max}` the larger log-joint and :math:`e = e^{v_{\min} - v_{\max}}` the
+    responsibilities are :math:`1/(1+e)` and :math:`e/(1+e)`; the general loop forms them
+    the same way (its leading term is exactly 1, the other :math:`e`). Blocks of
+    :data:`BLOCK` points, three loops, as in :func:`_em_iteration_2d_full_k2`; ``block``
+    is ``(3, BLOCK)`` scratch.
     """
     n = x.shape[0]
     lc0 = (math.log(weights[0]) if weights[0] > 0.0 else -np.inf) - math.log(chol[0, 0, 0])
