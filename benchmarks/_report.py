@@ -45,13 +45,10 @@ def idle_then_loaded(rows: Callable[[int, bool, str], list[dict]]
     ``run(repeats, quick, load=False)`` gives the idle rows, then, with ``load`` in full
     mode, the loaded ones; ``run_loaded(repeats, quick)`` gives the rows (their case names
     ending in ", loaded") while one CPU-bound background process runs, started and stopped
-    here (:func:`benchmarks.bench_categorical.cpu_load`)."""
+    here (:func:`under_load`, whose note says what share of a core the process got)."""
 
     def run_loaded(repeats: int = 3, quick: bool = False) -> list[dict]:
-        from .bench_categorical import cpu_load
-
-        with cpu_load():
-            return rows(repeats, quick, ", loaded")
+        return under_load(lambda: rows(repeats, quick, ", loaded"))
 
     def run(repeats: int = 3, quick: bool = False, load: bool = False) -> list[dict]:
         out = rows(repeats, quick, "")

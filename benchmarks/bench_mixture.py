@@ -36,8 +36,8 @@ from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 import collapse_sim as cs
 
-from ._report import suite_main
-from .bench_categorical import cpu_load, interleaved, per_round, ratio_stats
+from ._report import suite_main, under_load
+from .bench_categorical import interleaved, per_round, ratio_stats
 
 N, D, K, TOL, MAX_ITER = 1000, 2, 2, 1e-5, 2000
 #: The ``simulate`` rows (issue 17's measurement): EM tolerance, chains, generations.
@@ -185,13 +185,7 @@ def run(repeats: int = 3, quick: bool = False, load: bool = False) -> list[dict]
 
 def run_loaded(repeats: int = 3, quick: bool = False) -> list[dict]:
     """The ``simulate`` rows while one CPU-bound background process runs."""
-    with cpu_load() as info:
-        rows = _simulate_rows(repeats, quick, ", loaded")
-    share = info.get("cpu_share")
-    for row in rows:
-        row["note"] += ("" if share is None else
-                        f"; background process got {share:.2f} CPU")
-    return rows
+    return under_load(lambda: _simulate_rows(repeats, quick, ", loaded"))
 
 
 if __name__ == "__main__":

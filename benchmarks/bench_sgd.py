@@ -13,8 +13,8 @@ import numpy as np
 
 import collapse_sim as cs
 
-from ._report import suite_main
-from .bench_categorical import cpu_load, interleaved, per_round, ratio_stats
+from ._report import idle_then_loaded, suite_main
+from .bench_categorical import interleaved, per_round, ratio_stats
 
 N, BATCH, EPOCHS, LR = 100, 10, 5, 0.05
 #: Interleaved rounds at least (the two jobs rotated each round).
@@ -71,21 +71,7 @@ def _rows(repeats: int, quick: bool, label: str) -> list[dict]:
                 f"{np.median(outs['numpy']):.3f} (same updates, different random streams)"}]
 
 
-def run(repeats: int = 3, quick: bool = False, load: bool = False) -> list[dict]:
-    rows = _rows(repeats, quick, "")
-    if load and not quick:
-        rows += run_loaded(repeats, quick)
-    return rows
-
-
-def run_loaded(repeats: int = 3, quick: bool = False) -> list[dict]:
-    """The same while one CPU-bound background process runs."""
-    with cpu_load() as info:
-        rows = _rows(repeats, quick, ", loaded")
-    share = info.get("cpu_share")
-    for row in rows:
-        row["note"] += "" if share is None else f"; background process got {share:.2f} CPU"
-    return rows
+run, run_loaded = idle_then_loaded(_rows)
 
 
 if __name__ == "__main__":
