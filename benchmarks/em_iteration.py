@@ -36,52 +36,22 @@ POINTS, ITERATIONS, BEST_OF = 1000, 200, 5
 
 
 @nb.njit
-def _repeat_special(f, x, w, m, c, chol, block, reps):
+def _repeat(f, reps, w, m, c, before, after):
+    """``reps`` iterations of ``f(*before, w, m, c, *after)`` from fresh copies of the
+    parameters (every iteration starts from the same state)."""
     total = 0.0
     for _ in range(reps):
-        total += f(x, 1e-6, w.copy(), m.copy(), c.copy(), chol, block)
+        total += f(*before, w.copy(), m.copy(), c.copy(), *after)
     return total
 
 
-@nb.njit
-def _repeat_k2_reference(f, x, w, m, c, chol, reps):
-    total = 0.0
-    for _ in range(reps):
-        total += f(x, 1e-6, w.copy(), m.copy(), c.copy(), chol)
-    return total
-
-
-@nb.njit
-def _repeat_2d_full(f, x, w, m, c, chol, vblock, tblock, reps):
-    total = 0.0
-    for _ in range(reps):
-        total += f(x, 1e-6, w.copy(), m.copy(), c.copy(), chol, vblock, tblock)
-    return total
-
-
-@nb.njit
-def _repeat_general(f, x, cov_type, w, m, c, chol, s0, s1, s2, s3, s4, s5, reps):
-    total = 0.0
-    for _ in range(reps):
-        total += f(x, cov_type, 1e-6, w.copy(), m.copy(), c.copy(), chol, s0, s1, s2, s3, s4,
-                   s5)
-    return total
-
-
-@nb.njit
-def _repeat_general_reference(f, x, cov_type, w, m, c, chol, reps):
-    total = 0.0
-    for _ in range(reps):
-        total += f(x, cov_type, 1e-6, w.copy(), m.copy(), c.copy(), chol)
-    return total
-
-
-def _ns_per_point(repeat, *args) -> float:
-    repeat(*args, 1)  # compile
+def _ns_per_point(f, before, w, m, c, after) -> float:
+    """One-thread nanoseconds per point of the iteration ``f(*before, w, m, c, *after)``."""
+    _repeat(f, 1, w, m, c, before, after)  # compile
     best = np.inf
     for _ in range(BEST_OF):
         start = time.perf_counter()
-        repeat(*args, ITERATIONS)
+        _repeat(f, ITERATIONS, w, m, c, before, after)
         best = min(best, time.perf_counter() - start)
     return best / ITERATIONS / POINTS * 1e9
 
@@ -99,15 +69,14 @@ def main() -> None:
     rng = np.random.default_rng(0)
     block = np.empty((3, em.BLOCK))
     x, w, m, c, chol = _problem(rng, 2, 2)
-    one = _ns_per_point(_repeat_k2_reference, ref._k2_one_loop, x, w, m, c, chol)
-    blocked = _ns_per_point(_repeat_special, em._em_iteration_2d_full_k2, x, w, m, c, chol,
-                            block)
+    one = _ns_per_point(ref._k2_one_loop, (x, 1e-6), w, m, c, (chol,))
+    blocked = _ns_per_point(em._em_iteration_2d_full_k2, (x, 1e-6), w, m, c, (chol, block))
     print(f"2-D, K=2, full: one loop {one:.1f} ns/point, blocked {blocked:.1f} ns/point")
     for k_count in (3, 4):
         x, w, m, c, chol = _problem(rng, 2, k_count)
-        one = _ns_per_point(_repeat_k2_reference, ref._2d_full_one_loop, x, w, m, c, chol)
-        blocked = _ns_per_point(_repeat_2d_full, em._em_iteration_2d_full, x, w, m, c, chol,
-                                np.empty((em.BLOCK, k_count)), np.empty((2, em.BLOCK)))
+        one = _ns_per_point(ref._2d_full_one_loop, (x, 1e-6), w, m, c, (chol,))
+        blocked = _ns_per_point(em._em_iteration_2d_full, (x, 1e-6), w, m, c,
+                                (chol, np.empty((em.BLOCK, k_count)), np.empty((2, em.BLOCK))))
         print(f"2-D, K={k_count}, full: one loop {one:.1f} ns/point, blocked {blocked:.1f} "
               "ns/point")
     for d, k_count, cov_type in ((1, 2, 0), (1, 3, 0), (2, 3, 0), (3, 2, 0), (3, 3, 1)):
@@ -115,18 +84,15 @@ def main() -> None:
         scratch = (np.empty((k_count, d)), np.empty(k_count), np.empty((k_count, d)),
                    np.empty((k_count, d, d)), np.empty((em.BLOCK, k_count)),
                    np.empty((2, em.BLOCK)))
-        one = _ns_per_point(_repeat_general_reference, ref._general_one_loop, x, cov_type, w,
-                            m, c, chol)
-        blocked = _ns_per_point(_repeat_general, em._em_iteration, x, cov_type, w, m, c,
-                                chol, *scratch)
+        one = _ns_per_point(ref._general_one_loop, (x, cov_type, 1e-6), w, m, c, (chol,))
+        blocked = _ns_per_point(em._em_iteration, (x, cov_type, 1e-6), w, m, c,
+                                (chol, *scratch))
         line = (f"d={d}, K={k_count}, cov_type={cov_type}: general one loop {one:.1f}, "
                 f"blocked {blocked:.1f}")
         if d == 1 and k_count == 2:
-            special = _ns_per_point(_repeat_special, em._em_iteration_1d_k2, x, w, m, c, chol,
-                                    block)
+            special = _ns_per_point(em._em_iteration_1d_k2, (x, 1e-6), w, m, c, (chol, block))
             line += f", 1-D two-component iteration {special:.1f}"
         print(line + " ns/point")
-
 
 if __name__ == "__main__":
     main()

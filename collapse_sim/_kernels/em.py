@@ -453,7 +453,7 @@ def _em_iteration_2d_full_k2(x, reg_covar, weights, means, covs, chol, block):
 def _em_iteration_1d_k2(x, reg_covar, weights, means, covs, chol, block):
     r""":func:`_em_iteration` for ``d = 1``, two components: the same operations in the
     same order on scalars, so the same bits (tested; in 1-D the covariance types
-    coincide), 5 to 6 times faster (``benchmarks/em_iteration.py``). With
+    coincide), 3.6 to 6 times faster (``benchmarks/em_iteration.py``). With
     :math:`v_{\max}` the larger log-joint and :math:`e = e^{v_{\min} - v_{\max}}` the
     responsibilities are :math:`1/(1+e)` and :math:`e/(1+e)`; the general loop forms them
     the same way (its leading term is exactly 1, the other :math:`e`). Blocks of
