@@ -63,6 +63,18 @@ def _finish_covariance(cov, cov_type, reg_covar):
         cov[a, a] += reg_covar
 
 
+@nb.njit(inline="always")
+def _scale_covariance(cov, nk, cov_type, reg_covar):
+    """The weighted scatter ``cov`` (lower triangle) divided by the mass ``nk``, mirrored,
+    then :func:`_finish_covariance`: the end of both M-steps from responsibilities."""
+    d = cov.shape[0]
+    for a in range(d):
+        for b in range(a + 1):
+            cov[a, b] /= nk
+            cov[b, a] = cov[a, b]
+    _finish_covariance(cov, cov_type, reg_covar)
+
+
 @nb.njit
 def _m_step(x, resp, cov_type, reg_covar, weights, means, covs):
     """Weights, means and ``reg_covar``-floored covariances from responsibilities ``resp``."""
@@ -90,11 +102,7 @@ def _m_step(x, resp, cov_type, reg_covar, weights, means, covs):
                         covs[k, a, b] += r * da * (x[i, b] - means[k, b])
                 else:
                     covs[k, a, a] += r * da * da
-        for a in range(d):
-            for b in range(a + 1):
-                covs[k, a, b] /= nk
-                covs[k, b, a] = covs[k, a, b]
-        _finish_covariance(covs[k], cov_type, reg_covar)
+        _scale_covariance(covs[k], nk, cov_type, reg_covar)
         weights[k] = nk
         total += nk
     for k in range(k_count):
@@ -126,11 +134,7 @@ def _m_step_centres(x, centres, cov_type, reg_covar, weights, means, covs):
                     covs[k, a, b] += 1.0 * da * (x[c, b] - means[k, b])
             else:
                 covs[k, a, a] += 1.0 * da * da
-        for a in range(d):
-            for b in range(a + 1):
-                covs[k, a, b] /= nk
-                covs[k, b, a] = covs[k, a, b]
-        _finish_covariance(covs[k], cov_type, reg_covar)
+        _scale_covariance(covs[k], nk, cov_type, reg_covar)
         weights[k] = nk
         total += nk
     for k in range(k_count):
