@@ -779,7 +779,11 @@ def generate_bigram(states, node_off, entry_off, count, efirst, enum, ecum, occ_
     from, and is stored with the token: a step is two loads, the context's offset and
     the event, with nothing else on the chain from one token to the next. The
     :data:`LANES` sequences of a group advance in lockstep, one token each in turn, as in
-    :func:`generate` (same draws, same order), so their steps overlap in the processor.
+    :func:`generate` (same draws, same order), in two passes per position: every lane's
+    event index (its context's offset and a draw), then every lane's event. Each pass's
+    loads are independent of each other, so the processor overlaps all the lanes' cache
+    misses; with one pass doing both, a lane's second load waited for its first and few
+    lanes were in flight (1 chain x 10^6 tokens: 86 -> 37 ms, same tokens).
     Every sequence starts in node ``start[m]`` of member ``m`` (the prompt's context).
     """
     chains, k, length = out.shape
@@ -797,6 +801,7 @@ def generate_bigram(states, node_off, entry_off, count, efirst, enum, ecum, occ_
         root_total = np.int64(count[a])
         root_last = enum[a] - 1
         lane_state = np.empty(LANES, dtype=np.int64)
+        lane_event = np.empty(LANES, dtype=np.int64)
         st = states[c]
         s0 = st[0]
         s1 = st[1]
@@ -807,6 +812,8 @@ def generate_bigram(states, node_off, entry_off, count, efirst, enum, ecum, occ_
             for lane in range(lanes):
                 lane_state[lane] = start[m]
             for i in range(length):
+                # two passes over the lanes: every lane's event index, then every event:
+                # each pass's loads are independent, so all lanes' cache misses overlap
                 for lane in range(lanes):
                     g = lane_state[lane]
                     lo = noff[base + g]
@@ -814,8 +821,7 @@ def generate_bigram(states, node_off, entry_off, count, efirst, enum, ecum, occ_
                     r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
                     u = np.float64(r >> _U64(11)) * _SHIFT_53
                     if total > 0:
-                        target = min(np.int64(u * total), total - 1)
-                        packed = occ[events + lo + target]
+                        lane_event[lane] = events + lo + min(np.int64(u * total), total - 1)
                     else:  # the root: its first entry whose running count passes target
                         target = min(np.int64(u * root_total), root_total - 1)
                         lo = 0
@@ -826,7 +832,9 @@ def generate_bigram(states, node_off, entry_off, count, efirst, enum, ecum, occ_
                                 hi = mid
                             else:
                                 lo = mid + 1
-                        packed = occ[o + lo]
+                        lane_event[lane] = o + lo
+                for lane in range(lanes):
+                    packed = occ[lane_event[lane]]
                     out[c, b0 + lane, i] = np.int32(packed & low)
                     lane_state[lane] = packed >> 32
         st[0] = s0
