@@ -4,6 +4,7 @@ Python references, the Wright–Fisher theory of their refits, and the engine ar
 from collections import Counter
 from itertools import pairwise
 
+import _ngram_hashed as _hashed
 import numba
 import numpy as np
 import pytest
@@ -72,7 +73,9 @@ def test_serial_and_parallel_builds_agree(small_truth):
         ebufs = [np.zeros((4, bound_e), np.int32) for _ in kn.ENTRY_ARRAYS]
         child = np.zeros((4, bound_n), np.int32)
         sizes = np.zeros((4, 2), np.int64)
-        kernel(blocks, small_truth.n_types, 3, *bufs, *ebufs, child, sizes)
+        w32, w64 = kn.scratch_words(30, 8, small_truth.n_types, 3, bound_n)
+        kernel(blocks, small_truth.n_types, 3, *bufs, *ebufs, child, sizes,
+               np.zeros((3, w32), np.int32), np.zeros((3, w64), np.int64))
         outs.append((bufs, ebufs, child, sizes))
     for x, y in zip(outs[0], outs[1], strict=True):
         for a, b in zip(x if isinstance(x, list) else [x], y if isinstance(y, list) else [y],
@@ -88,8 +91,16 @@ def _chain_arrays(build, blocks, v, order):
     ebufs = [np.full(bound_e, -9, np.int32) for _ in kn.ENTRY_ARRAYS]
     child = np.full(bound_n, -9, np.int32)
     sizes = np.zeros(2, np.int64)
-    if build is kn._build_chain:
+    if build is _hashed.hashed_build_chain:
         build(blocks, v, order, *bufs, *ebufs, child, sizes)
+    elif build is kn._build_chain:
+        # scratch as a task reuses it: another chain's leftovers (see below)
+        scratch = kn.build_scratch(k, length, v, order, bound_n)
+        build(np.ascontiguousarray(blocks[::-1, ::-1]), v, order, *bufs, *ebufs, child,
+              sizes, *scratch)
+        for a in scratch:
+            a.ravel()[::2] = 3
+        build(blocks, v, order, *bufs, *ebufs, child, sizes, *scratch)
     else:
         # scratch as a task reuses it: full of another chain's leftovers (here: a first
         # build of the reversed blocks, then garbage), which the build must reset
@@ -104,6 +115,37 @@ def _chain_arrays(build, blocks, v, order):
     nodes, entries = sizes
     return ([b[:nodes] for b in bufs] + [b[:entries] for b in ebufs] + [child[:nodes - 1]],
             sizes)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("v,k,length", [(1, 4, 3), (5, 1, 1), (7, 30, 8), (3, 200, 2),
+                                        (40, 12, 64)])
+def test_sorting_build_writes_the_arrays_of_the_hash_table_build(v, k, length, order):
+    """The general build (counting sorts) against the hash-table build it replaced
+    (tests/_ngram_hashed.py): the same node ids (order of first appearance), entries,
+    counts, back-off, child and successor links, array for array."""
+    rng = np.random.default_rng(v * k + order)
+    blocks = rng.integers(0, v, size=(k, length)).astype(np.int32)
+    blocks[0, :] = blocks[0, 0]  # a repeated token: one context with one successor
+    new, new_sizes = _chain_arrays(kn._build_chain, blocks, v, order)
+    old, sizes = _chain_arrays(_hashed.hashed_build_chain, blocks, v, order)
+    np.testing.assert_array_equal(new_sizes, sizes)
+    for name, a, b in zip((*kn.NODE_ARRAYS, *kn.ENTRY_ARRAYS, "child"), new, old,
+                          strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+@pytest.mark.parametrize("level,order", [("word", 3), ("char", 5)])
+def test_sorting_build_on_real_text(level, order):
+    corpus = cs.text.shakespeare(level=level)
+    truth = cs.NGramTruth(corpus, order=order, heldout=0.1, block_size=64)
+    blocks = truth.draw(200, chain_streams(0, 1))[0]
+    new, new_sizes = _chain_arrays(kn._build_chain, blocks, truth.n_types, order)
+    old, sizes = _chain_arrays(_hashed.hashed_build_chain, blocks, truth.n_types, order)
+    np.testing.assert_array_equal(new_sizes, sizes)
+    for name, a, b in zip((*kn.NODE_ARRAYS, *kn.ENTRY_ARRAYS, "child"), new, old,
+                          strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=name)
 
 
 @pytest.mark.parametrize("v,k,length", [(5, 1, 1), (7, 30, 8), (3, 200, 2), (40, 12, 64)])

@@ -9,8 +9,9 @@ context without its oldest token). Blocks are independent sequences: the history
 before a block's first token is the begin-of-sequence symbol ``BOS = V`` repeated.
 
 Every position :math:`i` of a block adds one *event* (context, next token) at each
-depth :math:`j = 0 \dots n-1`, so counting costs :math:`O(n)` hash-table operations a
-token. The arrays a chain keeps (all int32, indices local to the chain):
+depth :math:`j = 0 \dots n-1`, so counting costs :math:`O(n)` counting-sort passes
+over the tokens (no hash table). The arrays a chain keeps (all int32, indices local to
+the chain):
 
 ========== ================ ===========================================================
 array      length           meaning
@@ -29,11 +30,12 @@ array      length           meaning
 ``child``  nodes - 1        child node ids, grouped by parent, sorted by token
 ========== ================ ===========================================================
 
-Both orderings come from two stable counting sorts (least significant key first), so
-building a model costs :math:`O(n T + V + N)` for :math:`T` tokens and :math:`N` nodes:
-linear, no comparison sort. For order 2 the contexts are single tokens, so
+The contexts of each depth, the entries and both orderings come from stable counting
+sorts (least significant key first; :func:`_build_chain`), so building a model costs
+:math:`O(n (T + V + N))` for :math:`T` tokens and :math:`N` nodes: linear, no
+comparison sort and no hash table. For order 2 the contexts are single tokens, so
 :func:`_build_bigram_chain` finds the nodes in a dense table and sorts the events
-themselves, with no hash table, into the same arrays. Generating a token at
+themselves into the same arrays, with fewer passes. Generating a token at
 temperature 1 costs one draw and one load from the context's list of training events
 (each stored with its token and next context); at other temperatures a binary search
 over the cumulative weights (plus a walk of :math:`n - 1` binary searches after a
@@ -48,11 +50,13 @@ from .categorical import _xoshiro
 
 _U64 = nb.uint64
 _SHIFT_53 = 1.0 / 9007199254740992.0  # 2**-53
-_GOLDEN = 0x9E3779B97F4A7C15
 
 #: Arrays of a batch of models, in the order the kernels take them.
 NODE_ARRAYS = ("count", "parent", "token", "efirst", "enum", "cfirst", "cnum")
 ENTRY_ARRAYS = ("etok", "ecum", "enext")
+
+
+_GOLDEN = 0x9E3779B97F4A7C15
 
 
 @nb.njit(inline="always")
@@ -63,7 +67,8 @@ def _slot(key, mask):
 
 @nb.njit(inline="always")
 def _find_or_insert(keys, vals, mask, key, new_val):
-    """(value, inserted) for ``key`` in an open-addressing table (empty key: -1)."""
+    """(value, inserted) for ``key`` in an open-addressing table (empty key: -1; the
+    sparse shuffle of :func:`draw_blocks`)."""
     i = _slot(key, mask)
     while True:
         k = keys[i]
@@ -76,27 +81,6 @@ def _find_or_insert(keys, vals, mask, key, new_val):
         i = (i + 1) & mask
 
 
-#: Sequences a chain writes in lockstep (see :func:`generate`).
-LANES = 16
-#: Most tasks :func:`build_models` splits its chains into (each reuses one scratch).
-BUILD_TASKS = 8
-#: Initial capacity of a chain's counting hash tables (they double when half full).
-INITIAL_TABLE = 1 << 12
-
-
-@nb.njit
-def _doubled(keys, vals):
-    """The table rehashed into twice the capacity."""
-    size = keys.shape[0] * 2
-    mask = size - 1
-    new_keys = np.full(size, -1, dtype=np.int64)
-    new_vals = np.empty(size, dtype=np.int32)
-    for i in range(keys.shape[0]):
-        if keys[i] != -1:
-            _find_or_insert(new_keys, new_vals, mask, keys[i], vals[i])
-    return new_keys, new_vals
-
-
 @nb.njit
 def table_size(items):
     """Power-of-two capacity at most half full for ``items`` keys."""
@@ -106,154 +90,252 @@ def table_size(items):
     return size
 
 
+#: Sequences a chain writes in lockstep (see :func:`generate`).
+LANES = 16
+#: Most tasks a bigram's :func:`build_models` splits its chains into (each reuses one
+#: scratch); a longer order's use one task per thread (their scratch is larger).
+BUILD_TASKS = 8
+
+
 @nb.njit
-def _counting_order(keys, n_keys, order_in, order_out, bucket):
-    """Stable counting sort of ``order_in`` by ``keys[order_in]`` (values < n_keys)."""
+def _scatter(src, keys, n_keys, dst, bucket):
+    """Stable counting sort of the positions ``src`` by ``keys[src]`` (values below
+    ``n_keys``) into ``dst``."""
     bucket[:n_keys + 1] = 0
-    m = order_in.shape[0]
-    for i in range(m):
-        bucket[keys[order_in[i]] + 1] += 1
-    for b in range(n_keys):
-        bucket[b + 1] += bucket[b]
-    for i in range(m):
-        k = keys[order_in[i]]
-        order_out[bucket[k]] = order_in[i]
-        bucket[k] += 1
+    for r in range(src.shape[0]):
+        bucket[keys[src[r]] + 1] += 1
+    for h in range(n_keys):
+        bucket[h + 1] += bucket[h]
+    for r in range(src.shape[0]):
+        p = src[r]
+        h = keys[p]
+        dst[bucket[h]] = p
+        bucket[h] += 1
 
 
 @nb.njit
 def _build_chain(tokens, v, n, count, parent, token, efirst, enum, cfirst, cnum,
-                 etok, ecum, enext, child, sizes):
-    r"""Build one chain's model from its blocks ``tokens`` ``(k, L)`` into the buffers.
+                 etok, ecum, enext, child, sizes, loc, first_pos, tvals, order_a, order_b,
+                 gid, keys, pay, keys2, pay2, bucket):
+    r"""Build one chain's model from its blocks ``tokens`` ``(k, L)`` into the buffers, by
+    counting sorts alone (no hash table: a trigram's tables outgrew the cache, and each
+    lookup missed it).
 
     ``sizes`` receives (nodes, entries). Buffers hold at least
     :math:`1 + \sum_{j=1}^{n-1} \min(k (L+1), (V+1)^j)` nodes and
-    :math:`\min(k L, V) + (n-1) k L` entries (``families.ngram.build``).
+    :math:`\min(k L, V) + (n-1) k L` entries (``families.ngram.build``). Scratch (a task's,
+    reused from chain to chain; :func:`build_scratch` sizes it): ``loc``, ``first_pos``
+    ``(max(n-1, 1), k (L+1))``, ``tvals`` ``(k (L+1),)``, ``order_a``, ``order_b`` of at
+    least ``max(k (L+1), nodes)``, ``gid``
+    ``((n-1) k (L+1),)`` int32; ``keys``, ``keys2`` ``(n k L,)`` int64, ``pay``, ``pay2``
+    ``(n k L,)`` int32; ``bucket`` int64 of at least ``max(V + 1, k (L+1), nodes) + 1``.
+
+    1. **Contexts, level by level.** Position :math:`p` (block ``b``, index ``i`` in
+       ``0..L``) has a depth-:math:`j` context, the depth-:math:`(j-1)` one extended by
+       the token :math:`j` back (``BOS = V`` before the block). Sorting the positions by
+       (parent's level id, that token) with two stable counting sorts groups equal
+       contexts; each group is one node (its level id: ``loc[j-1, p]``) and its first
+       position is where the node first appears (``first_pos``).
+    2. **Node ids** in order of first appearance, position by position and shallow to
+       deep, as a build that inserts contexts as it meets them numbers them.
+    3. **Entries.** Every (context, next token) event at every depth as one key
+       (node << 32 | token), sorted by token, then stably by node: equal keys are runs,
+       each an entry, in (node, token) order. A full-length context's entry carries the
+       node of the next context (``pay``).
+    4. **Children**: nodes ``1..`` sorted by (parent, token), the same two sorts.
+
+    :math:`O(n (k L + V + N))` for :math:`N` nodes, in sequential passes.
     """
     k, length = tokens.shape
-    base = np.int64(v + 1)
-    max_nodes = count.shape[0]
-    max_entries = etok.shape[0]
-    # tables start small and double when half full: a refit of collapsed text has far
-    # fewer distinct contexts than the worst-case bound, and a table sized to the bound
-    # would be written in full and missed in cache on every lookup
-    nmask = table_size(min(max_nodes, INITIAL_TABLE)) - 1
-    emask = table_size(min(max_entries, INITIAL_TABLE)) - 1
-    nkeys = np.full(nmask + 1, -1, dtype=np.int64)
-    nvals = np.empty(nmask + 1, dtype=np.int32)
-    ekeys = np.full(emask + 1, -1, dtype=np.int64)
-    evals = np.empty(emask + 1, dtype=np.int32)
-    enode = np.empty(max_entries, dtype=np.int32)
-    ecnt = np.zeros(max_entries, dtype=np.int32)
-    ctx = np.empty((length + 1, n), dtype=np.int32)
-    first_level = np.full(v + 1, -1, dtype=np.int32)
-    root_entry = np.full(v, -1, dtype=np.int32)
+    span = length + 1
+    positions = k * span
+    level_n = np.zeros(n + 1, dtype=np.int64)
+    level_n[0] = 1
+    pos_a = order_a[:positions]
+    pos_b = order_b[:positions]
+    for j in range(1, n):
+        for b in range(k):
+            for i in range(span):
+                tvals[b * span + i] = tokens[b, i - j] if i >= j else v
+        for p in range(positions):
+            pos_b[p] = p
+        _scatter(pos_b, tvals, v + 1, pos_a, bucket)
+        srt = pos_a
+        if j > 1:
+            _scatter(pos_a, loc[j - 2], level_n[j - 1], pos_b, bucket)
+            srt = pos_b
+        level = -1
+        last_parent = -1
+        last_t = -1
+        here = loc[j - 1]
+        first = first_pos[j - 1]
+        for r in range(positions):
+            p = srt[r]
+            par = loc[j - 2, p] if j > 1 else 0
+            t = tvals[p]
+            if par != last_parent or t != last_t:
+                level += 1
+                first[level] = p
+                last_parent = par
+                last_t = t
+            here[p] = level
+        level_n[j] = level + 1
+    goff = np.zeros(n + 1, dtype=np.int64)
+    for j in range(1, n):
+        goff[j + 1] = goff[j] + level_n[j]
     nodes = 1
     count[0] = 0
     parent[0] = -1
     token[0] = -1
-    entries = 0
     for b in range(k):
-        row = tokens[b]
-        for i in range(length + 1):
-            node = 0
-            ctx[i, 0] = 0
+        for i in range(span):
+            p = b * span + i
             for j in range(1, n):
-                t = row[i - j] if i - j >= 0 else v
-                if j == 1:  # the root's children: a dense table by token
-                    found = first_level[t]
-                    new = found < 0
-                    if new:
-                        found = nodes
-                        first_level[t] = nodes
-                else:
-                    if 2 * (nodes + 1) > nmask + 1:
-                        nkeys, nvals = _doubled(nkeys, nvals)
-                        nmask = nkeys.shape[0] - 1
-                    found, new = _find_or_insert(nkeys, nvals, nmask, node * base + t, nodes)
-                if new:
-                    parent[nodes] = node
-                    token[nodes] = t
-                    count[nodes] = 0
+                level = loc[j - 1, p]
+                if first_pos[j - 1, level] == p:
+                    g = nodes
                     nodes += 1
-                node = found
-                ctx[i, j] = node
+                    gid[goff[j] + level] = g
+                    parent[g] = 0 if j == 1 else gid[goff[j - 1] + loc[j - 2, p]]
+                    token[g] = tokens[b, i - j] if i >= j else v
+                    count[g] = 0
+    # every event at every depth, by token (the histogram counted as they are written)
+    events = n * k * length
+    bucket[:v + 1] = 0
+    e = 0
+    for b in range(k):
         for i in range(length):
-            w = row[i]
+            p = b * span + i
+            w = tokens[b, i]
+            bucket[w + 1] += n
+            nxt = 0 if n == 1 else gid[goff[n - 1] + loc[n - 2, p + 1]]
             for j in range(n):
-                h = ctx[i, j]
-                if j == 0:  # the root's (unigram) events: a dense table by token
-                    e = root_entry[w]
-                    new = e < 0
-                    if new:
-                        e = entries
-                        root_entry[w] = entries
-                else:
-                    if 2 * (entries + 1) > emask + 1:
-                        ekeys, evals = _doubled(ekeys, evals)
-                        emask = ekeys.shape[0] - 1
-                    e, new = _find_or_insert(ekeys, evals, emask, np.int64(h) * base + w,
-                                             entries)
-                if new:
-                    etok[entries] = w
-                    enode[entries] = h
-                    enext[entries] = ctx[i + 1, n - 1] if j == n - 1 else -1
-                    entries += 1
-                ecnt[e] += 1
-                count[h] += 1
-    # entries sorted by (node, token): by token, then stably by node
-    bucket = np.empty(max(nodes, v + 1) + 1, dtype=np.int64)
-    first = np.arange(entries).astype(np.int32)
-    second = np.empty(entries, dtype=np.int32)
-    _counting_order(etok, v, first, second, bucket)
-    _counting_order(enode, nodes, second, first, bucket)
-    tok_sorted = np.empty(entries, dtype=np.int32)
-    next_sorted = np.empty(entries, dtype=np.int32)
-    enum[:nodes] = 0
+                g = 0 if j == 0 else gid[goff[j] + loc[j - 1, p]]
+                keys[e] = (np.int64(g) << 32) | w
+                pay[e] = nxt if j == n - 1 else -1
+                e += 1
+    for t in range(v - 1):
+        bucket[t + 1] += bucket[t]
+    low = np.int64(0xFFFFFFFF)
+    for r in range(events):
+        key = keys[r]
+        w = key & low
+        d = bucket[w]
+        keys2[d] = key
+        pay2[d] = pay[r]
+        bucket[w] = d + 1
+    # then stably by node
+    bucket[:nodes + 1] = 0
+    for r in range(events):
+        bucket[(keys2[r] >> 32) + 1] += 1
+    for h in range(nodes):
+        bucket[h + 1] += bucket[h]
+    for r in range(events):
+        key = keys2[r]
+        h = key >> 32
+        d = bucket[h]
+        keys[d] = key
+        pay[d] = pay2[r]
+        bucket[h] = d + 1
     for h in range(nodes):
         efirst[h] = 0
+        enum[h] = 0
+    entries = 0
+    last = np.int64(-1)
+    last_node = np.int64(-1)
     running = 0
-    last = -1
-    for r in range(entries):
-        e = first[r]
-        h = enode[e]
-        if h != last:
-            efirst[h] = r
+    for r in range(events):
+        key = keys[r]
+        h = key >> 32
+        if h != last_node:
+            efirst[h] = entries
             running = 0
-            last = h
-        enum[h] += 1
-        running += ecnt[e]
-        tok_sorted[r] = etok[e]
-        ecum[r] = running
-        next_sorted[r] = enext[e]
-    etok[:entries] = tok_sorted
-    enext[:entries] = next_sorted
+            last_node = h
+        running += 1
+        if key != last:
+            etok[entries] = key & low
+            enext[entries] = pay[r]
+            enum[h] += 1
+            entries += 1
+            last = key
+        ecum[entries - 1] = running
+        count[h] += 1
     # children: nodes 1.. sorted by (parent, token); BOS (= v) is a token here
     m = nodes - 1
-    tok_plus = np.empty(nodes, dtype=np.int32)
-    for h in range(nodes):
-        tok_plus[h] = token[h] if token[h] >= 0 else 0
-    first_c = np.arange(1, nodes).astype(np.int32)
-    second_c = np.empty(m, dtype=np.int32)
-    _counting_order(tok_plus, v + 1, first_c, second_c, bucket)
-    par = np.empty(nodes, dtype=np.int32)
-    for h in range(nodes):
-        par[h] = parent[h] if parent[h] >= 0 else 0
-    _counting_order(par, nodes, second_c, first_c, bucket)
-    cnum[:nodes] = 0
+    for h in range(m):
+        order_b[h] = h + 1
+    _scatter(order_b[:m], token, v + 1, order_a, bucket)
+    _scatter(order_a[:m], parent, nodes, order_b, bucket)
     for h in range(nodes):
         cfirst[h] = 0
+        cnum[h] = 0
     last = -1
     for r in range(m):
-        c = first_c[r]
-        p = parent[c]
-        if p != last:
-            cfirst[p] = r
-            last = p
-        cnum[p] += 1
+        c = order_b[r]
+        q = parent[c]
+        if q != last:
+            cfirst[q] = r
+            last = q
+        cnum[q] += 1
         child[r] = c
     sizes[0] = nodes
     sizes[1] = entries
+
+
+def scratch_words(k, length, v, n, max_nodes):
+    """``(int32 words, int64 words)`` of one task's scratch in :func:`build_models` (blocks
+    of ``k x length`` tokens, buffers of ``max_nodes`` nodes)."""
+    if n == 2:  # _build_bigram_chain: first_level; root_count, start, events, moved
+        return v + 1, 2 * v + 3 + 2 * k * length
+    return _general_words(k, length, v, n, max_nodes)
+
+
+def _general_words(k, length, v, n, max_nodes):
+    """:func:`scratch_words` of :func:`_build_chain` (any order)."""
+    positions = k * (length + 1)
+    levels = max(n - 1, 1)
+    events = n * k * length
+    orders = max(positions, max_nodes)
+    return (2 * levels * positions + positions + 2 * orders + max((n - 1) * positions, 1)
+            + 2 * events, 2 * events + max(v + 2, positions + 1, max_nodes + 1))
+
+
+@nb.njit
+def _general_scratch(s32, s64, k, length, v, n, max_nodes):
+    """:func:`_build_chain`'s scratch as views of one task's words ``s32``, ``s64``."""
+    positions = k * (length + 1)
+    levels = max(n - 1, 1)
+    events = n * k * length
+    orders = max(positions, max_nodes)
+    a = 0
+    loc = s32[a:a + levels * positions].reshape((levels, positions))
+    a += levels * positions
+    first_pos = s32[a:a + levels * positions].reshape((levels, positions))
+    a += levels * positions
+    tvals = s32[a:a + positions]
+    a += positions
+    order_a = s32[a:a + orders]
+    a += orders
+    order_b = s32[a:a + orders]
+    a += orders
+    g = max((n - 1) * positions, 1)
+    gid = s32[a:a + g]
+    a += g
+    pay = s32[a:a + events]
+    a += events
+    pay2 = s32[a:a + events]
+    keys = s64[:events]
+    keys2 = s64[events:2 * events]
+    bucket = s64[2 * events:]
+    return loc, first_pos, tvals, order_a, order_b, gid, keys, pay, keys2, pay2, bucket
+
+
+def build_scratch(k, length, v, n, max_nodes):
+    """Fresh scratch for one :func:`_build_chain` (tests; :func:`build_models` takes its
+    tasks' scratch from the caller)."""
+    s32, s64 = _general_words(k, length, v, n, max_nodes)
+    return _general_scratch(np.empty(s32, dtype=np.int32), np.empty(s64, dtype=np.int64),
+                            k, length, v, n, max_nodes)
 
 
 @nb.njit
@@ -378,34 +460,40 @@ def _build_bigram_chain(tokens, v, count, parent, token, efirst, enum, cfirst, c
 
 @chain_kernel
 def build_models(tokens, v, n, count, parent, token, efirst, enum, cfirst, cnum,
-                 etok, ecum, enext, child, sizes):
+                 etok, ecum, enext, child, sizes, scratch32, scratch64):
     """Build every chain's model: ``tokens`` ``(B, k, L)``, buffers ``(B, bound)``,
     ``sizes`` ``(B, 2)`` receives each chain's (nodes, entries).
 
-    The chains are split into at most :data:`BUILD_TASKS` runs of consecutive chains, each
-    a task with its own scratch (a bigram's), reused from chain to chain.
+    The chains are split into ``tasks`` runs of consecutive chains, each a task with its
+    own scratch, reused from chain to chain: row ``task`` of ``scratch32``
+    ``(tasks, words)`` int32 and ``scratch64`` int64 (:func:`scratch_words` gives their
+    widths; the caller lends recycled memory, so that no build writes fresh pages).
     """
     chains, k, length = tokens.shape
-    tasks = min(chains, BUILD_TASKS)
+    tasks = scratch32.shape[0]
+    max_nodes = count.shape[1]
     for task in nb.prange(tasks):
         lo = task * chains // tasks
         hi = (task + 1) * chains // tasks
+        s32 = scratch32[task]
+        s64 = scratch64[task]
         if n == 2:
-            first_level = np.empty(v + 1, dtype=np.int32)
-            root_count = np.empty(v, dtype=np.int64)
-            start = np.empty(v + 3, dtype=np.int64)
-            events = np.empty(k * length, dtype=np.int64)
-            moved = np.empty(k * length, dtype=np.int64)
+            first_level = s32[:v + 1]
+            root_count = s64[:v]
+            start = s64[v:2 * v + 3]
+            events = s64[2 * v + 3:2 * v + 3 + k * length]
+            moved = s64[2 * v + 3 + k * length:2 * v + 3 + 2 * k * length]
             for c in range(lo, hi):
                 _build_bigram_chain(tokens[c], v, count[c], parent[c], token[c], efirst[c],
                                     enum[c], cfirst[c], cnum[c], etok[c], ecum[c], enext[c],
                                     child[c], sizes[c], first_level, events, root_count,
                                     start, moved)
         else:
+            scratch = _general_scratch(s32, s64, k, length, v, n, max_nodes)
             for c in range(lo, hi):
                 _build_chain(tokens[c], v, n, count[c], parent[c], token[c], efirst[c],
                              enum[c], cfirst[c], cnum[c], etok[c], ecum[c], enext[c],
-                             child[c], sizes[c])
+                             child[c], sizes[c], *scratch)
 
 
 @chain_kernel

@@ -64,6 +64,7 @@ import weakref
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numba
 import numpy as np
 
 from .._buffers import BUFFERS, offsets
@@ -615,7 +616,14 @@ def _build_batch(tokens, n_types, order, max_nodes, max_entries):
     entry_buf = [BUFFERS.take((b, max_entries)) for _ in _kn.ENTRY_ARRAYS]
     child_buf = BUFFERS.take((b, max(max_nodes - 1, 1)))
     sizes = np.zeros((b, 2), dtype=np.int64)
-    _kn.build_models(tokens, n_types, order, *node_buf, *entry_buf, child_buf, sizes)
+    tasks = min(b, _kn.BUILD_TASKS if order == 2 else max(1, numba.get_num_threads()))
+    words32, words64 = _kn.scratch_words(tokens.shape[1], tokens.shape[2], n_types, order,
+                                         max_nodes)
+    scratch32 = BUFFERS.take((tasks, words32))
+    scratch64 = BUFFERS.take((tasks, words64), np.int64)
+    _kn.build_models(tokens, n_types, order, *node_buf, *entry_buf, child_buf, sizes,
+                     scratch32, scratch64)
+    del scratch32, scratch64  # lent again to the next fit
     node_off = offsets(sizes[:, 0])
     entry_off = offsets(sizes[:, 1])
     out_nodes = [BUFFERS.take(node_off[-1]) for _ in _kn.NODE_ARRAYS]
@@ -637,8 +645,8 @@ class NGramFit(Fitter):
     the training blocks, backing off to the longest seen suffix of an unseen context
     (see :mod:`collapse_sim.families.ngram`). ``smoothing=0`` is maximum likelihood:
     what the model has not seen it never writes, so words and turns of phrase die out
-    generation after generation. Counting costs :math:`O(n)` hash-table operations a
-    token; a bigram's needs none (two counting sorts of its events).
+    generation after generation. Counting is :math:`O(n)` stable counting-sort passes
+    over the tokens, no hash table (a bigram's: two, of its events).
 
     Parameters
     ----------
