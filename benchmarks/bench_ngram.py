@@ -41,7 +41,10 @@ Baselines vectorised with numpy, at 8 chains x 2048 blocks and 64 chains x 256 b
   search; 64 steps over all blocks of all chains.
 
 Tokens per second of ours alone, ``model.draw`` and ``NGramFit.fit`` timed apart, at
-1 chain x 1e6 tokens and 16 chains x 1024 blocks (1,048,576 tokens).
+1 chain x 1e6 tokens and 16 chains x 1024 blocks (1,048,576 tokens); and the same for
+a word trigram and a character 5-gram of the corpus (:data:`ORDERS`: the general
+kernels, which back off and count every depth) at 1 chain x 1e6 and 8 chains x 2048
+blocks.
 
 Timing as in ``bench_categorical``: every job runs once per round for at least
 :data:`ROUNDS` interleaved rounds, ours next to each baseline and the start of the
@@ -90,7 +93,7 @@ RATES = ((1, 15625), (16, 1024))
 #: (chains, real blocks per chain, generated blocks per chain) of the correctness check.
 CHECK_SIZES = (2, 200, 400)
 QUICK = {"one": 32, "nltk": 2, "multi": ((8, 4), (64, 1)), "rates": ((1, 32), (16, 2)),
-         "check": (2, 50, 100)}
+         "check": (2, 50, 100), "orders": ((1, 32), (8, 4))}
 #: Minimum number of interleaved rounds in full mode.
 ROUNDS = 5
 #: Largest accepted chi-square z score in the correctness check.
@@ -598,11 +601,51 @@ def measure_rates(setup: dict, rounds: int, tag: str = "") -> list[dict]:
     return rows
 
 
+#: (level, order) of the longer models' rows, and their (chains, blocks per chain).
+ORDERS = (("word", 3), ("char", 5))
+ORDER_SIZES = ((1, 15625), (8, 2048))
+
+
+def measure_orders(sizes: tuple, rounds: int, tag: str = "") -> list[dict]:
+    """Tokens per second of ``model.draw`` and ``NGramFit.fit`` for a word trigram and a
+    character 5-gram of the same corpus (the general kernels: no goal, rates only)."""
+    rows = []
+    for level, order in ORDERS:
+        truth = cs.NGramTruth(cs.text.shakespeare(level=level), order=order, heldout=0.1,
+                              block_size=BLOCK)
+        fit = cs.NGramFit(order=order)
+        jobs = []
+        for chains, k in sizes:
+            blocks = truth.draw(k, chain_streams(SEED + 7, chains))
+            model = fit.fit(blocks, truth)
+            streams = chain_streams(SEED + 8, chains)
+            model.draw(k, streams)  # compile outside the rounds
+            jobs += [(f"draw {chains}", lambda m=model, k=k, st=streams: m.draw(k, st)),
+                     (f"fit {chains}", lambda b=blocks, f=fit, t=truth: f.fit(b, t))]
+        times, _ = interleaved(jobs, rounds)
+        for chains, k in sizes:
+            tokens = chains * k * BLOCK
+            for what, call in (("draw", "model.draw"), ("fit", "NGramFit.fit")):
+                t = per_round(times[f"{what} {chains}"])
+                rate = tokens / t
+                rows.append({
+                    "case": f"{tag}ngram {level} order {order} {call} {chains} chain"
+                            f"{'s' * (chains > 1)} x {tokens // chains} tok",
+                    "ours_s": float(np.median(t)), "baseline": None, "baseline_s": None,
+                    "ratio": None, "goal": None, "rounds": rounds,
+                    "tokens_per_s": float(np.median(rate)),
+                    "note": f"{np.median(rate):.3g} tokens/s (rounds {rate.min():.3g}-"
+                            f"{rate.max():.3g}); {chains} x {k} blocks of {BLOCK}; V = "
+                            f"{truth.n_types}; {rounds} interleaved rounds"})
+    return rows
+
+
 def measure_all(setup: dict, rounds: int, tag: str = "") -> list[dict]:
     rows = measure_one(setup, rounds, tag)
     for chains, k in setup["sizes"]["multi"]:
         rows += measure_multi(setup, chains, k, rounds, tag)
-    return rows + measure_rates(setup, rounds, tag)
+    return (rows + measure_rates(setup, rounds, tag)
+            + measure_orders(setup["sizes"]["orders"], rounds, tag))
 
 
 def _truth():
@@ -613,7 +656,7 @@ def _sizes(quick: bool) -> dict:
     if quick:
         return QUICK
     return {"one": ONE_BLOCKS, "nltk": NLTK_BLOCKS, "multi": MULTI, "rates": RATES,
-            "check": CHECK_SIZES}
+            "check": CHECK_SIZES, "orders": ORDER_SIZES}
 
 
 def run_loaded(repeats: int = 3, quick: bool = False, setup: dict | None = None) -> list[dict]:
