@@ -702,7 +702,10 @@ def generate(states, node_off, entry_off, count, parent, token, efirst, enum, cf
 
     A chain writes :data:`LANES` sequences in lockstep, one token of each in turn: their
     table lookups are independent, so the processor overlaps their cache misses (one
-    sequence alone waits for every lookup before the next can start).
+    sequence alone waits for every lookup before the next can start). Each position is
+    two passes over the lanes: every lane's context, draws and event index, then every
+    lane's event, token and next context, so that the event loads of all lanes are in
+    flight together (the same draws in the same order as one pass).
     """
     chains, k, length = out.shape
     single = node_off.shape[0] == 2
@@ -716,6 +719,10 @@ def generate(states, node_off, entry_off, count, parent, token, efirst, enum, cf
         hists = np.empty((LANES, max(n - 1, 1)), dtype=np.int32)
         states_l = np.empty(LANES, dtype=np.int64)
         depths = np.empty(LANES, dtype=np.int64)
+        lane_event = np.empty(LANES, dtype=np.int64)
+        lane_next = np.empty(LANES, dtype=np.int64)
+        lane_token = np.empty(LANES, dtype=np.int32)
+        lane_ctx = np.empty(LANES, dtype=np.int64)
         root = _root_children(v, token, cfirst, cnum, child, a, ca)
         # every training event of every context, entry by entry: a maximum-likelihood
         # draw is then one load, occ[noff[h] + uniform integer below c(h)]
@@ -742,71 +749,88 @@ def generate(states, node_off, entry_off, count, parent, token, efirst, enum, cf
                     hists[lane, j] = prompt[j]
                 states_l[lane], depths[lane] = _walk(hists[lane], n, root, token, cfirst,
                                                      cnum, child, a, ca)
-            for step in range(length * lanes):  # token i of every lane, then token i + 1
-                i = step // lanes
-                lane = step - i * lanes
-                hist = hists[lane]
-                b = b0 + lane
-                state = states_l[lane]
-                depth = depths[lane]
-                g = state
-                while count[a + g] == 0:
-                    g = parent[a + g]
-                total = count[a + g]
-                r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
-                u = np.float64(r >> _U64(11)) * _SHIFT_53
-                known = True
-                lo = 0
-                if wcum.shape[0] > 0:
-                    lo = efirst[a + g]
-                    top = lo + enum[a + g] - 1
-                    seen = wcum[e0 + top]
-                    unseen = (v - enum[a + g]) * alpha**beta if alpha > 0.0 else 0.0
-                    if keep_unseen.shape[0] > 0 and not keep_unseen[a + g]:
-                        unseen = 0.0
-                    x = u * (seen + unseen)
-                    if x < seen:
-                        hi = top
-                        while lo < hi:
-                            mid = (lo + hi) >> 1
-                            if wcum[e0 + mid] > x:
-                                hi = mid
-                            else:
-                                lo = mid + 1
-                        w = etok[e0 + lo]
+            for i in range(length):
+                # pass 1, lane by lane (the draws in the order of one pass): each lane's
+                # context, draws and, for a maximum-likelihood draw, its event's index
+                for lane in range(lanes):
+                    state = states_l[lane]
+                    g = state
+                    first = noff[g]  # c(h) = noff[h + 1] - noff[h]: one cache line
+                    total = noff[g + 1] - first
+                    while total == 0:
+                        g = parent[a + g]
+                        first = noff[g]
+                        total = noff[g + 1] - first
+                    r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+                    u = np.float64(r >> _U64(11)) * _SHIFT_53
+                    known = True
+                    lo = 0
+                    w = np.int32(0)
+                    if wcum.shape[0] > 0:
+                        lo = efirst[a + g]
+                        top = lo + enum[a + g] - 1
+                        seen = wcum[e0 + top]
+                        unseen = (v - enum[a + g]) * alpha**beta if alpha > 0.0 else 0.0
+                        if keep_unseen.shape[0] > 0 and not keep_unseen[a + g]:
+                            unseen = 0.0
+                        x = u * (seen + unseen)
+                        if x < seen:
+                            hi = top
+                            while lo < hi:
+                                mid = (lo + hi) >> 1
+                                if wcum[e0 + mid] > x:
+                                    hi = mid
+                                else:
+                                    lo = mid + 1
+                            w = etok[e0 + lo]
+                        else:
+                            known = False
+                            while True:  # uniform among the tokens the context has not seen
+                                r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+                                w = np.int32(min(np.int64(np.float64(r >> _U64(11))
+                                                          * _SHIFT_53 * v), v - 1))
+                                if _entry_count(g, w, efirst, enum, etok, ecum, a, e0) == 0:
+                                    break
+                    elif alpha > 0.0:
+                        share = total + alpha * v
+                        x = u * share
+                        if x >= total:
+                            w = np.int32(min(np.int64((x - total) / alpha), v - 1))
+                            known = False
+                        else:
+                            u = x / total
+                    # lane_event: occ index (>= 0), or -1 (w, lane_next final), or -2
+                    # (unknown token: walk)
+                    if known and wcum.shape[0] == 0:
+                        lane_event[lane] = first + min(np.int64(u * total), total - 1)
+                    elif known:
+                        lane_event[lane] = -1
+                        lane_next[lane] = enext[e0 + lo]
                     else:
-                        known = False
-                        while True:  # uniform among the tokens the context has not seen
-                            r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
-                            w = np.int32(min(np.int64(np.float64(r >> _U64(11)) * _SHIFT_53
-                                                      * v), v - 1))
-                            if _entry_count(g, w, efirst, enum, etok, ecum, a, e0) == 0:
-                                break
-                elif alpha > 0.0:
-                    share = total + alpha * v
-                    x = u * share
-                    if x >= total:
-                        w = np.int32(min(np.int64((x - total) / alpha), v - 1))
-                        known = False
+                        lane_event[lane] = -2
+                    lane_token[lane] = w
+                    lane_ctx[lane] = g
+                # pass 2: the events' loads (independent of each other, so the lanes'
+                # cache misses overlap), the tokens and the next contexts
+                for lane in range(lanes):
+                    ev = lane_event[lane]
+                    if ev >= 0:
+                        packed = occ[ev]
+                        w = np.int32(packed & 0xFFFFFFFF)
+                        nxt = np.int64(packed >> 32)
                     else:
-                        u = x / total
-                nxt = -1
-                if known and wcum.shape[0] == 0:
-                    target = min(np.int64(u * total), total - 1)
-                    packed = occ[noff[g] + target]
-                    w = np.int32(packed & 0xFFFFFFFF)
-                    nxt = np.int64(packed >> 32)
-                elif known:
-                    nxt = enext[e0 + lo]
-                out[c, b, i] = w
-                for j in range(n - 2, 0, -1):
-                    hist[j] = hist[j - 1]
-                hist[0] = w
-                if known and g == state and depth == n - 1:
-                    states_l[lane] = nxt
-                else:
-                    states_l[lane], depths[lane] = _walk(hist, n, root, token, cfirst, cnum,
-                                                         child, a, ca)
+                        w = lane_token[lane]
+                        nxt = lane_next[lane]
+                    hist = hists[lane]
+                    out[c, b0 + lane, i] = w
+                    for j in range(n - 2, 0, -1):
+                        hist[j] = hist[j - 1]
+                    hist[0] = w
+                    if ev != -2 and lane_ctx[lane] == states_l[lane] and depths[lane] == n - 1:
+                        states_l[lane] = nxt
+                    else:
+                        states_l[lane], depths[lane] = _walk(hist, n, root, token, cfirst,
+                                                             cnum, child, a, ca)
         st[0] = s0
         st[1] = s1
         st[2] = s2
