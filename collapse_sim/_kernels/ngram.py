@@ -342,13 +342,13 @@ def build_scratch(k, length, v, n, max_nodes):
 def _build_bigram_chain(tokens, v, count, parent, token, efirst, enum, cfirst, cnum, etok,
                         ecum, enext, child, sizes, first_level, events, root_count, start,
                         moved):
-    """:func:`_build_chain` for order 2, with the same arrays, without a hash table.
+    """:func:`_build_chain` for order 2, with the same arrays, in fewer passes.
 
     A bigram's contexts are single tokens (and ``BOS = v``), so its depth-1 nodes come
-    from a dense table by token and its events (context node, next token) are put in
-    (node, token) order by two stable counting sorts — by token, then by node — over all
-    ``T`` events: :math:`O(T + V + N)` with sequential passes, where the general build
-    makes one hash-table lookup per event. Node ids are given in order of first
+    from a dense table by token (the general build sorts the positions to find them)
+    and its events (context node, next token) are put in (node, token) order by two
+    stable counting sorts — by token, then by node — over all ``T`` events:
+    :math:`O(T + V + N)` with sequential passes. Node ids are given in order of first
     appearance, as there; entries and children are in (node, token) order in both, so
     every array is the same.
 
