@@ -583,21 +583,29 @@ def measure_rates(setup: dict, rounds: int, tag: str = "") -> list[dict]:
         jobs += [(f"draw {chains}", lambda s=s, k=k, st=streams: s["ours"].draw(k, st)),
                  (f"fit {chains}", lambda b=blocks: fit.fit(b, truth))]
     times, _ = interleaved(jobs, rounds)
+    return _rate_rows(times, setup["sizes"]["rates"], rounds, f"{tag}ngram ",
+                      f", bigram; {os.cpu_count()} CPUs")
+
+
+def _rate_rows(times: dict, sizes: tuple, rounds: int, case: str, detail: str) -> list[dict]:
+    """Rows of tokens per second of the ``"draw {chains}"`` and ``"fit {chains}"`` jobs
+    at every ``(chains, blocks per chain)`` of ``sizes``; ``case`` starts each row's name,
+    ``detail`` follows the size in its note."""
     rows = []
-    for chains, k in setup["sizes"]["rates"]:
+    for chains, k in sizes:
         tokens = chains * k * BLOCK
         for what, call in (("draw", "model.draw"), ("fit", "NGramFit.fit")):
             t = per_round(times[f"{what} {chains}"])
             rate = tokens / t
             rows.append({
-                "case": f"{tag}ngram {call} {chains} chain{'s' * (chains > 1)} x "
+                "case": f"{case}{call} {chains} chain{'s' * (chains > 1)} x "
                         f"{tokens // chains} tok",
                 "ours_s": float(np.median(t)), "baseline": None, "baseline_s": None,
                 "ratio": None, "goal": None, "rounds": rounds,
                 "tokens_per_s": float(np.median(rate)),
                 "note": f"{np.median(rate):.3g} tokens/s (rounds {rate.min():.3g}-"
-                        f"{rate.max():.3g}); {chains} x {k} blocks of {BLOCK}, bigram; "
-                        f"{os.cpu_count()} CPUs; {rounds} interleaved rounds"})
+                        f"{rate.max():.3g}); {chains} x {k} blocks of {BLOCK}{detail}; "
+                        f"{rounds} interleaved rounds"})
     return rows
 
 
@@ -623,20 +631,8 @@ def measure_orders(sizes: tuple, rounds: int, tag: str = "") -> list[dict]:
             jobs += [(f"draw {chains}", lambda m=model, k=k, st=streams: m.draw(k, st)),
                      (f"fit {chains}", lambda b=blocks, f=fit, t=truth: f.fit(b, t))]
         times, _ = interleaved(jobs, rounds)
-        for chains, k in sizes:
-            tokens = chains * k * BLOCK
-            for what, call in (("draw", "model.draw"), ("fit", "NGramFit.fit")):
-                t = per_round(times[f"{what} {chains}"])
-                rate = tokens / t
-                rows.append({
-                    "case": f"{tag}ngram {level} order {order} {call} {chains} chain"
-                            f"{'s' * (chains > 1)} x {tokens // chains} tok",
-                    "ours_s": float(np.median(t)), "baseline": None, "baseline_s": None,
-                    "ratio": None, "goal": None, "rounds": rounds,
-                    "tokens_per_s": float(np.median(rate)),
-                    "note": f"{np.median(rate):.3g} tokens/s (rounds {rate.min():.3g}-"
-                            f"{rate.max():.3g}); {chains} x {k} blocks of {BLOCK}; V = "
-                            f"{truth.n_types}; {rounds} interleaved rounds"})
+        rows += _rate_rows(times, sizes, rounds, f"{tag}ngram {level} order {order} ",
+                           f"; V = {truth.n_types}")
     return rows
 
 

@@ -5,30 +5,11 @@ used until 2026-12-02: kept as a reference the sorting build must match, array f
 import numba as nb
 import numpy as np
 
-_U64 = nb.uint64
-_GOLDEN = 0x9E3779B97F4A7C15
+# the build's open-addressing table and stable counting sort are still the kernel
+# module's (its block shuffle and its sorting build use them)
+from collapse_sim._kernels.ngram import _find_or_insert, _scatter, table_size
+
 INITIAL_TABLE = 1 << 12
-
-
-@nb.njit(inline="always")
-def _slot(key, mask):
-    h = _U64(key) * _U64(_GOLDEN)
-    return np.int64((h >> _U64(29)) & _U64(mask))
-
-
-@nb.njit(inline="always")
-def _find_or_insert(keys, vals, mask, key, new_val):
-    """(value, inserted) for ``key`` in an open-addressing table (empty key: -1)."""
-    i = _slot(key, mask)
-    while True:
-        k = keys[i]
-        if k == key:
-            return vals[i], False
-        if k == -1:
-            keys[i] = key
-            vals[i] = new_val
-            return new_val, True
-        i = (i + 1) & mask
 
 
 @nb.njit
@@ -42,30 +23,6 @@ def _doubled(keys, vals):
         if keys[i] != -1:
             _find_or_insert(new_keys, new_vals, mask, keys[i], vals[i])
     return new_keys, new_vals
-
-
-@nb.njit
-def table_size(items):
-    """Power-of-two capacity at most half full for ``items`` keys."""
-    size = 16
-    while size < 2 * items:
-        size *= 2
-    return size
-
-
-@nb.njit
-def _counting_order(keys, n_keys, order_in, order_out, bucket):
-    """Stable counting sort of ``order_in`` by ``keys[order_in]`` (values < n_keys)."""
-    bucket[:n_keys + 1] = 0
-    m = order_in.shape[0]
-    for i in range(m):
-        bucket[keys[order_in[i]] + 1] += 1
-    for b in range(n_keys):
-        bucket[b + 1] += bucket[b]
-    for i in range(m):
-        k = keys[order_in[i]]
-        order_out[bucket[k]] = order_in[i]
-        bucket[k] += 1
 
 
 @nb.njit
@@ -152,8 +109,8 @@ def hashed_build_chain(tokens, v, n, count, parent, token, efirst, enum, cfirst,
     bucket = np.empty(max(nodes, v + 1) + 1, dtype=np.int64)
     first = np.arange(entries).astype(np.int32)
     second = np.empty(entries, dtype=np.int32)
-    _counting_order(etok, v, first, second, bucket)
-    _counting_order(enode, nodes, second, first, bucket)
+    _scatter(first, etok, v, second, bucket)
+    _scatter(second, enode, nodes, first, bucket)
     tok_sorted = np.empty(entries, dtype=np.int32)
     next_sorted = np.empty(entries, dtype=np.int32)
     enum[:nodes] = 0
@@ -182,11 +139,11 @@ def hashed_build_chain(tokens, v, n, count, parent, token, efirst, enum, cfirst,
         tok_plus[h] = token[h] if token[h] >= 0 else 0
     first_c = np.arange(1, nodes).astype(np.int32)
     second_c = np.empty(m, dtype=np.int32)
-    _counting_order(tok_plus, v + 1, first_c, second_c, bucket)
+    _scatter(first_c, tok_plus, v + 1, second_c, bucket)
     par = np.empty(nodes, dtype=np.int32)
     for h in range(nodes):
         par[h] = parent[h] if parent[h] >= 0 else 0
-    _counting_order(par, nodes, second_c, first_c, bucket)
+    _scatter(second_c, par, nodes, first_c, bucket)
     cnum[:nodes] = 0
     for h in range(nodes):
         cfirst[h] = 0

@@ -50,13 +50,11 @@ from .categorical import _xoshiro
 
 _U64 = nb.uint64
 _SHIFT_53 = 1.0 / 9007199254740992.0  # 2**-53
+_GOLDEN = 0x9E3779B97F4A7C15
 
 #: Arrays of a batch of models, in the order the kernels take them.
 NODE_ARRAYS = ("count", "parent", "token", "efirst", "enum", "cfirst", "cnum")
 ENTRY_ARRAYS = ("etok", "ecum", "enext")
-
-
-_GOLDEN = 0x9E3779B97F4A7C15
 
 
 @nb.njit(inline="always")
@@ -290,23 +288,32 @@ def scratch_words(k, length, v, n, max_nodes):
     return _general_words(k, length, v, n, max_nodes)
 
 
+@nb.njit
+def _general_parts(k, length, v, n, max_nodes):
+    """Lengths of :func:`_build_chain`'s scratch arrays: ``(levels, positions, orders,
+    gid, events, bucket)`` (``loc`` and ``first_pos`` are ``levels x positions``,
+    ``tvals`` ``positions``, ``order_a``/``order_b`` ``orders``, ``keys``/``keys2``/``pay``/
+    ``pay2`` ``events``)."""
+    positions = k * (length + 1)
+    return (max(n - 1, 1), positions, max(positions, max_nodes),
+            max((n - 1) * positions, 1), n * k * length,
+            max(v + 2, positions + 1, max_nodes + 1))
+
+
+@nb.njit
 def _general_words(k, length, v, n, max_nodes):
     """:func:`scratch_words` of :func:`_build_chain` (any order)."""
-    positions = k * (length + 1)
-    levels = max(n - 1, 1)
-    events = n * k * length
-    orders = max(positions, max_nodes)
-    return (2 * levels * positions + positions + 2 * orders + max((n - 1) * positions, 1)
-            + 2 * events, 2 * events + max(v + 2, positions + 1, max_nodes + 1))
+    levels, positions, orders, g, events, buckets = _general_parts(k, length, v, n,
+                                                                   max_nodes)
+    return (2 * levels * positions + positions + 2 * orders + g + 2 * events,
+            2 * events + buckets)
 
 
 @nb.njit
 def _general_scratch(s32, s64, k, length, v, n, max_nodes):
-    """:func:`_build_chain`'s scratch as views of one task's words ``s32``, ``s64``."""
-    positions = k * (length + 1)
-    levels = max(n - 1, 1)
-    events = n * k * length
-    orders = max(positions, max_nodes)
+    """:func:`_build_chain`'s scratch as views of one task's words ``s32``, ``s64``
+    (:func:`_general_words` of them)."""
+    levels, positions, orders, g, events, _ = _general_parts(k, length, v, n, max_nodes)
     a = 0
     loc = s32[a:a + levels * positions].reshape((levels, positions))
     a += levels * positions
@@ -318,7 +325,6 @@ def _general_scratch(s32, s64, k, length, v, n, max_nodes):
     a += orders
     order_b = s32[a:a + orders]
     a += orders
-    g = max((n - 1) * positions, 1)
     gid = s32[a:a + g]
     a += g
     pay = s32[a:a + events]
