@@ -547,6 +547,19 @@ def _find_child(node, t, token, cfirst, cnum, child, a, ca):
 
 
 @nb.njit(inline="always")
+def _first_above(cum, off, lo, hi, x):
+    """The first ``r`` in ``[lo, hi]`` with ``cum[off + r] > x`` (``hi`` if none before it;
+    ``cum`` non-decreasing there): the entry a draw ``x`` below the total lands in."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if cum[off + mid] > x:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@nb.njit(inline="always")
 def _entry_count(node, w, efirst, enum, etok, ecum, a, e0):
     """:math:`c(h, w)` by binary search over the node's token-sorted entries."""
     lo = efirst[a + node]
@@ -781,13 +794,7 @@ def generate(states, node_off, entry_off, count, parent, token, efirst, enum, cf
                             unseen = 0.0
                         x = u * (seen + unseen)
                         if x < seen:
-                            hi = top
-                            while lo < hi:
-                                mid = (lo + hi) >> 1
-                                if wcum[e0 + mid] > x:
-                                    hi = mid
-                                else:
-                                    lo = mid + 1
+                            lo = _first_above(wcum, e0, lo, top, x)
                             w = etok[e0 + lo]
                         else:
                             known = False
@@ -942,15 +949,7 @@ def generate_bigram(states, node_off, entry_off, count, efirst, enum, ecum, occ_
                         lane_event[lane] = events + lo + min(np.int64(u * total), total - 1)
                     else:  # the root: its first entry whose running count passes target
                         target = min(np.int64(u * root_total), root_total - 1)
-                        lo = 0
-                        hi = root_last
-                        while lo < hi:
-                            mid = (lo + hi) >> 1
-                            if ecum[e0 + mid] > target:
-                                hi = mid
-                            else:
-                                lo = mid + 1
-                        lane_event[lane] = o + lo
+                        lane_event[lane] = o + _first_above(ecum, e0, 0, root_last, target)
                 for lane in range(lanes):
                     packed = occ[lane_event[lane]]
                     out[c, b0 + lane, i] = np.int32(packed & low)
