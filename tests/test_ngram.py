@@ -536,3 +536,84 @@ def test_shared_text_scored_by_pairs_gives_the_bits_of_the_token_loop(smoothing)
     np.testing.assert_array_equal(models.sequence_log_likelihood(text), per_token())
     text[:, 5] = text[0, 0]  # changed in place: not the remembered pairs
     np.testing.assert_array_equal(models.sequence_log_likelihood(text), per_token())
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.3])
+def test_batch_of_one_and_the_truth_give_the_bits_of_the_token_loop(smoothing):
+    """A batch of one scoring one text (the truth's row-0 perplexity) goes by the text's
+    pairs; the truth scoring many texts (self_perplexity) by its pair table: both give
+    the per-token kernel's values bit for bit, unseen contexts and pairs included."""
+    truth = cs.NGramTruth(cs.text.shakespeare(), order=2, heldout=0.1, block_size=64)
+    models = cs.NGramFit(order=2, smoothing=smoothing).fit(truth.draw(40, chain_streams(3, 4)),
+                                                           truth)
+    held = np.ascontiguousarray(truth.heldout(0, None)[:300])
+    written = models.draw(30, chain_streams(8, 4))  # (4, 30, 64)
+
+    def per_token(model, texts):
+        want = np.empty((max(model.batch_size, texts.shape[0]), texts.shape[1]))
+        kn.log_likelihood(model._node_off, model._entry_off,
+                          *model._tables("count", "token", "efirst", "enum", "cfirst",
+                                         "cnum", "etok", "ecum", "child"),
+                          model.n_types, 2, model.smoothing, fam.EVAL_WEIGHT,
+                          np.ascontiguousarray(texts, dtype=np.int32), want)
+        return want
+
+    one = models.member(1)
+    np.testing.assert_array_equal(one.sequence_log_likelihood(held), per_token(one, held[None]))
+    np.testing.assert_array_equal(truth.sequence_log_likelihood(held),
+                                  per_token(truth, held[None]))
+    np.testing.assert_array_equal(truth.sequence_log_likelihood(written),
+                                  per_token(truth, written))
+    keys, _ = truth._pair_table()
+    assert (keys >= 0).sum() == truth._arrays["etok"].shape[0] - truth._arrays["enum"][0]
+
+
+def test_entropy_and_tail_mass_match_their_definitions():
+    """entropy: scipy.stats.entropy of the unigram probabilities, to rounding (a sum of
+    26k terms, each within an ulp: 1e-13 relative is far above it and far below any
+    real change). tail_mass: the exact rational value (integer counts, two roundings:
+    within 2 ulp). A collapsed model (one type) has entropy exactly 0."""
+    from fractions import Fraction
+
+    from scipy import stats
+
+    truth = cs.NGramTruth(cs.text.shakespeare(), order=2, heldout=0.1, block_size=64)
+    tail = truth.tail_set()
+    for smoothing in (0.0, 0.01, 2.5):
+        model = cs.NGramFit(order=2, smoothing=smoothing).fit(
+            truth.draw(300, chain_streams(5, 3)), truth)
+        q = model.unigram()
+        np.testing.assert_allclose(fam.entropy(truth, model), stats.entropy(q, axis=1),
+                                   rtol=1e-13, atol=0)
+        counts = model.unigram_counts()
+        alpha, v = Fraction(smoothing), model.n_types
+        for c, got in enumerate(fam.tail_mass(truth, model)):
+            exact = ((int(counts[c, tail].sum()) + alpha * tail.size)
+                     / (int(counts[c].sum()) + alpha * v))
+            assert abs(Fraction(got) - exact) <= 2 * np.spacing(float(exact))
+    one_type = cs.NGramFit(order=1).fit(np.full((2, 3, 64), 7, dtype=np.int32), truth)
+    assert np.array_equal(fam.entropy(truth, one_type), [0.0, 0.0])
+    out = np.empty(1)
+    kn.unigram_entropy(np.zeros((1, 5), dtype=np.int64), 0.0, out)
+    assert out[0] == 0.0
+
+
+def test_the_second_draw_from_a_model_reuses_its_events_only_for_that_model():
+    """The text metrics and the next generation draw from the same model in turn: the
+    second draw reuses the events of the first (remembered per thread for the last
+    model), and drawing from another model in between gives what fresh models give."""
+    truth = cs.NGramTruth(cs.text.shakespeare(), order=2, heldout=0.1, block_size=64)
+    fit = cs.NGramFit(order=2)
+    a = fit.fit(truth.draw(50, chain_streams(1, 3)), truth)
+    b = fit.fit(truth.draw(50, chain_streams(2, 3)), truth)
+    first = a._bigram_events(a._bos())
+    assert a._bigram_events(a._bos()) is first  # remembered
+    got = [m.draw(20, chain_streams(7, 3)) for m in (a, b, a, a)]
+    fresh = [fit.fit(truth.draw(50, chain_streams(s, 3)), truth).draw(20, chain_streams(7, 3))
+             for s in (1, 2, 1, 1)]
+    for g, f in zip(got, fresh, strict=True):
+        np.testing.assert_array_equal(g, f)
+    a.draw(1, chain_streams(7, 3))
+    assert fam._LAST_EVENTS.value[0]() is a
+    del a
+    assert fam._LAST_EVENTS.value is None  # a dead model's events are let go

@@ -60,6 +60,7 @@ the simulation.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from dataclasses import dataclass
 from typing import ClassVar
@@ -92,6 +93,19 @@ MIN_TEMPERATURE = 0.05
 MAX_TEMPERATURE = 100.0
 #: Share of the real training tokens the rare types behind ``tail_mass`` hold.
 TAIL_SHARE = 0.1
+
+
+#: Per thread, the bigram events of the last batch drawn from: ``value`` is ``(weak
+#: reference to the model, prompt bytes, events)`` (see ``NGramModel._bigram_events``).
+_LAST_EVENTS = threading.local()
+
+
+def _forget_events(ref) -> None:
+    """Let the remembered events go with their model (the recycled memory is lent
+    again)."""
+    last = getattr(_LAST_EVENTS, "value", None)
+    if last is not None and last[0] is ref:
+        _LAST_EVENTS.value = None
 
 
 class NGramModel(Model):
@@ -167,8 +181,8 @@ class NGramModel(Model):
     @property
     def nbytes(self) -> int:
         """Bytes of the sparse tables of the whole batch and of what is cached on them."""
-        cached = [a for a in (self._unigram, self._wcum, self._keep, self._keep_unseen)
-                  if a is not None]
+        cached = [a for a in (self._unigram, self._wcum, self._keep, self._keep_unseen,
+                              *(getattr(self, "_pairs", None) or ())) if a is not None]
         return sum(a.nbytes for a in (*self._arrays.values(), *cached))
 
     def broadcast(self, chains: int) -> NGramModel:
@@ -232,8 +246,21 @@ class NGramModel(Model):
         start node for ``prompt``, ``(occ_off, noff, occ, start)``
         (:func:`collapse_sim._kernels.ngram.bigram_events`), in recycled memory.
 
-        Made again for every draw, not kept: the results keep every generation's models,
-        and the events would double their size."""
+        Not kept on the model: the results keep every generation's models, and the
+        events would double their size. Only the last batch's are remembered, per
+        thread, while that batch lives (:data:`_LAST_EVENTS`): the text metrics and the
+        next generation draw from the same model in turn, and the second draw reuses
+        the first one's events."""
+        key = prompt.tobytes()
+        last = getattr(_LAST_EVENTS, "value", None)
+        if last is not None and last[0]() is self and last[1] == key:
+            return last[2]
+        events = self._make_bigram_events(prompt)
+        _LAST_EVENTS.value = (weakref.ref(self, _forget_events), key, events)
+        return events
+
+    def _make_bigram_events(self, prompt: np.ndarray) -> tuple[np.ndarray, ...]:
+        """:meth:`_bigram_events`, made afresh."""
         count, enum = self._arrays["count"], self._arrays["enum"]
         roots = self._node_off[:-1]
         # per member: the root's entries, then every other node's events
@@ -346,7 +373,7 @@ class NGramModel(Model):
                              f"[{texts.min()}, {texts.max()}]")
         texts = np.ascontiguousarray(texts, dtype=np.int32)
         out = np.empty((max(self.batch_size, texts.shape[0]), texts.shape[1]))
-        if self.order == 2 and texts.shape[0] == 1 and self.batch_size > 1:
+        if self.order == 2 and texts.shape[0] == 1:
             # one text for many models (the held-out text, every generation): by its
             # distinct pairs, the same bits
             pair_h, pair_w, inverse = _text_pairs(source, texts[0], self.n_types)
@@ -355,6 +382,16 @@ class NGramModel(Model):
                 *self._tables("count", "token", "efirst", "enum", "cfirst", "cnum", "etok",
                               "ecum", "child"),
                 self.n_types, self.smoothing, EVAL_WEIGHT, pair_h, pair_w, inverse, out)
+            return out
+        if self.order == 2 and isinstance(self, NGramTruth):
+            # the truth scoring every chain's text (self_perplexity): its dense maps made
+            # once and its pairs' counts in a table kept with it, the same bits
+            keys, values = self._pair_table()
+            _kn.bigram_shared_log_likelihood(
+                self._node_off, self._entry_off,
+                *self._tables("count", "token", "efirst", "enum", "cfirst", "cnum", "etok",
+                              "ecum", "child"),
+                self.n_types, self.smoothing, EVAL_WEIGHT, keys, values, texts, out)
             return out
         _kn.log_likelihood(self._node_off, self._entry_off,
                            *self._tables("count", "token", "efirst", "enum", "cfirst", "cnum",
@@ -477,6 +514,7 @@ class NGramTruth(NGramModel):
         self._set(order, tuple(split.vocabulary), block_size, 0.0, model[0], model[1],
                   model[2], self._train.size, split.decode, split.encode)
         self._tail = None
+        self._pairs = None
 
     @property
     def train_blocks(self) -> int:
@@ -521,6 +559,27 @@ class NGramTruth(NGramModel):
         """The corpus by name, size and hash; order, held-out share, block size."""
         return {"type": "NGramTruth", "corpus": self.corpus.to_dict(), "order": self.order,
                 "heldout": self.heldout_share, "block_size": self.block_size}
+
+    def __getstate__(self) -> dict:
+        """Pickled without the pair table (16 MiB for Shakespeare; made again on use)."""
+        state = self.__dict__.copy()
+        state["_pairs"] = None
+        return state
+
+    def _pair_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(keys, values)``: the bigram truth's (context, token) counts in a hash table
+        (``collapse_sim._kernels.ngram.bigram_pair_table``), made on first use and kept:
+        the reference model scores every chain's text in every generation."""
+        if self._pairs is None:
+            events = int(self._arrays["etok"].shape[0])
+            keys = np.full(_kn.table_size(events), -1, dtype=np.int64)
+            values = np.zeros(keys.shape[0], dtype=np.int64)
+            _kn.bigram_pair_table(self._node_off, self._entry_off,
+                                  *self._tables("count", "token", "efirst", "enum", "cfirst",
+                                                "cnum", "etok", "ecum", "child"),
+                                  self.n_types, keys, values)
+            self._pairs = (keys, values)
+        return self._pairs
 
     def tail_set(self) -> np.ndarray:
         """Ids of the rarest training types holding at most :data:`TAIL_SHARE` of the tokens.
@@ -773,16 +832,22 @@ def vocabulary(truth, model, ctx=None) -> np.ndarray:
 
 
 def tail_mass(truth, model, ctx=None) -> np.ndarray:
-    """Unigram probability of the truth's rare tail (:meth:`NGramTruth.tail_set`)."""
-    return model.unigram()[:, truth.tail_set()].sum(axis=1)
+    r"""Unigram probability of the truth's rare tail :math:`R`
+    (:meth:`NGramTruth.tail_set`): :math:`\big(\sum_{w\in R} c_w + \alpha|R|\big) /
+    (T + \alpha V)`, the counts summed exactly as integers, one division per model."""
+    tail = truth.tail_set()
+    total = np.empty(model.batch_size, dtype=np.int64)
+    chosen = np.empty(model.batch_size, dtype=np.int64)
+    _kn.count_sums(model.unigram_counts(), tail, total, chosen)
+    return (chosen + model.smoothing * tail.size) / (total + model.smoothing * model.n_types)
 
 
 def entropy(truth, model, ctx=None) -> np.ndarray:
-    r"""Entropy :math:`-\sum_w q(w)\log q(w)` of the unigram distribution (nats)."""
-    q = model.unigram()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(q > 0, q * np.log(np.where(q > 0, q, 1.0)), 0.0)
-    return -terms.sum(axis=1)
+    r"""Entropy :math:`-\sum_w q(w)\log q(w)` of the unigram distribution (nats)
+    (``collapse_sim._kernels.ngram.unigram_entropy``: a logarithm per distinct count)."""
+    out = np.empty(model.batch_size)
+    _kn.unigram_entropy(model.unigram_counts(), model.smoothing, out)
+    return out
 
 
 _DOCS = {
