@@ -46,6 +46,13 @@ a word trigram and a character 5-gram of the corpus (:data:`ORDERS`: the general
 kernels, which back off and count every depth) at 1 chain x 1e6 and 8 chains x 2048
 blocks.
 
+``simulate`` as a user calls it (:func:`measure_simulate`): ``cs.simulate(truth,
+NGramFit(2), ...)`` over :data:`SIMULATE_GENERATIONS` generations at 1 chain x 1e6
+tokens, 8 chains x 2048 blocks and 64 chains x 256 blocks, with the default metrics
+(perplexity of the held-out text, vocabulary, tail mass, entropy, distinct-2/4,
+repetition, self-perplexity) against the same call with ``metrics=("vocabulary",)``:
+the metric overhead per round (goal at most :data:`GOAL_OVERHEAD`).
+
 Timing as in ``bench_categorical``: every job runs once per round for at least
 :data:`ROUNDS` interleaved rounds, ours next to each baseline and the start of the
 sequence rotated from round to round; ``ours_s`` and ``baseline_s`` are medians over
@@ -92,13 +99,18 @@ MULTI = ((8, 2048), (64, 256))
 RATES = ((1, 15625), (16, 1024))
 #: (chains, real blocks per chain, generated blocks per chain) of the correctness check.
 CHECK_SIZES = (2, 200, 400)
+#: (chains, blocks per chain) and generations of the ``simulate`` rows (default metrics
+#: against ``metrics=("vocabulary",)``).
+SIMULATE_SIZES, SIMULATE_GENERATIONS = ((1, 15625), (8, 2048), (64, 256)), 5
 QUICK = {"one": 32, "nltk": 2, "multi": ((8, 4), (64, 1)), "rates": ((1, 32), (16, 2)),
-         "check": (2, 50, 100), "orders": ((1, 32), (8, 4))}
+         "check": (2, 50, 100), "orders": ((1, 32), (8, 4)), "simulate": ((1, 32), (8, 4))}
 #: Minimum number of interleaved rounds in full mode.
 ROUNDS = 5
 #: Largest accepted chi-square z score in the correctness check.
 Z_MAX = 5.0
 GOAL_PYTHON, GOAL_NUMPY = 200.0, 10.0
+#: Largest cost of the default metrics on top of the run without them (issue 17).
+GOAL_OVERHEAD = 0.5
 BOS = "<s>"
 SEED = 0
 
@@ -636,12 +648,55 @@ def measure_orders(sizes: tuple, rounds: int, tag: str = "") -> list[dict]:
     return rows
 
 
+def measure_simulate(setup: dict, rounds: int, tag: str = "",
+                     generations: int = SIMULATE_GENERATIONS) -> list[dict]:
+    """``simulate`` as a user calls it, default metrics, against the same call with
+    ``metrics=("vocabulary",)`` (the unigram counts a fit keeps anyway): the metric
+    overhead ``time(default) / time(vocabulary) - 1`` per round, at every
+    ``(chains, blocks per chain)`` of ``setup["sizes"]["simulate"]``. Both calls evaluate
+    the metrics of the ``generations + 1`` rows (row 0: the truth's)."""
+    truth, fit = setup["truth"], setup["fit"]
+    rows = []
+    for chains, k in setup["sizes"]["simulate"]:
+        n = k * BLOCK
+
+        def call(metrics, chains=chains, n=n):
+            return cs.simulate(truth, fit, n_samples=n, generations=generations,
+                               chains=chains, seed=SEED, metrics=metrics)
+
+        default, kernel = call(None), call(("vocabulary",))  # compile outside the rounds
+        assert np.array_equal(default.metrics["vocabulary"], kernel.metrics["vocabulary"])
+        names = ", ".join(default.metrics)
+        load = os.getloadavg()[0]
+        times, _ = interleaved([("default", lambda: call(None)),
+                                ("vocabulary", lambda: call(("vocabulary",)))], rounds)
+        load = f"load avg {load:.1f}->{os.getloadavg()[0]:.1f}"
+        t_default, t_kernel = per_round(times["default"]), per_round(times["vocabulary"])
+        over = t_default / t_kernel - 1.0
+        size = (f"{chains} chain{'s' * (chains > 1)} x {n} tokens x {generations} "
+                f"generations")
+        rows.append({
+            "case": f"{tag}ngram simulate {size}, default metrics",
+            "ours_s": float(np.median(t_default)), "baseline": "metrics=('vocabulary',)",
+            "baseline_s": float(np.median(t_kernel)), "ratio": None, "goal": None,
+            "rounds": rounds, "overhead": float(np.median(over)),
+            "note": f"metric overhead {np.median(over):.0%} (rounds {over.min():.0%}-"
+                    f"{over.max():.0%}; goal <= {GOAL_OVERHEAD:.0%}); "
+                    f"{np.median(t_default) / generations * 1e3:.1f} ms a generation with "
+                    f"the default metrics ({names}), "
+                    f"{np.median(t_kernel) / generations * 1e3:.1f} ms without; bigram, "
+                    f"{rounds} interleaved rounds; {load}"})
+    return rows
+
+
 def measure_all(setup: dict, rounds: int, tag: str = "") -> list[dict]:
     rows = measure_one(setup, rounds, tag)
     for chains, k in setup["sizes"]["multi"]:
         rows += measure_multi(setup, chains, k, rounds, tag)
     return (rows + measure_rates(setup, rounds, tag)
-            + measure_orders(setup["sizes"]["orders"], rounds, tag))
+            + measure_orders(setup["sizes"]["orders"], rounds, tag)
+            + measure_simulate(setup, rounds, tag, 2 if setup["sizes"] is QUICK
+                               else SIMULATE_GENERATIONS))
 
 
 def _truth():
@@ -652,7 +707,7 @@ def _sizes(quick: bool) -> dict:
     if quick:
         return QUICK
     return {"one": ONE_BLOCKS, "nltk": NLTK_BLOCKS, "multi": MULTI, "rates": RATES,
-            "check": CHECK_SIZES, "orders": ORDER_SIZES}
+            "check": CHECK_SIZES, "orders": ORDER_SIZES, "simulate": SIMULATE_SIZES}
 
 
 def run_loaded(repeats: int = 3, quick: bool = False, setup: dict | None = None) -> list[dict]:
