@@ -617,3 +617,35 @@ def test_the_second_draw_from_a_model_reuses_its_events_only_for_that_model():
     assert fam._LAST_EVENTS.value[0]() is a
     del a
     assert fam._LAST_EVENTS.value is None  # a dead model's events are let go
+
+
+def test_perplexity_by_model_size_agrees_with_the_per_position_mean():
+    """Maximum-likelihood bigrams scoring one text: the perplexity summed by each
+    model's unigram entries, contexts and events (members with at most 1/2 as many
+    events as the text has pairs) or by the pairs (larger ones) agrees with
+    exp(-mean of the per-block log-likelihoods). Only the grouping of the ~1e5 terms of
+    the sum differs: its rounding error is below n eps = 1.1e5 * 1.1e-16 = 1.2e-11
+    relative, the tolerance. Both paths are taken (the 60-block models and the truth's
+    1e6 tokens); models with smoothing keep the per-position mean exactly."""
+    truth = cs.NGramTruth(cs.text.shakespeare(), order=2, heldout=0.1, block_size=64)
+    held = truth.heldout(0, None)
+    pairs = fam._text_pairs(held, held, truth.n_types)[0].shape[0]
+    small = cs.NGramFit(order=2).fit(truth.draw(60, chain_streams(2, 5)), truth)
+    events = np.diff(small._entry_off)
+    assert (events * kn.MEAN_PAIRS_FACTOR <= pairs).all()
+    assert truth._arrays["etok"].shape[0] * kn.MEAN_PAIRS_FACTOR > pairs
+    for model in (small, truth, small.member(3)):
+        want = np.exp(-model.sequence_log_likelihood(held).mean(axis=1))
+        np.testing.assert_allclose(model.perplexity(held), want, rtol=1.2e-11, atol=0)
+    smooth = cs.NGramFit(order=2, smoothing=0.5).fit(truth.draw(60, chain_streams(2, 3)),
+                                                     truth)
+    np.testing.assert_array_equal(smooth.perplexity(held),
+                                  np.exp(-smooth.sequence_log_likelihood(held).mean(axis=1)))
+    # a text changed in place is re-read, its totals too
+    text = np.array(held[:200])
+    before = small.perplexity(text)
+    text[:, 3] = text[0, 0]
+    np.testing.assert_allclose(small.perplexity(text),
+                               np.exp(-small.sequence_log_likelihood(text).mean(axis=1)),
+                               rtol=1.2e-11, atol=0)
+    assert not np.array_equal(before, small.perplexity(text))

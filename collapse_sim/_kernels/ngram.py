@@ -88,6 +88,10 @@ def table_size(items):
     return size
 
 
+#: :func:`bigram_mean_log_likelihood` scores a member by its size while the member has at
+#: most 1/this as many events as the text has distinct pairs (else by the pairs).
+MEAN_PAIRS_FACTOR = 2
+
 #: Sequences a chain writes in lockstep (see :func:`generate`).
 LANES = 16
 #: Most tasks a bigram's :func:`build_models` splits its chains into (each reuses one
@@ -1034,78 +1038,207 @@ def bigram_pair_log_likelihood(node_off, entry_off, count, token, efirst, enum, 
     ``pair_h``/``pair_w``: the text's distinct pairs (context ``BOS = v`` at a block's
     start), sorted by context then token; ``inverse`` ``(k, L)``: each position's pair.
     Each pair's log-probability is computed once, by the expression of
-    :func:`log_likelihood`, with its count found by walking the context's token-sorted
-    entries alongside the pairs' tokens (one pass, no binary search); each block's sum
-    then adds them in text order, as :func:`log_likelihood` does.
+    :func:`log_likelihood` (:func:`_pair_member`); each block's sum then adds them in
+    text order, as :func:`log_likelihood` does.
+    """
+    for m in nb.prange(node_off.shape[0] - 1):
+        _pair_member(m, node_off, entry_off, count, token, efirst, enum, cfirst, cnum,
+                     etok, ecum, child, v, alpha, weight, pair_h, pair_w, inverse, out[m])
+
+
+@nb.njit(inline="always")
+def _pair_member(m, node_off, entry_off, count, token, efirst, enum, cfirst, cnum, etok,
+                 ecum, child, v, alpha, weight, pair_h, pair_w, inverse, row):
+    """``row[b]``: the mean log-probability of block ``b`` under member ``m``, as
+    :func:`bigram_pair_log_likelihood` computes it. A pair's count is one load from the
+    context's counts scattered by token into a dense row (cleared after its pairs); the
+    log-probability of a token after an unseen context, and (at :math:`\alpha = 0`,
+    where the context's term adds exactly 0.0) of an unseen pair of a seen context,
+    depends on the token alone and is computed once per token."""
+    pairs = pair_h.shape[0]
+    k, length = inverse.shape
+    a = node_off[m]
+    e0 = entry_off[m]
+    ca = a - m
+    root = _root_children(v, token, cfirst, cnum, child, a, ca)
+    unigram = np.zeros(v, dtype=np.int64)
+    _root_counts(efirst, enum, etok, ecum, a, e0, unigram)
+    size = count[a]
+    logp = np.empty(pairs)
+    log_unseen = np.full(v, np.nan)  # NaN: not computed yet
+    log_missing = np.full(v, np.nan)
+    dense = np.zeros(v, dtype=np.int64)
+    d = 0
+    while d < pairs:
+        h = pair_h[d]
+        end = d
+        while end < pairs and pair_h[end] == h:
+            end += 1
+        node = root[h]
+        ch = count[a + node] if node >= 0 else 0
+        if ch == 0:
+            for e in range(d, end):
+                w = pair_w[e]
+                lp = log_unseen[w]
+                if lp != lp:
+                    lp = np.log((1.0 - weight) / v
+                                + weight * (unigram[w] + alpha) / (size + alpha * v))
+                    log_unseen[w] = lp
+                logp[e] = lp
+            d = end
+            continue
+        start = efirst[a + node]
+        stop = start + enum[a + node]
+        below = 0
+        for r in range(start, stop):
+            dense[etok[e0 + r]] = ecum[e0 + r] - below
+            below = ecum[e0 + r]
+        for e in range(d, end):
+            w = pair_w[e]
+            cw = dense[w]
+            if cw == 0 and alpha == 0.0:
+                lp = log_missing[w]
+                if lp != lp:
+                    p = (1.0 - weight) / v + weight * (unigram[w] + alpha) / (size
+                                                                              + alpha * v)
+                    p = (1.0 - weight) * p + weight * (cw + alpha) / (ch + alpha * v)
+                    lp = np.log(p)
+                    log_missing[w] = lp
+                logp[e] = lp
+                continue
+            p = (1.0 - weight) / v + weight * (unigram[w] + alpha) / (size + alpha * v)
+            p = (1.0 - weight) * p + weight * (cw + alpha) / (ch + alpha * v)
+            logp[e] = np.log(p)
+        for r in range(start, stop):
+            dense[etok[e0 + r]] = 0
+        d = end
+    for b in range(k):
+        total = 0.0
+        for i in range(length):
+            total += logp[inverse[b, i]]
+        row[b] = total / length
+
+
+@chain_kernel
+def bigram_mean_log_likelihood(node_off, entry_off, count, token, efirst, enum, cfirst,
+                               cnum, etok, ecum, child, v, weight, pair_h, pair_w, inverse,
+                               keys, mult, ctx_total, tok_total, scratch, out):
+    r"""``out[m]``: mean log-probability per token of one text under each maximum-
+    likelihood bigram (:math:`lpha = 0`) of the batch, evaluation smoothing of
+    :func:`log_likelihood`; for a member with no more events than the text has distinct
+    pairs, in time proportional to the member's size instead of the text's.
+
+    The text is given by its distinct pairs (``pair_h``, ``pair_w``, ``inverse`` as for
+    :func:`bigram_pair_log_likelihood`), their multiplicities in the hash table ``keys``
+    / ``mult`` (key :math:`h(V+1)+w`), and its positions per context ``ctx_total``
+    ``(V + 1,)`` and per token ``tok_total`` ``(V,)``; :math:`P` positions in all. With
+    :math:`u_w = (1-\lambda)/V + \lambda c_w/T` the interpolated unigram, a position's
+    probability is :math:`u_w` after an unseen context, :math:`(1-\lambda)u_w` after a
+    seen context :math:`h` without the pair, and :math:`p_{hw} = (1-\lambda)u_w +
+    \lambda c(h,w)/c(h)` for a seen pair, so the sum over positions is
+
+    .. math::
+
+        \sum_w n_w \log u_w + \log(1-\lambda)\Big(\sum_{h:\,c(h)>0} n_h - \sum_{c(h,w)>0}
+        n_{hw}\Big) + \sum_{c(h,w)>0} n_{hw}\,(\log p_{hw} - \log u_w),
+
+    a pass over the member's unigram entries (tokens it never saw share one
+    :math:`u_w`), its contexts and its events, each event's :math:`n_{hw}` one probe of
+    the table. It equals the per-position sum up to rounding (the terms are grouped
+    differently: a few units in :math:`10^{-13}` relative, tests/test_ngram.py). A member
+    with more events than the text has pairs is scored as :func:`bigram_pair_log_likelihood`
+    scores it (into ``scratch`` ``(B, k)``), then averaged over the blocks.
     """
     pairs = pair_h.shape[0]
     k, length = inverse.shape
-    for m in nb.prange(node_off.shape[0] - 1):
-        a = node_off[m]
-        e0 = entry_off[m]
-        ca = a - m
-        root = _root_children(v, token, cfirst, cnum, child, a, ca)
-        unigram = np.zeros(v, dtype=np.int64)
-        _root_counts(efirst, enum, etok, ecum, a, e0, unigram)
-        size = count[a]
-        logp = np.empty(pairs)
-        # log P of a token whose context is unseen depends on the token alone, and so
-        # does (at alpha = 0, where the context's term adds exactly 0.0) that of an
-        # unseen pair of a seen context: each is computed once per token (NaN: not yet)
-        log_unseen = np.full(v, np.nan)
-        log_missing = np.full(v, np.nan)
-        # the counts of the context's entries, scattered by token (0 elsewhere) and
-        # cleared again after its pairs: a pair's count is one load, with no walk
-        dense = np.zeros(v, dtype=np.int64)
-        d = 0
-        while d < pairs:
-            h = pair_h[d]
-            end = d
-            while end < pairs and pair_h[end] == h:
-                end += 1
-            node = root[h]
-            ch = count[a + node] if node >= 0 else 0
-            if ch == 0:
-                for e in range(d, end):
-                    w = pair_w[e]
-                    lp = log_unseen[w]
-                    if lp != lp:
-                        lp = np.log((1.0 - weight) / v
-                                    + weight * (unigram[w] + alpha) / (size + alpha * v))
-                        log_unseen[w] = lp
-                    logp[e] = lp
-                d = end
+    positions = k * length
+    mask = keys.shape[0] - 1
+    log_keep = np.log(1.0 - weight)
+    members = node_off.shape[0] - 1
+    tasks = min(members, BUILD_TASKS)
+    for task in nb.prange(tasks):
+        # u_w and log u_w of the member's tokens that occur in the text (one per task)
+        u_of = np.empty(v)
+        log_u = np.empty(v)
+        for m in range(task, members, tasks):
+            a = node_off[m]
+            e0 = entry_off[m]
+            ca = a - m
+            if (entry_off[m + 1] - e0) * MEAN_PAIRS_FACTOR > pairs:
+                row = scratch[m]
+                _pair_member(m, node_off, entry_off, count, token, efirst, enum, cfirst,
+                             cnum, etok, ecum, child, v, 0.0, weight, pair_h, pair_w,
+                             inverse, row)
+                total = 0.0
+                for b in range(k):
+                    total += row[b]
+                out[m] = total / k
                 continue
-            start = efirst[a + node]
-            stop = start + enum[a + node]
+            size = count[a]
+            # the unigram term: tokens the member saw, then the rest at one u
+            seen = np.int64(0)
+            sum_u = 0.0
             below = 0
-            for r in range(start, stop):
-                dense[etok[e0 + r]] = ecum[e0 + r] - below
+            for r in range(efirst[a], efirst[a] + enum[a]):
+                w = etok[e0 + r]
+                cw = ecum[e0 + r] - below
                 below = ecum[e0 + r]
-            for e in range(d, end):
-                w = pair_w[e]
-                cw = dense[w]
-                if cw == 0 and alpha == 0.0:
-                    lp = log_missing[w]
-                    if lp != lp:
-                        p = (1.0 - weight) / v + weight * (unigram[w] + alpha) / (size
-                                                                                  + alpha * v)
-                        p = (1.0 - weight) * p + weight * (cw + alpha) / (ch + alpha * v)
-                        lp = np.log(p)
-                        log_missing[w] = lp
-                    logp[e] = lp
+                n = tok_total[w]
+                if n > 0:
+                    u = (1.0 - weight) / v + weight * cw / size
+                    lu = np.log(u)
+                    u_of[w] = u
+                    log_u[w] = lu
+                    sum_u += n * lu
+                    seen += n
+            sum_u += (positions - seen) * np.log((1.0 - weight) / v)
+            # the seen contexts' positions, and the seen pairs' corrections (a pair in
+            # the text has its token in the text: its log u was just stored)
+            in_seen = np.int64(0)
+            hits = np.int64(0)
+            correction = 0.0
+            for r in range(cfirst[a], cfirst[a] + cnum[a]):
+                node = child[ca + r]
+                ch = count[a + node]
+                h = token[a + node]
+                nh = ctx_total[h]
+                if ch == 0 or nh == 0:
                     continue
-                p = (1.0 - weight) / v + weight * (unigram[w] + alpha) / (size + alpha * v)
-                p = (1.0 - weight) * p + weight * (cw + alpha) / (ch + alpha * v)
-                logp[e] = np.log(p)
-            for r in range(start, stop):
-                dense[etok[e0 + r]] = 0
-            d = end
-        for b in range(k):
-            total = 0.0
-            for i in range(length):
-                total += logp[inverse[b, i]]
-            out[m, b] = total / length
+                in_seen += nh
+                below = 0
+                for q in range(efirst[a + node], efirst[a + node] + enum[a + node]):
+                    w = etok[e0 + q]
+                    cw = ecum[e0 + q] - below
+                    below = ecum[e0 + q]
+                    if tok_total[w] == 0:
+                        continue
+                    key = np.int64(h) * (v + 1) + w
+                    j = _slot(key, mask)
+                    n = 0
+                    while True:
+                        kj = keys[j]
+                        if kj == key:
+                            n = mult[j]
+                            break
+                        if kj == -1:
+                            break
+                        j = (j + 1) & mask
+                    if n == 0:
+                        continue
+                    p = (1.0 - weight) * u_of[w] + weight * cw / ch
+                    correction += n * (np.log(p) - log_u[w])
+                    hits += n
+            out[m] = (sum_u + log_keep * (in_seen - hits) + correction) / positions
+
+
+@nb.njit(cache=True)
+def fill_table(keys, values, items, counts):
+    """Insert the distinct non-negative ``items`` with their ``counts`` into the empty
+    open-addressing table ``keys``/``values`` (``keys`` all ``-1``, a power of two at
+    least twice as long as ``items``)."""
+    mask = keys.shape[0] - 1
+    for i in range(items.shape[0]):
+        _find_or_insert(keys, values, mask, items[i], counts[i])
 
 
 @nb.njit(cache=True)

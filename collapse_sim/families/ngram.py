@@ -357,7 +357,10 @@ class NGramModel(Model):
 
     def sequence_log_likelihood(self, texts: np.ndarray) -> np.ndarray:
         """Like :meth:`log_likelihood`, one value per sequence (block): ``(B, m)``."""
-        source = texts
+        return self._sequence_log_likelihood(self._checked_texts(texts), texts)
+
+    def _checked_texts(self, texts) -> np.ndarray:
+        """``texts`` as a validated C-contiguous int32 ``(T, m, L)`` array."""
         texts = np.asarray(texts)
         if texts.ndim == 2:
             texts = texts[None]
@@ -371,7 +374,9 @@ class NGramModel(Model):
         if texts.size and (texts.min() < 0 or texts.max() >= self.n_types):
             raise ValueError(f"token ids must lie in [0, {self.n_types}), got "
                              f"[{texts.min()}, {texts.max()}]")
-        texts = np.ascontiguousarray(texts, dtype=np.int32)
+        return np.ascontiguousarray(texts, dtype=np.int32)
+
+    def _sequence_log_likelihood(self, texts: np.ndarray, source) -> np.ndarray:
         out = np.empty((max(self.batch_size, texts.shape[0]), texts.shape[1]))
         if self.order == 2 and texts.shape[0] == 1:
             # one text for many models (the held-out text, every generation): by its
@@ -400,8 +405,29 @@ class NGramModel(Model):
         return out
 
     def perplexity(self, texts: np.ndarray) -> np.ndarray:
-        r""":math:`\exp(-\text{mean log-probability})` of ``texts`` (:meth:`log_likelihood`)."""
-        return np.exp(-self.log_likelihood(texts))
+        r""":math:`\exp(-\text{mean log-probability})` of ``texts`` (:meth:`log_likelihood`).
+
+        For maximum-likelihood bigrams scoring one text (the held-out text, every
+        generation) the mean is taken over all positions at once, in time proportional
+        to each model's size rather than the text's
+        (``collapse_sim._kernels.ngram.bigram_mean_log_likelihood``): it agrees with
+        :meth:`log_likelihood` up to rounding (a few units in :math:`10^{-13}`).
+        """
+        source = texts
+        texts = self._checked_texts(texts)
+        if self.order == 2 and self.smoothing == 0.0 and texts.shape[0] == 1:
+            pair_h, pair_w, inverse = _text_pairs(source, texts[0], self.n_types)
+            keys, mult, ctx_total, tok_total = _text_totals(source, texts[0], self.n_types)
+            out = np.empty(self.batch_size)
+            scratch = BUFFERS.take((self.batch_size, texts.shape[1]), np.float64)
+            _kn.bigram_mean_log_likelihood(
+                self._node_off, self._entry_off,
+                *self._tables("count", "token", "efirst", "enum", "cfirst", "cnum", "etok",
+                              "ecum", "child"),
+                self.n_types, EVAL_WEIGHT, pair_h, pair_w, inverse, keys, mult, ctx_total,
+                tok_total, scratch, out)
+            return np.exp(-out)
+        return np.exp(-self._sequence_log_likelihood(texts, source).mean(axis=1))
 
     def text(self, chain: int = 0, prompt: str = "", tokens: int = 60, seed=0) -> str:
         """What model ``chain`` writes after ``prompt``: ``tokens`` new tokens, as text.
@@ -611,10 +637,36 @@ def _text_pairs(source, text: np.ndarray, v: int):
     token) pairs (``v`` before a block's first token), sorted, and each position's pair.
     Remembered for the last few arrays ``source`` the caller passed (the held-out text of
     a run is scored by every generation's models), and compared in full before reuse."""
+    return _text_entry(source, text, v)[3]
+
+
+def _text_totals(source, text: np.ndarray, v: int):
+    """``(keys, mult, ctx_total, tok_total)`` of a text ``(k, L)`` for
+    ``collapse_sim._kernels.ngram.bigram_mean_log_likelihood``: its distinct pairs'
+    multiplicities in a hash table (key ``h (v + 1) + w``), and its positions per context
+    ``(v + 1,)`` and per token ``(v,)``; remembered with :func:`_text_pairs`."""
+    entry = _text_entry(source, text, v)
+    if entry[4] is None:
+        pair_h, pair_w, inverse = entry[3]
+        mult = np.bincount(inverse.ravel(), minlength=pair_h.shape[0]).astype(np.int64)
+        keys = np.full(_kn.table_size(pair_h.shape[0]), -1, dtype=np.int64)
+        values = np.zeros(keys.shape[0], dtype=np.int64)
+        _kn.fill_table(keys, values, pair_h.astype(np.int64) * (v + 1) + pair_w, mult)
+        ctx_total = np.zeros(v + 1, dtype=np.int64)
+        np.add.at(ctx_total, pair_h, mult)
+        tok_total = np.zeros(v, dtype=np.int64)
+        np.add.at(tok_total, pair_w, mult)
+        entry[4] = (keys, values, ctx_total, tok_total)
+    return entry[4]
+
+
+def _text_entry(source, text: np.ndarray, v: int) -> list:
+    """The remembered entry ``[source ref, v, text, pairs, totals]`` of a text (made
+    afresh, and remembered if ``source`` is an array, when there is none)."""
     cached = _PAIRS.get(id(source))
     if (cached is not None and cached[0]() is source and cached[1] == v
             and np.array_equal(cached[2], text)):
-        return cached[3]
+        return cached
     previous = np.empty(text.shape, dtype=np.int64)
     previous[:, 0] = v
     previous[:, 1:] = text[:, :-1]
@@ -622,11 +674,13 @@ def _text_pairs(source, text: np.ndarray, v: int):
     unique, inverse = np.unique(keys.ravel(), return_inverse=True)
     pairs = ((unique // v).astype(np.int32), (unique % v).astype(np.int32),
              np.ascontiguousarray(inverse.reshape(text.shape), dtype=np.int32))
+    entry = [weakref.ref(source) if isinstance(source, np.ndarray) else None, v,
+             text.copy(), pairs, None]
     if isinstance(source, np.ndarray):
         while len(_PAIRS) >= _PAIRS_KEPT:
             _PAIRS.pop(next(iter(_PAIRS)))
-        _PAIRS[id(source)] = (weakref.ref(source), v, text.copy(), pairs)
-    return pairs
+        _PAIRS[id(source)] = entry
+    return entry
 
 
 def _blocks(ids: np.ndarray, lengths: tuple[int, ...], size: int) -> np.ndarray:
