@@ -564,7 +564,7 @@ def test_batch_of_one_and_the_truth_give_the_bits_of_the_token_loop(smoothing):
                                   per_token(truth, held[None]))
     np.testing.assert_array_equal(truth.sequence_log_likelihood(written),
                                   per_token(truth, written))
-    keys, _ = truth._pair_table()
+    keys, _ = truth._pair_table(truth.smoothing, fam.EVAL_WEIGHT)
     assert (keys >= 0).sum() == truth._arrays["etok"].shape[0] - truth._arrays["enum"][0]
 
 

@@ -1242,25 +1242,34 @@ def fill_table(keys, values, items, counts):
 
 
 @nb.njit(cache=True)
-def bigram_pair_table(node_off, entry_off, count, token, efirst, enum, cfirst, cnum, etok,
-                      ecum, child, v, keys, values):
+def bigram_logp_table(node_off, entry_off, count, token, efirst, enum, cfirst, cnum, etok,
+                      ecum, child, v, alpha, weight, keys, values):
     """Every (context, token) event of one bigram model (a batch of one) in an
     open-addressing table: key ``h (V + 1) + w`` (context ``h``, begin-of-sequence ``V``)
     in ``keys`` (``-1``: empty; size a power of two at least twice the events), its
-    count :math:`c(h, w)` in ``values``. For :func:`bigram_shared_log_likelihood`."""
+    log-probability under the evaluation smoothing of :func:`log_likelihood` (the same
+    expression, so the same bits) in ``values``. For
+    :func:`bigram_shared_log_likelihood`."""
     a = node_off[0]
     e0 = entry_off[0]
     mask = keys.shape[0] - 1
     root = _root_children(v, token, cfirst, cnum, child, a, a)
+    unigram = np.zeros(v, dtype=np.int64)
+    _root_counts(efirst, enum, etok, ecum, a, e0, unigram)
+    size = count[a]
     for h in range(v + 1):
         node = root[h]
         if node < 0:
             continue
+        ch = count[a + node]
         below = 0
         for r in range(efirst[a + node], efirst[a + node] + enum[a + node]):
-            _find_or_insert(keys, values, mask, np.int64(h) * (v + 1) + etok[e0 + r],
-                            ecum[e0 + r] - below)
+            w = etok[e0 + r]
+            cw = ecum[e0 + r] - below
             below = ecum[e0 + r]
+            p = (1.0 - weight) / v + weight * (unigram[w] + alpha) / (size + alpha * v)
+            p = (1.0 - weight) * p + weight * (cw + alpha) / (ch + alpha * v)
+            _find_or_insert(keys, values, mask, np.int64(h) * (v + 1) + w, np.log(p))
 
 
 @chain_kernel
@@ -1270,13 +1279,12 @@ def bigram_shared_log_likelihood(node_off, entry_off, count, token, efirst, enum
     """:func:`log_likelihood` of one bigram model (a batch of one) on many texts
     ``(T, k, L)``, with the same bits: ``out`` ``(T, k)``.
 
-    The model's dense maps (token to depth-1 node, unigram counts), which
-    :func:`log_likelihood` makes again for every text, are made once, and a pair's count
-    :math:`c(h, w)` is one probe of the table ``keys``/``values``
-    (:func:`bigram_pair_table`) instead of a binary search of the context's entries (up
-    to 14 steps in the long rows of a real corpus's frequent words). Texts are scored in
-    parallel, each token by the expression of :func:`log_likelihood` and each sequence
-    summed in text order.
+    A seen pair's log-probability is one probe of the table ``keys``/``values``
+    (:func:`bigram_logp_table`) instead of a binary search of the context's entries (up
+    to 14 steps in the long rows of a real corpus's frequent words), two divisions and a
+    logarithm; the others are computed as :func:`log_likelihood` computes them, with the
+    model's dense maps (token to depth-1 node, unigram counts) made once for all texts.
+    Texts are scored in parallel, each sequence summed in text order.
     """
     a = node_off[0]
     e0 = entry_off[0]
@@ -1293,24 +1301,28 @@ def bigram_shared_log_likelihood(node_off, entry_off, count, token, efirst, enum
             h = v
             for i in range(length):
                 w = text[b, i]
-                p = (1.0 - weight) / v + weight * (unigram[w] + alpha) / (size + alpha * v)
-                node = root[h]
-                if node >= 0:
-                    ch = count[a + node]
-                    if ch != 0:
-                        key = np.int64(h) * (v + 1) + w
-                        j = _slot(key, mask)
-                        cw = 0
-                        while True:
-                            kj = keys[j]
-                            if kj == key:
-                                cw = values[j]
-                                break
-                            if kj == -1:
-                                break
-                            j = (j + 1) & mask
-                        p = (1.0 - weight) * p + weight * (cw + alpha) / (ch + alpha * v)
-                total += np.log(p)
+                key = np.int64(h) * (v + 1) + w
+                j = _slot(key, mask)
+                lp = 0.0
+                found = False
+                while True:
+                    kj = keys[j]
+                    if kj == key:
+                        lp = values[j]
+                        found = True
+                        break
+                    if kj == -1:
+                        break
+                    j = (j + 1) & mask
+                if not found:
+                    p = (1.0 - weight) / v + weight * (unigram[w] + alpha) / (size + alpha * v)
+                    node = root[h]
+                    if node >= 0:
+                        ch = count[a + node]
+                        if ch != 0:
+                            p = (1.0 - weight) * p + weight * alpha / (ch + alpha * v)
+                    lp = np.log(p)
+                total += lp
                 h = w
             out[c, b] = total / length
 

@@ -182,7 +182,8 @@ class NGramModel(Model):
     def nbytes(self) -> int:
         """Bytes of the sparse tables of the whole batch and of what is cached on them."""
         cached = [a for a in (self._unigram, self._wcum, self._keep, self._keep_unseen,
-                              *(getattr(self, "_pairs", None) or ())) if a is not None]
+                              *(getattr(self, "_pairs", None) or (None,))[1:])
+                  if a is not None]
         return sum(a.nbytes for a in (*self._arrays.values(), *cached))
 
     def broadcast(self, chains: int) -> NGramModel:
@@ -390,8 +391,8 @@ class NGramModel(Model):
             return out
         if self.order == 2 and isinstance(self, NGramTruth):
             # the truth scoring every chain's text (self_perplexity): its dense maps made
-            # once and its pairs' counts in a table kept with it, the same bits
-            keys, values = self._pair_table()
+            # once and its events' log-probabilities in a table kept with it, the same bits
+            keys, values = self._pair_table(self.smoothing, EVAL_WEIGHT)
             _kn.bigram_shared_log_likelihood(
                 self._node_off, self._entry_off,
                 *self._tables("count", "token", "efirst", "enum", "cfirst", "cnum", "etok",
@@ -592,20 +593,21 @@ class NGramTruth(NGramModel):
         state["_pairs"] = None
         return state
 
-    def _pair_table(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(keys, values)``: the bigram truth's (context, token) counts in a hash table
-        (``collapse_sim._kernels.ngram.bigram_pair_table``), made on first use and kept:
-        the reference model scores every chain's text in every generation."""
-        if self._pairs is None:
+    def _pair_table(self, alpha: float, weight: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(keys, values)``: the bigram truth's (context, token) events and their
+        log-probabilities under the evaluation smoothing (``alpha``, ``weight``) in a hash
+        table (``collapse_sim._kernels.ngram.bigram_logp_table``), made on first use and
+        kept: the reference model scores every chain's text in every generation."""
+        if self._pairs is None or self._pairs[0] != (alpha, weight):
             events = int(self._arrays["etok"].shape[0])
             keys = np.full(_kn.table_size(events), -1, dtype=np.int64)
-            values = np.zeros(keys.shape[0], dtype=np.int64)
-            _kn.bigram_pair_table(self._node_off, self._entry_off,
+            values = np.zeros(keys.shape[0])
+            _kn.bigram_logp_table(self._node_off, self._entry_off,
                                   *self._tables("count", "token", "efirst", "enum", "cfirst",
                                                 "cnum", "etok", "ecum", "child"),
-                                  self.n_types, keys, values)
-            self._pairs = (keys, values)
-        return self._pairs
+                                  self.n_types, alpha, weight, keys, values)
+            self._pairs = ((alpha, weight), keys, values)
+        return self._pairs[1], self._pairs[2]
 
     def tail_set(self) -> np.ndarray:
         """Ids of the rarest training types holding at most :data:`TAIL_SHARE` of the tokens.
