@@ -88,6 +88,10 @@ def table_size(items):
     return size
 
 
+#: :func:`unigram_entropy` and :func:`bigram_mean_log_likelihood` group the types by count
+#: below this count (their terms are computed once per distinct count); larger counts
+#: each get their own term.
+COUNT_TABLE = 4096
 #: :func:`bigram_mean_log_likelihood` scores a member by its size while the member has at
 #: most 1/this as many events as the text has distinct pairs (else by the pairs).
 MEAN_PAIRS_FACTOR = 2
@@ -1144,7 +1148,8 @@ def bigram_mean_log_likelihood(node_off, entry_off, count, token, efirst, enum, 
 
     a pass over the member's unigram entries (tokens it never saw share one
     :math:`u_w`), its contexts and its events, each event's :math:`n_{hw}` one probe of
-    the table. It equals the per-position sum up to rounding (the terms are grouped
+    the table and its correction one logarithm, :math:`\log\big((1-\lambda) + \lambda
+    c(h,w) / (c(h) u_w)\big)`. It equals the per-position sum up to rounding (the terms are grouped
     differently: a few units in :math:`10^{-13}` relative, tests/test_ngram.py). A member
     with more events than the text has pairs is scored as :func:`bigram_pair_log_likelihood`
     scores it (into ``scratch`` ``(B, k)``), then averaged over the blocks.
@@ -1157,9 +1162,8 @@ def bigram_mean_log_likelihood(node_off, entry_off, count, token, efirst, enum, 
     members = node_off.shape[0] - 1
     tasks = min(members, BUILD_TASKS)
     for task in nb.prange(tasks):
-        # u_w and log u_w of the member's tokens that occur in the text (one per task)
-        u_of = np.empty(v)
-        log_u = np.empty(v)
+        u_of = np.empty(v)  # u_w of the member's tokens that occur in the text (one per task)
+        by_count = np.zeros(COUNT_TABLE, dtype=np.int64)  # text positions per count
         for m in range(task, members, tasks):
             a = node_off[m]
             e0 = entry_off[m]
@@ -1175,7 +1179,9 @@ def bigram_mean_log_likelihood(node_off, entry_off, count, token, efirst, enum, 
                 out[m] = total / k
                 continue
             size = count[a]
-            # the unigram term: tokens the member saw, then the rest at one u
+            # the unigram term: tokens the member saw, grouped by their count (tokens
+            # with one count share u: a logarithm per distinct count), then the rest
+            # at one u
             seen = np.int64(0)
             sum_u = 0.0
             below = 0
@@ -1186,14 +1192,19 @@ def bigram_mean_log_likelihood(node_off, entry_off, count, token, efirst, enum, 
                 n = tok_total[w]
                 if n > 0:
                     u = (1.0 - weight) / v + weight * cw / size
-                    lu = np.log(u)
                     u_of[w] = u
-                    log_u[w] = lu
-                    sum_u += n * lu
                     seen += n
+                    if cw < COUNT_TABLE:
+                        by_count[cw] += n
+                    else:
+                        sum_u += n * np.log(u)
+            for cw in range(1, COUNT_TABLE):
+                if by_count[cw] > 0:
+                    sum_u += by_count[cw] * np.log((1.0 - weight) / v + weight * cw / size)
+                    by_count[cw] = 0
             sum_u += (positions - seen) * np.log((1.0 - weight) / v)
             # the seen contexts' positions, and the seen pairs' corrections (a pair in
-            # the text has its token in the text: its log u was just stored)
+            # the text has its token in the text: its u was just stored)
             in_seen = np.int64(0)
             hits = np.int64(0)
             correction = 0.0
@@ -1225,8 +1236,8 @@ def bigram_mean_log_likelihood(node_off, entry_off, count, token, efirst, enum, 
                         j = (j + 1) & mask
                     if n == 0:
                         continue
-                    p = (1.0 - weight) * u_of[w] + weight * cw / ch
-                    correction += n * (np.log(p) - log_u[w])
+                    # log p - log u = log(p / u) = log((1 - lambda) + lambda c(h,w) / (c(h) u))
+                    correction += n * np.log((1.0 - weight) + weight * cw / (ch * u_of[w]))
                     hits += n
             out[m] = (sum_u + log_keep * (in_seen - hits) + correction) / positions
 
@@ -1350,50 +1361,48 @@ def count_sums(counts, ids, total, chosen):
         chosen[c] = t
 
 
-#: :func:`unigram_entropy` groups the types by count below this count (their terms are
-#: computed once per distinct count); larger counts each get their own term.
-ENTROPY_TABLE = 4096
-
 
 @chain_kernel
-def unigram_entropy(counts, alpha, out):
-    r"""``out[c]``: entropy :math:`-\sum_w q_w \log q_w` (nats) of the unigram
-    distribution :math:`q_w = (c_w + \alpha) / (T + \alpha V)` of the counts
-    ``counts[c]`` ``(B, V)`` (terms with :math:`q_w = 0` are 0; an empty row gives 0).
+def unigram_entropy(node_off, entry_off, count, efirst, enum, ecum, v, alpha, out):
+    r"""``out[m]``: entropy :math:`-\sum_w q_w \log q_w` (nats) of member ``m``'s unigram
+    distribution :math:`q_w = (c_w + \alpha) / (T + \alpha V)` (terms with
+    :math:`q_w = 0` are 0; an empty member gives 0).
 
     Types with the same count have the same term, so the counts below
-    :data:`ENTROPY_TABLE` are tallied first and each distinct count's term
+    :data:`COUNT_TABLE` are tallied first (from the root's entries, the types the
+    member saw; the :math:`V` minus those have count 0) and each distinct count's term
     :math:`q \log q` is computed once and multiplied by its tally: a logarithm per
-    distinct count instead of per type. The sum runs over the counts in increasing
-    order; it differs from the sum over types in rounding only (a few units in the last
-    place, tests/test_ngram.py).
+    distinct count instead of per type, and a pass over the types seen instead of all
+    :math:`V`. The sum runs over the counts in increasing order; it differs from the
+    sum over types in rounding only (a few units in the last place, tests/test_ngram.py).
     """
-    rows, v = counts.shape
-    for c in nb.prange(rows):
-        row = counts[c]
-        tally = np.zeros(ENTROPY_TABLE, dtype=np.int64)
-        total = np.int64(0)
-        for w in range(v):
-            total += row[w]
+    for m in nb.prange(node_off.shape[0] - 1):
+        a = node_off[m]
+        e0 = entry_off[m]
+        tally = np.zeros(COUNT_TABLE, dtype=np.int64)
+        total = count[a]
         denom = total + alpha * v
         if not denom > 0.0:
-            out[c] = 0.0
+            out[m] = 0.0
             continue
         big = 0.0
-        for w in range(v):
-            cw = row[w]
-            if cw < ENTROPY_TABLE:
+        below = 0
+        for r in range(efirst[a], efirst[a] + enum[a]):
+            cw = ecum[e0 + r] - below
+            below = ecum[e0 + r]
+            if cw < COUNT_TABLE:
                 tally[cw] += 1
             else:
                 q = (cw + alpha) / denom
                 big += q * np.log(q)
+        tally[0] += v - enum[a]
         acc = 0.0
-        for cw in range(ENTROPY_TABLE):
+        for cw in range(COUNT_TABLE):
             if tally[cw] > 0:
                 q = (cw + alpha) / denom
                 if q > 0.0:
                     acc += tally[cw] * (q * np.log(q))
-        out[c] = -(acc + big)
+        out[m] = -(acc + big)
 
 
 @nb.njit(inline="always")
@@ -1432,41 +1441,46 @@ def text_statistics(texts, v, packed2, packed4, out):
     token; the table takes a few.)
     """
     chains, k, length = texts.shape
-    for c in nb.prange(chains):
-        for slot in range(2):
-            order = 2 if slot == 0 else 4
-            packed = packed2 if slot == 0 else packed4
-            per = length - order + 1
-            if per <= 0:
-                out[c, slot] = np.nan
+    tasks = min(chains, BUILD_TASKS)
+    for task in nb.prange(tasks):
+        # one table per task, refilled for each chain and order (not allocated again)
+        largest = table_size(k * max(length - 1, 1))
+        keys = np.empty(largest, dtype=np.int64)
+        last = np.empty(largest, dtype=np.int32)
+        for c in range(task, chains, tasks):
+            for slot in range(2):
+                order = 2 if slot == 0 else 4
+                packed = packed2 if slot == 0 else packed4
+                per = length - order + 1
+                if per <= 0:
+                    out[c, slot] = np.nan
+                    if slot == 1:
+                        out[c, 2] = np.nan
+                    continue
+                mask = table_size(k * per) - 1
+                keys[:mask + 1] = -1
+                distinct = 0
+                repeated = 0
+                for b in range(k):
+                    row = texts[c, b]
+                    for i in range(per):
+                        key = _gram_key(row, i, order, v, packed)
+                        j = _slot(key, mask)
+                        while True:
+                            kj = keys[j]
+                            if kj == key:
+                                repeated += last[j] == b
+                                last[j] = b
+                                break
+                            if kj == -1:
+                                keys[j] = key
+                                last[j] = b
+                                distinct += 1
+                                break
+                            j = (j + 1) & mask
+                out[c, slot] = distinct / (k * per)
                 if slot == 1:
-                    out[c, 2] = np.nan
-                continue
-            mask = table_size(k * per) - 1
-            keys = np.full(mask + 1, -1, dtype=np.int64)
-            last = np.empty(mask + 1, dtype=np.int32)
-            distinct = 0
-            repeated = 0
-            for b in range(k):
-                row = texts[c, b]
-                for i in range(per):
-                    key = _gram_key(row, i, order, v, packed)
-                    j = _slot(key, mask)
-                    while True:
-                        kj = keys[j]
-                        if kj == key:
-                            repeated += last[j] == b
-                            last[j] = b
-                            break
-                        if kj == -1:
-                            keys[j] = key
-                            last[j] = b
-                            distinct += 1
-                            break
-                        j = (j + 1) & mask
-            out[c, slot] = distinct / (k * per)
-            if slot == 1:
-                out[c, 2] = repeated / (k * per)
+                    out[c, 2] = repeated / (k * per)
 
 
 #: :func:`draw_blocks` shuffles a dense array of all indices while ``n_blocks`` is at most

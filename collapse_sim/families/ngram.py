@@ -902,7 +902,9 @@ def entropy(truth, model, ctx=None) -> np.ndarray:
     r"""Entropy :math:`-\sum_w q(w)\log q(w)` of the unigram distribution (nats)
     (``collapse_sim._kernels.ngram.unigram_entropy``: a logarithm per distinct count)."""
     out = np.empty(model.batch_size)
-    _kn.unigram_entropy(model.unigram_counts(), model.smoothing, out)
+    _kn.unigram_entropy(model._node_off, model._entry_off,
+                        *model._tables("count", "efirst", "enum", "ecum"), model.n_types,
+                        model.smoothing, out)
     return out
 
 
