@@ -623,9 +623,10 @@ def test_the_second_draw_from_a_model_reuses_its_events_only_for_that_model():
 
 
 def test_perplexity_by_model_size_agrees_with_the_per_position_mean():
-    """Maximum-likelihood bigrams scoring one text: the perplexity summed by each
-    model's unigram entries, contexts and events (members with at most 1/2 as many
-    events as the text has pairs) or by the pairs (larger ones) agrees with
+    """Maximum-likelihood bigrams scoring one text: the perplexity regrouped by count,
+    context and seen pair, the seen pairs found from each model's events (members with
+    at most 1/2 as many events as the text has pairs) or from the text's pairs (larger
+    ones), agrees with
     exp(-mean of the per-block log-likelihoods). Only the grouping of the ~1e5 terms of
     the sum differs: its rounding error is below n eps = 1.1e5 * 1.1e-16 = 1.2e-11
     relative, the tolerance. Both paths are taken (the 60-block models and the truth's

@@ -92,8 +92,9 @@ def table_size(items):
 #: below this count (their terms are computed once per distinct count); larger counts
 #: each get their own term.
 COUNT_TABLE = 4096
-#: :func:`bigram_mean_log_likelihood` scores a member by its size while the member has at
-#: most 1/this as many events as the text has distinct pairs (else by the pairs).
+#: :func:`bigram_mean_log_likelihood` finds a member's seen pairs from its own events while
+#: it has at most 1/this as many events as the text has distinct pairs (else from the
+#: text's pairs).
 MEAN_PAIRS_FACTOR = 2
 
 #: Sequences a chain writes in lockstep (see :func:`generate`).
@@ -1125,63 +1126,60 @@ def _pair_member(m, node_off, entry_off, count, token, efirst, enum, cfirst, cnu
 
 @chain_kernel
 def bigram_mean_log_likelihood(node_off, entry_off, count, token, efirst, enum, cfirst,
-                               cnum, etok, ecum, child, v, weight, pair_h, pair_w, inverse,
-                               keys, mult, ctx_total, tok_total, scratch, out):
+                               cnum, etok, ecum, child, v, weight, pair_h, pair_w, keys,
+                               mult, pair_mult, ctx_total, tok_total, out):
     r"""``out[m]``: mean log-probability per token of one text under each maximum-
-    likelihood bigram (:math:`lpha = 0`) of the batch, evaluation smoothing of
-    :func:`log_likelihood`; for a member with no more events than the text has distinct
-    pairs, in time proportional to the member's size instead of the text's.
+    likelihood bigram (:math:`\alpha = 0`) of the batch, evaluation smoothing of
+    :func:`log_likelihood`, in time proportional to the smaller of the member's size and
+    the text's number of distinct pairs.
 
-    The text is given by its distinct pairs (``pair_h``, ``pair_w``, ``inverse`` as for
-    :func:`bigram_pair_log_likelihood`), their multiplicities in the hash table ``keys``
-    / ``mult`` (key :math:`h(V+1)+w`), and its positions per context ``ctx_total``
-    ``(V + 1,)`` and per token ``tok_total`` ``(V,)``; :math:`P` positions in all. With
-    :math:`u_w = (1-\lambda)/V + \lambda c_w/T` the interpolated unigram, a position's
-    probability is :math:`u_w` after an unseen context, :math:`(1-\lambda)u_w` after a
-    seen context :math:`h` without the pair, and :math:`p_{hw} = (1-\lambda)u_w +
-    \lambda c(h,w)/c(h)` for a seen pair, so the sum over positions is
+    The text is given by its distinct pairs (``pair_h``, ``pair_w``, sorted by context
+    then token, as for :func:`bigram_pair_log_likelihood`) with their multiplicities
+    ``pair_mult``, the same in the hash table ``keys`` / ``mult`` (key :math:`h(V+1)+w`),
+    and its positions per context ``ctx_total`` ``(V + 1,)`` and per token ``tok_total``
+    ``(V,)``; :math:`P` positions in all. With :math:`u_w = (1-\lambda)/V + \lambda
+    c_w/T` the interpolated unigram, a position's probability is :math:`u_w` after an
+    unseen context, :math:`(1-\lambda)u_w` after a seen context :math:`h` without the
+    pair, and :math:`p_{hw} = (1-\lambda)u_w + \lambda c(h,w)/c(h)` for a seen pair, so
+    the sum over positions is
 
     .. math::
 
         \sum_w n_w \log u_w + \log(1-\lambda)\Big(\sum_{h:\,c(h)>0} n_h - \sum_{c(h,w)>0}
-        n_{hw}\Big) + \sum_{c(h,w)>0} n_{hw}\,(\log p_{hw} - \log u_w),
+        n_{hw}\Big) + \sum_{c(h,w)>0} n_{hw} \log\frac{p_{hw}}{u_w}.
 
-    a pass over the member's unigram entries (tokens it never saw share one
-    :math:`u_w`), its contexts and its events, each event's :math:`n_{hw}` one probe of
-    the table and its correction one logarithm, :math:`\log\big((1-\lambda) + \lambda
-    c(h,w) / (c(h) u_w)\big)`. It equals the per-position sum up to rounding (the terms are grouped
-    differently: a few units in :math:`10^{-13}` relative, tests/test_ngram.py). A member
-    with more events than the text has pairs is scored as :func:`bigram_pair_log_likelihood`
-    scores it (into ``scratch`` ``(B, k)``), then averaged over the blocks.
+    The first sum runs over the member's unigram entries grouped by count (tokens with one
+    count share :math:`u_w`: a logarithm per distinct count; tokens it never saw share
+    one). The seen pairs are found from the smaller side: a member with at most
+    1/:data:`MEAN_PAIRS_FACTOR` as many events as the text has pairs walks its contexts
+    and events, each event's :math:`n_{hw}` one probe of the table; a larger one walks
+    the text's pairs, each seen context's counts scattered into a dense row (one load a
+    pair). Each seen pair costs one logarithm. The result equals the per-position mean
+    up to rounding (the terms are grouped differently: a few units in :math:`10^{-13}`
+    relative, tests/test_ngram.py).
     """
     pairs = pair_h.shape[0]
-    k, length = inverse.shape
-    positions = k * length
+    positions = 0
+    for e in range(pairs):
+        positions += pair_mult[e]
     mask = keys.shape[0] - 1
     log_keep = np.log(1.0 - weight)
     members = node_off.shape[0] - 1
     tasks = min(members, BUILD_TASKS)
     for task in nb.prange(tasks):
-        u_of = np.empty(v)  # u_w of the member's tokens that occur in the text (one per task)
-        by_count = np.zeros(COUNT_TABLE, dtype=np.int64)  # text positions per count
+        # one set of working rows per task: u_w of the member's tokens that occur in the
+        # text, positions per count, and for a large member its depth-1 node per token
+        # and the dense counts of one context (both left as they were found)
+        u_of = np.empty(v)
+        by_count = np.zeros(COUNT_TABLE, dtype=np.int64)
+        root = np.full(v + 1, -1, dtype=np.int32)
+        dense = np.zeros(v, dtype=np.int64)
         for m in range(task, members, tasks):
             a = node_off[m]
             e0 = entry_off[m]
             ca = a - m
-            if (entry_off[m + 1] - e0) * MEAN_PAIRS_FACTOR > pairs:
-                row = scratch[m]
-                _pair_member(m, node_off, entry_off, count, token, efirst, enum, cfirst,
-                             cnum, etok, ecum, child, v, 0.0, weight, pair_h, pair_w,
-                             inverse, row)
-                total = 0.0
-                for b in range(k):
-                    total += row[b]
-                out[m] = total / k
-                continue
             size = count[a]
-            # the unigram term: tokens the member saw, grouped by their count (tokens
-            # with one count share u: a logarithm per distinct count), then the rest
-            # at one u
+            # the unigram term
             seen = np.int64(0)
             sum_u = 0.0
             below = 0
@@ -1203,42 +1201,77 @@ def bigram_mean_log_likelihood(node_off, entry_off, count, token, efirst, enum, 
                     sum_u += by_count[cw] * np.log((1.0 - weight) / v + weight * cw / size)
                     by_count[cw] = 0
             sum_u += (positions - seen) * np.log((1.0 - weight) / v)
-            # the seen contexts' positions, and the seen pairs' corrections (a pair in
-            # the text has its token in the text: its u was just stored)
+            # the seen contexts' positions and the seen pairs' corrections (a pair in the
+            # text has its token in the text: its u was stored above)
             in_seen = np.int64(0)
             hits = np.int64(0)
             correction = 0.0
-            for r in range(cfirst[a], cfirst[a] + cnum[a]):
-                node = child[ca + r]
-                ch = count[a + node]
-                h = token[a + node]
-                nh = ctx_total[h]
-                if ch == 0 or nh == 0:
-                    continue
-                in_seen += nh
-                below = 0
-                for q in range(efirst[a + node], efirst[a + node] + enum[a + node]):
-                    w = etok[e0 + q]
-                    cw = ecum[e0 + q] - below
-                    below = ecum[e0 + q]
-                    if tok_total[w] == 0:
+            if (entry_off[m + 1] - e0) * MEAN_PAIRS_FACTOR <= pairs:
+                for r in range(cfirst[a], cfirst[a] + cnum[a]):
+                    node = child[ca + r]
+                    ch = count[a + node]
+                    h = token[a + node]
+                    nh = ctx_total[h]
+                    if ch == 0 or nh == 0:
                         continue
-                    key = np.int64(h) * (v + 1) + w
-                    j = _slot(key, mask)
-                    n = 0
-                    while True:
-                        kj = keys[j]
-                        if kj == key:
-                            n = mult[j]
-                            break
-                        if kj == -1:
-                            break
-                        j = (j + 1) & mask
-                    if n == 0:
+                    in_seen += nh
+                    below = 0
+                    for q in range(efirst[a + node], efirst[a + node] + enum[a + node]):
+                        w = etok[e0 + q]
+                        cw = ecum[e0 + q] - below
+                        below = ecum[e0 + q]
+                        if tok_total[w] == 0:
+                            continue
+                        key = np.int64(h) * (v + 1) + w
+                        j = _slot(key, mask)
+                        n = 0
+                        while True:
+                            kj = keys[j]
+                            if kj == key:
+                                n = mult[j]
+                                break
+                            if kj == -1:
+                                break
+                            j = (j + 1) & mask
+                        if n > 0:
+                            correction += n * np.log((1.0 - weight)
+                                                     + weight * cw / (ch * u_of[w]))
+                            hits += n
+            else:
+                for r in range(cfirst[a], cfirst[a] + cnum[a]):
+                    node = child[ca + r]
+                    root[token[a + node]] = node
+                d = 0
+                while d < pairs:
+                    h = pair_h[d]
+                    end = d
+                    while end < pairs and pair_h[end] == h:
+                        end += 1
+                    node = root[h]
+                    ch = count[a + node] if node >= 0 else 0
+                    if ch == 0:
+                        d = end
                         continue
-                    # log p - log u = log(p / u) = log((1 - lambda) + lambda c(h,w) / (c(h) u))
-                    correction += n * np.log((1.0 - weight) + weight * cw / (ch * u_of[w]))
-                    hits += n
+                    in_seen += ctx_total[h]
+                    start = efirst[a + node]
+                    stop = start + enum[a + node]
+                    below = 0
+                    for q in range(start, stop):
+                        dense[etok[e0 + q]] = ecum[e0 + q] - below
+                        below = ecum[e0 + q]
+                    for e in range(d, end):
+                        w = pair_w[e]
+                        cw = dense[w]
+                        if cw > 0:
+                            n = pair_mult[e]
+                            correction += n * np.log((1.0 - weight)
+                                                     + weight * cw / (ch * u_of[w]))
+                            hits += n
+                    for q in range(start, stop):
+                        dense[etok[e0 + q]] = 0
+                    d = end
+                for r in range(cfirst[a], cfirst[a] + cnum[a]):
+                    root[token[a + child[ca + r]]] = -1
             out[m] = (sum_u + log_keep * (in_seen - hits) + correction) / positions
 
 

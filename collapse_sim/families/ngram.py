@@ -409,24 +409,25 @@ class NGramModel(Model):
         r""":math:`\exp(-\text{mean log-probability})` of ``texts`` (:meth:`log_likelihood`).
 
         For maximum-likelihood bigrams scoring one text (the held-out text, every
-        generation) the mean is taken over all positions at once, in time proportional
-        to each model's size rather than the text's
+        generation) the mean is taken over all positions at once, with a logarithm per
+        distinct count and per seen pair, in time proportional to the smaller of each
+        model's size and the text's number of distinct pairs
         (``collapse_sim._kernels.ngram.bigram_mean_log_likelihood``): it agrees with
         :meth:`log_likelihood` up to rounding (a few units in :math:`10^{-13}`).
         """
         source = texts
         texts = self._checked_texts(texts)
         if self.order == 2 and self.smoothing == 0.0 and texts.shape[0] == 1:
-            pair_h, pair_w, inverse = _text_pairs(source, texts[0], self.n_types)
-            keys, mult, ctx_total, tok_total = _text_totals(source, texts[0], self.n_types)
+            pair_h, pair_w, _ = _text_pairs(source, texts[0], self.n_types)
+            keys, mult, pair_mult, ctx_total, tok_total = _text_totals(source, texts[0],
+                                                                       self.n_types)
             out = np.empty(self.batch_size)
-            scratch = BUFFERS.take((self.batch_size, texts.shape[1]), np.float64)
             _kn.bigram_mean_log_likelihood(
                 self._node_off, self._entry_off,
                 *self._tables("count", "token", "efirst", "enum", "cfirst", "cnum", "etok",
                               "ecum", "child"),
-                self.n_types, EVAL_WEIGHT, pair_h, pair_w, inverse, keys, mult, ctx_total,
-                tok_total, scratch, out)
+                self.n_types, EVAL_WEIGHT, pair_h, pair_w, keys, mult, pair_mult, ctx_total,
+                tok_total, out)
             return np.exp(-out)
         return np.exp(-self._sequence_log_likelihood(texts, source).mean(axis=1))
 
@@ -643,10 +644,11 @@ def _text_pairs(source, text: np.ndarray, v: int):
 
 
 def _text_totals(source, text: np.ndarray, v: int):
-    """``(keys, mult, ctx_total, tok_total)`` of a text ``(k, L)`` for
+    """``(keys, mult, pair_mult, ctx_total, tok_total)`` of a text ``(k, L)`` for
     ``collapse_sim._kernels.ngram.bigram_mean_log_likelihood``: its distinct pairs'
-    multiplicities in a hash table (key ``h (v + 1) + w``), and its positions per context
-    ``(v + 1,)`` and per token ``(v,)``; remembered with :func:`_text_pairs`."""
+    multiplicities in a hash table (key ``h (v + 1) + w``) and in the pairs' order, and its
+    positions per context ``(v + 1,)`` and per token ``(v,)``; remembered with
+    :func:`_text_pairs`."""
     entry = _text_entry(source, text, v)
     if entry[4] is None:
         pair_h, pair_w, inverse = entry[3]
@@ -658,7 +660,7 @@ def _text_totals(source, text: np.ndarray, v: int):
         np.add.at(ctx_total, pair_h, mult)
         tok_total = np.zeros(v, dtype=np.int64)
         np.add.at(tok_total, pair_w, mult)
-        entry[4] = (keys, values, ctx_total, tok_total)
+        entry[4] = (keys, values, mult, ctx_total, tok_total)
     return entry[4]
 
 
