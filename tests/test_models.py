@@ -383,3 +383,20 @@ def test_non_numeric_input_raises_type_error_naming_the_parameter():
         cs.Gaussian(mean=0.0, var=object())
     with pytest.raises(TypeError, match="cov"):
         cs.Gaussian(mean=[0.0], cov=[["a"]])
+
+
+def test_gaussian_finite_flags_exactly_the_non_finite_members():
+    """The one-sum shortcut of ``Gaussian.finite`` never hides a NaN or an infinity, and
+    finite entries whose sum overflows are still finite."""
+    from collapse_sim.families.gaussian import Gaussian
+
+    mean = np.zeros((6, 2))
+    cov = np.tile(np.eye(2), (6, 1, 1))
+    mean[1, 0] = np.nan
+    cov[3, 1, 1] = np.inf
+    mean[4] = -np.inf
+    got = Gaussian._from_arrays(mean, cov).finite()
+    assert got.tolist() == [True, False, True, False, False, True]
+    huge = Gaussian._from_arrays(np.full((3, 1), 1e308), np.full((3, 1, 1), 1e308))
+    assert huge.finite().tolist() == [True, True, True]
+    assert Gaussian._from_arrays(np.zeros((4, 1)), np.ones((4, 1, 1))).finite().all()

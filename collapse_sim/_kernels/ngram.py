@@ -1052,6 +1052,31 @@ def bigram_pair_log_likelihood(node_off, entry_off, count, token, efirst, enum, 
 
 
 @nb.njit(inline="always")
+def _group_end(keys, d, size):
+    """End of the run of equal ``keys`` that starts at ``d`` (sorted keys)."""
+    end = d
+    while end < size and keys[end] == keys[d]:
+        end += 1
+    return end
+
+
+@nb.njit(inline="always")
+def _scatter_counts(dense, etok, ecum, e0, start, stop):
+    """``dense[w] = c(h, w)`` for the entries ``start:stop`` of one context."""
+    below = 0
+    for r in range(start, stop):
+        dense[etok[e0 + r]] = ecum[e0 + r] - below
+        below = ecum[e0 + r]
+
+
+@nb.njit(inline="always")
+def _clear_counts(dense, etok, e0, start, stop):
+    """Undo :func:`_scatter_counts` (``dense`` is all zeros again)."""
+    for r in range(start, stop):
+        dense[etok[e0 + r]] = 0
+
+
+@nb.njit(inline="always")
 def _pair_member(m, node_off, entry_off, count, token, efirst, enum, cfirst, cnum, etok,
                  ecum, child, v, alpha, weight, pair_h, pair_w, inverse, row):
     """``row[b]``: the mean log-probability of block ``b`` under member ``m``, as
@@ -1076,9 +1101,7 @@ def _pair_member(m, node_off, entry_off, count, token, efirst, enum, cfirst, cnu
     d = 0
     while d < pairs:
         h = pair_h[d]
-        end = d
-        while end < pairs and pair_h[end] == h:
-            end += 1
+        end = _group_end(pair_h, d, pairs)
         node = root[h]
         ch = count[a + node] if node >= 0 else 0
         if ch == 0:
@@ -1094,10 +1117,7 @@ def _pair_member(m, node_off, entry_off, count, token, efirst, enum, cfirst, cnu
             continue
         start = efirst[a + node]
         stop = start + enum[a + node]
-        below = 0
-        for r in range(start, stop):
-            dense[etok[e0 + r]] = ecum[e0 + r] - below
-            below = ecum[e0 + r]
+        _scatter_counts(dense, etok, ecum, e0, start, stop)
         for e in range(d, end):
             w = pair_w[e]
             cw = dense[w]
@@ -1114,8 +1134,7 @@ def _pair_member(m, node_off, entry_off, count, token, efirst, enum, cfirst, cnu
             p = (1.0 - weight) / v + weight * (unigram[w] + alpha) / (size + alpha * v)
             p = (1.0 - weight) * p + weight * (cw + alpha) / (ch + alpha * v)
             logp[e] = np.log(p)
-        for r in range(start, stop):
-            dense[etok[e0 + r]] = 0
+        _clear_counts(dense, etok, e0, start, stop)
         d = end
     for b in range(k):
         total = 0.0
@@ -1244,9 +1263,7 @@ def bigram_mean_log_likelihood(node_off, entry_off, count, token, efirst, enum, 
                 d = 0
                 while d < pairs:
                     h = pair_h[d]
-                    end = d
-                    while end < pairs and pair_h[end] == h:
-                        end += 1
+                    end = _group_end(pair_h, d, pairs)
                     node = root[h]
                     ch = count[a + node] if node >= 0 else 0
                     if ch == 0:
@@ -1255,10 +1272,7 @@ def bigram_mean_log_likelihood(node_off, entry_off, count, token, efirst, enum, 
                     in_seen += ctx_total[h]
                     start = efirst[a + node]
                     stop = start + enum[a + node]
-                    below = 0
-                    for q in range(start, stop):
-                        dense[etok[e0 + q]] = ecum[e0 + q] - below
-                        below = ecum[e0 + q]
+                    _scatter_counts(dense, etok, ecum, e0, start, stop)
                     for e in range(d, end):
                         w = pair_w[e]
                         cw = dense[w]
@@ -1267,8 +1281,7 @@ def bigram_mean_log_likelihood(node_off, entry_off, count, token, efirst, enum, 
                             correction += n * np.log((1.0 - weight)
                                                      + weight * cw / (ch * u_of[w]))
                             hits += n
-                    for q in range(start, stop):
-                        dense[etok[e0 + q]] = 0
+                    _clear_counts(dense, etok, e0, start, stop)
                     d = end
                 for r in range(cfirst[a], cfirst[a] + cnum[a]):
                     root[token[a + child[ca + r]]] = -1
