@@ -653,3 +653,41 @@ def test_perplexity_by_model_size_agrees_with_the_per_position_mean():
                                np.exp(-small.sequence_log_likelihood(text).mean(axis=1)),
                                rtol=1.2e-11, atol=0)
     assert not np.array_equal(before, small.perplexity(text))
+
+
+def test_metric_kernels_parallel_build_writes_the_serial_builds_bits():
+    """The metric kernels split their members (or chains) into tasks; each member's value
+    is its own, so both builds give the same bits."""
+    truth = cs.NGramTruth(cs.text.shakespeare(), order=2, heldout=0.1, block_size=64)
+    models = cs.NGramFit(order=2).fit(truth.draw(60, chain_streams(6, 9)), truth)
+    held = truth.heldout(0, None)
+    v = models.n_types
+    pair_h, pair_w, _ = fam._text_pairs(held, held, v)
+    keys, mult, pair_mult, ctx_total, tok_total = fam._text_totals(held, held, v)
+    texts = models.draw(8, chain_streams(4, 9))
+    tkeys, tvalues = truth._pair_table(truth.smoothing, fam.EVAL_WEIGHT)
+    tables = models._tables("count", "token", "efirst", "enum", "cfirst", "cnum", "etok",
+                            "ecum", "child")
+    truth_tables = truth._tables("count", "token", "efirst", "enum", "cfirst", "cnum", "etok",
+                                 "ecum", "child")
+    runs = {
+        "mean": lambda k, out: k(models._node_off, models._entry_off, *tables, v,
+                                 fam.EVAL_WEIGHT, pair_h, pair_w, keys, mult, pair_mult,
+                                 ctx_total, tok_total, out),
+        "shared": lambda k, out: k(truth._node_off, truth._entry_off, *truth_tables, v, 0.0,
+                                   fam.EVAL_WEIGHT, tkeys, tvalues, texts, out),
+        "stats": lambda k, out: k(texts, v, True, True, out),
+        "entropy": lambda k, out: k(models._node_off, models._entry_off,
+                                    *models._tables("count", "efirst", "enum", "ecum"), v,
+                                    0.0, out),
+    }
+    kernels = {"mean": kn.bigram_mean_log_likelihood, "shared": kn.bigram_shared_log_likelihood,
+               "stats": kn.text_statistics, "entropy": kn.unigram_entropy}
+    shapes = {"mean": (9,), "shared": (9, 8), "stats": (9, 3), "entropy": (9,)}
+    for name, run in runs.items():
+        got = []
+        for build in (kernels[name].serial, kernels[name].parallel):
+            out = np.empty(shapes[name])
+            run(build, out)
+            got.append(out)
+        np.testing.assert_array_equal(got[0], got[1], err_msg=name)
