@@ -284,9 +284,9 @@ def test_peak_memory_does_not_grow_with_generations(policy, sampling, truth):
 
     # The explicit path's working set is O(chains x n) = 300 x 200 doubles (480 kB) per
     # buffer; the exact path's is O(chains x d^2) per generation, or one block of at most
-    # engine.FUSED_BLOCK_ELEMENTS chain-generations in 1-D (full blocks from about 450
-    # generations on at 300 chains). Once reached, 10x more generations may not add one
-    # such buffer.
+    # gaussian.FUSED_BLOCK_ELEMENTS chain-generations in 1-D (full blocks from
+    # FUSED_BLOCK_ELEMENTS / 300 = 436 generations on at 300 chains). Once reached, 10x
+    # more generations may not add one such buffer.
     first = 300 if sampling == "explicit" else 1000
     short, long = peak(first), peak(10 * first)
     assert long - short < 300 * 200 * 8, (short, long)

@@ -32,7 +32,12 @@ from ..sampling import Moments
 from ._sgd import _SCHEDULES, _check_options
 
 #: Chain-generations per block of the fused exact 1-D path (bounds its working memory).
-FUSED_BLOCK_ELEMENTS = 1 << 16
+#: Each block is two parallel regions (the kernel, the metrics); with passive OpenMP
+#: workers each costs a wake-up, so fewer, larger blocks are quicker until the block no
+#: longer fits the cache: 1000 chains x 1000 generations with the default metrics took
+#: 23.5 ms in blocks of 2**16, 21.0 ms of 2**17, 20.9 of 2**18 and 21.1 of 2**19 (medians
+#: of 15 interleaved runs, 2026-12-02); the results are the same bits at any block size.
+FUSED_BLOCK_ELEMENTS = 1 << 17
 #: Central probability of the truth's region used by ``tail_mass``.
 TAIL_LEVEL = 0.99
 _REL_SINGULAR = 1e-14
