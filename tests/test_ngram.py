@@ -691,3 +691,22 @@ def test_metric_kernels_parallel_build_writes_the_serial_builds_bits():
             run(build, out)
             got.append(out)
         np.testing.assert_array_equal(got[0], got[1], err_msg=name)
+
+
+def test_perplexity_of_a_vocabulary_too_large_for_32_bit_pair_keys():
+    """Above 46,340 types a pair key h (V + 1) + w no longer fits 32 bits: the held-out
+    table falls back to 64-bit slots and the regrouped perplexity still agrees with the
+    per-position mean (tolerance as in the test above)."""
+    rng = np.random.default_rng(11)
+    words = np.concatenate([rng.zipf(1.3, size=200_000) % 70_000,
+                            rng.integers(0, 70_000, size=300_000)])
+    corpus = cs.text.Corpus.from_string(" ".join(f"w{x}" for x in words), name="zipf")
+    truth = cs.NGramTruth(corpus, order=2, heldout=0.1, block_size=64)
+    assert (truth.n_types + 1) ** 2 >= 2**31
+    held = truth.heldout(0, None)
+    keys = fam._text_totals(held, held, truth.n_types)[0]
+    assert keys.dtype == np.int64
+    models = cs.NGramFit(order=2).fit(truth.draw(100, chain_streams(3, 3)), truth)
+    for model in (models, truth):
+        want = np.exp(-model.sequence_log_likelihood(held).mean(axis=1))
+        np.testing.assert_allclose(model.perplexity(held), want, rtol=1.2e-11, atol=0)
