@@ -680,14 +680,18 @@ def test_metric_kernels_parallel_build_writes_the_serial_builds_bits():
         "entropy": lambda k, out: k(models._node_off, models._entry_off,
                                     *models._tables("count", "efirst", "enum", "ecum"), v,
                                     0.0, out),
+        "tail": lambda k, out: k(models._node_off, models._entry_off,
+                                 *models._tables("efirst", "enum", "etok", "ecum"),
+                                 truth._tail_mask(), out),
     }
     kernels = {"mean": kn.bigram_mean_log_likelihood, "shared": kn.bigram_shared_log_likelihood,
-               "stats": kn.text_statistics, "entropy": kn.unigram_entropy}
-    shapes = {"mean": (9,), "shared": (9, 8), "stats": (9, 3), "entropy": (9,)}
+               "stats": kn.text_statistics, "entropy": kn.unigram_entropy,
+               "tail": kn.tail_counts}
+    shapes = {"mean": (9,), "shared": (9, 8), "stats": (9, 3), "entropy": (9,), "tail": (9,)}
     for name, run in runs.items():
         got = []
         for build in (kernels[name].serial, kernels[name].parallel):
-            out = np.empty(shapes[name])
+            out = np.empty(shapes[name], dtype=np.int64 if name == "tail" else np.float64)
             run(build, out)
             got.append(out)
         np.testing.assert_array_equal(got[0], got[1], err_msg=name)
@@ -710,3 +714,14 @@ def test_perplexity_of_a_vocabulary_too_large_for_32_bit_pair_keys():
     for model in (models, truth):
         want = np.exp(-model.sequence_log_likelihood(held).mean(axis=1))
         np.testing.assert_allclose(model.perplexity(held), want, rtol=1.2e-11, atol=0)
+
+
+def test_vocabulary_counts_the_types_each_model_saw():
+    """The vocabulary metric reads each model's number of unigram entries: the number of
+    types with a non-zero count in its dense counts (V for a smoothed model)."""
+    truth = cs.NGramTruth(cs.text.shakespeare(), order=2, heldout=0.1, block_size=64)
+    model = cs.NGramFit(order=2).fit(truth.draw(40, chain_streams(8, 4)), truth)
+    np.testing.assert_array_equal(fam.vocabulary(truth, model),
+                                  (model.unigram_counts() > 0).sum(axis=1))
+    smooth = cs.NGramFit(order=2, smoothing=0.1).fit(truth.draw(40, chain_streams(8, 2)), truth)
+    assert fam.vocabulary(truth, smooth).tolist() == [truth.n_types] * 2

@@ -1392,20 +1392,18 @@ def unigram_counts(node_off, entry_off, efirst, enum, etok, ecum, out):
 
 
 @chain_kernel
-def count_sums(counts, ids, total, chosen):
-    """Per row of the counts ``(B, V)``: ``total[c]`` the sum of the row, ``chosen[c]``
-    the sum over the columns ``ids`` (exact int64 sums)."""
-    for c in nb.prange(counts.shape[0]):
-        row = counts[c]
+def tail_counts(node_off, entry_off, efirst, enum, etok, ecum, in_tail, out):
+    """``out[m]``: how many of member ``m``'s training tokens are of the types marked in
+    ``in_tail`` ``(V,)`` (uint8), summed over its unigram entries (the types it saw)."""
+    for m in nb.prange(node_off.shape[0] - 1):
+        a = node_off[m]
+        e0 = entry_off[m]
+        below = 0
         t = np.int64(0)
-        for w in range(row.shape[0]):
-            t += row[w]
-        total[c] = t
-        t = 0
-        for i in range(ids.shape[0]):
-            t += row[ids[i]]
-        chosen[c] = t
-
+        for r in range(efirst[a], efirst[a] + enum[a]):
+            t += (ecum[e0 + r] - below) * np.int64(in_tail[etok[e0 + r]])
+            below = ecum[e0 + r]
+        out[m] = t
 
 
 @chain_kernel

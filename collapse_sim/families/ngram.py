@@ -542,6 +542,7 @@ class NGramTruth(NGramModel):
         self._set(order, tuple(split.vocabulary), block_size, 0.0, model[0], model[1],
                   model[2], self._train.size, split.decode, split.encode)
         self._tail = None
+        self._tail_in = None
         self._pairs = None
 
     @property
@@ -599,7 +600,7 @@ class NGramTruth(NGramModel):
         log-probabilities under the evaluation smoothing (``alpha``, ``weight``) in a hash
         table (``collapse_sim._kernels.ngram.bigram_logp_table``), made on first use and
         kept: the reference model scores every chain's text in every generation."""
-        if self._pairs is None or self._pairs[0] != (alpha, weight):
+        if getattr(self, "_pairs", None) is None or self._pairs[0] != (alpha, weight):
             events = int(self._arrays["etok"].shape[0])
             keys = np.full(_kn.table_size(events), -1, dtype=np.int64)
             values = np.zeros(keys.shape[0])
@@ -609,6 +610,14 @@ class NGramTruth(NGramModel):
                                   self.n_types, alpha, weight, keys, values)
             self._pairs = ((alpha, weight), keys, values)
         return self._pairs[1], self._pairs[2]
+
+    def _tail_mask(self) -> np.ndarray:
+        """``(V,)`` uint8: 1 for the types of :meth:`tail_set`."""
+        if getattr(self, "_tail_in", None) is None:
+            mask = np.zeros(self.n_types, dtype=np.uint8)
+            mask[self.tail_set()] = 1
+            self._tail_in = mask
+        return self._tail_in
 
     def tail_set(self) -> np.ndarray:
         """Ids of the rarest training types holding at most :data:`TAIL_SHARE` of the tokens.
@@ -888,10 +897,11 @@ def perplexity(truth, model, ctx) -> np.ndarray:
 
 
 def vocabulary(truth, model, ctx=None) -> np.ndarray:
-    """Number of types with non-zero unigram probability."""
+    """Number of types with non-zero unigram probability: with smoothing all :math:`V`,
+    else the types each model saw (its root's entries)."""
     if model.smoothing > 0:
         return np.full(model.batch_size, float(model.n_types))
-    return (model.unigram_counts() > 0).sum(axis=1).astype(np.float64)
+    return model._arrays["enum"][model._node_off[:-1]].astype(np.float64)
 
 
 def tail_mass(truth, model, ctx=None) -> np.ndarray:
@@ -899,9 +909,11 @@ def tail_mass(truth, model, ctx=None) -> np.ndarray:
     (:meth:`NGramTruth.tail_set`): :math:`\big(\sum_{w\in R} c_w + \alpha|R|\big) /
     (T + \alpha V)`, the counts summed exactly as integers, one division per model."""
     tail = truth.tail_set()
-    total = np.empty(model.batch_size, dtype=np.int64)
     chosen = np.empty(model.batch_size, dtype=np.int64)
-    _kn.count_sums(model.unigram_counts(), tail, total, chosen)
+    _kn.tail_counts(model._node_off, model._entry_off,
+                    *model._tables("efirst", "enum", "etok", "ecum"), truth._tail_mask(),
+                    chosen)
+    total = model._arrays["count"][model._node_off[:-1]]
     return (chosen + model.smoothing * tail.size) / (total + model.smoothing * model.n_types)
 
 
