@@ -51,7 +51,8 @@ NGramFit(2), ...)`` over :data:`SIMULATE_GENERATIONS` generations at 1 chain x 1
 tokens, 8 chains x 2048 blocks and 64 chains x 256 blocks, with the default metrics
 (perplexity of the held-out text, vocabulary, tail mass, entropy, distinct-2/4,
 repetition, self-perplexity) against the same call with ``metrics=("vocabulary",)``:
-the metric overhead per round (goal at most :data:`GOAL_OVERHEAD`).
+the metric overhead per round (goal at most :data:`GOAL_OVERHEAD`), over at least
+:data:`SIMULATE_ROUNDS` rounds.
 
 Timing as in ``bench_categorical``: every job runs once per round for at least
 :data:`ROUNDS` interleaved rounds, ours next to each baseline and the start of the
@@ -100,8 +101,9 @@ RATES = ((1, 15625), (16, 1024))
 #: (chains, real blocks per chain, generated blocks per chain) of the correctness check.
 CHECK_SIZES = (2, 200, 400)
 #: (chains, blocks per chain) and generations of the ``simulate`` rows (default metrics
-#: against ``metrics=("vocabulary",)``).
-SIMULATE_SIZES, SIMULATE_GENERATIONS = ((1, 15625), (8, 2048), (64, 256)), 5
+#: against ``metrics=("vocabulary",)``), and their least number of interleaved rounds in
+#: full mode (their per-round overheads spread widely: more rounds, a steadier median).
+SIMULATE_SIZES, SIMULATE_GENERATIONS, SIMULATE_ROUNDS = ((1, 15625), (8, 2048), (64, 256)), 5, 9
 QUICK = {"one": 32, "nltk": 2, "multi": ((8, 4), (64, 1)), "rates": ((1, 32), (16, 2)),
          "check": (2, 50, 100), "orders": ((1, 32), (8, 4)), "simulate": ((1, 32), (8, 4))}
 #: Minimum number of interleaved rounds in full mode.
@@ -695,8 +697,8 @@ def measure_all(setup: dict, rounds: int, tag: str = "") -> list[dict]:
         rows += measure_multi(setup, chains, k, rounds, tag)
     return (rows + measure_rates(setup, rounds, tag)
             + measure_orders(setup["sizes"]["orders"], rounds, tag)
-            + measure_simulate(setup, rounds, tag, 2 if setup["sizes"] is QUICK
-                               else SIMULATE_GENERATIONS))
+            + (measure_simulate(setup, rounds, tag, 2) if setup["sizes"] is QUICK
+               else measure_simulate(setup, max(rounds, SIMULATE_ROUNDS), tag)))
 
 
 def _truth():
