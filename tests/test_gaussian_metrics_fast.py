@@ -206,3 +206,37 @@ def test_point_mass_extremes(mean, expected_tail):
         assert not np.isnan(out[name]).any(), name
     assert np.isfinite(out["kl"][3:]).all() and np.isfinite(out["nll"][3:]).all()
     assert out["tail_mass"][-1] == pytest.approx(1.0, abs=1e-12)  # s = 1e150 covers nothing
+
+
+def test_negligible_cdfs_are_skipped_without_changing_a_bit():
+    """A tail CDF below 2**-60 of the other is not evaluated: the tail mass is still
+    exactly the sum of both compiled CDFs (each CDF whose argument is within 40 is the
+    compiled ``ndtr`` of it, a dead one 0 or 1), on models drifting and narrowing as a
+    collapsing chain does (a fifth or more of them skip a CDF), and on the extremes of
+    ``_models``."""
+    rng = np.random.default_rng(7)
+    size = 40_000
+    s = np.exp(rng.uniform(np.log(1e-3), np.log(3.0), size))
+    m = rng.normal(size=size) * rng.choice([0.1, 0.5, 2.0], size)
+    drift = G.Gaussian._from_arrays(m[:, None].copy(), (s * s)[:, None, None].copy())
+    truth = G.Gaussian(0.0, 1.0)
+    lo, hi = (float(b) for b in G._tail_bounds(truth))
+    for k, model in enumerate((drift, _models())):
+        mm, sd = model.mean[:, 0], np.sqrt(model.cov[:, 0, 0])
+        parts = []
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            for gap, dead, arg in ((lo - mm, lo > mm, (lo - mm) / sd),
+                                   (mm - hi, mm > hi, (mm - hi) / sd)):
+                live = (np.abs(gap) < 40.0 * sd) | np.isnan(mm)
+                value = np.where(dead, 1.0, 0.0)
+                cdf = np.empty(int(live.sum()))
+                gm.ndtr(np.ascontiguousarray(arg[live]), cdf)
+                value[live] = cdf
+                parts.append(value)
+            a, b = (lo - mm) / sd, (mm - hi) / sd
+        got = G._metrics_1d(truth, model, ("tail_mass",))["tail_mass"]
+        np.testing.assert_array_equal(got, parts[0] + parts[1])
+        if k == 0:
+            skipped = np.array([gm._negligible(x, y) or gm._negligible(y, x)
+                                for x, y in zip(a, b, strict=True)])
+            assert skipped.mean() > 0.2
