@@ -1239,8 +1239,6 @@ def bigram_mean_log_likelihood(node_off, entry_off, count, token, efirst, enum, 
                         w = etok[e0 + q]
                         cw = ecum[e0 + q] - below
                         below = ecum[e0 + q]
-                        if tok_total[w] == 0:
-                            continue
                         key = np.int64(h) * (v + 1) + w
                         j = _slot(key, mask)
                         n = 0
