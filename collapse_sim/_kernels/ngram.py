@@ -79,6 +79,34 @@ def _find_or_insert(keys, vals, mask, key, new_val):
         i = (i + 1) & mask
 
 
+@nb.njit(inline="always")
+def _lookup(keys, vals, mask, key, missing):
+    """The value of ``key`` in an open-addressing table (empty key: -1), else
+    ``missing``."""
+    i = _slot(key, mask)
+    while True:
+        k = keys[i]
+        if k == key:
+            return vals[i]
+        if k == -1:
+            return missing
+        i = (i + 1) & mask
+
+
+@nb.njit(inline="always")
+def _unigram_p(weight, v, c, alpha, total):
+    r"""The evaluation smoothing's first level (:func:`log_likelihood`):
+    :math:`(1-\lambda)/V + \lambda (c + \alpha)/(T + \alpha V)`."""
+    return (1.0 - weight) / v + weight * (c + alpha) / (total + alpha * v)
+
+
+@nb.njit(inline="always")
+def _context_p(weight, p, c, alpha, total, v):
+    r"""One more level of the evaluation smoothing (:func:`log_likelihood`):
+    :math:`(1-\lambda) p + \lambda (c + \alpha)/(c(h) + \alpha V)`."""
+    return (1.0 - weight) * p + weight * (c + alpha) / (total + alpha * v)
+
+
 @nb.njit
 def table_size(items):
     """Power-of-two capacity at most half full for ``items`` keys."""
@@ -1010,7 +1038,7 @@ def log_likelihood(node_off, entry_off, count, token, efirst, enum, cfirst, cnum
                 hist[j] = v
             for i in range(length):
                 w = text[b, i]
-                p = (1.0 - weight) / v + weight * (unigram[w] + alpha) / (size + alpha * v)
+                p = _unigram_p(weight, v, unigram[w], alpha, size)
                 node = 0
                 for j in range(1, n):
                     if j == 1:
@@ -1024,7 +1052,7 @@ def log_likelihood(node_off, entry_off, count, token, efirst, enum, cfirst, cnum
                     if ch == 0:
                         break
                     cw = _entry_count(node, w, efirst, enum, etok, ecum, a, e0)
-                    p = (1.0 - weight) * p + weight * (cw + alpha) / (ch + alpha * v)
+                    p = _context_p(weight, p, cw, alpha, ch, v)
                 total += np.log(p)
                 for j in range(n - 2, 0, -1):
                     hist[j] = hist[j - 1]
@@ -1109,8 +1137,7 @@ def _pair_member(m, node_off, entry_off, count, token, efirst, enum, cfirst, cnu
                 w = pair_w[e]
                 lp = log_unseen[w]
                 if lp != lp:
-                    lp = np.log((1.0 - weight) / v
-                                + weight * (unigram[w] + alpha) / (size + alpha * v))
+                    lp = np.log(_unigram_p(weight, v, unigram[w], alpha, size))
                     log_unseen[w] = lp
                 logp[e] = lp
             d = end
@@ -1124,15 +1151,14 @@ def _pair_member(m, node_off, entry_off, count, token, efirst, enum, cfirst, cnu
             if cw == 0 and alpha == 0.0:
                 lp = log_missing[w]
                 if lp != lp:
-                    p = (1.0 - weight) / v + weight * (unigram[w] + alpha) / (size
-                                                                              + alpha * v)
-                    p = (1.0 - weight) * p + weight * (cw + alpha) / (ch + alpha * v)
+                    p = _unigram_p(weight, v, unigram[w], alpha, size)
+                    p = _context_p(weight, p, cw, alpha, ch, v)
                     lp = np.log(p)
                     log_missing[w] = lp
                 logp[e] = lp
                 continue
-            p = (1.0 - weight) / v + weight * (unigram[w] + alpha) / (size + alpha * v)
-            p = (1.0 - weight) * p + weight * (cw + alpha) / (ch + alpha * v)
+            p = _unigram_p(weight, v, unigram[w], alpha, size)
+            p = _context_p(weight, p, cw, alpha, ch, v)
             logp[e] = np.log(p)
         _clear_counts(dense, etok, e0, start, stop)
         d = end
@@ -1208,7 +1234,7 @@ def bigram_mean_log_likelihood(node_off, entry_off, count, token, efirst, enum, 
                 below = ecum[e0 + r]
                 n = tok_total[w]
                 if n > 0:
-                    u = (1.0 - weight) / v + weight * cw / size
+                    u = _unigram_p(weight, v, cw, 0.0, size)
                     u_of[w] = u
                     seen += n
                     if cw < COUNT_TABLE:
@@ -1217,7 +1243,7 @@ def bigram_mean_log_likelihood(node_off, entry_off, count, token, efirst, enum, 
                         sum_u += n * np.log(u)
             for cw in range(1, COUNT_TABLE):
                 if by_count[cw] > 0:
-                    sum_u += by_count[cw] * np.log((1.0 - weight) / v + weight * cw / size)
+                    sum_u += by_count[cw] * np.log(_unigram_p(weight, v, cw, 0.0, size))
                     by_count[cw] = 0
             sum_u += (positions - seen) * np.log((1.0 - weight) / v)
             # the seen contexts' positions and the seen pairs' corrections (a pair in the
@@ -1239,17 +1265,7 @@ def bigram_mean_log_likelihood(node_off, entry_off, count, token, efirst, enum, 
                         w = etok[e0 + q]
                         cw = ecum[e0 + q] - below
                         below = ecum[e0 + q]
-                        key = np.int64(h) * (v + 1) + w
-                        j = _slot(key, mask)
-                        n = 0
-                        while True:
-                            kj = keys[j]
-                            if kj == key:
-                                n = mult[j]
-                                break
-                            if kj == -1:
-                                break
-                            j = (j + 1) & mask
+                        n = _lookup(keys, mult, mask, np.int64(h) * (v + 1) + w, 0)
                         if n > 0:
                             correction += n * np.log((1.0 - weight)
                                                      + weight * cw / (ch * u_of[w]))
@@ -1322,8 +1338,8 @@ def bigram_logp_table(node_off, entry_off, count, token, efirst, enum, cfirst, c
             w = etok[e0 + r]
             cw = ecum[e0 + r] - below
             below = ecum[e0 + r]
-            p = (1.0 - weight) / v + weight * (unigram[w] + alpha) / (size + alpha * v)
-            p = (1.0 - weight) * p + weight * (cw + alpha) / (ch + alpha * v)
+            p = _unigram_p(weight, v, unigram[w], alpha, size)
+            p = _context_p(weight, p, cw, alpha, ch, v)
             _find_or_insert(keys, values, mask, np.int64(h) * (v + 1) + w, np.log(p))
 
 
@@ -1356,26 +1372,14 @@ def bigram_shared_log_likelihood(node_off, entry_off, count, token, efirst, enum
             h = v
             for i in range(length):
                 w = text[b, i]
-                key = np.int64(h) * (v + 1) + w
-                j = _slot(key, mask)
-                lp = 0.0
-                found = False
-                while True:
-                    kj = keys[j]
-                    if kj == key:
-                        lp = values[j]
-                        found = True
-                        break
-                    if kj == -1:
-                        break
-                    j = (j + 1) & mask
-                if not found:
-                    p = (1.0 - weight) / v + weight * (unigram[w] + alpha) / (size + alpha * v)
+                lp = _lookup(keys, values, mask, np.int64(h) * (v + 1) + w, np.nan)
+                if lp != lp:  # not a seen pair (a seen pair's log-probability is finite)
+                    p = _unigram_p(weight, v, unigram[w], alpha, size)
                     node = root[h]
                     if node >= 0:
                         ch = count[a + node]
                         if ch != 0:
-                            p = (1.0 - weight) * p + weight * alpha / (ch + alpha * v)
+                            p = _context_p(weight, p, 0, alpha, ch, v)
                     lp = np.log(p)
                 total += lp
                 h = w
