@@ -152,13 +152,11 @@ def _metrics_slice(m, v, logv, mu, v0, sd0, logdet0, xbar, cov_h, log2pi, lo, hi
             args[i] = 1.0 if lo > mi else 0.0
             args[n + i] = 1.0 if mi > hi else 0.0
             index[live] = i
+            packed[live] = a
             live += ((abs(lo - mi) < reach) & ~_negligible(a, b)) | (mi != mi)
             index[live] = n + i
+            packed[live] = b
             live += ((abs(mi - hi) < reach) & ~_negligible(b, a)) | (mi != mi)
-        for c in range(live):
-            j = index[c]
-            i = j if j < n else j - n
-            packed[c] = (lo - m[i]) / sd[i] if j < n else (m[i] - hi) / sd[i]
         _ndtr_inplace(packed, live, bits, scaled)
         for c in range(live):
             args[index[c]] = packed[c]
