@@ -47,12 +47,12 @@ kernels, which back off and count every depth) at 1 chain x 1e6 and 8 chains x 2
 blocks.
 
 ``simulate`` as a user calls it (:func:`measure_simulate`): ``cs.simulate(truth,
-NGramFit(2), ...)`` over :data:`SIMULATE_GENERATIONS` generations at 1 chain x 1e6
+NGramFit(2), ...)`` over 5 generations (:data:`SIMULATE`) at 1 chain x 1e6
 tokens, 8 chains x 2048 blocks and 64 chains x 256 blocks, with the default metrics
 (perplexity of the held-out text, vocabulary, tail mass, entropy, distinct-2/4,
 repetition, self-perplexity) against the same call with ``metrics=("vocabulary",)``:
-the metric overhead per round (goal at most :data:`GOAL_OVERHEAD`), over at least
-:data:`SIMULATE_ROUNDS` rounds.
+the metric overhead per round (goal at most :data:`GOAL_OVERHEAD`), over at least 9
+rounds.
 
 Timing as in ``bench_categorical``: every job runs once per round for at least
 :data:`ROUNDS` interleaved rounds, ours next to each baseline and the start of the
@@ -100,12 +100,13 @@ MULTI = ((8, 2048), (64, 256))
 RATES = ((1, 15625), (16, 1024))
 #: (chains, real blocks per chain, generated blocks per chain) of the correctness check.
 CHECK_SIZES = (2, 200, 400)
-#: (chains, blocks per chain) and generations of the ``simulate`` rows (default metrics
-#: against ``metrics=("vocabulary",)``), and their least number of interleaved rounds in
-#: full mode (their per-round overheads spread widely: more rounds, a steadier median).
-SIMULATE_SIZES, SIMULATE_GENERATIONS, SIMULATE_ROUNDS = ((1, 15625), (8, 2048), (64, 256)), 5, 9
+#: The ``simulate`` rows (default metrics against ``metrics=("vocabulary",)``): their
+#: (chains, blocks per chain), generations and least number of interleaved rounds (their
+#: per-round overheads spread widely: more rounds, a steadier median).
+SIMULATE = (((1, 15625), (8, 2048), (64, 256)), 5, 9)
 QUICK = {"one": 32, "nltk": 2, "multi": ((8, 4), (64, 1)), "rates": ((1, 32), (16, 2)),
-         "check": (2, 50, 100), "orders": ((1, 32), (8, 4)), "simulate": ((1, 32), (8, 4))}
+         "check": (2, 50, 100), "orders": ((1, 32), (8, 4)),
+         "simulate": (((1, 32), (8, 4)), 2, 1)}
 #: Minimum number of interleaved rounds in full mode.
 ROUNDS = 5
 #: Largest accepted chi-square z score in the correctness check.
@@ -650,16 +651,17 @@ def measure_orders(sizes: tuple, rounds: int, tag: str = "") -> list[dict]:
     return rows
 
 
-def measure_simulate(setup: dict, rounds: int, tag: str = "",
-                     generations: int = SIMULATE_GENERATIONS) -> list[dict]:
+def measure_simulate(setup: dict, rounds: int, tag: str = "") -> list[dict]:
     """``simulate`` as a user calls it, default metrics, against the same call with
-    ``metrics=("vocabulary",)`` (the unigram counts a fit keeps anyway): the metric
-    overhead ``time(default) / time(vocabulary) - 1`` per round, at every
-    ``(chains, blocks per chain)`` of ``setup["sizes"]["simulate"]``. Both calls evaluate
+    ``metrics=("vocabulary",)`` (each model's number of seen types): the metric overhead
+    ``time(default) / time(vocabulary) - 1`` per round, at the sizes, generations and
+    least rounds of ``setup["sizes"]["simulate"]`` (:data:`SIMULATE`). Both calls evaluate
     the metrics of the ``generations + 1`` rows (row 0: the truth's)."""
     truth, fit = setup["truth"], setup["fit"]
+    sizes, generations, least = setup["sizes"]["simulate"]
+    rounds = max(rounds, least)
     rows = []
-    for chains, k in setup["sizes"]["simulate"]:
+    for chains, k in sizes:
         n = k * BLOCK
 
         def call(metrics, chains=chains, n=n):
@@ -697,8 +699,7 @@ def measure_all(setup: dict, rounds: int, tag: str = "") -> list[dict]:
         rows += measure_multi(setup, chains, k, rounds, tag)
     return (rows + measure_rates(setup, rounds, tag)
             + measure_orders(setup["sizes"]["orders"], rounds, tag)
-            + (measure_simulate(setup, rounds, tag, 2) if setup["sizes"] is QUICK
-               else measure_simulate(setup, max(rounds, SIMULATE_ROUNDS), tag)))
+            + measure_simulate(setup, rounds, tag))
 
 
 def _truth():
@@ -709,7 +710,7 @@ def _sizes(quick: bool) -> dict:
     if quick:
         return QUICK
     return {"one": ONE_BLOCKS, "nltk": NLTK_BLOCKS, "multi": MULTI, "rates": RATES,
-            "check": CHECK_SIZES, "orders": ORDER_SIZES, "simulate": SIMULATE_SIZES}
+            "check": CHECK_SIZES, "orders": ORDER_SIZES, "simulate": SIMULATE}
 
 
 def run_loaded(repeats: int = 3, quick: bool = False, setup: dict | None = None) -> list[dict]:
