@@ -21,7 +21,9 @@ directly: resampling the previous counts, alias tables or conditional binomials,
 kernel on the live counts, ``collapse_sim._kernels.live_counts``) and
 ``sampling="explicit"`` (tokens drawn, then counted), once with the default metrics
 (``metrics=None``: all seven registered for the pair) and once with only
-``metrics=("gini_simpson",)`` (the work the baselines do).
+``metrics=("gini_simpson",)`` (the work the baselines do); a row per path gives the
+metric overhead ``time(default) / time(gini only) - 1`` per round (goal at most
+:data:`GOAL_OVERHEAD`, issue 17).
 
 Timing: in full mode every job runs once per round for at least :data:`ROUNDS`
 rounds, ours and baselines alternating (each baseline twice per round, and the
@@ -80,6 +82,8 @@ ROUNDS = 5
 #: Largest accepted |difference of means| in standard errors (correctness check).
 Z_MAX = 5.0
 GOAL = 10.0
+#: Largest cost of the default metrics on top of the run with the Gini–Simpson index only.
+GOAL_OVERHEAD = 0.5
 METRIC = "gini_simpson"
 
 # ---------------------------------------------------------------------------------------------
@@ -314,6 +318,20 @@ def measure_goal(sizes, rounds: int, tag: str = "") -> list[dict]:
                 "ratio_min": lo, "ratio_max": hi, "rounds": rounds,
                 "note": f"per-round ratio {lo:.2f}-{hi:.2f}x (median of rounds); {size}"})
     rows[0]["note"] += "; " + check
+    for sampling in ("exact", "explicit"):  # what the default metrics cost (issue 17)
+        full = per_round(times[_label(sampling, None)])
+        kernel = per_round(times[_label(sampling, (METRIC,))])
+        over = full / kernel - 1.0
+        rows.append({
+            "case": f"{tag}categorical {sampling}: metric overhead",
+            "ours_s": float(np.median(full)), "baseline": f"the same call with metrics="
+                                                          f"({METRIC!r},)",
+            "baseline_s": float(np.median(kernel)), "ratio": None, "goal": None,
+            "overhead": float(np.median(over)), "overhead_min": float(over.min()),
+            "overhead_max": float(over.max()), "overhead_goal": GOAL_OVERHEAD,
+            "note": f"time(default)/time(gini only) - 1 = {np.median(over):+.0%} (min-max "
+                    f"{over.min():+.0%} to {over.max():+.0%}; goal <= +{GOAL_OVERHEAD:.0%}); "
+                    f"{size}"})
     return rows
 
 

@@ -13,6 +13,13 @@ Baseline (per chain, per generation, as the scikit-learn documentation suggests)
 (chains are independent). A second pair of rows adds the held-out ``nll`` on both sides:
 ``kde.score_samples(heldout)`` (a KD-tree) against our exact log-sum-exp over every
 centre, over the same :data:`~collapse_sim.families.kde.NLL_POINTS` held-out rows.
+A third row times ``simulate`` as a user calls it, with the default metrics (variance,
+mean shift, held-out nll, ancestors), against the same scikit-learn loop with nll, and a
+fourth the metric overhead ``time(default) / time(variance) - 1`` per round (goal at most
+:data:`GOAL_OVERHEAD`, issue 17). It is far above: the held-out nll is exact, a
+log-sum-exp over all ``n`` centres at each of the ``NLL_POINTS`` rows,
+:math:`O(n \cdot NLL\_POINTS)` per chain and generation (here :math:`10^6` Gaussian
+kernels), where a KDE's fit and draw are :math:`O(n)`.
 
 Timing: interleaved rounds (ours, baseline, rotated), medians of per-round ratios with
 their min–max; compile time excluded by a warm-up. Under load: the same while one
@@ -46,6 +53,8 @@ LOOP_CHAINS = 20
 ROUNDS = 5
 Z_MAX = 5.0
 GOAL = 50.0
+#: Largest cost of the default metrics on top of the run with ``metrics=("variance",)``.
+GOAL_OVERHEAD = 0.5
 
 
 def truth() -> cs.Empirical:
@@ -74,8 +83,12 @@ def sklearn_loop(t: cs.Empirical, chains: int, n: int, generations: int, nll: bo
     return var
 
 
-def ours(t: cs.Empirical, chains: int, n: int, generations: int, nll: bool, seed: int = 0):
-    metrics = ("variance", "nll") if nll else ("variance",)
+def ours(t: cs.Empirical, chains: int, n: int, generations: int, nll: bool, seed: int = 0,
+         metrics=()):
+    """``simulate``'s variances with variance (and nll), or ``metrics`` (``None``: the
+    defaults) when given."""
+    if metrics == ():
+        metrics = ("variance", "nll") if nll else ("variance",)
     sim = cs.simulate(t, cs.KDEFit(bandwidth=BANDWIDTH), n_samples=n, generations=generations,
                       chains=chains, seed=seed, metrics=metrics, progress=False)
     return sim.metrics["variance"]
@@ -88,10 +101,16 @@ def _rows(repeats: int, quick: bool, label: str) -> list[dict]:
     for nll in (False, True):  # warm-up at these sizes: compiles (or loads) both builds
         ours(t, min(chains, 4), n, 2, nll)  # the serial build (small jobs)
         ours(t, chains, n, 2, nll)  # the parallel build; generation 2 refits on draws
+    ours(t, min(chains, 4), n, 2, True, metrics=None)
+    ours(t, chains, n, 2, True, metrics=None)
     rows = []
     for nll in (False, True):
         jobs = [("ours", lambda nll=nll: ours(t, chains, n, generations, nll)),
                 ("sklearn", lambda nll=nll: sklearn_loop(t, loop_chains, n, generations, nll))]
+        if nll:  # as a user calls it, beside the variance-only run for the overhead
+            jobs += [("ours, default metrics",
+                      lambda: ours(t, chains, n, generations, True, metrics=None)),
+                     ("ours, variance only", lambda: ours(t, chains, n, generations, False))]
         rounds = 1 if quick else max(ROUNDS, repeats)
         times, outs = interleaved(jobs, rounds)
         mine = per_round(times["ours"])
@@ -111,6 +130,30 @@ def _rows(repeats: int, quick: bool, label: str) -> list[dict]:
             "baseline": f"sklearn KernelDensity fit/sample loop ({loop_chains} chains, scaled)",
             "note": f"ratio min-max {lo:.1f}-{hi:.1f} over {rounds} rounds",
         })
+    # the default metrics, in the rounds of the nll comparison
+    full = per_round(times["ours, default metrics"])
+    kernel = per_round(times["ours, variance only"])
+    np.testing.assert_array_equal(outs["ours, default metrics"], outs["ours, variance only"])
+    med, lo, hi = ratio_stats(base, full)
+    rows.append({
+        "case": f"KDE {chains}ch x n={n} x {generations}gen, default metrics{label}",
+        "ours_s": float(np.median(full)), "baseline_s": float(np.median(base)),
+        "ratio": med, "goal": None,
+        "baseline": f"sklearn KernelDensity fit/sample loop with score_samples ({loop_chains} "
+                    "chains, scaled)",
+        "note": f"variance, mean_shift, nll, ancestors; ratio min-max {lo:.1f}-{hi:.1f} over "
+                f"{rounds} rounds"})
+    over = full / kernel - 1.0
+    why = (f", not met: the exact held-out nll is n x {NLL_POINTS} kernels a chain and "
+           f"generation, the fit and draw O(n)" if np.median(over) > GOAL_OVERHEAD else "")
+    rows.append({
+        "case": f"KDE: metric overhead{label}",
+        "ours_s": float(np.median(full)), "baseline": "the same call with metrics=('variance',)",
+        "baseline_s": float(np.median(kernel)), "ratio": None, "goal": None,
+        "overhead": float(np.median(over)), "overhead_min": float(over.min()),
+        "overhead_max": float(over.max()), "overhead_goal": GOAL_OVERHEAD,
+        "note": f"time(default)/time(variance) - 1 = {np.median(over):+.0%} (min-max "
+                f"{over.min():+.0%} to {over.max():+.0%}; goal <= +{GOAL_OVERHEAD:.0%}{why})"})
     return rows
 
 
