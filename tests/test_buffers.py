@@ -100,3 +100,28 @@ def test_free_means_no_reference_outside_the_pool():
     assert pool._free() == []
     del view
     assert pool._free() == [0]
+
+
+def test_held_kde_draws_models_and_real_samples_are_not_overwritten():
+    """A KDE's draws (the next model's centres), its refit's copy of a real sample and
+    an Empirical sample are recycled memory: what someone holds keeps its values while
+    later draws and fits of the same shapes (the memory they would reuse) run."""
+    truth = cs.Empirical(cs.datasets.two_moons(600, noise=0.1, seed=0), heldout=0.2)
+    fit = cs.KDEFit(bandwidth=0.1)
+    real = truth.draw(50, chain_streams(0, 4))
+    model = fit.fit_chains(real, streams=chain_streams(0, 4))
+    drawn = model.draw(50, chain_streams(1, 4))
+    child = fit.fit_chains(drawn, streams=chain_streams(1, 4), previous=model)
+    held = {"real": real, "centres": model.centres, "drawn": drawn,
+            "child centres": child.centres, "child ids": child.ids}
+    before = {name: a.copy() for name, a in held.items()}
+    assert not np.shares_memory(model.centres, real)  # the model owns its centres
+    for seed in range(2, 8):
+        again = truth.draw(50, chain_streams(seed, 4))
+        other = fit.fit_chains(again, streams=chain_streams(seed, 4))
+        other.draw(50, chain_streams(seed, 4))
+        model.draw(50, chain_streams(seed, 4))
+        cs.simulate(truth, fit, n_samples=50, generations=3, chains=4, seed=seed,
+                    metrics=("variance",))
+    for name, a in held.items():
+        np.testing.assert_array_equal(a, before[name], err_msg=name)

@@ -38,6 +38,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from .._buffers import BUFFERS
 from .._kernels import kde as _kde_kernels
 from .._kernels import ngram as _subsets
 from .._kernels import ppca as _rows_kernels
@@ -185,7 +186,9 @@ class Empirical(PointModel):
     def draw(self, k: int, streams) -> np.ndarray:
         """``(chains, k, d)``: ``k`` distinct training rows per chain, in random order."""
         index = self._row_index(k, streams)
-        out = np.empty((streams.chains, index.shape[1], self.dim))
+        # recycled memory (fresh pages are written one by one): lent again only once
+        # nothing refers to it
+        out = BUFFERS.take((streams.chains, index.shape[1], self.dim), np.float64)
         _kde_kernels.gather_rows(self.train, index, out)  # = self.train[index], in numba
         return out
 

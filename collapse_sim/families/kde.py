@@ -64,6 +64,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from .._buffers import BUFFERS
 from .._kernels import kde as _kk
 from .._kernels import linalg as _linalg
 from .._validation import check_int
@@ -190,8 +191,11 @@ class KDEModel(PointModel):
         chains = streams.chains
         if self.batch_size not in (1, chains):
             raise ValueError(f"a batch of {self.batch_size} KDEs cannot draw for {chains} chains")
-        out = np.empty((chains, k, self.dim))
-        parents = np.empty((chains, k), dtype=np.int64)
+        # recycled memory: the draws become the next model's centres, generation after
+        # generation, and fresh pages were written one by one (a buffer is lent again only
+        # once no model, metric or user refers to it)
+        out = BUFFERS.take((chains, k, self.dim), np.float64)
+        parents = BUFFERS.take((chains, k), np.int64)
         stats = np.empty((chains, self.dim + 1))
         _kk.draw(streams.states, self.centres, self.chol, self.ids, out, parents, stats)
         self._last = (out, parents, stats)
@@ -314,7 +318,9 @@ class KDEFit(Fitter):
             return model
         # the centres must be the model's own: a view of the engine's pool (Accumulate)
         # moves when the pool grows
-        data = np.array(data, dtype=np.float64, order="C", copy=True)
+        own = BUFFERS.take(np.shape(data), np.float64)  # recycled memory, as in draw
+        np.copyto(own, data)
+        data = own
         chains, n = data.shape[:2]
         if not isinstance(previous, KDEModel):
             return KDEModel(data, self.kernel_cov(data))
