@@ -21,6 +21,23 @@ def print_rows(rows: list[dict]) -> None:
             print("    " + "; ".join(details))
 
 
+def overhead_row(case: str, full, cheap, baseline: str, goal: float, details: str = "") -> dict:
+    """The row of a metric overhead: ``time(default) / time(cheap) - 1`` per round, from the
+    per-round times ``full`` (the default metrics) and ``cheap`` (the same call with one
+    cheap metric, described by ``baseline``), its median and min-max against ``goal``
+    (issue 17: at most +50%); ``details`` ends the note."""
+    import numpy as np
+
+    over = np.asarray(full) / np.asarray(cheap) - 1.0
+    return {"case": case, "ours_s": float(np.median(full)), "baseline": baseline,
+            "baseline_s": float(np.median(cheap)), "ratio": None, "goal": None,
+            "overhead": float(np.median(over)), "overhead_min": float(over.min()),
+            "overhead_max": float(over.max()), "overhead_goal": goal,
+            "note": f"time(default)/time(cheap) - 1 = {np.median(over):+.0%} (min-max "
+                    f"{over.min():+.0%} to {over.max():+.0%}; goal <= +{goal:.0%})"
+                    + (f"; {details}" if details else "")}
+
+
 def under_load(measure: Callable[[], list[dict]]) -> list[dict]:
     """``measure()``'s rows, taken while one CPU-bound background process runs
     (:func:`benchmarks.bench_categorical.cpu_load`, started and stopped here); each row's

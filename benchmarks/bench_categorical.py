@@ -66,7 +66,7 @@ import numpy as np
 
 import collapse_sim as cs
 
-from ._report import suite_main, under_load
+from ._report import overhead_row, suite_main, under_load
 
 #: Goal size of the issue: chains x V x n. Generations kept low (10) so that a full run,
 #: idle and loaded, stays around three minutes on a shared 2-core machine.
@@ -319,19 +319,11 @@ def measure_goal(sizes, rounds: int, tag: str = "") -> list[dict]:
                 "note": f"per-round ratio {lo:.2f}-{hi:.2f}x (median of rounds); {size}"})
     rows[0]["note"] += "; " + check
     for sampling in ("exact", "explicit"):  # what the default metrics cost (issue 17)
-        full = per_round(times[_label(sampling, None)])
-        kernel = per_round(times[_label(sampling, (METRIC,))])
-        over = full / kernel - 1.0
-        rows.append({
-            "case": f"{tag}categorical {sampling}: metric overhead",
-            "ours_s": float(np.median(full)), "baseline": f"the same call with metrics="
-                                                          f"({METRIC!r},)",
-            "baseline_s": float(np.median(kernel)), "ratio": None, "goal": None,
-            "overhead": float(np.median(over)), "overhead_min": float(over.min()),
-            "overhead_max": float(over.max()), "overhead_goal": GOAL_OVERHEAD,
-            "note": f"time(default)/time(gini only) - 1 = {np.median(over):+.0%} (min-max "
-                    f"{over.min():+.0%} to {over.max():+.0%}; goal <= +{GOAL_OVERHEAD:.0%}); "
-                    f"{size}"})
+        rows.append(overhead_row(f"{tag}categorical {sampling}: metric overhead",
+                                 per_round(times[_label(sampling, None)]),
+                                 per_round(times[_label(sampling, (METRIC,))]),
+                                 f"the same call with metrics=({METRIC!r},)", GOAL_OVERHEAD,
+                                 size))
     return rows
 
 

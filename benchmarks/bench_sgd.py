@@ -20,7 +20,7 @@ import numpy as np
 
 import collapse_sim as cs
 
-from ._report import idle_then_loaded, suite_main
+from ._report import idle_then_loaded, overhead_row, suite_main
 from .bench_categorical import interleaved, per_round, ratio_stats
 
 N, BATCH, EPOCHS, LR = 100, 10, 5, 0.05
@@ -87,16 +87,9 @@ def _rows(repeats: int, quick: bool, label: str) -> list[dict]:
             "note": f"ratio min-max {lo:.2f}-{hi:.2f} over {rounds} interleaved rounds; median "
                     f"final variance ours {np.median(outs[job]):.3f} vs numpy "
                     f"{np.median(outs['numpy']):.3f} (same updates, different random streams)"})
-    full, kernel = per_round(times["ours, default metrics"]), per_round(times["ours"])
-    over = full / kernel - 1.0
-    rows.append({
-        "case": f"SGD 1-D: metric overhead{label}",
-        "ours_s": float(np.median(full)), "baseline": "the same call with metrics='variance'",
-        "baseline_s": float(np.median(kernel)), "ratio": None, "goal": None,
-        "overhead": float(np.median(over)), "overhead_min": float(over.min()),
-        "overhead_max": float(over.max()), "overhead_goal": GOAL_OVERHEAD,
-        "note": f"time(default)/time(variance) - 1 = {np.median(over):+.0%} (min-max "
-                f"{over.min():+.0%} to {over.max():+.0%}; goal <= +{GOAL_OVERHEAD:.0%}); {size}"})
+    rows.append(overhead_row(f"SGD 1-D: metric overhead{label}",
+                             per_round(times["ours, default metrics"]), per_round(times["ours"]),
+                             "the same call with metrics='variance'", GOAL_OVERHEAD, size))
     return rows
 
 
