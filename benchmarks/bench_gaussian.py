@@ -19,8 +19,18 @@ Baselines (numpy alone, vectorised over chains, one ``default_rng``):
   ``rng.chisquare`` over all chains), then the MLE update
   :math:`\mu \leftarrow \bar x`, :math:`\sigma^2 \leftarrow \text{scatter}/n`.
 
+* **the same with the default metrics** (``numpy loop + metrics``, ``numpy suffstat +
+  metrics``) — the same loops computing, every generation, the six arrays ``simulate``
+  returns by default (:class:`NumpyMetrics`: the closed forms of variance, mean_shift,
+  w2, kl, nll and tail_mass over all chains, scipy's ``ndtr`` for the tail mass, the nll
+  on 10,000 held-out draws): what a numpy user writes to get what a user of ours gets.
+  :func:`check_metric_formulas` asserts that these formulas give our metrics (to 1e-12)
+  on models recorded from ``simulate``.
+
 Rows: explicit default vs numpy loop (goal 2x idle, 1.5x loaded), exact default vs numpy
 sufficient statistics (goal 3x) and vs the numpy loop, each with its kernel-only line;
+like for like, each path with its default metrics against the numpy side computing the
+same metrics (same goals);
 the **metric overhead** of each path, ``time(default) / time(variance only) - 1`` per
 round (goal <= 50%); normal draws per second inside ``simulate`` against
 ``Generator.standard_normal``; the first call's compile / cache-load time.
@@ -101,6 +111,99 @@ def numpy_suffstat(chains: int, generations: int, n: int, seed: int = 0) -> np.n
         var = var * rng.chisquare(n - 1, chains) / n
         out[t] = var
     return out
+
+
+#: The metrics ``simulate`` returns by default for a 1-D Gaussian, in its order.
+METRICS = ("variance", "mean_shift", "w2", "kl", "nll", "tail_mass")
+
+
+class NumpyMetrics:
+    r"""The default metrics of models :math:`\mathcal N(m, v)` against the truth
+    :math:`\mathcal N(0, 1)`, the way a numpy user writes them: one vectorised expression per
+    metric over all chains, every generation, into ``(G + 1, chains)`` arrays (row 0 the
+    truth's own values).
+
+    variance :math:`v`; mean_shift :math:`|m|`; w2 :math:`\sqrt{m^2 + (\sqrt v - 1)^2}`;
+    kl :math:`\tfrac12((1 + m^2)/v - 1 + \log v)`; nll, on held-out draws of mean
+    :math:`\bar x` and MLE variance :math:`s_h^2`,
+    :math:`\tfrac12(\log 2\pi + \log v + (s_h^2 + (\bar x - m)^2)/v)`; tail_mass
+    :math:`\Phi((q_{0.005} - m)/\sqrt v) + \Phi((m - q_{0.995})/\sqrt v)` (scipy's
+    ``ndtr``). These are the library's formulas (:func:`check_metric_formulas`).
+    """
+
+    def __init__(self, generations: int, chains: int, seed: int = 0):
+        held = np.random.default_rng(seed + 1).standard_normal(cs.metrics.HELDOUT_SIZE)
+        self.xbar, self.cov_h = float(held.mean()), float(held.var())
+        self.lo, self.hi = special.ndtri(0.005), special.ndtri(0.995)
+        self.out = {name: np.empty((generations + 1, chains)) for name in METRICS}
+        self.record(0, np.zeros(chains), np.ones(chains))
+
+    def values(self, mu: np.ndarray, var: np.ndarray) -> dict[str, np.ndarray]:
+        """The six metrics of the models ``(mu, var)`` (arrays over chains)."""
+        sd, logv = np.sqrt(var), np.log(var)
+        return {"variance": var, "mean_shift": np.abs(mu), "w2": np.sqrt(mu**2 + (sd - 1.0) ** 2),
+                "kl": 0.5 * ((1.0 + mu**2) / var - 1.0 + logv),
+                "nll": 0.5 * (math.log(2 * math.pi) + logv
+                              + (self.cov_h + (self.xbar - mu) ** 2) / var),
+                "tail_mass": special.ndtr((self.lo - mu) / sd) + special.ndtr((mu - self.hi) / sd)}
+
+    def record(self, t: int, mu: np.ndarray, var: np.ndarray) -> None:
+        for name, value in self.values(mu, var).items():
+            self.out[name][t] = value
+
+
+def numpy_loop_metrics(chains: int, generations: int, n: int, seed: int = 0) -> np.ndarray:
+    """:func:`numpy_loop` computing :class:`NumpyMetrics` every generation; returns the
+    variances (the metrics are computed and kept, as a user's run would)."""
+    rng = np.random.default_rng(seed)
+    mu, var = np.zeros(chains), np.ones(chains)
+    metrics = NumpyMetrics(generations, chains, seed)
+    for t in range(1, generations + 1):
+        x = rng.normal(mu[:, None], np.sqrt(var)[:, None], size=(chains, n))
+        mu, var = x.mean(axis=1), x.var(axis=1)
+        metrics.record(t, mu, var)
+    return metrics.out["variance"]
+
+
+def numpy_suffstat_metrics(chains: int, generations: int, n: int, seed: int = 0) -> np.ndarray:
+    """:func:`numpy_suffstat` computing :class:`NumpyMetrics` every generation."""
+    rng = np.random.default_rng(seed)
+    mu, var = np.zeros(chains), np.ones(chains)
+    metrics = NumpyMetrics(generations, chains, seed)
+    for t in range(1, generations + 1):
+        mu = rng.normal(mu, np.sqrt(var / n))
+        var = var * rng.chisquare(n - 1, chains) / n
+        metrics.record(t, mu, var)
+    return metrics.out["variance"]
+
+
+def check_metric_formulas(chains: int = 200, generations: int = 50, n: int = 20) -> str:
+    """Assert that :class:`NumpyMetrics` computes our default metrics: on the models a
+    ``simulate`` run records (both paths; n = 20 so that the chains reach the tails),
+    within 1e-12 relative (the formulas are the library's; the tail mass's normal CDF is
+    within a few units in the last place of scipy's), the nll against the library's
+    :func:`~collapse_sim.families.gaussian.nll_from_moments` with the same held-out
+    moments."""
+    from collapse_sim.families.gaussian import nll_from_moments
+
+    for sampling in ("explicit", "exact"):
+        sim = cs.simulate(cs.Gaussian(mean=0.0, var=1.0), cs.GaussianFit("mle"), n_samples=n,
+                          generations=generations, chains=chains, seed=0, sampling=sampling,
+                          record_models=True, progress=False)
+        assert tuple(sim.metrics) == METRICS, f"default metrics changed: {tuple(sim.metrics)}"
+        mu = sim.models["mean"][..., 0].ravel()
+        var = sim.models["cov"][..., 0, 0].ravel()
+        numpy_side = NumpyMetrics(0, 1)
+        got = numpy_side.values(mu, var)
+        model = cs.Gaussian(mean=mu[:, None], cov=var[:, None, None])
+        ours_nll = nll_from_moments(model, np.array([numpy_side.xbar]),
+                                    np.array([[numpy_side.cov_h]]))
+        for name in METRICS:
+            want = ours_nll if name == "nll" else sim.metrics[name].ravel()
+            np.testing.assert_allclose(got[name], want, rtol=1e-12, atol=1e-300,
+                                       err_msg=f"{sampling}: {name}")
+    return ("numpy metrics = ours to 1e-12 on recorded models (both paths, "
+            f"{chains} chains x {generations} gens, n={n})")
 
 
 def ours(chains: int, generations: int, n: int, sampling: str, metrics,
@@ -189,6 +292,9 @@ def measure(sizes, rounds: int, label: str = "", loaded: bool = False) -> list[d
     jobs = [(name, lambda s=s, m=m: ours(chains, generations, n, s, m)) for name, s, m in JOBS]
     jobs.insert(2, ("numpy loop", lambda: numpy_loop(chains, generations, n)))
     jobs.append(("numpy suffstat", lambda: numpy_suffstat(chains, generations, n)))
+    jobs.append(("numpy loop + metrics", lambda: numpy_loop_metrics(chains, generations, n)))
+    jobs.append(("numpy suffstat + metrics",
+                 lambda: numpy_suffstat_metrics(chains, generations, n)))
     load_before = os.getloadavg()[0]
     times, outputs = interleaved(jobs, rounds)
     load_after = os.getloadavg()[0]
@@ -217,6 +323,12 @@ def measure(sizes, rounds: int, label: str = "", loaded: bool = False) -> list[d
             None),
         row("exact, default metrics vs explicit loop", "exact, default metrics", "numpy loop",
             loop, None),
+        row("explicit, default metrics vs numpy loop with the same metrics",
+            "explicit, default metrics", "numpy loop + metrics", loop + " + the six metrics",
+            GOAL_EXPLICIT_LOADED if loaded else GOAL_EXPLICIT),
+        row("exact, default metrics vs numpy suffstat with the same metrics",
+            "exact, default metrics", "numpy suffstat + metrics", suff + " + the six metrics",
+            GOAL_EXACT),
     ]
     for path in ("explicit", "exact"):
         over = t[f"{path}, default metrics"] / t[f"{path}, variance only"] - 1.0
@@ -231,6 +343,7 @@ def measure(sizes, rounds: int, label: str = "", loaded: bool = False) -> list[d
             "note": (f"time(default)/time(variance) - 1 = {np.median(over):.0%} (min-max "
                      f"{over.min():.0%}-{over.max():.0%}; goal <= {GOAL_OVERHEAD:.0%}); {size}")})
     rows[0]["note"] += "; " + checked
+    rows[5]["note"] += "; " + check_metric_formulas()
     draws = chains * generations * n
     t_raw = min(raw_numpy_normals(draws) for _ in range(2 if rounds > 1 else 1))
     t_var = float(np.median(t["explicit, variance only"]))
