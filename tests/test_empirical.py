@@ -155,6 +155,25 @@ def test_statistics_are_the_moments_of_the_rows_draw_returns():
     assert empty.count == 0 and not empty.scatter.any()
 
 
+def test_statistics_do_not_depend_on_blas_or_numba_threads(threads):
+    """The scatter of 64-D digit rows is a BLAS product per chain (np.dot in the kernel);
+    OpenBLAS run on 2 threads sums it in another order (7e-12 apart on this data), so
+    the kernel runs with BLAS on one thread whatever the caller's BLAS setting: the same
+    bits with 1 or 2 BLAS threads around it and 1 or 2 numba threads."""
+    from threadpoolctl import threadpool_limits
+
+    truth = cs.Empirical(cs.datasets.digits(), heldout=0.2)
+    got = []
+    for blas in (1, 2):
+        for numba_threads in (1, 2):
+            threads(numba_threads)
+            with threadpool_limits(blas, user_api="blas"):
+                got.append(truth.draw_statistics(500, chain_streams(4, 50), exact=True))
+    for other in got[1:]:
+        np.testing.assert_array_equal(other.mean, got[0].mean)
+        np.testing.assert_array_equal(other.scatter, got[0].scatter)
+
+
 @pytest.mark.parametrize("fitter", [cs.GaussianFit(), cs.PPCAFit(n_components=1)])
 def test_statistics_fitters_take_the_exact_path_on_a_data_set(fitter):
     # a data set's real sample is its own rows (exact by definition); the models' draws
