@@ -55,6 +55,7 @@ Standalone: ``python -m benchmarks.bench_gaussian [--quick] [--repeats R]
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -85,32 +86,34 @@ GOAL_EXPLICIT, GOAL_EXPLICIT_LOADED, GOAL_EXACT, GOAL_OVERHEAD = 2.0, 1.5, 3.0, 
 # the sides
 
 
-def numpy_loop(chains: int, generations: int, n: int, seed: int = 0) -> np.ndarray:
-    """Recursive MLE Gaussian refits with numpy: returns the ``(G + 1, chains)`` variances."""
+def numpy_loop(chains: int, generations: int, n: int, seed: int = 0,
+               metrics: bool = False) -> np.ndarray:
+    """Recursive MLE Gaussian refits with numpy: returns the ``(G + 1, chains)`` variances
+    (``metrics``: also computes and keeps :class:`NumpyMetrics` every generation)."""
     rng = np.random.default_rng(seed)
     mu, var = np.zeros(chains), np.ones(chains)
-    out = np.empty((generations + 1, chains))
-    out[0] = var
+    book = _Book(generations, chains, seed, metrics)
     for t in range(1, generations + 1):
         x = rng.normal(mu[:, None], np.sqrt(var)[:, None], size=(chains, n))
         mu, var = x.mean(axis=1), x.var(axis=1)
-        out[t] = var
-    return out
+        book.record(t, mu, var)
+    return book.variance
 
 
-def numpy_suffstat(chains: int, generations: int, n: int, seed: int = 0) -> np.ndarray:
+def numpy_suffstat(chains: int, generations: int, n: int, seed: int = 0,
+                   metrics: bool = False) -> np.ndarray:
     r"""The exact path's algorithm in numpy: per generation, for all chains at once,
     :math:`\bar x \sim \mathcal N(\mu, \sigma^2/n)`, scatter :math:`\sim \sigma^2\chi^2_{n-1}`,
-    then :math:`\mu = \bar x`, :math:`\sigma^2 = \text{scatter}/n`. ``(G + 1, chains)``."""
+    then :math:`\mu = \bar x`, :math:`\sigma^2 = \text{scatter}/n`. ``(G + 1, chains)``
+    (``metrics``: as :func:`numpy_loop`)."""
     rng = np.random.default_rng(seed)
     mu, var = np.zeros(chains), np.ones(chains)
-    out = np.empty((generations + 1, chains))
-    out[0] = var
+    book = _Book(generations, chains, seed, metrics)
     for t in range(1, generations + 1):
         mu = rng.normal(mu, np.sqrt(var / n))
         var = var * rng.chisquare(n - 1, chains) / n
-        out[t] = var
-    return out
+        book.record(t, mu, var)
+    return book.variance
 
 
 #: The metrics ``simulate`` returns by default for a 1-D Gaussian, in its order.
@@ -152,38 +155,33 @@ class NumpyMetrics:
             self.out[name][t] = value
 
 
-def numpy_loop_metrics(chains: int, generations: int, n: int, seed: int = 0) -> np.ndarray:
-    """:func:`numpy_loop` computing :class:`NumpyMetrics` every generation; returns the
-    variances (the metrics are computed and kept, as a user's run would)."""
-    rng = np.random.default_rng(seed)
-    mu, var = np.zeros(chains), np.ones(chains)
-    metrics = NumpyMetrics(generations, chains, seed)
-    for t in range(1, generations + 1):
-        x = rng.normal(mu[:, None], np.sqrt(var)[:, None], size=(chains, n))
-        mu, var = x.mean(axis=1), x.var(axis=1)
-        metrics.record(t, mu, var)
-    return metrics.out["variance"]
+class _Book:
+    """What a numpy side keeps per generation: the variances alone, or (``metrics``) every
+    array of :class:`NumpyMetrics`, the variances among them."""
+
+    def __init__(self, generations: int, chains: int, seed: int, metrics: bool):
+        self.metrics = NumpyMetrics(generations, chains, seed) if metrics else None
+        if self.metrics is None:
+            self.variance = np.empty((generations + 1, chains))
+            self.variance[0] = 1.0
+        else:
+            self.variance = self.metrics.out["variance"]
+
+    def record(self, t: int, mu: np.ndarray, var: np.ndarray) -> None:
+        if self.metrics is None:
+            self.variance[t] = var
+        else:
+            self.metrics.record(t, mu, var)
 
 
-def numpy_suffstat_metrics(chains: int, generations: int, n: int, seed: int = 0) -> np.ndarray:
-    """:func:`numpy_suffstat` computing :class:`NumpyMetrics` every generation."""
-    rng = np.random.default_rng(seed)
-    mu, var = np.zeros(chains), np.ones(chains)
-    metrics = NumpyMetrics(generations, chains, seed)
-    for t in range(1, generations + 1):
-        mu = rng.normal(mu, np.sqrt(var / n))
-        var = var * rng.chisquare(n - 1, chains) / n
-        metrics.record(t, mu, var)
-    return metrics.out["variance"]
-
-
+@functools.cache
 def check_metric_formulas(chains: int = 200, generations: int = 50, n: int = 20) -> str:
     """Assert that :class:`NumpyMetrics` computes our default metrics: on the models a
     ``simulate`` run records (both paths; n = 20 so that the chains reach the tails),
     within 1e-12 relative (the formulas are the library's; the tail mass's normal CDF is
     within a few units in the last place of scipy's), the nll against the library's
     :func:`~collapse_sim.families.gaussian.nll_from_moments` with the same held-out
-    moments."""
+    moments. Run once per process (cached): the idle and the loaded rows share it."""
     from collapse_sim.families.gaussian import nll_from_moments
 
     for sampling in ("explicit", "exact"):
@@ -292,9 +290,10 @@ def measure(sizes, rounds: int, label: str = "", loaded: bool = False) -> list[d
     jobs = [(name, lambda s=s, m=m: ours(chains, generations, n, s, m)) for name, s, m in JOBS]
     jobs.insert(2, ("numpy loop", lambda: numpy_loop(chains, generations, n)))
     jobs.append(("numpy suffstat", lambda: numpy_suffstat(chains, generations, n)))
-    jobs.append(("numpy loop + metrics", lambda: numpy_loop_metrics(chains, generations, n)))
+    jobs.append(("numpy loop + metrics",
+                 lambda: numpy_loop(chains, generations, n, metrics=True)))
     jobs.append(("numpy suffstat + metrics",
-                 lambda: numpy_suffstat_metrics(chains, generations, n)))
+                 lambda: numpy_suffstat(chains, generations, n, metrics=True)))
     load_before = os.getloadavg()[0]
     times, outputs = interleaved(jobs, rounds)
     load_after = os.getloadavg()[0]
