@@ -35,9 +35,11 @@ the **metric overhead** of each path, ``time(default) / time(variance only) - 1`
 round (goal <= 50%); normal draws per second inside ``simulate`` against
 ``Generator.standard_normal``; the first call's compile / cache-load time.
 
-Timing: every job once per round, for at least :data:`ROUNDS` rounds, the sequence's
-start rotated each round; times are medians over rounds and each ratio is the median of
-the per-round ratios, with their min–max in the note. Compile time is excluded by
+Timing: every job once per round (the four short ones, the exact path's two and the
+numpy sufficient statistics' two, :data:`SHORT_REPEATS` times in turn, a round's time
+their mean), for at least :data:`ROUNDS` rounds, the sequence's start rotated each
+round; times are medians over rounds and each ratio is the median of the per-round
+ratios, with their min–max in the note. Compile time is excluded by
 warm-up calls at the benchmark's sizes. Under load (:func:`run_loaded`): the same while
 one CPU-bound background process runs (started and stopped here).
 
@@ -81,6 +83,11 @@ Z_MAX = 5.0
 #: on at 1000 chains): by Chebyshev's inequality, 10 exact SE has probability <= 1%.
 Z_CHEBYSHEV = 10.0
 GOAL_EXPLICIT, GOAL_EXPLICIT_LOADED, GOAL_EXACT, GOAL_OVERHEAD = 2.0, 1.5, 3.0, 0.5
+#: The exact path's calls and the numpy sufficient-statistics ones take 10-90 ms: each
+#: runs this many times a round (the four in turn, again and again) and the round's time
+#: is their mean, so that one call's noise (a page fault burst, a timer interrupt) is
+#: not a round's (with one call a round, the exact path's overhead spread over 55-338%).
+SHORT_REPEATS = 5
 
 # ---------------------------------------------------------------------------------------------
 # the sides
@@ -287,13 +294,18 @@ JOBS = (("explicit, default metrics", "explicit", None),
 
 def measure(sizes, rounds: int, label: str = "", loaded: bool = False) -> list[dict]:
     chains, generations, n = sizes
-    jobs = [(name, lambda s=s, m=m: ours(chains, generations, n, s, m)) for name, s, m in JOBS]
-    jobs.insert(2, ("numpy loop", lambda: numpy_loop(chains, generations, n)))
-    jobs.append(("numpy suffstat", lambda: numpy_suffstat(chains, generations, n)))
-    jobs.append(("numpy loop + metrics",
-                 lambda: numpy_loop(chains, generations, n, metrics=True)))
-    jobs.append(("numpy suffstat + metrics",
-                 lambda: numpy_suffstat(chains, generations, n, metrics=True)))
+    mine = {name: (lambda s=s, m=m: ours(chains, generations, n, s, m)) for name, s, m in JOBS}
+    long_jobs = [("explicit, default metrics", mine["explicit, default metrics"]),
+                 ("explicit, variance only", mine["explicit, variance only"]),
+                 ("numpy loop", lambda: numpy_loop(chains, generations, n)),
+                 ("numpy loop + metrics",
+                  lambda: numpy_loop(chains, generations, n, metrics=True))]
+    short_jobs = [("exact, default metrics", mine["exact, default metrics"]),
+                  ("exact, variance only", mine["exact, variance only"]),
+                  ("numpy suffstat", lambda: numpy_suffstat(chains, generations, n)),
+                  ("numpy suffstat + metrics",
+                   lambda: numpy_suffstat(chains, generations, n, metrics=True))]
+    jobs = long_jobs + short_jobs * SHORT_REPEATS
     load_before = os.getloadavg()[0]
     times, outputs = interleaved(jobs, rounds)
     load_after = os.getloadavg()[0]
