@@ -87,7 +87,7 @@ def fill_normals(states, out):
 LATENT_ROWS = 2048
 
 
-@chain_kernel
+@chain_kernel(one_blas_thread=True)
 def latent_moments(states, k, mean, m2):
     """Draw ``k`` rows of ``r`` normals per chain (the numbers :func:`fill_normals` writes
     into a ``(k, r)`` row) and keep only their mean ``mean[c]`` ``(r,)`` and centred
@@ -164,7 +164,7 @@ def _rows_moments(src, index, mu, m2):
             m2[a, b] = 0.5 * (prod[a, b] + prod[b, a])
 
 
-@chain_kernel
+@chain_kernel(one_blas_thread=True)
 def point_moments(points, mean, m2):
     """Mean ``mean[c]`` ``(d,)`` and centred scatter ``m2[c]`` ``(d, d)`` of ``points[c]``
     ``(k, d)`` (:func:`_rows_moments` over all its rows)."""
@@ -173,7 +173,7 @@ def point_moments(points, mean, m2):
         _rows_moments(points[c], np.arange(k), mean[c], m2[c])
 
 
-@chain_kernel
+@chain_kernel(one_blas_thread=True)
 def subset_moments(rows, index, mean, m2):
     """Mean ``mean[c]`` and centred scatter ``m2[c]`` of the rows ``rows[index[c]]``
     (``rows`` ``(N, d)``, ``index`` ``(chains, k)`` checked in range): the same numbers as

@@ -6,24 +6,14 @@ import itertools
 
 import numpy as np
 
-_CONTROLLER: list = []
-
 
 def one_thread():
-    """Context in which BLAS/LAPACK run on one thread (threadpoolctl, a scikit-learn
-    dependency).
+    """Context in which BLAS/LAPACK run on one thread: the chain kernels' own
+    (``collapse_sim._kernels._dispatch.one_blas_thread``, imported on first use so that
+    importing a family loads no numba)."""
+    from .._kernels._dispatch import one_blas_thread
 
-    Batched products and eigen-decompositions of many small matrices (``d x d`` per chain)
-    gain nothing from OpenBLAS's threads, which spin up for each matrix: on a shared
-    2-core machine a batch of 100 ``64 x 64`` ``eigh`` took 0.3 s with them and 0.03 s
-    without. Entering costs about 10 microseconds.
-    """
-    if not _CONTROLLER:
-        from threadpoolctl import ThreadpoolController
-
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0].limit(limits=1, user_api="blas")
-
+    return one_blas_thread()
 
 #: Batches of at least this many matrices are split over threads by :func:`eigh`.
 EIGH_SPLIT_MIN = 16

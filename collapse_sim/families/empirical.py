@@ -47,7 +47,6 @@ from ..datasets import Dataset
 from ..protocol import PointModel
 from ..registry import register_metric
 from ..sampling import Moments
-from . import _blas
 from .gaussian import Gaussian
 from .gaussian import nll as _gaussian_nll
 from .mixture import GaussianMixture, components, mean_logpdf
@@ -203,11 +202,9 @@ class Empirical(PointModel):
                            np.zeros((streams.chains, self.dim, self.dim)))
         mean = np.empty((streams.chains, self.dim))
         scatter = np.empty((streams.chains, self.dim, self.dim))
-        # the kernel's products (np.dot, BLAS) on one BLAS thread per chain, as PPCA's: the
-        # chains are the parallelism, and OpenBLAS's own threads would change the bits
-        # (its threaded products sum in another order) and fight the kernel's threads
-        with _blas.one_thread():
-            _rows_kernels.subset_moments(self.train, index, mean, scatter)
+        # the kernel's products (np.dot, BLAS) run on one BLAS thread per chain (declared
+        # with the kernel): OpenBLAS's own threads would change the bits
+        _rows_kernels.subset_moments(self.train, index, mean, scatter)
         return Moments(index.shape[1], mean, scatter)
 
     @property

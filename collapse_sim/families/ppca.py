@@ -196,11 +196,10 @@ class PPCAModel(LowRankGaussian):
             return Moments(0, np.zeros((chains, d)), np.zeros((chains, d, d)))
         ybar = np.empty((chains, r))
         m_y = np.empty((chains, r, r))
-        with _blas.one_thread():  # the kernel's products too: one BLAS thread per chain
-            if exact:
-                _mk.exact_normal_moments(streams.states, k, ybar, m_y)
-            else:
-                _kp.latent_moments(streams.states, k, ybar, m_y)
+        if exact:
+            _mk.exact_normal_moments(streams.states, k, ybar, m_y)
+        else:  # its products on one BLAS thread per chain (declared with the kernel)
+            _kp.latent_moments(streams.states, k, ybar, m_y)
         mean = np.empty((chains, d))
         scatter = np.empty((chains, d, d))
         block = max(1, STATISTICS_BLOCK_VALUES // (d * r))
@@ -286,8 +285,7 @@ def moments(points: np.ndarray) -> Moments:
     chains, k, d = points.shape
     mean = np.empty((chains, d))
     scatter = np.empty((chains, d, d))
-    with _blas.one_thread():
-        _kp.point_moments(points, mean, scatter)
+    _kp.point_moments(points, mean, scatter)  # one BLAS thread per chain (the kernel's)
     return Moments(k, mean, scatter)
 
 
