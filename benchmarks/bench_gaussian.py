@@ -353,8 +353,10 @@ def measure(sizes, rounds: int, label: str = "", loaded: bool = False) -> list[d
             "overhead_goal": GOAL_OVERHEAD,
             "note": (f"time(default)/time(variance) - 1 = {np.median(over):.0%} (min-max "
                      f"{over.min():.0%}-{over.max():.0%}; goal <= {GOAL_OVERHEAD:.0%}); {size}")})
-    rows[0]["note"] += "; " + checked
-    rows[5]["note"] += "; " + check_metric_formulas()
+    by_case = {r["case"]: r for r in rows}
+    by_case[f"gaussian explicit, default metrics{label}"]["note"] += "; " + checked
+    like = by_case[f"gaussian explicit, default metrics vs numpy loop with the same metrics{label}"]
+    like["note"] += "; " + check_metric_formulas()
     draws = chains * generations * n
     t_raw = min(raw_numpy_normals(draws) for _ in range(2 if rounds > 1 else 1))
     t_var = float(np.median(t["explicit, variance only"]))

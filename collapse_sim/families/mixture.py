@@ -890,14 +890,16 @@ def project_quantiles(model, direction, z) -> np.ndarray:
     return out
 
 
-def slice_directions(d: int) -> np.ndarray:
-    """:data:`SLICES` fixed unit vectors (half-circle angles for d = 2; Sobol' beyond)."""
+def slice_directions(d: int, count: int = SLICES) -> np.ndarray:
+    r"""``count`` (:data:`SLICES` for the metric) fixed unit vectors ``(count, d)``: the
+    midpoint angles :math:`\pi(i + 1/2)/n` (:math:`n` = ``count``) of the half circle
+    for d = 2; scrambled Sobol' points mapped to normals and normalised beyond."""
     if d == 2:
-        ang = np.pi * (np.arange(SLICES) + 0.5) / SLICES
+        ang = np.pi * (np.arange(count) + 0.5) / count
         return np.column_stack([np.cos(ang), np.sin(ang)])
     from scipy import stats
 
-    u = special.ndtri(stats.qmc.Sobol(d, scramble=True, seed=7).random(SLICES))
+    u = special.ndtri(stats.qmc.Sobol(d, scramble=True, seed=7).random(count))
     return u / np.linalg.norm(u, axis=1, keepdims=True)
 
 
