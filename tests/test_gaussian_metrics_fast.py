@@ -107,20 +107,25 @@ def test_one_pass_equals_numpy_formulas(mu, var):
 
 
 def test_parallel_build_equals_serial_build():
-    """Slices are tasks: the parallel build writes the serial build's bits."""
+    """Slices are tasks shared by lanes: the parallel build writes the serial build's
+    bits, whatever the number of lanes (each with its scratch, left dirty between
+    slices)."""
     truth, model = cs.Gaussian(mean=0.2, var=1.5), _models(11, 60_000)
     m, v = model.mean[:, 0].copy(), model.cov[:, 0, 0].copy()
     with np.errstate(all="ignore"):
         logv = np.log(v)
     lo, hi = G._tail_bounds(truth)
     results = []
-    for build in (gm.metrics_1d.serial, gm.metrics_1d.parallel):
+    for build, lanes in ((gm.metrics_1d.serial, gm.LANES), (gm.metrics_1d.parallel, gm.LANES),
+                         (gm.metrics_1d.parallel, 3), (gm.metrics_1d.serial, 1)):
         outs = tuple(np.empty(m.size) for _ in NAMES)
         build(m, v, logv, 0.2, 1.5, math.sqrt(1.5), math.log(1.5), 0.1, 1.2,
-              math.log(2 * math.pi), lo, hi, outs, np.full((4, 2 * m.size), np.nan),
-              np.full((2, 2 * m.size), -1))
+              math.log(2 * math.pi), lo, hi, outs, np.full((lanes, 4, 2 * gm.CHUNK), np.nan),
+              np.full((lanes, 2, 2 * gm.CHUNK), -1))
         results.append(np.stack(outs))
-    np.testing.assert_array_equal(results[0], results[1])
+    assert m.size > 8 * gm.CHUNK  # every lane takes several slices
+    for other in results[1:]:
+        np.testing.assert_array_equal(results[0], other)
 
 
 def test_public_functions_take_the_fast_path_with_the_same_values():

@@ -837,8 +837,8 @@ def _metrics_1d(truth, model, names, moments=None, into=None) -> dict[str, np.nd
               for name in names}
     empty = np.empty(0)
     outs = tuple(values.get(name, empty) for name in _METRICS_1D)
-    scratch = BUFFERS.take((4, 2 * m.size), np.float64)
-    int_scratch = BUFFERS.take((2, 2 * m.size), np.int64)
+    scratch = BUFFERS.take((_gm.LANES, 4, 2 * _gm.CHUNK), np.float64)
+    int_scratch = BUFFERS.take((_gm.LANES, 2, 2 * _gm.CHUNK), np.int64)
     if "kl" in names or "nll" in names:
         with np.errstate(divide="ignore", invalid="ignore"):
             logv = np.log(v, out=BUFFERS.take(m.size, np.float64))
