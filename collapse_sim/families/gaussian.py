@@ -837,8 +837,13 @@ def _metrics_1d(truth, model, names, moments=None, into=None) -> dict[str, np.nd
               for name in names}
     empty = np.empty(0)
     outs = tuple(values.get(name, empty) for name in _METRICS_1D)
-    scratch = BUFFERS.take((_gm.LANES, 4, 2 * _gm.CHUNK), np.float64)
-    int_scratch = BUFFERS.take((_gm.LANES, 2, 2 * _gm.CHUNK), np.int64)
+    # as many lanes and as long a slice as the models need: the kernel's build is picked
+    # by its largest array, and a small batch (the explicit path's generation of 1000
+    # models) must stay on the serial build, not wake the threads for every generation
+    chunk = max(1, min(_gm.CHUNK, m.size))
+    lanes = min(_gm.LANES, -(-m.size // _gm.CHUNK))
+    scratch = BUFFERS.take((max(lanes, 1), 4, 2 * chunk), np.float64)
+    int_scratch = BUFFERS.take((max(lanes, 1), 2, 2 * chunk), np.int64)
     if "kl" in names or "nll" in names:
         with np.errstate(divide="ignore", invalid="ignore"):
             logv = np.log(v, out=BUFFERS.take(m.size, np.float64))
