@@ -41,9 +41,9 @@ def metrics_1d(m, v, logv, mu, v0, sd0, logdet0, xbar, cov_h, log2pi, lo, hi, ou
                int_scratch):
     r"""``outs[k][i]``: metric ``COLUMNS[k]`` of model :math:`\mathcal N(m_i, v_i)`, for every
     ``k`` whose array in the tuple ``outs`` is not empty (the others are not computed).
-    ``scratch`` ``(L, 4, 2 CHUNK)`` float64 and ``int_scratch`` ``(L, 2, 2 CHUNK)`` int64
-    are working memory of ``L`` lanes (the caller's, recycled: memory allocated afresh for
-    every block of generations was written page by page).
+    ``scratch`` ``(L, 4, 2 c)`` float64 and ``int_scratch`` ``(L, 2, 2 c)`` int64, with
+    ``c = min(CHUNK, B)``, are working memory of ``L`` lanes (the caller's, recycled:
+    memory allocated afresh for every block of generations was written page by page).
 
     ``logv`` is :math:`\log v_i` (numpy's, read only for kl and nll); the truth is
     :math:`\mathcal N(\mu, v_0)` with ``sd0`` :math:`=\sqrt{v_0}` and ``logdet0``

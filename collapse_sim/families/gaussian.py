@@ -841,9 +841,9 @@ def _metrics_1d(truth, model, names, moments=None, into=None) -> dict[str, np.nd
     # by its largest array, and a small batch (the explicit path's generation of 1000
     # models) must stay on the serial build, not wake the threads for every generation
     chunk = max(1, min(_gm.CHUNK, m.size))
-    lanes = min(_gm.LANES, -(-m.size // _gm.CHUNK))
-    scratch = BUFFERS.take((max(lanes, 1), 4, 2 * chunk), np.float64)
-    int_scratch = BUFFERS.take((max(lanes, 1), 2, 2 * chunk), np.int64)
+    lanes = max(1, min(_gm.LANES, -(-m.size // _gm.CHUNK)))
+    scratch = BUFFERS.take((lanes, 4, 2 * chunk), np.float64)
+    int_scratch = BUFFERS.take((lanes, 2, 2 * chunk), np.int64)
     if "kl" in names or "nll" in names:
         with np.errstate(divide="ignore", invalid="ignore"):
             logv = np.log(v, out=BUFFERS.take(m.size, np.float64))
