@@ -489,6 +489,20 @@ def test_sliced_w2_of_gaussians_as_mixtures(d):
     np.testing.assert_allclose(sliced, _sliced_gaussian_ref(truth, models, dirs), rtol=1e-5)
 
 
+def test_slice_directions_count():
+    # d = 2: the midpoint angles pi (i + 1/2) / count; the metric's are count = SLICES
+    for count in (4, 8, 64):
+        dirs = mixm.slice_directions(2, count)
+        angles = np.arctan2(dirs[:, 1], dirs[:, 0])
+        np.testing.assert_allclose(angles, np.pi * (np.arange(count) + 0.5) / count,
+                                   rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(mixm.slice_directions(2, mixm.SLICES),
+                                  mixm.slice_directions(2))
+    dirs = mixm.slice_directions(3, 8)  # Sobol' beyond d = 2: unit vectors
+    assert dirs.shape == (8, 3)
+    np.testing.assert_allclose(np.linalg.norm(dirs, axis=1), 1.0, rtol=1e-14)
+
+
 def test_sliced_w2_of_mixtures_matches_independent_slices():
     # Every slice: the 1-D quantile-quadrature reference (z form, epsrel 1e-9) on the projected
     # mixtures (modes overlap in every direction); 1e-5 relative as for 1-D.
