@@ -501,6 +501,10 @@ def test_slice_directions_count():
     dirs = mixm.slice_directions(3, 8)  # Sobol' beyond d = 2: unit vectors
     assert dirs.shape == (8, 3)
     np.testing.assert_allclose(np.linalg.norm(dirs, axis=1), 1.0, rtol=1e-14)
+    with pytest.raises(ValueError, match="count"):
+        mixm.slice_directions(2, 0)
+    with pytest.raises(TypeError, match="count"):
+        mixm.slice_directions(2, 2.5)
 
 
 def test_sliced_w2_of_mixtures_matches_independent_slices():

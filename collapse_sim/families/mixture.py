@@ -893,7 +893,9 @@ def project_quantiles(model, direction, z) -> np.ndarray:
 def slice_directions(d: int, count: int = SLICES) -> np.ndarray:
     r"""``count`` (:data:`SLICES` for the metric) fixed unit vectors ``(count, d)``: the
     midpoint angles :math:`\pi(i + 1/2)/n` (:math:`n` = ``count``) of the half circle
-    for d = 2; scrambled Sobol' points mapped to normals and normalised beyond."""
+    for d = 2; scrambled Sobol' points mapped to normals and normalised beyond.
+    ``count`` must be an integer >= 1 (``ValueError`` / ``TypeError`` otherwise)."""
+    count = check_int("count", count, minimum=1, maximum=1 << 20)
     if d == 2:
         ang = np.pi * (np.arange(count) + 0.5) / count
         return np.column_stack([np.cos(ang), np.sin(ang)])
