@@ -9,7 +9,8 @@ iteration per minibatch step, a fresh permutation per chain and epoch.
 Our side is ``simulate`` twice: with ``metrics="variance"`` (the work the baseline does;
 the row the goal of 10x has always been measured on) and as a user calls it, with the
 default metrics (variance, mean shift, W2, KL, held-out NLL, tail mass: the closed forms
-of a 1-D Gaussian against the truth, one compiled pass a generation). A third row gives
+of a 1-D Gaussian against the truth, one compiled pass a block of generations: a 1-D
+SGD run is one kernel a block, ``SGDGaussianFit.fused_run``). A third row gives
 the metric overhead ``time(default) / time(variance) - 1`` per round (goal at most
 :data:`GOAL_OVERHEAD`, issue 17). The three jobs run in the same interleaved rounds.
 """

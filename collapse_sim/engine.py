@@ -651,7 +651,8 @@ def _check_finite(model, start: int, chains: int) -> None:
     bad = np.argwhere(~finite.reshape(-1, chains))
     if bad.size:
         t, c = bad[0]
+        others = int(np.count_nonzero(bad[:, 0] == t)) - 1  # in that generation, as a loop
         raise FloatingPointError(
-            f"generation {start + t}: the fit of chain {c} (and {len(bad) - 1} others) is not "
+            f"generation {start + t}: the fit of chain {c} (and {others} others) is not "
             "finite (an SGD fitter diverged? lower its learning_rate)"
         )

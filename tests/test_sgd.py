@@ -229,3 +229,93 @@ def test_shuffle_of_long_arrays_uses_32_bit_draws_and_stays_uniform():
     # Element 0's final position is uniform: decile counts are multinomial(reps, 1/10);
     # chi-square on 9 degrees of freedom, false alarm 1e-4.
     assert stats.chisquare(bins).statistic < stats.chi2.ppf(1 - 1e-4, 9)
+
+
+# -- the fused 1-D run -------------------------------------------------------------------------
+
+TRUTH1 = cs.Gaussian(mean=0.3, var=2.0)
+FUSED_FITTERS = {
+    "plain": cs.SGDGaussianFit(learning_rate=0.05, batch_size=4, epochs=2),
+    "momentum-noise-schedule": cs.SGDGaussianFit(learning_rate=0.05, batch_size=5, epochs=2,
+                                                 momentum=0.5, lr_schedule="inverse_time",
+                                                 gradient_noise=0.1),
+    "fixed-start": cs.SGDGaussianFit(batch_size=3, init="fixed"),
+}
+
+
+@pytest.mark.parametrize("fitter", FUSED_FITTERS.values(), ids=FUSED_FITTERS)
+@pytest.mark.parametrize("policy", [cs.Replace(), cs.KeepReal(0.25), cs.KeepReal(1.0),
+                                    cs.FreshReal(0.5), cs.Augment(0.5)], ids=repr)
+@pytest.mark.parametrize("block", [1 << 17, 5])
+def test_fused_1d_run_is_bit_identical_to_the_generation_loop(fitter, policy, block,
+                                                              monkeypatch):
+    from collapse_sim.families import gaussian
+
+    kw = {"n_samples": 12, "generations": 25, "chains": 6, "seed": 3, "policy": policy,
+          "record_models": True}
+    monkeypatch.setattr(gaussian, "FUSED_BLOCK_ELEMENTS", block)  # 5: blocks of 1 generation
+    calls = []
+    fused_blocks = gaussian._fused_sgd_1d
+    monkeypatch.setattr(gaussian, "_fused_sgd_1d",
+                        lambda *args: calls.append(1) or fused_blocks(*args))
+    fused = cs.simulate(TRUTH1, fitter, **kw)
+    assert calls, "the run did not take the fused path"
+    # without its fused_run capability the engine runs the generation-by-generation loop
+    monkeypatch.setattr(cs.SGDGaussianFit, "fused_run", lambda self, *args, **kwargs: None)
+    loop = cs.simulate(TRUTH1, fitter, **kw)
+    for name in fused.metrics:
+        np.testing.assert_array_equal(fused.metrics[name], loop.metrics[name])
+    for name in ("mean", "cov"):
+        np.testing.assert_array_equal(fused.models[name], loop.models[name])
+
+
+@pytest.mark.parametrize("truth, policy, kwargs", [
+    (TRUTH1, cs.Accumulate(), {}),  # a pool of every generation's points
+    (TRUTH1, cs.KeepReal(0.25, resample=True), {}),  # real points drawn afresh
+    (TRUTH1, cs.Replace(), {"generation": cs.Temperature(1.1)}),  # a generation stage
+    (TRUTH, cs.Replace(), {}),  # 2-D
+    (cs.GaussianMixture(weights=[0.5, 0.5], means=[[-1.0], [1.0]], covs=[[[1.0]], [[1.0]]]),
+     cs.Replace(), {}),  # not a Gaussian truth
+], ids=["accumulate", "resampled-real", "stage", "2d", "mixture"])
+def test_fused_run_declines_what_it_does_not_do(truth, policy, kwargs, monkeypatch):
+    from collapse_sim.families import gaussian
+
+    monkeypatch.setattr(gaussian, "_fused_sgd_1d", lambda *args: pytest.fail("fused"))
+    sim = cs.simulate(truth, cs.SGDGaussianFit(batch_size=4, epochs=1), n_samples=12,
+                      generations=3, chains=4, seed=0, policy=policy, **kwargs)
+    assert np.all(np.isfinite(sim.metrics["variance"]))
+
+
+def test_fused_1d_run_parallel_build_equals_serial_build(threads, monkeypatch):
+    from collapse_sim._kernels import _dispatch
+
+    kw = {"n_samples": 40, "generations": 6, "chains": 33, "seed": 5, "record_models": True}
+    fit = FUSED_FITTERS["momentum-noise-schedule"]
+    monkeypatch.setattr(_dispatch, "PARALLEL_MIN_WORK", 1 << 60)
+    serial = cs.simulate(TRUTH1, fit, **kw)
+    monkeypatch.setattr(_dispatch, "PARALLEL_MIN_WORK", 0)
+    threads(numba.config.NUMBA_NUM_THREADS)
+    parallel = cs.simulate(TRUTH1, fit, **kw)
+    threads(1)
+    one = cs.simulate(TRUTH1, fit, **kw)
+    for name in ("mean", "cov"):
+        np.testing.assert_array_equal(parallel.models[name], serial.models[name])
+        np.testing.assert_array_equal(one.models[name], serial.models[name])
+    # chain c's models do not depend on how many chains run beside it
+    few = cs.simulate(TRUTH1, fit, **{**kw, "chains": 5})
+    np.testing.assert_array_equal(few.models["cov"], serial.models["cov"][:, :5])
+
+
+def test_fused_1d_divergence_is_reported_as_by_the_generation_loop(monkeypatch):
+    # rate 2 on 16 points: the first fits stay finite and some chain diverges at a later
+    # generation, inside the fused run's block; the error must name the same generation,
+    # chain and count of other chains (of that generation) as the loop's
+    kw = {"n_samples": 16, "generations": 40, "chains": 8, "seed": 0, "metrics": "variance"}
+    fit = cs.SGDGaussianFit(learning_rate=2.0, batch_size=4, epochs=3)
+    with pytest.raises(FloatingPointError) as fused:
+        cs.simulate(cs.Gaussian(mean=0.0, var=1.0), fit, **kw)
+    monkeypatch.setattr(cs.SGDGaussianFit, "fused_run", lambda self, *args, **kwargs: None)
+    with pytest.raises(FloatingPointError) as loop:
+        cs.simulate(cs.Gaussian(mean=0.0, var=1.0), fit, **kw)
+    assert str(fused.value) == str(loop.value)
+    assert not str(fused.value).startswith("generation 1:")

@@ -1,10 +1,12 @@
-"""Minibatch SGD on the Gaussian negative log-likelihood, one chain per ``prange`` iteration."""
+"""Minibatch SGD on the Gaussian negative log-likelihood, one chain per ``prange`` iteration
+(and a whole 1-D run, blocks of generations, in one kernel: :func:`sgd_run_1d`)."""
 
 import math
 
 import numba as nb
 import numpy as np
 
+from . import local as _local
 from ._dispatch import chain_kernel
 from .rng import next_normal, shuffle
 
@@ -12,16 +14,12 @@ CONSTANT, INVERSE_TIME = 0, 1
 
 
 @nb.njit(error_model="numpy")
-def _sgd_1d_chain(x, states, mean, logscale, c, lr, batch, epochs, momentum, schedule, noise):
-    """:func:`sgd_gaussian` of chain ``c`` for ``d = 1``, on scalars (same updates, same
-    draws); called from inside the kernel's chain loop, so it runs on whichever build
-    (serial or parallel) the dispatcher picked."""
-    n = x.shape[1]
-    s = states[c]
-    xc = x[c, :, 0]
+def _sgd_1d(xc, s, mu, ell, lr, batch, epochs, momentum, schedule, noise):
+    """The 1-D fit of one chain on scalars: points ``xc`` ``(n,)``, state row ``s``, start
+    ``(mu, ell)`` (mean, log standard deviation); returns the fitted ``(mu, ell)``. The
+    updates and draws of :func:`sgd_gaussian`, written for ``d = 1``."""
+    n = xc.shape[0]
     perm = np.arange(n)
-    mu = mean[c, 0]
-    ell = logscale[c, 0]
     v_mu = 0.0
     v_ell = 0.0
     steps_per_epoch = (n + batch - 1) // batch
@@ -60,14 +58,102 @@ def _sgd_1d_chain(x, states, mean, logscale, c, lr, batch, epochs, momentum, sch
             v_ell = momentum * v_ell + gl
             ell -= rate * v_ell
             step += 1
-    mean[c, 0] = mu
-    logscale[c, 0] = ell
+    return mu, ell
+
+
+@nb.njit(inline="always")
+def log_scale(var):
+    r""":math:`\ell = \tfrac12 \log \max(v, 10^{-300})`, the log standard deviation an SGD
+    fit starts from when it continues from a model of variance ``v`` (NaN stays NaN)."""
+    return 0.5 * math.log(1e-300 if var < 1e-300 else var)
+
+
+@chain_kernel(error_model="numpy")
+def sgd_gaussian_1d(x, states, mean, var, previous, lr, batch, epochs, momentum, schedule,
+                    noise):
+    r"""Fit :math:`\mathcal N(\mu, e^{2\ell})` to every chain's points ``x[c]`` ``(n,)``:
+    the updates of :func:`sgd_gaussian` written for ``d = 1``, with the parametrisation's
+    conversions compiled here (so that :func:`sgd_run_1d` repeats them bit for bit).
+
+    ``mean`` and ``var`` ``(chains,)`` hold the previous model on entry (read only when
+    ``previous``: :math:`\ell_0 =` :func:`log_scale` of it; else the start is
+    :math:`\mathcal N(0, 1)`) and the fit on return, ``var`` as :math:`e^{2\ell}`.
+    """
+    for c in nb.prange(x.shape[0]):
+        mu = mean[c] if previous else 0.0
+        ell = log_scale(var[c]) if previous else 0.0
+        mu, ell = _sgd_1d(x[c], states[c], mu, ell, lr, batch, epochs, momentum, schedule,
+                          noise)
+        mean[c] = mu
+        var[c] = math.exp(2.0 * ell)
+
+
+@nb.njit(inline="always")
+def _fill_normal_points(s, out, lo, hi, mean, sd):
+    """``out[lo:hi] = z * sd + mean`` for standard normals ``z`` from state row ``s`` (the
+    draws and arithmetic of :func:`collapse_sim.sampling.gaussian_points` in 1-D), with the
+    four state words in local variables."""
+    s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
+    for i in range(lo, hi):
+        z, s0, s1, s2, s3 = _local.normal(s0, s1, s2, s3)
+        out[i] = z * sd + mean
+    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
+
+
+@chain_kernel(error_model="numpy")
+def sgd_run_1d(states, real, k_real, k_fresh, k_synthetic, truth_mean, truth_var, previous,
+               lr, batch, epochs, momentum, schedule, noise, start, carry, means, variances):
+    r"""Generations ``start .. start + G - 1`` of a 1-D :func:`sgd_gaussian_1d` run, every
+    chain, in one kernel (one parallel region a block of generations).
+
+    Per chain, exactly the steps, draws and arithmetic of the generation-by-generation
+    loop (``engine._Loop``): generation 1 draws the real sample ``real[c]`` ``(n,)`` from
+    :math:`\mathcal N(m, \sigma^2)` (``truth_mean``, ``truth_var``) and fits it from
+    :math:`\mathcal N(0, 1)`; a later generation trains on the real sample's first
+    ``k_real`` points, then ``k_fresh`` new points of the truth, then ``k_synthetic``
+    points of the previous model (drawn in that order), starting from the previous model
+    when ``previous``. ``carry[c]`` ``(mean, variance)`` is the model of generation
+    ``start - 1`` (written back for the next block); ``means``, ``variances``
+    ``(G, chains)`` receive the fits.
+    """
+    size, chains = means.shape
+    n = real.shape[1]
+    m = k_real + k_fresh + k_synthetic
+    truth_sd = math.sqrt(truth_var)
+    for c in nb.prange(chains):
+        s = states[c]
+        row = real[c]
+        x = np.empty(m)
+        mu = carry[c, 0]
+        var = carry[c, 1]
+        for g in range(size):
+            if start + g == 1:
+                _fill_normal_points(s, row, 0, n, truth_mean, truth_sd)
+                train = row
+                mu0 = 0.0
+                ell0 = 0.0
+            else:
+                for i in range(k_real):
+                    x[i] = row[i]
+                _fill_normal_points(s, x, k_real, k_real + k_fresh, truth_mean, truth_sd)
+                _fill_normal_points(s, x, k_real + k_fresh, m, mu, math.sqrt(var))
+                train = x
+                mu0 = mu if previous else 0.0
+                ell0 = log_scale(var) if previous else 0.0
+            mu, ell = _sgd_1d(train, s, mu0, ell0, lr, batch, epochs, momentum, schedule,
+                              noise)
+            var = math.exp(2.0 * ell)
+            means[g, c] = mu
+            variances[g, c] = var
+        carry[c, 0] = mu
+        carry[c, 1] = var
 
 
 @chain_kernel(error_model="numpy")
 def sgd_gaussian(x, states, mean, logdiag, lower, lr, batch, epochs, momentum, schedule,
                  noise):
-    r"""Fit ``N(mean, L L^T)`` to every chain's points ``x[c]`` ``(n, d)`` in place.
+    r"""Fit ``N(mean, L L^T)`` to every chain's points ``x[c]`` ``(n, d)`` in place, ``d >= 2``
+    (``d = 1``: :func:`sgd_gaussian_1d`, the same updates on scalars).
 
     Parameters are the mean, the log of L's diagonal and L's strictly lower part.
     Per point, with :math:`y = L^{-1}(x-\mu)` and :math:`w = L^{-T}y`, the gradient of
@@ -81,11 +167,6 @@ def sgd_gaussian(x, states, mean, logdiag, lower, lr, batch, epochs, momentum, s
     coordinate (gradient noise).
     """
     chains, n, d = x.shape
-    if d == 1:
-        for c in nb.prange(chains):
-            _sgd_1d_chain(x, states, mean, logdiag, c, lr, batch, epochs, momentum, schedule,
-                          noise)
-        return
     for c in nb.prange(chains):
         s = states[c]
         perm = np.arange(n)

@@ -552,32 +552,46 @@ class SGDGaussianFit(Fitter):
         chains, n, d = points.shape
         if self.batch_size > n:
             raise ValueError(f"batch_size={self.batch_size} exceeds the {n} training points")
-        if self.init == "previous" and isinstance(previous, Gaussian):
-            start = previous.broadcast(chains)
+        warm = self.init == "previous" and isinstance(previous, Gaussian)
+        start = previous.broadcast(chains) if warm else None
+        if d == 1:  # on scalars, log sd = log(var) / 2 inside the kernel (as in fused_run)
+            mean = np.array(start.mean[:, 0]) if warm else np.zeros(chains)
+            var = np.array(start.cov[:, 0, 0]) if warm else np.ones(chains)
+            _sgd.sgd_gaussian_1d(points.reshape(chains, n), streams.states, mean, var, warm,
+                                 *self._options())
+            return Gaussian._from_arrays(mean[:, None], var[:, None, None])
+        if warm:
             mean = np.array(start.mean)
-            if d == 1:  # log sd = log(var) / 2, no factorisation needed
-                logdiag = 0.5 * np.log(np.maximum(start.cov[:, :, 0], 1e-300))
-                lower = np.zeros((chains, 1, 1))
-            else:
-                chol = start.cholesky()
-                diag = np.diagonal(chol, axis1=1, axis2=2)
-                logdiag = np.log(np.maximum(diag, 1e-300))
-                lower = np.array(np.tril(chol, -1))
+            chol = start.cholesky()
+            logdiag = np.log(np.maximum(np.diagonal(chol, axis1=1, axis2=2), 1e-300))
+            lower = np.array(np.tril(chol, -1))
         else:
             mean = np.zeros((chains, d))
             logdiag = np.zeros((chains, d))
             lower = np.zeros((chains, d, d))
         logdiag = np.ascontiguousarray(logdiag)
-        _sgd.sgd_gaussian(points, streams.states, mean, logdiag, lower, self.learning_rate,
-                          self.batch_size, self.epochs, self.momentum,
-                          _SCHEDULES.index(self.lr_schedule), self.gradient_noise)
+        _sgd.sgd_gaussian(points, streams.states, mean, logdiag, lower, *self._options())
         with np.errstate(over="ignore", invalid="ignore"):
-            if d == 1:
-                cov = np.exp(2.0 * logdiag)[:, :, None]
-            else:
-                chol = lower + np.exp(logdiag)[:, :, None] * np.eye(d)
-                cov = chol @ np.swapaxes(chol, 1, 2)
+            chol = lower + np.exp(logdiag)[:, :, None] * np.eye(d)
+            cov = chol @ np.swapaxes(chol, 1, 2)
         return Gaussian._from_arrays(mean, cov)
+
+    def _options(self) -> tuple:
+        """The kernels' trailing arguments: rate, batch, epochs, momentum, schedule, noise."""
+        return (self.learning_rate, self.batch_size, self.epochs, self.momentum,
+                _SCHEDULES.index(self.lr_schedule), self.gradient_noise)
+
+    def fused_run(self, truth, plan, n_samples, generations, streams, *, exact, stage=None):
+        """A 1-D run on a Gaussian truth in blocks of generations, one kernel a block
+        (:func:`collapse_sim._kernels.sgd.sgd_run_1d`): the same models, bit for bit, as
+        the generation-by-generation loop, without its Python steps and its two parallel
+        regions (draw, fit) a generation. Faithful sampling and policies whose training
+        set is the real sample's first points, fresh points and synthetic points (no
+        pool, no resampling of the real points); otherwise ``None``."""
+        if (exact or stage is not None or generations < 1 or not isinstance(truth, Gaussian)
+                or truth.dim != 1 or plan.pool != "none" or plan.real_resampled):
+            return None  # (the engine has checked batch_size <= n_samples <= every set)
+        return _fused_sgd_1d(self, truth, plan, n_samples, generations, streams)
 
     def to_dict(self) -> dict:
         """JSON-serialisable description."""
@@ -607,6 +621,24 @@ def _fused_exact_1d(ddof, truth, plan, n_samples, generations, streams, syn_scal
                             plan.synthetic, plan.pool == "all", float(truth.mean[0, 0]),
                             float(truth.cov[0, 0, 0]), start, carry, float(syn_scale),
                             means, variances)
+        yield start, size, Gaussian._from_arrays(means.reshape(-1, 1),
+                                                 variances.reshape(-1, 1, 1))
+
+
+def _fused_sgd_1d(fitter, truth, plan, n_samples, generations, streams):
+    """Blocks ``(start, size, models)`` of a fused 1-D SGD run (``SGDGaussianFit.fused_run``)."""
+    chains = streams.chains
+    block = max(1, min(generations, FUSED_BLOCK_ELEMENTS // chains))
+    real = np.empty((chains, n_samples))  # each chain's real sample, drawn in generation 1
+    carry = np.zeros((chains, 2))
+    for start in range(1, generations + 1, block):
+        size = min(block, generations + 1 - start)
+        means = BUFFERS.take((size, chains), np.float64)
+        variances = BUFFERS.take((size, chains), np.float64)
+        _sgd.sgd_run_1d(streams.states, real, plan.real, plan.fresh, plan.synthetic,
+                        float(truth.mean[0, 0]), float(truth.cov[0, 0, 0]),
+                        fitter.init == "previous", *fitter._options(), start, carry, means,
+                        variances)
         yield start, size, Gaussian._from_arrays(means.reshape(-1, 1),
                                                  variances.reshape(-1, 1, 1))
 
