@@ -319,3 +319,20 @@ def test_fused_1d_divergence_is_reported_as_by_the_generation_loop(monkeypatch):
         cs.simulate(cs.Gaussian(mean=0.0, var=1.0), fit, **kw)
     assert str(fused.value) == str(loop.value)
     assert not str(fused.value).startswith("generation 1:")
+
+
+def test_1d_fits_do_not_depend_on_how_chains_are_paired():
+    # the 1-D kernels fit chains two at a time in lockstep; a chain fitted alone (the last
+    # of an odd count) or beside another gets the same bits
+    x = cs.Gaussian(mean=1.0, var=2.0).sample(5 * 30, seed=4).reshape(5, 30, 1)
+    fit = FUSED_FITTERS["momentum-noise-schedule"]
+    previous = cs.Gaussian(mean=0.5, var=1.5)
+    for chains in (3, 4, 5):
+        streams = cs.sampling.chain_streams(8, 5)
+        model = fit.fit_chains(x[:chains], streams=cs.sampling.ChainStreams(
+            streams.states[:chains].copy()), previous=previous)
+        if chains == 3:
+            first = model
+        else:
+            np.testing.assert_array_equal(model.mean[:3], first.mean)
+            np.testing.assert_array_equal(model.cov[:3], first.cov)

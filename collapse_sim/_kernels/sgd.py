@@ -13,6 +13,24 @@ from .rng import next_normal, shuffle
 CONSTANT, INVERSE_TIME = 0, 1
 
 
+@nb.njit(inline="always")
+def _step(s1, s2, m, mu, ell, v_mu, v_ell, rate, momentum, z_mu, z_ell):
+    r"""One minibatch step of a 1-D fit, on scalars: from the sums :math:`s_1 = \sum d`,
+    :math:`s_2 = \sum d^2` of :math:`d = x - \mu` over its ``m`` points, the gradient
+    noise ``z_mu``, ``z_ell`` (0.0 without noise) and the rate; returns the new
+    ``(mu, ell, v_mu, v_ell)``."""
+    inv2 = math.exp(-2.0 * ell)  # 1 / variance
+    g_mu = -s1 * inv2  # sum of -y/sd with y = d/sd
+    g_ell = m - s2 * inv2  # sum of 1 - y^2
+    ga = g_mu / m + z_mu
+    v_mu = momentum * v_mu + ga
+    mu -= rate * v_mu
+    gl = g_ell / m + z_ell
+    v_ell = momentum * v_ell + gl
+    ell -= rate * v_ell
+    return mu, ell, v_mu, v_ell
+
+
 @nb.njit(error_model="numpy")
 def _sgd_1d(xc, s, mu, ell, lr, batch, epochs, momentum, schedule, noise):
     """The 1-D fit of one chain on scalars: points ``xc`` ``(n,)``, state row ``s``, start
@@ -44,21 +62,74 @@ def _sgd_1d(xc, s, mu, ell, lr, batch, epochs, momentum, schedule, noise):
                 da = xc[perm[p]] - mu
                 s1a += da
                 s2a += da * da
-            s1 = s1a + s1b
-            s2 = s2a + s2b
-            m = stop - start
-            inv2 = math.exp(-2.0 * ell)  # 1 / variance
-            g_mu = -s1 * inv2  # sum of -y/sd with y = d/sd
-            g_ell = m - s2 * inv2  # sum of 1 - y^2
             rate = lr if schedule == CONSTANT else lr / (1.0 + step / steps_per_epoch)
-            ga = g_mu / m + (noise * next_normal(s) if noise > 0.0 else 0.0)
-            v_mu = momentum * v_mu + ga
-            mu -= rate * v_mu
-            gl = g_ell / m + (noise * next_normal(s) if noise > 0.0 else 0.0)
-            v_ell = momentum * v_ell + gl
-            ell -= rate * v_ell
+            z_mu = noise * next_normal(s) if noise > 0.0 else 0.0
+            z_ell = noise * next_normal(s) if noise > 0.0 else 0.0
+            mu, ell, v_mu, v_ell = _step(s1a + s1b, s2a + s2b, stop - start, mu, ell, v_mu,
+                                         v_ell, rate, momentum, z_mu, z_ell)
             step += 1
     return mu, ell
+
+
+@nb.njit(error_model="numpy")
+def _sgd_1d_two(xa, sa, mua, ella, xb, sb, mub, ellb, lr, batch, epochs, momentum, schedule,
+                noise):
+    """:func:`_sgd_1d` of two chains ``a`` and ``b`` (same ``n``) in lockstep, step by
+    step: returns ``(mua, ella, mub, ellb)``, each chain's numbers as :func:`_sgd_1d`
+    gives them, bit for bit (its own points, stream and arithmetic, in the same order).
+
+    A step's work is one chain of dependent operations (the sums need the mean of the
+    step before, the next step the new log-scale's ``exp``): two independent chains
+    side by side let the processor overlap them. 1000 fits of 100 points, 5 epochs of
+    batch 10, on one core, alternating with the one-chain loop in the same process: 1.04x
+    to 1.25x faster in six runs (the gain moved with the shared machine's state)."""
+    n = xa.shape[0]
+    pa = np.arange(n)
+    pb = np.arange(n)
+    vma = vla = vmb = vlb = 0.0
+    steps_per_epoch = (n + batch - 1) // batch
+    step = 0
+    for _ in range(epochs):
+        shuffle(pa, sa)
+        shuffle(pb, sb)
+        for start in range(0, n, batch):
+            stop = min(start + batch, n)
+            a1 = a1b = a2 = a2b = 0.0
+            b1 = b1b = b2 = b2b = 0.0
+            p = start
+            while p + 1 < stop:
+                da = xa[pa[p]] - mua
+                ea = xa[pa[p + 1]] - mua
+                db = xb[pb[p]] - mub
+                eb = xb[pb[p + 1]] - mub
+                a1 += da
+                a2 += da * da
+                a1b += ea
+                a2b += ea * ea
+                b1 += db
+                b2 += db * db
+                b1b += eb
+                b2b += eb * eb
+                p += 2
+            if p < stop:
+                da = xa[pa[p]] - mua
+                a1 += da
+                a2 += da * da
+                db = xb[pb[p]] - mub
+                b1 += db
+                b2 += db * db
+            m = stop - start
+            rate = lr if schedule == CONSTANT else lr / (1.0 + step / steps_per_epoch)
+            za_mu = noise * next_normal(sa) if noise > 0.0 else 0.0
+            za_ell = noise * next_normal(sa) if noise > 0.0 else 0.0
+            zb_mu = noise * next_normal(sb) if noise > 0.0 else 0.0
+            zb_ell = noise * next_normal(sb) if noise > 0.0 else 0.0
+            mua, ella, vma, vla = _step(a1 + a1b, a2 + a2b, m, mua, ella, vma, vla, rate,
+                                        momentum, za_mu, za_ell)
+            mub, ellb, vmb, vlb = _step(b1 + b1b, b2 + b2b, m, mub, ellb, vmb, vlb, rate,
+                                        momentum, zb_mu, zb_ell)
+            step += 1
+    return mua, ella, mub, ellb
 
 
 @nb.njit(inline="always")
@@ -78,14 +149,27 @@ def sgd_gaussian_1d(x, states, mean, var, previous, lr, batch, epochs, momentum,
     ``mean`` and ``var`` ``(chains,)`` hold the previous model on entry (read only when
     ``previous``: :math:`\ell_0 =` :func:`log_scale` of it; else the start is
     :math:`\mathcal N(0, 1)`) and the fit on return, ``var`` as :math:`e^{2\ell}`.
+    Chains go in pairs (:func:`_sgd_1d_two`); the results do not depend on the pairing.
     """
-    for c in nb.prange(x.shape[0]):
-        mu = mean[c] if previous else 0.0
-        ell = log_scale(var[c]) if previous else 0.0
-        mu, ell = _sgd_1d(x[c], states[c], mu, ell, lr, batch, epochs, momentum, schedule,
-                          noise)
-        mean[c] = mu
-        var[c] = math.exp(2.0 * ell)
+    chains = x.shape[0]
+    for q in nb.prange((chains + 1) // 2):
+        a = 2 * q
+        b = min(a + 1, chains - 1)
+        mua = mean[a] if previous else 0.0
+        ella = log_scale(var[a]) if previous else 0.0
+        mub = mean[b] if previous else 0.0
+        ellb = log_scale(var[b]) if previous else 0.0
+        if b > a:
+            mua, ella, mub, ellb = _sgd_1d_two(x[a], states[a], mua, ella, x[b], states[b],
+                                               mub, ellb, lr, batch, epochs, momentum,
+                                               schedule, noise)
+            mean[b] = mub
+            var[b] = math.exp(2.0 * ellb)
+        else:
+            mua, ella = _sgd_1d(x[a], states[a], mua, ella, lr, batch, epochs, momentum,
+                                schedule, noise)
+        mean[a] = mua
+        var[a] = math.exp(2.0 * ella)
 
 
 @nb.njit(inline="always")
@@ -98,6 +182,21 @@ def _fill_normal_points(s, out, lo, hi, mean, sd):
         z, s0, s1, s2, s3 = _local.normal(s0, s1, s2, s3)
         out[i] = z * sd + mean
     s[0], s[1], s[2], s[3] = s0, s1, s2, s3
+
+
+@nb.njit(error_model="numpy")
+def _training_set(s, row, x, first, k_real, k_fresh, truth_mean, truth_sd, mu, var):
+    """Draw one chain's training points of a generation of :func:`sgd_run_1d` (state row
+    ``s``): generation 1 (``first``) its real sample into ``row``; later, ``x`` = the real
+    sample's first ``k_real`` points, ``k_fresh`` points of the truth, then points of the
+    previous model ``(mu, var)`` to the end of ``x``."""
+    if first:
+        _fill_normal_points(s, row, 0, row.shape[0], truth_mean, truth_sd)
+        return
+    for i in range(k_real):
+        x[i] = row[i]
+    _fill_normal_points(s, x, k_real, k_real + k_fresh, truth_mean, truth_sd)
+    _fill_normal_points(s, x, k_real + k_fresh, x.shape[0], mu, math.sqrt(var))
 
 
 @chain_kernel(error_model="numpy")
@@ -114,39 +213,52 @@ def sgd_run_1d(states, real, k_real, k_fresh, k_synthetic, truth_mean, truth_var
     points of the previous model (drawn in that order), starting from the previous model
     when ``previous``. ``carry[c]`` ``(mean, variance)`` is the model of generation
     ``start - 1`` (written back for the next block); ``means``, ``variances``
-    ``(G, chains)`` receive the fits.
+    ``(G, chains)`` receive the fits. Chains go in pairs, as in :func:`sgd_gaussian_1d`.
     """
     size, chains = means.shape
-    n = real.shape[1]
     m = k_real + k_fresh + k_synthetic
     truth_sd = math.sqrt(truth_var)
-    for c in nb.prange(chains):
-        s = states[c]
-        row = real[c]
-        x = np.empty(m)
-        mu = carry[c, 0]
-        var = carry[c, 1]
+    for q in nb.prange((chains + 1) // 2):
+        a = 2 * q
+        b = min(a + 1, chains - 1)
+        two = b > a
+        xa = np.empty(m)
+        xb = np.empty(m)
+        mua = carry[a, 0]
+        vara = carry[a, 1]
+        mub = carry[b, 0]
+        varb = carry[b, 1]
         for g in range(size):
-            if start + g == 1:
-                _fill_normal_points(s, row, 0, n, truth_mean, truth_sd)
-                train = row
-                mu0 = 0.0
-                ell0 = 0.0
+            first = start + g == 1
+            _training_set(states[a], real[a], xa, first, k_real, k_fresh, truth_mean,
+                          truth_sd, mua, vara)
+            if two:
+                _training_set(states[b], real[b], xb, first, k_real, k_fresh, truth_mean,
+                              truth_sd, mub, varb)
+            ta = real[a] if first else xa
+            tb = real[b] if first else xb
+            warm = previous and not first
+            mua0 = mua if warm else 0.0
+            ella0 = log_scale(vara) if warm else 0.0
+            if two:
+                mua, ella, mub, ellb = _sgd_1d_two(
+                    ta, states[a], mua0, ella0, tb, states[b], mub if warm else 0.0,
+                    log_scale(varb) if warm else 0.0, lr, batch, epochs, momentum, schedule,
+                    noise)
+                varb = math.exp(2.0 * ellb)
+                means[g, b] = mub
+                variances[g, b] = varb
             else:
-                for i in range(k_real):
-                    x[i] = row[i]
-                _fill_normal_points(s, x, k_real, k_real + k_fresh, truth_mean, truth_sd)
-                _fill_normal_points(s, x, k_real + k_fresh, m, mu, math.sqrt(var))
-                train = x
-                mu0 = mu if previous else 0.0
-                ell0 = log_scale(var) if previous else 0.0
-            mu, ell = _sgd_1d(train, s, mu0, ell0, lr, batch, epochs, momentum, schedule,
-                              noise)
-            var = math.exp(2.0 * ell)
-            means[g, c] = mu
-            variances[g, c] = var
-        carry[c, 0] = mu
-        carry[c, 1] = var
+                mua, ella = _sgd_1d(ta, states[a], mua0, ella0, lr, batch, epochs, momentum,
+                                    schedule, noise)
+            vara = math.exp(2.0 * ella)
+            means[g, a] = mua
+            variances[g, a] = vara
+        carry[a, 0] = mua
+        carry[a, 1] = vara
+        if two:
+            carry[b, 0] = mub
+            carry[b, 1] = varb
 
 
 @chain_kernel(error_model="numpy")
