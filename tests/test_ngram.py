@@ -187,12 +187,13 @@ def _general_generate(model, streams, k, length, prompt):
 @pytest.mark.parametrize("build", ["serial", "parallel"])
 @pytest.mark.parametrize(("v", "chains", "k", "length", "members"),
                          [(6, 3, 40, 5, 3), (30, 4, 37, 16, 1), (200, 2, 5, 64, 2),
-                          (3, 1, 17, 1, 1)])
+                          (3, 1, 17, 1, 1), (10, 2, 150, 3, 2)])
 def test_bigram_generation_writes_what_the_general_kernel_writes(v, chains, k, length,
                                                                  members, build):
     """The maximum-likelihood bigram kernel against the general one: the same tokens from
     the same streams (and the streams left in the same state), for a batch of models or
     one model shared by every chain, lane groups cut short (k not a multiple of LANES),
+    several walks of BIGRAM_GROUPS groups (k = 150),
     contexts that back off to the root (tokens that only end blocks), a prompt the models
     have seen and one they have not."""
     rng = np.random.default_rng(v + k)

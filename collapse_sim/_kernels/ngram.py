@@ -125,8 +125,12 @@ COUNT_TABLE = 4096
 #: text's pairs).
 MEAN_PAIRS_FACTOR = 2
 
-#: Sequences a chain writes in lockstep (see :func:`generate`).
+#: Sequences a chain writes in lockstep (see :func:`generate`): the draws of a group of
+#: LANES sequences are taken position by position, lane by lane (the stream's order).
 LANES = 16
+#: Groups of LANES sequences :func:`generate_bigram` walks at once (their draws taken
+#: first, in the order above).
+BIGRAM_GROUPS = 4
 #: Most tasks a bigram's :func:`build_models` splits its chains into (each reuses one
 #: scratch); a longer order's use one task per thread (their scratch is larger).
 BUILD_TASKS = 8
@@ -947,10 +951,20 @@ def generate_bigram(states, node_off, entry_off, count, efirst, enum, ecum, occ_
     misses; with one pass doing both, a lane's second load waited for its first and few
     lanes were in flight (1 chain x 10^6 tokens: 86 -> 37 ms, same tokens).
     Every sequence starts in node ``start[m]`` of member ``m`` (the prompt's context).
+
+    The walk takes :data:`BIGRAM_GROUPS` groups at once (64 sequences: more cache misses
+    in flight): their draws are taken first, in the stream's order (group by group,
+    position by position, lane by lane), into a small table, and each token goes to a
+    position-major scratch (one cache line for 16 lanes) copied to the sequences' rows at
+    the end: writing every token straight into its row touched a different line each
+    time. The same tokens from the same draws; 1 chain x 10^6 tokens on one core, in the
+    same process as the one-group kernel: 1.35x to 1.67x faster (1.33x at 8 chains of
+    131,072 tokens, 1.12x to 1.16x at 64 of 16,384).
     """
     chains, k, length = out.shape
     single = node_off.shape[0] == 2
     low = np.int64(0xFFFFFFFF)
+    width = max(1, min(LANES * BIGRAM_GROUPS, k))
     for c in nb.prange(chains):
         m = np.int64(c)
         if single:
@@ -962,15 +976,24 @@ def generate_bigram(states, node_off, entry_off, count, efirst, enum, ecum, occ_
         events = o + enum[a]
         root_total = np.int64(count[a])
         root_last = enum[a] - 1
-        lane_state = np.empty(LANES, dtype=np.int64)
-        lane_event = np.empty(LANES, dtype=np.int64)
+        lane_state = np.empty(width, dtype=np.int64)
+        lane_event = np.empty(width, dtype=np.int64)
+        draws = np.empty((length, width))
+        tokens = np.empty((length, width), dtype=np.int32)
+        rows = out[c]
         st = states[c]
         s0 = st[0]
         s1 = st[1]
         s2 = st[2]
         s3 = st[3]
-        for b0 in range(0, k, LANES):
-            lanes = min(LANES, k - b0)
+        for w0 in range(0, k, width):
+            lanes = min(width, k - w0)
+            for g0 in range(0, lanes, LANES):  # the draws, in the stream's order
+                group = min(LANES, lanes - g0)
+                for i in range(length):
+                    for lane in range(g0, g0 + group):
+                        r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+                        draws[i, lane] = np.float64(r >> _U64(11)) * _SHIFT_53
             for lane in range(lanes):
                 lane_state[lane] = start[m]
             for i in range(length):
@@ -980,8 +1003,7 @@ def generate_bigram(states, node_off, entry_off, count, efirst, enum, ecum, occ_
                     g = lane_state[lane]
                     lo = noff[base + g]
                     total = noff[base + g + 1] - lo
-                    r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
-                    u = np.float64(r >> _U64(11)) * _SHIFT_53
+                    u = draws[i, lane]
                     if total > 0:
                         lane_event[lane] = events + lo + min(np.int64(u * total), total - 1)
                     else:  # the root: its first entry whose running count passes target
@@ -989,8 +1011,12 @@ def generate_bigram(states, node_off, entry_off, count, efirst, enum, ecum, occ_
                         lane_event[lane] = o + _first_above(ecum, e0, 0, root_last, target)
                 for lane in range(lanes):
                     packed = occ[lane_event[lane]]
-                    out[c, b0 + lane, i] = np.int32(packed & low)
+                    tokens[i, lane] = np.int32(packed & low)
                     lane_state[lane] = packed >> 32
+            for lane in range(lanes):
+                row = rows[w0 + lane]
+                for i in range(length):
+                    row[i] = tokens[i, lane]
         st[0] = s0
         st[1] = s1
         st[2] = s2
