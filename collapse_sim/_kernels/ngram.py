@@ -958,8 +958,8 @@ def generate_bigram(states, node_off, entry_off, count, efirst, enum, ecum, occ_
     position-major scratch (one cache line for 16 lanes) copied to the sequences' rows at
     the end: writing every token straight into its row touched a different line each
     time. The same tokens from the same draws; 1 chain x 10^6 tokens on one core, in the
-    same process as the one-group kernel: 1.35x to 1.67x faster (1.33x at 8 chains of
-    131,072 tokens, 1.12x to 1.16x at 64 of 16,384).
+    same process as the one-group kernel: 1.41x to 1.62x faster (1.34x at 8 chains of
+    131,072 tokens, 1.12x at 64 of 16,384).
     """
     chains, k, length = out.shape
     single = node_off.shape[0] == 2
