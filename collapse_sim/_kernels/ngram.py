@@ -957,9 +957,11 @@ def generate_bigram(states, node_off, entry_off, count, efirst, enum, ecum, occ_
     position by position, lane by lane), into a small table, and each token goes to a
     position-major scratch (one cache line for 16 lanes) copied to the sequences' rows at
     the end: writing every token straight into its row touched a different line each
-    time. The same tokens from the same draws; 1 chain x 10^6 tokens on one core, in the
-    same process as the one-group kernel: 1.41x to 1.62x faster (1.34x at 8 chains of
-    131,072 tokens, 1.12x at 64 of 16,384).
+    time. The same tokens from the same draws. On one core, against the one-group kernel
+    in the same process (``python benchmarks/bigram_draw.py``): 1.26x at 8 chains of
+    131,072 tokens and 1.12x to 1.16x at 64 of 16,384; at 1 chain x 10^6 tokens 1.05x
+    to 1.16x while that draw took 5 ms, 1.41x to 1.62x while the machine's memory was
+    slower and it took 7 to 17 ms (the model's events, 8 MB, miss the caches there).
     """
     chains, k, length = out.shape
     single = node_off.shape[0] == 2
