@@ -25,14 +25,12 @@ import numpy as np
 
 import collapse_sim as cs
 import collapse_sim.families.ngram as family
+from collapse_sim._kernels import local
 from collapse_sim._kernels import ngram as kn
-from collapse_sim._kernels.categorical import _xoshiro
 from collapse_sim.sampling import chain_streams
 
 SIZES = ((1, 15625), (8, 2048), (64, 256))  # (chains, blocks of 64 tokens per chain)
 ROUNDS = 15
-_U64 = nb.uint64
-_SHIFT_53 = 1.0 / 9007199254740992.0
 LANES = kn.LANES
 
 
@@ -69,8 +67,7 @@ def one_group(states, node_off, entry_off, count, efirst, enum, ecum, occ_off, n
                     g = lane_state[lane]
                     lo = noff[base + g]
                     total = noff[base + g + 1] - lo
-                    r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
-                    u = np.float64(r >> _U64(11)) * _SHIFT_53
+                    u, s0, s1, s2, s3 = local.uniform(s0, s1, s2, s3)
                     if total > 0:
                         lane_event[lane] = events + lo + min(np.int64(u * total), total - 1)
                     else:

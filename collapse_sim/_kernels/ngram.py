@@ -45,11 +45,10 @@ back-off or a smoothing draw).
 import numba as nb
 import numpy as np
 
+from . import local as _local
 from ._dispatch import chain_kernel
-from .categorical import _xoshiro
 
 _U64 = nb.uint64
-_SHIFT_53 = 1.0 / 9007199254740992.0  # 2**-53
 _GOLDEN = 0x9E3779B97F4A7C15
 
 #: Arrays of a batch of models, in the order the kernels take them.
@@ -821,8 +820,7 @@ def generate(states, node_off, entry_off, count, parent, token, efirst, enum, cf
                         g = parent[a + g]
                         first = noff[g]
                         total = noff[g + 1] - first
-                    r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
-                    u = np.float64(r >> _U64(11)) * _SHIFT_53
+                    u, s0, s1, s2, s3 = _local.uniform(s0, s1, s2, s3)
                     known = True
                     lo = 0
                     w = np.int32(0)
@@ -840,9 +838,8 @@ def generate(states, node_off, entry_off, count, parent, token, efirst, enum, cf
                         else:
                             known = False
                             while True:  # uniform among the tokens the context has not seen
-                                r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
-                                w = np.int32(min(np.int64(np.float64(r >> _U64(11))
-                                                          * _SHIFT_53 * v), v - 1))
+                                u, s0, s1, s2, s3 = _local.uniform(s0, s1, s2, s3)
+                                w = np.int32(min(np.int64(u * v), v - 1))
                                 if _entry_count(g, w, efirst, enum, etok, ecum, a, e0) == 0:
                                     break
                     elif alpha > 0.0:
@@ -994,8 +991,7 @@ def generate_bigram(states, node_off, entry_off, count, efirst, enum, ecum, occ_
                 group = min(LANES, lanes - g0)
                 for i in range(length):
                     for lane in range(g0, g0 + group):
-                        r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
-                        draws[i, lane] = np.float64(r >> _U64(11)) * _SHIFT_53
+                        draws[i, lane], s0, s1, s2, s3 = _local.uniform(s0, s1, s2, s3)
             for lane in range(lanes):
                 lane_state[lane] = start[m]
             for i in range(length):
@@ -1582,9 +1578,9 @@ def draw_blocks(states, n_blocks, k, out_index):
         if dense:
             perm = np.arange(n_blocks).astype(np.int32)
             for i in range(k):
-                r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+                u, s0, s1, s2, s3 = _local.uniform(s0, s1, s2, s3)
                 span = n_blocks - i
-                j = i + min(np.int64(np.float64(r >> _U64(11)) * _SHIFT_53 * span), span - 1)
+                j = i + min(np.int64(u * span), span - 1)
                 vj = perm[j]
                 perm[j] = perm[i]
                 out_index[c, i] = vj
@@ -1597,9 +1593,9 @@ def draw_blocks(states, n_blocks, k, out_index):
         keys = np.full(mask + 1, -1, dtype=np.int64)
         vals = np.empty(mask + 1, dtype=np.int32)
         for i in range(k):
-            r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+            u, s0, s1, s2, s3 = _local.uniform(s0, s1, s2, s3)
             span = n_blocks - i
-            j = i + min(np.int64(np.float64(r >> _U64(11)) * _SHIFT_53 * span), span - 1)
+            j = i + min(np.int64(u * span), span - 1)
             # value at j (default j) and at i (default i), then swap
             vj, _ = _find_or_insert(keys, vals, mask, j, j)
             vi, _ = _find_or_insert(keys, vals, mask, i, i)
