@@ -140,6 +140,27 @@ def log_scale(var):
     return 0.5 * math.log(1e-300 if var < 1e-300 else var)
 
 
+@nb.njit(inline="always")
+def _start(mean, var, warm):
+    r"""The ``(mu, ell)`` a fit starts from: the model ``(mean, var)`` when ``warm``
+    (:func:`log_scale`), else :math:`\mathcal N(0, 1)`."""
+    return (mean, log_scale(var)) if warm else (0.0, 0.0)
+
+
+@nb.njit(error_model="numpy")
+def _fit_pair(xa, sa, mua, ella, xb, sb, mub, ellb, two, lr, batch, epochs, momentum,
+              schedule, noise):
+    r"""Fit chain ``a``, and chain ``b`` beside it when ``two`` (:func:`_sgd_1d_two`; else
+    :func:`_sgd_1d` alone), from the starts given; returns ``(mean_a, var_a, mean_b,
+    var_b)`` with the variances :math:`e^{2\ell}` (``b``'s only meaningful when ``two``)."""
+    if two:
+        mua, ella, mub, ellb = _sgd_1d_two(xa, sa, mua, ella, xb, sb, mub, ellb, lr, batch,
+                                           epochs, momentum, schedule, noise)
+    else:
+        mua, ella = _sgd_1d(xa, sa, mua, ella, lr, batch, epochs, momentum, schedule, noise)
+    return mua, math.exp(2.0 * ella), mub, math.exp(2.0 * ellb)
+
+
 @chain_kernel(error_model="numpy")
 def sgd_gaussian_1d(x, states, mean, var, previous, lr, batch, epochs, momentum, schedule,
                     noise):
@@ -156,21 +177,14 @@ def sgd_gaussian_1d(x, states, mean, var, previous, lr, batch, epochs, momentum,
     for q in nb.prange((chains + 1) // 2):
         a = 2 * q
         b = min(a + 1, chains - 1)
-        mua = mean[a] if previous else 0.0
-        ella = log_scale(var[a]) if previous else 0.0
-        mub = mean[b] if previous else 0.0
-        ellb = log_scale(var[b]) if previous else 0.0
-        if b > a:
-            mua, ella, mub, ellb = _sgd_1d_two(x[a], states[a], mua, ella, x[b], states[b],
-                                               mub, ellb, lr, batch, epochs, momentum,
+        mua, ella = _start(mean[a], var[a], previous)
+        mub, ellb = _start(mean[b], var[b], previous)
+        mean[a], var[a], mub, varb = _fit_pair(x[a], states[a], mua, ella, x[b], states[b],
+                                               mub, ellb, b > a, lr, batch, epochs, momentum,
                                                schedule, noise)
+        if b > a:
             mean[b] = mub
-            var[b] = math.exp(2.0 * ellb)
-        else:
-            mua, ella = _sgd_1d(x[a], states[a], mua, ella, lr, batch, epochs, momentum,
-                                schedule, noise)
-        mean[a] = mua
-        var[a] = math.exp(2.0 * ella)
+            var[b] = varb
 
 
 @nb.njit(inline="always")
@@ -236,25 +250,17 @@ def sgd_run_1d(states, real, k_real, k_fresh, k_synthetic, truth_mean, truth_var
             if two:
                 _training_set(states[b], real[b], xb, first, k_real, k_fresh, truth_mean,
                               truth_sd, mub, varb)
-            ta = real[a] if first else xa
-            tb = real[b] if first else xb
             warm = previous and not first
-            mua0 = mua if warm else 0.0
-            ella0 = log_scale(vara) if warm else 0.0
-            if two:
-                mua, ella, mub, ellb = _sgd_1d_two(
-                    ta, states[a], mua0, ella0, tb, states[b], mub if warm else 0.0,
-                    log_scale(varb) if warm else 0.0, lr, batch, epochs, momentum, schedule,
-                    noise)
-                varb = math.exp(2.0 * ellb)
-                means[g, b] = mub
-                variances[g, b] = varb
-            else:
-                mua, ella = _sgd_1d(ta, states[a], mua0, ella0, lr, batch, epochs, momentum,
-                                    schedule, noise)
-            vara = math.exp(2.0 * ella)
+            mua0, ella0 = _start(mua, vara, warm)
+            mub0, ellb0 = _start(mub, varb, warm)
+            mua, vara, mub, varb = _fit_pair(real[a] if first else xa, states[a], mua0, ella0,
+                                             real[b] if first else xb, states[b], mub0, ellb0,
+                                             two, lr, batch, epochs, momentum, schedule, noise)
             means[g, a] = mua
             variances[g, a] = vara
+            if two:
+                means[g, b] = mub
+                variances[g, b] = varb
         carry[a, 0] = mua
         carry[a, 1] = vara
         if two:
