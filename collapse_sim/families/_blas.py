@@ -15,6 +15,7 @@ def one_thread():
 
     return one_blas_thread()
 
+
 #: Batches of at least this many matrices are split over threads by :func:`eigh`.
 EIGH_SPLIT_MIN = 16
 _POOL: list = []
