@@ -16,6 +16,23 @@ def threads():
     numba.set_num_threads(before)
 
 
+@pytest.fixture
+def benchmark_script():
+    """Import a script of ``benchmarks/`` by its file name (the directory is not a package
+    on the tests' path), as ``benchmark_script("bigram_draw")``."""
+    import importlib.util
+    from pathlib import Path
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"_benchmark_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
 @pytest.fixture(autouse=True)
 def _dispatch_ignores_the_machine_load(monkeypatch):
     """Chain kernels pick their build by size alone in tests (not by how busy the machine

@@ -728,23 +728,11 @@ def test_vocabulary_counts_the_types_each_model_saw():
     assert fam.vocabulary(truth, smooth).tolist() == [truth.n_types] * 2
 
 
-def _benchmark_module(name):
-    """A script of ``benchmarks/`` imported by path (it is not a package on the path here)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_bench_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_bigram_draw_writes_what_the_one_group_draw_it_replaced_wrote():
+def test_bigram_draw_writes_what_the_one_group_draw_it_replaced_wrote(benchmark_script):
     """``benchmarks/bigram_draw.py`` times the library's draw against the one-group kernel
     it replaced (kept there): both must write the same tokens and leave the streams in the
     same state, here for 3 chains of 150 blocks (three walks of 64, the last one short)."""
-    bench = _benchmark_module("bigram_draw")
+    bench = benchmark_script("bigram_draw")
     truth = cs.NGramTruth(cs.text.shakespeare(), order=2, heldout=0.1, block_size=64)
     args, states = bench.kernel_arguments(truth, 3, 150)
     outs = []

@@ -338,16 +338,10 @@ def test_1d_fits_do_not_depend_on_how_chains_are_paired():
             np.testing.assert_array_equal(model.cov[:3], first.cov)
 
 
-def test_lockstep_benchmark_compares_equal_fits():
+def test_lockstep_benchmark_compares_equal_fits(benchmark_script):
     """``benchmarks/sgd_lockstep.py`` times the pairs against one chain at a time: the two
     must give the same numbers (here 7 chains: three pairs and one alone)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sgd_lockstep.py"
-    spec = importlib.util.spec_from_file_location("_bench_sgd_lockstep", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = benchmark_script("sgd_lockstep")
     x = np.random.default_rng(1).standard_normal((7, 40))
     start = cs.sampling.chain_streams(2, 7).states.copy()
     results = []
