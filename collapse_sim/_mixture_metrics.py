@@ -4,6 +4,9 @@ estimator live.
 """
 
 from .families.mixture import (  # noqa: F401 - re-exported for the tests and benchmarks
+    _A0,
+    _A1,
+    _A2,
     _U,
     _Z,
     _ZW,
@@ -12,7 +15,9 @@ from .families.mixture import (  # noqa: F401 - re-exported for the tests and be
     SLICES,
     Z_POINTS,
     MixtureContext,
+    _gaussian_projection,
     _model_quantiles,
+    _projected,
     components,
     cross_entropy_gaussian,
     kl,

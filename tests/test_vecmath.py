@@ -106,8 +106,9 @@ def test_mean_logpdf_both_builds_and_no_density():
 
 @pytest.mark.parametrize("d", [1, 2, 3])
 def test_w2_lanes_same_bits_on_both_builds(d):
-    """Directions leave the shared lanes at different levels; point masses, a dead
-    component and non-finite members included: both builds give the same bits."""
+    """Directions leave the shared lanes at different levels, some are refined; point
+    masses, a dead component and non-finite members included: both builds give the
+    same bits."""
     rng = np.random.default_rng(d)
     model = _mixtures(rng, 24, 3, d)
     w, m, c = model.weights.copy(), model.means.copy(), model.covs.copy()
@@ -119,12 +120,12 @@ def test_w2_lanes_same_bits_on_both_builds(d):
     directions = [None] if d == 1 else list(mx.slice_directions(d))
     truth = mx.GaussianMixture([0.4, 0.6], [[-1.0] * d, [1.0] * d],
                                [np.eye(d), 0.5 * np.eye(d)])
-    table = mx._mixture_context(truth).truth_quantile_table(directions)
+    table, tw, tmu, tsd, slopes = mx._mixture_context(truth).truth_side(directions)
     mus = np.stack([m @ u if u is not None else m[:, :, 0] for u in directions], axis=1)
     sds = np.stack([np.sqrt(np.einsum("i,bkij,j->bk", u, c, u)) if u is not None
                     else np.sqrt(c[:, :, 0, 0]) for u in directions], axis=1)
     args = (np.ascontiguousarray(w), np.ascontiguousarray(mus), np.ascontiguousarray(sds),
-            mx._Z, mx._ZW, mx._TARGET, mx._PHI, table)
+            mx._Z, mx._ZW, mx._TARGET, mx._PHI, table, tw, tmu, tsd, slopes)
     out_s, out_p = np.empty(mus.shape[:2]), np.empty(mus.shape[:2])
     n_s, n_p = (np.empty(mus.shape[:2], dtype=np.int64) for _ in range(2))
     _mm.w2_squared.serial(*args, out_s, n_s)

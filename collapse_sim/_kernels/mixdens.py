@@ -152,6 +152,43 @@ def _tail_pdf(x, w, mu, sd, upper):
     return tail, pdf
 
 
+@nb.njit(inline="always")
+def _newton_quantile(w, mu, sd, upper, target, x, lo, hi):
+    """Solve the mixture's CDF (``upper`` False) or survival function (True) for the tail
+    probability ``target`` from ``x`` inside ``[lo, hi]``: Newton steps inside a
+    bisection bracket, to relative accuracy 1e-14 of ``target`` (or a bracket of 1e-15
+    relative: a jump of the CDF, a point mass, lies there). Returns ``(x, p, fresh)``:
+    ``p`` is the density at ``x`` when ``fresh``, else at the point before the last step.
+    """
+    p = 0.0
+    fresh = False
+    for _ in range(200):
+        t, p = _tail_pdf(x, w, mu, sd, upper)
+        fresh = True
+        g = (target - t) if upper else (t - target)  # increasing in x
+        if abs(g) <= 1e-14 * target:
+            break
+        if g < 0.0:
+            lo = x
+        else:
+            hi = x
+        if hi - lo <= 1e-15 * max(1.0, abs(x)):
+            break
+        fresh = False
+        step_ok = False
+        if p > 0.0:
+            nxt = x - g / p
+            if lo < nxt < hi:
+                done = abs(nxt - x) <= 1e-13 * max(1.0, abs(x))
+                x = nxt
+                step_ok = True
+                if done:
+                    break
+        if not step_ok:
+            x = 0.5 * (lo + hi)
+    return x, p, fresh
+
+
 @chain_kernel
 def quantiles_1d(weights, mus, sds, z, out):
     """``out[c, j]``: the ``Phi(z[j])``-quantile of the 1-D mixture ``c`` (``z`` increasing).
@@ -177,28 +214,5 @@ def quantiles_1d(weights, mus, sds, z, out):
         for j in range(m):
             upper = z[j] >= 0.0
             target = 0.5 * math.erfc(abs(z[j]) / _SQRT2)  # Phi(-|z|)
-            lo = x
-            hi = hi_all
-            for _ in range(200):
-                t, p = _tail_pdf(x, w, mu, sd, upper)
-                g = (target - t) if upper else (t - target)  # increasing in x
-                if abs(g) <= 1e-14 * target:
-                    break
-                if g < 0.0:
-                    lo = x
-                else:
-                    hi = x
-                if hi - lo <= 1e-15 * max(1.0, abs(x)):
-                    break
-                step_ok = False
-                if p > 0.0:
-                    nxt = x - g / p
-                    if lo < nxt < hi:
-                        done = abs(nxt - x) <= 1e-13 * max(1.0, abs(x))
-                        x = nxt
-                        step_ok = True
-                        if done:
-                            break
-                if not step_ok:
-                    x = 0.5 * (lo + hi)
+            x, _, _ = _newton_quantile(w, mu, sd, upper, target, x, x, hi_all)
             out[c, j] = x

@@ -8,11 +8,17 @@ Every model is handled as a mixture: a Gaussian is one component of weight 1.
 ``w2``. 1-D: exact up to quadrature, :math:`W_2^2=\int_0^1(F^{-1}(u)-G^{-1}(u))^2du`
 with :math:`u=\Phi(z)`, the trapezoid rule on :data:`Z_POINTS` points of
 :math:`z\in[-8,8]` (the mass beyond is 1e-15) and quantiles solved by
-safeguarded Newton on the CDF (lower half) or survival function (upper half).
-Measured relative error against adaptive quadrature of the quantile formula: below
-1e-8 while the modes of the two distributions lie within about 4 standard
-deviations of each other, 1e-5 to 7e-5 at 6, up to 4e-3 at 12 (narrow, separated
-components, where the quantile function nearly jumps between modes). d >= 2: the
+safeguarded Newton on the CDF (lower half) or survival function (upper half). Where a
+quantile function nearly jumps between two grid points (modes several standard
+deviations apart, a collapsed narrow component, a point mass) the trapezoid rule alone
+is off by up to 7e-3; there the grid's intervals are integrated by local refinement
+(adaptive Simpson with new quantiles of both distributions) and the sums beside them get
+their Euler--Maclaurin end terms (``collapse_sim._kernels.mixture_metrics``). Measured
+relative error against adaptive quadrature of the quantile formula
+(``python benchmarks/w2_accuracy.py``): below 2e-15 where nothing needs refinement
+(modes within about 4 standard deviations), below 1.2e-9 on separated modes (6 to 12
+sd), spikes of sd 0.01 and a point mass, where the plain grid was off by 1e-5 to 7e-3.
+Those directions solve 1.2 to 1.6 times the full grid's quantiles. d >= 2: the
 *sliced* Wasserstein-2 distance
 :math:`SW_2^2=E_\theta[W_2^2(\theta_\#p,\theta_\#q)]` over :data:`SLICES` fixed
 directions — a different distance from :math:`W_2` (:math:`SW_2 \le W_2`; it is
@@ -24,10 +30,13 @@ accuracy there (``benchmarks/w2_slices_accuracy.py`` re-measures it). For mixtur
 models the grid is visited in nested levels (every 32nd point, then every 16th, ...):
 where the integrand is smooth, the sum is taken from the first level at stride 8 or
 finer whose extrapolated error is below 1e-13 of the sum (typically 129 or 257 points,
-about 1.4 quantile evaluations each), elsewhere from the full grid: equal to the
-full-grid sum up to rounding (relative differences below 5e-13 measured on 16,000
-fitted models; ``tests/test_mixture_metrics_fast.py``), 10-20 times faster
-(:func:`w2_squared_sums`, ``collapse_sim._kernels.mixture_metrics``).
+about 1.4 quantile evaluations each), elsewhere from the full grid, refined as above
+where needed: equal to the full-grid sum up to rounding where nothing is refined
+(relative differences below 5e-13 measured on 16,000 fitted models;
+``tests/test_mixture_metrics_fast.py``), 10-20 times faster
+(:func:`w2_squared_sums`, ``collapse_sim._kernels.mixture_metrics``). A Gaussian model
+(:func:`_w2_squared_gaussian`) takes the same refinement through its closed form: the
+truth's moments over its rough intervals are refined once per direction.
 
 ``kl``. :math:`\mathrm{KL}(p\|q)=E_p[\log p]-E_p[\log q]`. For a Gaussian model the
 cross-entropy :math:`-E_p[\log q]` depends on :math:`p` only through its mean and
@@ -855,6 +864,44 @@ class MixtureContext:
                 np.stack([self.truth_quantiles(u) for u in directions]))
         return self._quantiles[key]
 
+    def truth_side(self, directions) -> tuple[np.ndarray, ...]:
+        r"""What :func:`w2_squared_sums` needs of the truth, per direction (cached):
+        ``(table, weights, mus, sds, slopes)``: the quantile table
+        (:meth:`truth_quantile_table`), the projected truth's weights ``(K,)``, means and
+        standard deviations ``(S, K)``, and the quantiles' slopes
+        :math:`dt/dz = \varphi(z)/g(t)` ``(S, Z_POINTS)`` (inf where the density is 0, 0
+        on a point mass)."""
+        key = ("side", tuple(None if u is None else tuple(np.round(u, 15)) for u in directions))
+        if key not in self._quantiles:
+            table = self.truth_quantile_table(directions)
+            w, mus, sds = _projected(self.truth, directions)
+            tw, tmu, tsd = w[0], mus[0], sds[0]
+            slopes = np.empty_like(table)
+            for s in range(len(directions)):
+                slopes[s] = _slopes(tw, tmu[s], tsd[s], table[s])
+            self._quantiles[key] = (table, np.ascontiguousarray(tw, dtype=np.float64),
+                                    np.ascontiguousarray(tmu), np.ascontiguousarray(tsd),
+                                    slopes)
+        return self._quantiles[key]
+
+    def gaussian_moments(self, direction) -> tuple[float, ...]:
+        r"""``(A0, A1, A2, P0, P1, P2)`` of :func:`_w2_squared_gaussian` for one direction
+        (cached): the trapezoid sums :math:`\sum_j\omega_j z_j^i` and
+        :math:`\sum_j\omega_j z_j^i t_j^{1+[i=2]}` over the grid, corrected where the
+        truth's quantile function is too rough for the grid
+        (``collapse_sim._kernels.mixture_metrics.truth_moment_corrections``)."""
+        key = ("moments", None if direction is None else tuple(np.round(direction, 15)))
+        if key not in self._quantiles:
+            table, tw, tmu, tsd, slopes = self.truth_side([direction])
+            q = table[0]
+            sums = np.array([_A0, _A1, _A2, float(np.sum(_ZW * q)), float(np.sum(_ZW * _Z * q)),
+                             float(np.sum(_ZW * q * q))])
+            fix = np.zeros(6)
+            _mm.truth_moment_corrections(tw, tmu[0], tsd[0], _Z, _PHI, q, slopes[0],
+                                         _mm.REFINE_TOL * max(sums[5], 1e-300), fix)
+            self._quantiles[key] = tuple((sums + fix).tolist())
+        return self._quantiles[key]
+
     # -- tail region -----------------------------------------------------------------------------
     def radius2(self, tail_fn) -> float:
         """Squared Mahalanobis radius with exactly 1% of the truth outside (d >= 2)."""
@@ -935,22 +982,26 @@ def _w2_squared_gaussian(ctx: MixtureContext, model, direction) -> np.ndarray:
     The model's quantiles are :math:`\mu + s z_i`, so the sum expands into the
     truth-side sums :math:`P_j = \sum_i w_i z_i^{j_1} q_i^{j_2}`, computed once, and the
     quadrature's moments: the same number as the direct sum up to rounding. Where the
+    truth's quantile function nearly jumps between two grid points, these sums are
+    corrected by local refinement (:meth:`MixtureContext.gaussian_moments`). Where the
     expansion cancels (a result below ``1e-9`` of its terms) the direct sum is used.
     """
     q = ctx.truth_quantiles(direction)
-    key = ("moments", None if direction is None else tuple(np.round(direction, 15)))
-    if key not in ctx._quantiles:
-        ctx._quantiles[key] = (float(np.sum(_ZW * q)), float(np.sum(_ZW * _Z * q)),
-                               float(np.sum(_ZW * q * q)))
-    p0, p1, p2 = ctx._quantiles[key]
+    a0, a1, a2, p0, p1, p2 = ctx.gaussian_moments(direction)
     mu, sd = _gaussian_projection(model, direction)
-    out = (mu * mu * _A0 + sd * sd * _A2 + p2 + 2.0 * mu * sd * _A1
+    out = (mu * mu * a0 + sd * sd * a2 + p2 + 2.0 * mu * sd * a1
            - 2.0 * mu * p0 - 2.0 * sd * p1)
-    scale = mu * mu * _A0 + sd * sd * _A2 + p2
+    scale = mu * mu * a0 + sd * sd * a2 + p2
     rough = ~(out > 1e-9 * scale)
     if rough.any():
-        direct = mu[rough, None] + sd[rough, None] * _Z[None, :]
-        out[rough] = np.sum((direct - q) ** 2 * _ZW, axis=1)
+        m, s = mu[rough], sd[rough]
+        direct = m[:, None] + s[:, None] * _Z[None, :]
+        # the grid's sum, and the corrections of the moments where the truth is rough
+        fix = np.array(ctx.gaussian_moments(direction)) - np.array(
+            [_A0, _A1, _A2, np.sum(_ZW * q), np.sum(_ZW * _Z * q), np.sum(_ZW * q * q)])
+        out[rough] = (np.sum((direct - q) ** 2 * _ZW, axis=1) + m * m * fix[0]
+                      + s * s * fix[2] + fix[5] + 2.0 * m * s * fix[1] - 2.0 * m * fix[3]
+                      - 2.0 * s * fix[4])
     return out
 
 
@@ -974,7 +1025,7 @@ def w2(ctx: MixtureContext, model) -> np.ndarray:
         block = slice(start, start + W2_BLOCK)
         part = GaussianMixture._from_arrays(model.weights[block], model.means[block],
                                             model.covs[block])
-        sums, _ = w2_squared_sums(part, directions, table)
+        sums, _ = w2_squared_sums(part, directions, ctx)
         # a member equal to the truth: its quantiles through the truth's own solver, so
         # its distance is exactly 0 (as row 0 of every run), not rounding
         tw, tm, tc = components(ctx.truth)
@@ -994,9 +1045,9 @@ def w2(ctx: MixtureContext, model) -> np.ndarray:
     return out
 
 
-def w2_squared_sums(model: GaussianMixture, directions, table: np.ndarray):
-    r"""Per member and direction, the quadrature :math:`\sum_j \omega_j (q_j - t_j)^2` of
-    :func:`w2`, and how many model quantiles it solved.
+def w2_squared_sums(model: GaussianMixture, directions, ctx: MixtureContext):
+    r"""Per member and direction, the quadrature of :math:`\int(q - t)^2\varphi\,dz`
+    behind :func:`w2`, and how many model quantiles it solved.
 
     Parameters
     ----------
@@ -1004,27 +1055,41 @@ def w2_squared_sums(model: GaussianMixture, directions, table: np.ndarray):
         ``B`` mixtures in ``d`` dimensions.
     directions : list
         ``S`` unit vectors of length ``d`` (``[None]`` in 1-D).
-    table : ndarray
-        ``(S, Z_POINTS)`` finite truth quantiles at the normal scores :data:`_Z`, one row per
-        direction (:meth:`MixtureContext.truth_quantile_table`).
+    ctx : MixtureContext
+        The truth's side: its quantiles at the normal scores :data:`_Z` and its projected
+        components, per direction (:meth:`MixtureContext.truth_side`).
 
     Returns
     -------
     sums : ndarray
-        ``(B, S)`` float. Equal, up to rounding, to the trapezoid sum over all
-        :data:`Z_POINTS` scores with the model quantiles of :func:`project_quantiles`: where
-        the integrand is smooth, nested coarser grids whose sums have visibly converged
-        stand in for the full grid (extrapolated relative error at most
-        :data:`collapse_sim._kernels.mixture_metrics.REL_TOL`); see that module.
+        ``(B, S)`` float: the trapezoid sum :math:`\sum_j \omega_j (q_j - t_j)^2` over all
+        :data:`Z_POINTS` scores with the model quantiles of :func:`project_quantiles`, up to
+        rounding, where the integrand is smooth: there nested coarser grids whose sums have
+        visibly converged stand in for the full grid (extrapolated relative error at most
+        :data:`collapse_sim._kernels.mixture_metrics.REL_TOL`). Where it is not (the model's
+        or the truth's quantile function nearly jumps between two grid points), the full
+        grid's sum with those intervals integrated by local refinement instead of the
+        trapezoid rule; see that module.
     nodes : ndarray
-        ``(B, S)`` int64, the number of quantiles solved (33 to :data:`Z_POINTS`).
+        ``(B, S)`` int64, the number of model quantiles solved (33 to :data:`Z_POINTS`, more
+        with refinement).
     """
     if not isinstance(model, GaussianMixture):
         raise TypeError(f"model must be a GaussianMixture, got {type(model).__name__}")
-    table = np.ascontiguousarray(table, dtype=np.float64)
-    if table.shape != (len(directions), Z_POINTS) or not np.all(np.isfinite(table)):
-        raise ValueError(f"table must be ({len(directions)}, {Z_POINTS}) finite truth "
-                         f"quantiles, got shape {table.shape}")
+    if not isinstance(ctx, MixtureContext):
+        raise TypeError(f"ctx must be a MixtureContext, got {type(ctx).__name__}")
+    w, mus, sds = _projected(model, directions)
+    table, tw, tmu, tsd, slopes = ctx.truth_side(directions)
+    sums = np.empty(mus.shape[:2])
+    nodes = np.empty(mus.shape[:2], dtype=np.int64)
+    _mm.w2_squared(np.ascontiguousarray(w, dtype=np.float64), mus, sds, _Z, _ZW, _TARGET,
+                   _PHI, table, tw, tmu, tsd, slopes, sums, nodes)
+    return sums, nodes
+
+
+def _projected(model, directions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(weights (B, K), means (B, S, K), sds (B, S, K))`` of every member's components
+    projected on each of the ``S`` directions (``[None]`` in 1-D)."""
     w, m, c = components(model)
     mus, sds = [], []
     for direction in directions:
@@ -1041,13 +1106,21 @@ def w2_squared_sums(model: GaussianMixture, directions, table: np.ndarray):
             var = np.einsum("i,bkij,j->bk", direction, c, direction)
         mus.append(mu)
         sds.append(np.sqrt(np.clip(var, 0.0, None)))
-    mus = np.ascontiguousarray(np.stack(mus, axis=1))
-    sds = np.ascontiguousarray(np.stack(sds, axis=1))
-    sums = np.empty(mus.shape[:2])
-    nodes = np.empty(mus.shape[:2], dtype=np.int64)
-    _mm.w2_squared(np.ascontiguousarray(w, dtype=np.float64), mus, sds, _Z, _ZW, _TARGET,
-                   _PHI, table, sums, nodes)
-    return sums, nodes
+    return (w, np.ascontiguousarray(np.stack(mus, axis=1)),
+            np.ascontiguousarray(np.stack(sds, axis=1)))
+
+
+def _slopes(w, mu, sd, t) -> np.ndarray:
+    r""":math:`dt/dz = \varphi(z)/g(t)` at the quantiles ``t`` (at :data:`_Z`) of the 1-D
+    mixture ``(w, mu, sd)``: inf where its density is 0, 0 on a point mass."""
+    live = (w > 0.0) & (sd > 0.0)
+    z = (t[:, None] - mu[live]) / sd[live]
+    dens = np.sum(w[live] * np.exp(-0.5 * z * z) / (sd[live] * math.sqrt(2 * math.pi)), axis=1)
+    with np.errstate(divide="ignore"):
+        out = np.where(dens > 0.0, _PHI / np.where(dens > 0.0, dens, 1.0), np.inf)
+    for k in np.flatnonzero((w > 0.0) & (sd == 0.0)):
+        out[np.abs(t - mu[k]) <= 4e-15 * max(1.0, abs(mu[k]))] = 0.0
+    return out
 
 
 def cross_entropy_gaussian(truth, model) -> np.ndarray:
