@@ -116,6 +116,8 @@ def test_w2_lanes_same_bits_on_both_builds(d):
     c[2, 0] = 0.0  # a point mass
     m[3, 1, 0] = np.nan
     m[4, 2, 0] = np.inf
+    w[5], m[5], c[5] = [0.5, 0.5, 0.0], 0.0, 0.01 * np.eye(d)  # spikes 20 apart: refined
+    m[5, 0], m[5, 1] = -10.0, 10.0
     model = mx.GaussianMixture._from_arrays(w, m, c)
     directions = [None] if d == 1 else list(mx.slice_directions(d))
     truth = mx.GaussianMixture([0.4, 0.6], [[-1.0] * d, [1.0] * d],
@@ -133,6 +135,7 @@ def test_w2_lanes_same_bits_on_both_builds(d):
     np.testing.assert_array_equal(out_s, out_p)
     np.testing.assert_array_equal(n_s, n_p)
     assert np.isnan(out_s[3]).all() and np.isinf(out_s[4]).all()
+    assert np.any(n_s > mx.Z_POINTS)  # some directions were refined
     assert np.all(np.isfinite(np.delete(out_s, [3, 4], axis=0)))
 
 
