@@ -181,6 +181,15 @@ def _cpu_seconds(pid: int) -> float | None:
         return None
 
 
+#: The background load's program: a busy loop that checks for its parent every 10^6 steps.
+_LOAD_LOOP = """import os
+parent = os.getppid()
+while os.getppid() == parent:
+    for _ in range(1_000_000):
+        pass
+"""
+
+
 @contextlib.contextmanager
 def cpu_load():
     """One CPU-bound background Python process for the duration; always stopped on exit.
@@ -188,7 +197,9 @@ def cpu_load():
     Yields a dict filled on exit with ``cpu_share`` (CPU seconds the process got
     over wall seconds, when ``/proc`` tells) and ``alive`` (still running at the end).
     """
-    proc = subprocess.Popen([sys.executable, "-c", "while True:\n    pass"],
+    # it spins until stopped, and stops by itself within ~20 ms once this process is gone
+    # (a benchmark killed by a signal runs no ``finally``: the load would spin on)
+    proc = subprocess.Popen([sys.executable, "-c", _LOAD_LOOP],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     info: dict = {"pid": proc.pid}
