@@ -276,7 +276,7 @@ REFINE_TOL = 1e-9
 #: Most bisections below a grid interval (its pieces are then about 1e-17 wide).
 MAX_DEPTH = 50
 #: Most quantiles one grid interval's refinement solves before it takes its pieces as they
-#: are (a safeguard: a near-jump needs about 2 per bisection, 70 to reach 1e-13).
+#: are (a safeguard: a near-jump needs about 4 per bisection, some 120 to reach REFINE_TOL).
 MAX_SOLVES = 4096
 #: Quantities carried per stack entry of :func:`_refine`.
 _FIELDS = 16
