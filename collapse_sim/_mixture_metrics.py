@@ -4,9 +4,6 @@ estimator live.
 """
 
 from .families.mixture import (  # noqa: F401 - re-exported for the tests and benchmarks
-    _A0,
-    _A1,
-    _A2,
     _U,
     _Z,
     _ZW,

@@ -280,6 +280,9 @@ MAX_DEPTH = 50
 MAX_SOLVES = 4096
 #: Quantities carried per stack entry of :func:`_refine`.
 _FIELDS = 16
+#: A quantile within this relative distance of a point mass's position sits on it (the
+#: solvers stop on a bracket of 1e-15 relative around the CDF's jump).
+POINT_MASS_RTOL = 4e-15
 
 
 @nb.njit(inline="always")
@@ -287,7 +290,8 @@ def _grid_slope(w, mu, sd, xj, dj):
     """``dx/dz`` at a grid quantile ``xj`` from the solve (``dj``), 0 where ``xj`` sits on
     a point mass (a component of standard deviation 0 holds the level)."""
     for k in range(w.shape[0]):
-        if w[k] > 0.0 and sd[k] == 0.0 and abs(xj - mu[k]) <= 4e-15 * max(1.0, abs(mu[k])):
+        if (w[k] > 0.0 and sd[k] == 0.0
+                and abs(xj - mu[k]) <= POINT_MASS_RTOL * max(1.0, abs(mu[k]))):
             return 0.0
     return dj
 

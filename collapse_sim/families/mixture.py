@@ -884,22 +884,24 @@ class MixtureContext:
                                     slopes)
         return self._quantiles[key]
 
-    def gaussian_moments(self, direction) -> tuple[float, ...]:
-        r"""``(A0, A1, A2, P0, P1, P2)`` of :func:`_w2_squared_gaussian` for one direction
-        (cached): the trapezoid sums :math:`\sum_j\omega_j z_j^i` and
-        :math:`\sum_j\omega_j z_j^i t_j^{1+[i=2]}` over the grid, corrected where the
-        truth's quantile function is too rough for the grid
-        (``collapse_sim._kernels.mixture_metrics.truth_moment_corrections``)."""
+    def gaussian_moments(self, direction) -> tuple[tuple[float, ...], np.ndarray]:
+        r"""``(moments, corrections)`` of :func:`_w2_squared_gaussian` for one direction
+        (cached). ``moments`` is ``(A0, A1, A2, P0, P1, P2)``: the trapezoid sums
+        :math:`\sum_j\omega_j z_j^i` and :math:`\sum_j\omega_j z_j^i t_j^{1+[i=2]}` over
+        the grid plus ``corrections`` ``(6,)``, their errors where the truth's quantile
+        function is too rough for the grid
+        (``collapse_sim._kernels.mixture_metrics.truth_moment_corrections``; all 0 where
+        nothing is rough)."""
         key = ("moments", None if direction is None else tuple(np.round(direction, 15)))
         if key not in self._quantiles:
             table, tw, tmu, tsd, slopes = self.truth_side([direction])
             q = table[0]
-            sums = np.array([_A0, _A1, _A2, float(np.sum(_ZW * q)), float(np.sum(_ZW * _Z * q)),
+            grid = np.array([_A0, _A1, _A2, float(np.sum(_ZW * q)), float(np.sum(_ZW * _Z * q)),
                              float(np.sum(_ZW * q * q))])
             fix = np.zeros(6)
             _mm.truth_moment_corrections(tw, tmu[0], tsd[0], _Z, _PHI, q, slopes[0],
-                                         _mm.REFINE_TOL * max(sums[5], 1e-300), fix)
-            self._quantiles[key] = tuple((sums + fix).tolist())
+                                         _mm.REFINE_TOL * max(grid[5], 1e-300), fix)
+            self._quantiles[key] = (tuple((grid + fix).tolist()), fix)
         return self._quantiles[key]
 
     # -- tail region -----------------------------------------------------------------------------
@@ -987,22 +989,27 @@ def _w2_squared_gaussian(ctx: MixtureContext, model, direction) -> np.ndarray:
     expansion cancels (a result below ``1e-9`` of its terms) the direct sum is used.
     """
     q = ctx.truth_quantiles(direction)
-    a0, a1, a2, p0, p1, p2 = ctx.gaussian_moments(direction)
+    moments, fix = ctx.gaussian_moments(direction)
     mu, sd = _gaussian_projection(model, direction)
-    out = (mu * mu * a0 + sd * sd * a2 + p2 + 2.0 * mu * sd * a1
-           - 2.0 * mu * p0 - 2.0 * sd * p1)
+    out = _expansion(mu, sd, moments)
+    a0, _, a2, _, _, p2 = moments
     scale = mu * mu * a0 + sd * sd * a2 + p2
     rough = ~(out > 1e-9 * scale)
     if rough.any():
         m, s = mu[rough], sd[rough]
         direct = m[:, None] + s[:, None] * _Z[None, :]
         # the grid's sum, and the corrections of the moments where the truth is rough
-        fix = np.array(ctx.gaussian_moments(direction)) - np.array(
-            [_A0, _A1, _A2, np.sum(_ZW * q), np.sum(_ZW * _Z * q), np.sum(_ZW * q * q)])
-        out[rough] = (np.sum((direct - q) ** 2 * _ZW, axis=1) + m * m * fix[0]
-                      + s * s * fix[2] + fix[5] + 2.0 * m * s * fix[1] - 2.0 * m * fix[3]
-                      - 2.0 * s * fix[4])
+        out[rough] = np.sum((direct - q) ** 2 * _ZW, axis=1) + _expansion(m, s, fix)
     return out
+
+
+def _expansion(mu, sd, moments):
+    r""":math:`\mu^2A_0 + s^2A_2 + P_2 + 2\mu sA_1 - 2\mu P_0 - 2sP_1` of the
+    ``moments`` ``(A0, A1, A2, P0, P1, P2)``: :math:`\sum_j\omega_j(\mu + sz_j - t_j)^2`
+    expanded (or its correction, given the moments' corrections)."""
+    a0, a1, a2, p0, p1, p2 = moments
+    return (mu * mu * a0 + sd * sd * a2 + p2 + 2.0 * mu * sd * a1
+            - 2.0 * mu * p0 - 2.0 * sd * p1)
 
 
 #: Mixture models whose quantile grids (``len(_Z)`` values each) ``w2`` holds at once: its
@@ -1119,7 +1126,7 @@ def _slopes(w, mu, sd, t) -> np.ndarray:
     with np.errstate(divide="ignore"):
         out = np.where(dens > 0.0, _PHI / np.where(dens > 0.0, dens, 1.0), np.inf)
     for k in np.flatnonzero((w > 0.0) & (sd == 0.0)):
-        out[np.abs(t - mu[k]) <= 4e-15 * max(1.0, abs(mu[k]))] = 0.0
+        out[np.abs(t - mu[k]) <= _mm.POINT_MASS_RTOL * max(1.0, abs(mu[k]))] = 0.0
     return out
 
 
