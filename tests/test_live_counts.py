@@ -282,7 +282,7 @@ def simulate_both(monkeypatch, **kw):
     kw = {"record_models": True, "progress": False, **kw}
     fused = cs.simulate(**kw)
     with monkeypatch.context() as m:
-        m.setattr(cs.CategoricalFit, "fused_run", lambda *a, **k: None)
+        m.setattr(cs.CategoricalFit, "fused_run", lambda *a, stage=None, **k: None)
         loop = cs.simulate(**kw)
     return fused, loop
 
@@ -301,9 +301,41 @@ def test_fused_run_gives_the_models_and_metrics_of_the_loop(monkeypatch, samplin
     np.testing.assert_array_equal(fused.models["probs"], loop.models["probs"])
 
 
-def test_fused_run_in_small_blocks_and_across_builds(monkeypatch, threads):
+STAGES = [cs.Temperature(0.8), cs.Temperature(1.7), cs.TopK(5), cs.TopP(0.7),
+          cs.Temperature(0.5) | cs.TopK(7), cs.TopP(0.9) | cs.Temperature(0.6),
+          cs.TopK(3) | cs.TopP(0.5) | cs.Temperature(2.0)]
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=repr)
+@pytest.mark.parametrize("sampling", ["exact", "explicit"])
+@pytest.mark.parametrize("v,n", [(40, 60), (12, 100), (30, 3000)])  # alias, mixed, binomials
+def test_staged_fused_run_gives_the_models_and_metrics_of_the_loop(monkeypatch, stage,
+                                                                   sampling, v, n):
+    fused, loop = simulate_both(monkeypatch, truth=cs.Zipf(v, 1.2), fitter=cs.CategoricalFit(),
+                                n_samples=n, generations=9, chains=5, seed=21,
+                                sampling=sampling, generation=stage)
+    assert set(fused.metrics) == set(loop.metrics)
+    for name in fused.metrics:
+        np.testing.assert_array_equal(fused.metrics[name], loop.metrics[name], err_msg=name)
+    np.testing.assert_array_equal(fused.models["probs"], loop.models["probs"])
+
+
+def test_tempered_counts_whose_power_overflows():
+    # tau = 0.01: 3000**100 overflows; the counts are divided by their largest first, in
+    # the loop (powered_rows) and in the fused run alike, so the weights stay finite
+    counts = np.array([[3000, 2990, 5, 0]])
+    model = cat.Categorical._from_counts(cat.Counts(5995, counts), 0.0)
+    probs = cat._tempered(cs.Temperature(0.01), model).probs[0]
+    w = (counts[0] / 3000) ** 100
+    # c / 3000 is rounded once (half an ulp), which the power multiplies by 100: 50 ulp
+    np.testing.assert_allclose(probs, w / w.sum(), rtol=1e-13, atol=0)
+    assert probs[2] > 0 and probs[3] == 0
+
+
+@pytest.mark.parametrize("stage", [None, cs.Temperature(0.8) | cs.TopP(0.95)], ids=repr)
+def test_fused_run_in_small_blocks_and_across_builds(monkeypatch, threads, stage):
     kw = {"truth": cs.Zipf(300, 1.0), "fitter": cs.CategoricalFit(), "n_samples": 200,
-          "generations": 12, "chains": 101, "seed": 2}
+          "generations": 12, "chains": 101, "seed": 2, "generation": stage}
     whole = cs.simulate(**kw)
     monkeypatch.setattr(cat, "FUSED_BLOCK_ENTRIES", 3000)  # blocks of a few generations
     blocks = cs.simulate(**kw)
@@ -337,12 +369,18 @@ def test_live_run_parallel_build_equals_serial_build():
     (cs.KeepReal(0.2), cs.CategoricalFit(), None),
     (cs.Replace(), cs.CategoricalFit(smoothing=0.5), None),
     (cs.Replace(), cs.CategoricalFit(), cs.Temperature(0.8)),
+    (cs.Replace(), cs.CategoricalFit(), cs.Temperature(0.8) | cs.TopK(5) | cs.TopP(0.9)),
+    (cs.Replace(), cs.CategoricalFit(), cs.BestOfK(3)),
+    (cs.Replace(), cs.CategoricalFit(), cs.TopK(5) | cs.BestOfK(3)),
+    (cs.KeepReal(0.2), cs.CategoricalFit(), cs.TopK(5)),
 ])
 def test_fused_run_only_where_it_is_the_loop(policy, fitter, stage):
     truth = cs.Zipf(20)
     plan = policy.plan(50)
     blocks = fitter.fused_run(truth, plan, 50, 4, chain_streams(0, 3), exact=True, stage=stage)
-    fused = type(policy) is cs.Replace and fitter.smoothing == 0 and stage is None
+    transforms = stage is None or all(type(s) in (cs.Temperature, cs.TopK, cs.TopP)
+                                      for s in stage.parts)
+    fused = type(policy) is cs.Replace and fitter.smoothing == 0 and transforms
     assert (blocks is not None) == fused
 
 

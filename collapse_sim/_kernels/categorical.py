@@ -420,13 +420,22 @@ TABLE_SLACK = 4
 def powered_rows(values, offset, beta, out):
     r"""``out[c] = w / sum(w)`` with :math:`w_j = (v_{cj} + \text{offset})^\beta` (0 where the
     base is 0): tempered probabilities from counts (offset :math:`\alpha`) or probabilities
-    (offset 0). Only live entries pay for the power."""
+    (offset 0). Only live entries pay for the power. Where the row's largest base
+    :math:`m` has :math:`m^\beta` = inf (counts above about 1200 at :math:`\beta = 100`),
+    the bases are divided by :math:`m` first, so the weights stay finite (the same
+    probabilities up to rounding); elsewhere they are used as they are."""
     for c in nb.prange(values.shape[0]):
         row = values[c]
         dest = out[c]
+        top = 0.0
+        for j in range(row.shape[0]):
+            top = max(top, row[j] + offset)
+        scale = not math.isfinite(top**beta)
         total = 0.0
         for j in range(row.shape[0]):
             x = row[j] + offset
+            if scale:
+                x = x / top
             w = x**beta if x > 0 else 0.0
             dest[j] = w
             total += w
@@ -435,45 +444,83 @@ def powered_rows(values, offset, beta, out):
             dest[j] *= inv
 
 
+@nb.njit(inline="always")
+def top_count(q, m, top_k, top_p, total, work):
+    """How many of the positive probabilities ``q[:m]`` (their sum ``total``) a ``TopK``
+    (``top_k > 0``) or ``TopP`` (``top_p``) stage keeps, and the smallest kept value.
+
+    ``TopK``: ``min(top_k, m)``. ``TopP``: the shortest prefix, in decreasing order,
+    whose running sum reaches ``(top_p - 1e-12) * total``. The values are sorted in
+    ``work`` (``m`` scratch) unless all ``m`` are kept."""
+    keep = min(top_k, m) if top_k > 0 else m
+    if keep == m and top_k > 0:
+        return m, 0.0
+    for r in range(m):
+        work[r] = q[r]
+    work[:m].sort()
+    if top_k <= 0:
+        running = 0.0
+        for i in range(m):
+            running += work[m - 1 - i]
+            if running >= (top_p - 1e-12) * total:
+                keep = i + 1
+                break
+    return keep, work[m - keep]
+
+
+@nb.njit(inline="always")
+def top_flags(q, m, keep, smallest, flag):
+    """``flag[r]`` 1 for the ``keep`` likeliest of ``q[:m]`` (in category order): those
+    above ``smallest``, then those equal to it in category order (ties by category id);
+    returns their sum, in category order."""
+    above = 0
+    for r in range(m):
+        above += q[r] > smallest
+    ties = keep - above
+    mass = 0.0
+    for r in range(m):
+        x = q[r]
+        kept = x > smallest or (x == smallest and ties > 0)
+        if x == smallest and ties > 0:
+            ties -= 1
+        flag[r] = kept
+        if kept:
+            mass += x
+    return mass
+
+
 @chain_kernel
 def keep_top(probs, top_k, top_p, out):
     """``out[c]``: ``probs[c]`` restricted to its likeliest categories and renormalised.
 
-    Ranked by probability, ties by category id (a stable sort of the live categories
-    only, so a collapsed chain costs :math:`O(\\text{live})` beyond one pass). ``top_k > 0``:
-    keep the ``top_k`` first; else keep the shortest prefix whose mass reaches ``top_p``
-    (within 1e-12) of the chain's total."""
+    Ranked by probability, ties by category id (:func:`top_count`, :func:`top_flags`:
+    a sort of the live probabilities only, none when ``TopK`` keeps them all, so a
+    collapsed chain costs :math:`O(\\text{live})` beyond one pass). ``top_k > 0``: keep the
+    ``top_k`` first; else keep the shortest prefix whose mass reaches ``top_p`` (within
+    1e-12) of the chain's total. Sums run in category order."""
     chains, v = probs.shape
     for c in nb.prange(chains):
         live = 0
         for j in range(v):
             if probs[c, j] > 0.0:
                 live += 1
-        idx = np.empty(live, dtype=np.int64)
-        key = np.empty(live)
+        q = np.empty(live)
+        work = np.empty(live)
+        flag = np.empty(live, dtype=np.int64)
         i = 0
         total = 0.0
         for j in range(v):
-            out[c, j] = 0.0
             if probs[c, j] > 0.0:
-                idx[i] = j
-                key[i] = -probs[c, j]
+                q[i] = probs[c, j]
                 total += probs[c, j]
                 i += 1
-        order = np.argsort(key, kind="mergesort")
-        if top_k > 0:
-            keep = min(top_k, live)
-        else:
-            keep = live
-            running = 0.0
-            for i in range(live):
-                running += probs[c, idx[order[i]]]
-                if running >= (top_p - 1e-12) * total:
-                    keep = i + 1
-                    break
-        mass = 0.0
-        for i in range(keep):
-            mass += probs[c, idx[order[i]]]
-        for i in range(keep):
-            j = idx[order[i]]
-            out[c, j] = probs[c, j] / mass
+        keep, smallest = top_count(q, live, top_k, top_p, total, work)
+        mass = top_flags(q, live, keep, smallest, flag)
+        i = 0
+        for j in range(v):
+            x = probs[c, j]
+            out[c, j] = 0.0
+            if x > 0.0:
+                if flag[i]:
+                    out[c, j] = x / mass
+                i += 1

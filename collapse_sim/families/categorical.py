@@ -16,16 +16,18 @@ smoothing :math:`\alpha > 0` never lets a category die.
 
 This module is the whole family — model, statistics, fitter, metrics — written
 against :mod:`collapse_sim.protocol` and :mod:`collapse_sim.registry` with no edit
-to the engine (its kernels are in ``collapse_sim._kernels.categorical`` and
-``collapse_sim._kernels.live_counts``).
+to the engine (its kernels are in ``collapse_sim._kernels.categorical``,
+``collapse_sim._kernels.live_counts`` and, for generation stages,
+``collapse_sim._kernels.staged_counts``).
 
 Since dead categories never come back, a maximum-likelihood fit keeps its counts for
 the *live* categories only (:class:`LiveCounts`): resampling :math:`n` items from a fit
 of :math:`k` items costs :math:`O(n + k + L)` and its metrics :math:`O(L)` for
 :math:`L` live categories, where dense counts cost :math:`O(V)` per chain and
 generation. A run that replaces its data every generation goes through
-:meth:`CategoricalFit.fused_run`: blocks of generations in one kernel, each chain's
-counts kept in its cache from one generation to the next. Both give the numbers of
+:meth:`CategoricalFit.fused_run` (with or without ``Temperature``, ``TopK`` and ``TopP``
+stages): blocks of generations in one kernel, each chain's counts kept in its cache
+from one generation to the next. Both give the numbers of
 the dense, generation-by-generation computation bit for bit (the tests check it).
 
 Metrics (registered for a categorical truth :math:`p` and models :math:`q`):
@@ -56,6 +58,7 @@ import numpy as np
 from .._buffers import BUFFERS, offsets
 from .._kernels import categorical as _kc
 from .._kernels import live_counts as _kl
+from .._kernels import staged_counts as _ks
 from .._validation import as_float_array, check_int, check_real
 from ..protocol import Fitter, Model
 from ..registry import register_metric
@@ -523,18 +526,23 @@ class CategoricalFit(Fitter):
 
     def fused_run(self, truth, plan, n_samples, generations, streams, *, exact, stage=None):
         """Maximum-likelihood refits that replace their data: blocks of generations in one
-        kernel each (``collapse_sim._kernels.live_counts.live_run``).
+        kernel each (``collapse_sim._kernels.live_counts.live_run``; with a generation
+        stage of ``Temperature``, ``TopK`` and ``TopP`` parts,
+        ``collapse_sim._kernels.staged_counts.staged_run``).
 
-        Each chain resamples its own live counts generation after generation while they
-        stay in its cache, with the draws and arithmetic of the generation-by-generation
-        loop (the same models, bit for bit). Declined (``None``) with smoothing, a
-        generation stage, or a policy that keeps real, fresh or accumulated data.
+        Each chain resamples its own live counts (or draws from their staged
+        probabilities) generation after generation while they stay in its cache, with
+        the draws and arithmetic of the generation-by-generation loop (the same models,
+        bit for bit). Declined (``None``) with smoothing, any other generation stage, or
+        a policy that keeps real, fresh or accumulated data.
         """
-        if (self.smoothing != 0.0 or stage is not None or generations < 1 or plan.real
-                or plan.fresh or plan.pool != "none" or plan.synthetic != n_samples
-                or not isinstance(truth, Categorical) or n_samples >= 2**31):
+        ops = _stage_ops(stage)
+        if (self.smoothing != 0.0 or (stage is not None and ops is None) or generations < 1
+                or plan.real or plan.fresh or plan.pool != "none"
+                or plan.synthetic != n_samples or not isinstance(truth, Categorical)
+                or n_samples >= 2**31):
             return None
-        return _fused_blocks(self, truth, n_samples, generations, streams, exact)
+        return _fused_blocks(self, truth, n_samples, generations, streams, exact, ops)
 
     def fit(self, tokens, n_categories: int) -> Categorical:
         """Fit every chain's tokens ``(chains, k)`` (or ``(k,)``) over ``n_categories``."""
@@ -558,13 +566,37 @@ class CategoricalFit(Fitter):
 FUSED_BLOCK_ENTRIES = 1 << 20
 
 
+def _stage_ops(stage) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(ops, params)`` of ``staged_counts.staged_run`` for a stage made of
+    ``Temperature``, ``TopK`` and ``TopP`` parts; ``None`` for any other (or none)."""
+    from ..stages import Temperature, TopK, TopP
+
+    if stage is None:
+        return None
+    ops, params = [], []
+    for part in stage.parts:
+        if type(part) is Temperature:
+            ops.append(_ks.TEMPERATURE)
+            params.append(1.0 / part.tau)  # the beta of _tempered
+        elif type(part) is TopK:
+            ops.append(_ks.TOP_K)
+            params.append(float(part.k))
+        elif type(part) is TopP:
+            ops.append(_ks.TOP_P)
+            params.append(float(part.p))
+        else:
+            return None
+    return np.array(ops, dtype=np.int64), np.array(params, dtype=np.float64)
+
+
 def _fused_blocks(fitter: CategoricalFit, truth: Categorical, n: int, generations: int,
-                  streams, exact: bool):
+                  streams, exact: bool, ops: tuple[np.ndarray, np.ndarray] | None = None):
     """``(first generation, size, models)`` blocks of :meth:`CategoricalFit.fused_run`.
 
     Generation 1 is drawn as the generation-by-generation loop draws the real sample
     (counts on the exact path, tokens then counts on the explicit one); every later
-    generation of a block comes from ``live_run`` in one parallel region.
+    generation of a block comes from ``live_run`` (``ops``: the stages of
+    ``staged_run``) in one parallel region.
     """
     chains = streams.chains
     base = truth.broadcast(chains)
@@ -576,13 +608,22 @@ def _fused_blocks(fitter: CategoricalFit, truth: Categorical, n: int, generation
     yield 1, 1, model
     source, count, t = model._counts.live_form(), real.count, 2
     v = truth.n_categories
+    powers = np.zeros(1)
+    if ops is not None and ops[0].size and ops[0][0] == _ks.TEMPERATURE:
+        powers = np.empty(max(count, n) + 1)
+        _ks.count_powers(ops[1][0], max(count, n), powers)
     while t <= generations:
         capacity = np.minimum(np.broadcast_to(source.live, (chains,)), n)
         size = int(max(1, min(generations + 1 - t,
                               FUSED_BLOCK_ENTRIES // max(int(capacity.sum()), 1))))
         out, region = _blocked_live(capacity, v, size)
-        _kl.live_run(streams.states, source.off, source.live, source.ids, source.vals, count,
-                     n, region, out.off, out.live, out.ids, out.vals)
+        if ops is None:
+            _kl.live_run(streams.states, source.off, source.live, source.ids, source.vals,
+                         count, n, region, out.off, out.live, out.ids, out.vals)
+        else:
+            _ks.staged_run(streams.states, source.off, source.live, source.ids, source.vals,
+                           count, n, ops[0], ops[1], powers, region, out.off, out.live,
+                           out.ids, out.vals)
         yield t, size, Categorical._from_counts(Counts(n, live=out), 0.0)
         last = (size - 1) * chains  # the last generation of the block starts the next one
         source = LiveCounts(out.off[last:], out.live[last:], out.ids, out.vals, v)
