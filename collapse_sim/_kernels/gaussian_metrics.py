@@ -95,7 +95,7 @@ def _negligible(x, y):
     return (x < -NEGLIGIBLE_X) & ((y > -1.0) | (x * x - y * y > NEGLIGIBLE_GAP))
 
 
-@nb.njit(inline="always")
+@nb.njit(error_model="numpy")
 def _metrics_slice(m, v, logv, mu, v0, sd0, logdet0, xbar, cov_h, log2pi, lo, hi, o_var,
                    o_shift, o_w2, o_kl, o_nll, o_tail, sd, args, packed, index, bits,
                    scaled):

@@ -862,8 +862,10 @@ def _metrics_1d(truth, model, names, moments=None, into=None) -> dict[str, np.nd
     """
     from .._kernels import gaussian_metrics as _gm
 
-    m = np.ascontiguousarray(model.mean[:, 0])
-    v = np.ascontiguousarray(model.cov[:, 0, 0])
+    # writable as well as contiguous: a read-only array (the truth's, at generation 0)
+    # would compile the kernel a second time, for read-only arrays
+    m = np.require(model.mean[:, 0], np.float64, "CW")
+    v = np.require(model.cov[:, 0, 0], np.float64, "CW")
     into = into or {}
     values = {name: into[name] if _writable(into.get(name), m.size) else np.empty(m.size)
               for name in names}
