@@ -308,7 +308,8 @@ STAGES = [cs.Temperature(0.8), cs.Temperature(1.7), cs.TopK(5), cs.TopP(0.7),
 
 @pytest.mark.parametrize("stage", STAGES, ids=repr)
 @pytest.mark.parametrize("sampling", ["exact", "explicit"])
-@pytest.mark.parametrize("v,n", [(40, 60), (12, 100), (30, 3000)])  # alias, mixed, binomials
+@pytest.mark.parametrize("v,n", [(40, 60), (12, 100), (30, 3000), (20, 10**6)])
+# alias tables, both, conditional binomials (and no scratch of n items for them)
 def test_staged_fused_run_gives_the_models_and_metrics_of_the_loop(monkeypatch, stage,
                                                                    sampling, v, n):
     fused, loop = simulate_both(monkeypatch, truth=cs.Zipf(v, 1.2), fitter=cs.CategoricalFit(),

@@ -116,7 +116,7 @@ def _staged_member(st, ids, vals, a, live, k, n, ops, params, powers, q, qid,
     with stream ``st``; write their live counts at ``b``; return how many are live.
     ``q``, ``qid``, ``ident``, ``spare``, ``work``, ``flag``, ``thresh``, ``alias``,
     ``cnt`` (at least ``live``), ``hist`` (at least ``2 live``) and ``codes`` (at least
-    ``n``) are scratch."""
+    ``min(n, ALIAS_FACTOR * live)``) are scratch."""
     m = live
     first = 0
     if ops.shape[0] > 0 and ops[0] == TEMPERATURE:  # on the counts
@@ -206,7 +206,8 @@ def staged_run(states, off, live, ids, vals, k, n, ops, params, powers, region,
         thresh = np.empty(big)
         alias = np.empty(big, dtype=np.int64)
         cnt = np.empty(big, dtype=np.int64)
-        codes = np.empty(n, dtype=np.int32)
+        # the alias draws need n codes, and are taken only while n <= ALIAS_FACTOR * live
+        codes = np.empty(min(n, ALIAS_FACTOR * big), dtype=np.int32)
         hist = np.empty(2 * big, dtype=np.int64)
         b = region[q]
         for c in range(lo, hi):

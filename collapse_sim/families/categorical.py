@@ -755,7 +755,9 @@ for _name in _METRICS:
 
 def _tempered(stage, model: Categorical) -> Categorical:
     r""":math:`p_j^{1/\tau} / \sum_i p_i^{1/\tau}` per member, from a fit's counts
-    :math:`(c_j + \alpha)^{1/\tau}` when it has them (dead categories stay dead)."""
+    :math:`(c_j + \alpha)^{1/\tau}` when it has them (dead categories stay dead; where
+    the largest count's power overflows, as :math:`1300^{100}` does at
+    :math:`\tau = 0.01`, from the counts divided by the largest: ``powered_rows``)."""
     beta = 1.0 / stage.tau
     if model._counts is not None and model._probs is None:  # straight from the counts
         values, offset = model._counts.counts, model._alpha
