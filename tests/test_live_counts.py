@@ -321,6 +321,41 @@ def test_staged_fused_run_gives_the_models_and_metrics_of_the_loop(monkeypatch, 
     np.testing.assert_array_equal(fused.models["probs"], loop.models["probs"])
 
 
+def random_stage(rng, v):
+    """A random sequence of one to three transform stages."""
+    parts = []
+    for _ in range(rng.integers(1, 4)):
+        kind = rng.integers(3)
+        if kind == 0:
+            parts.append(cs.Temperature(float(np.exp(rng.uniform(np.log(0.05), np.log(5))))))
+        elif kind == 1:
+            parts.append(cs.TopK(int(rng.integers(1, v + 4))))
+        else:
+            parts.append(cs.TopP(float(rng.uniform(0.05, 1.0))))
+    stage = parts[0]
+    for part in parts[1:]:
+        stage = stage | part
+    return stage
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_staged_fused_run_on_random_settings(monkeypatch, seed):
+    rng = np.random.default_rng(seed)
+    v = int(rng.integers(2, 80))
+    n = int(rng.choice([2, 3, 7, 50, 300, 5000]))
+    stage = random_stage(rng, v)
+    fused, loop = simulate_both(monkeypatch, truth=cs.Zipf(v, float(rng.uniform(0.3, 2.0))),
+                                fitter=cs.CategoricalFit(), n_samples=n,
+                                generations=int(rng.integers(1, 7)),
+                                chains=int(rng.integers(1, 8)), seed=seed,
+                                sampling=str(rng.choice(["exact", "explicit"])),
+                                generation=stage)
+    for name in fused.metrics:
+        np.testing.assert_array_equal(fused.metrics[name], loop.metrics[name],
+                                      err_msg=f"{name}, {stage!r}")
+    np.testing.assert_array_equal(fused.models["probs"], loop.models["probs"])
+
+
 def test_tempered_counts_whose_power_overflows():
     # tau = 0.01: 3000**100 overflows; the counts are divided by their largest first, in
     # the loop (powered_rows) and in the fused run alike, so the weights stay finite
