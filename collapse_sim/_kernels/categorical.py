@@ -260,6 +260,24 @@ def _alias_draws(s, idx, k, thresh, alias, n, tokens, counts):
 
 
 @nb.njit(inline="always")
+def alias_counts(s, k, thresh, alias, n, codes, hist, cnt):
+    """``cnt[:k]``: how many of ``n`` draws of :func:`_alias_codes` (the same outputs of
+    stream ``s``) fell on each slot's own category ``r`` — slot ``r`` kept, or a slot
+    whose alias is ``r`` taken — so the counts over local categories ``0..k-1`` (the
+    positions in the table's ``idx``). ``codes`` (``n``) and ``hist`` (``2 k``) are
+    scratch."""
+    _alias_codes(s, k, thresh, n, codes)
+    for i in range(2 * k):
+        hist[i] = 0
+    for i in range(n):
+        hist[codes[i]] += 1
+    for r in range(k):
+        cnt[r] = hist[2 * r]
+    for r in range(k):
+        cnt[alias[r]] += hist[2 * r + 1]
+
+
+@nb.njit(inline="always")
 def _tail_sums(p, tail):
     """``tail[j]``: the sum of ``p[j:]``, accumulated from the rarest end."""
     acc = 0.0
@@ -416,36 +434,41 @@ def smoothed_frequencies(counts, total, alpha, out):
 TABLE_SLACK = 4
 
 
+@nb.njit(inline="always")
+def power_normalise(values, offset, beta, dest):
+    r"""``dest = w / sum(w)`` with :math:`w_j = (v_j + \text{offset})^\beta` (0 where the
+    base is 0); ``dest`` may be ``values``. Where the largest base :math:`m` has
+    :math:`m^\beta` = inf (counts above about 1200 at :math:`\beta = 100`), the bases
+    are divided by :math:`m` first, so the weights stay finite (the same probabilities
+    up to rounding); elsewhere they are used as they are."""
+    top = 0.0
+    for j in range(values.shape[0]):
+        top = max(top, values[j] + offset)
+    scale = not math.isfinite(top**beta)
+    total = 0.0
+    for j in range(values.shape[0]):
+        x = values[j] + offset
+        if scale:
+            x = x / top
+        w = x**beta if x > 0 else 0.0
+        dest[j] = w
+        total += w
+    inv = 1.0 / total
+    for j in range(values.shape[0]):
+        dest[j] *= inv
+
+
 @chain_kernel
 def powered_rows(values, offset, beta, out):
-    r"""``out[c] = w / sum(w)`` with :math:`w_j = (v_{cj} + \text{offset})^\beta` (0 where the
-    base is 0): tempered probabilities from counts (offset :math:`\alpha`) or probabilities
-    (offset 0). Only live entries pay for the power. Where the row's largest base
-    :math:`m` has :math:`m^\beta` = inf (counts above about 1200 at :math:`\beta = 100`),
-    the bases are divided by :math:`m` first, so the weights stay finite (the same
-    probabilities up to rounding); elsewhere they are used as they are."""
+    r"""``out[c]``: :func:`power_normalise` of ``values[c]`` — tempered probabilities from
+    counts (offset :math:`\alpha`) or probabilities (offset 0). Only live entries pay for
+    the power."""
     for c in nb.prange(values.shape[0]):
-        row = values[c]
-        dest = out[c]
-        top = 0.0
-        for j in range(row.shape[0]):
-            top = max(top, row[j] + offset)
-        scale = not math.isfinite(top**beta)
-        total = 0.0
-        for j in range(row.shape[0]):
-            x = row[j] + offset
-            if scale:
-                x = x / top
-            w = x**beta if x > 0 else 0.0
-            dest[j] = w
-            total += w
-        inv = 1.0 / total
-        for j in range(row.shape[0]):
-            dest[j] *= inv
+        power_normalise(values[c], offset, beta, out[c])
 
 
 @nb.njit(inline="always")
-def top_count(q, m, top_k, top_p, total, work):
+def _top_count(q, m, top_k, top_p, total, work):
     """How many of the positive probabilities ``q[:m]`` (their sum ``total``) a ``TopK``
     (``top_k > 0``) or ``TopP`` (``top_p``) stage keeps, and the smallest kept value.
 
@@ -469,7 +492,7 @@ def top_count(q, m, top_k, top_p, total, work):
 
 
 @nb.njit(inline="always")
-def top_flags(q, m, keep, smallest, flag):
+def _top_flags(q, m, keep, smallest, flag):
     """``flag[r]`` 1 for the ``keep`` likeliest of ``q[:m]`` (in category order): those
     above ``smallest``, then those equal to it in category order (ties by category id);
     returns their sum, in category order."""
@@ -489,11 +512,24 @@ def top_flags(q, m, keep, smallest, flag):
     return mass
 
 
+@nb.njit(inline="always")
+def kept_mass(q, m, top_k, top_p, work, flag):
+    """``flag[r]`` 1 for the entries of the positive probabilities ``q[:m]`` (in category
+    order) that a ``TopK`` (``top_k > 0``) or ``TopP`` (``top_p``) stage keeps
+    (:func:`_top_count`, :func:`_top_flags`; ``work`` is ``m`` scratch); returns their
+    sum. All sums run in category order."""
+    total = 0.0
+    for r in range(m):
+        total += q[r]
+    keep, smallest = _top_count(q, m, top_k, top_p, total, work)
+    return _top_flags(q, m, keep, smallest, flag)
+
+
 @chain_kernel
 def keep_top(probs, top_k, top_p, out):
     """``out[c]``: ``probs[c]`` restricted to its likeliest categories and renormalised.
 
-    Ranked by probability, ties by category id (:func:`top_count`, :func:`top_flags`:
+    Ranked by probability, ties by category id (:func:`kept_mass`:
     a sort of the live probabilities only, none when ``TopK`` keeps them all, so a
     collapsed chain costs :math:`O(\\text{live})` beyond one pass). ``top_k > 0``: keep the
     ``top_k`` first; else keep the shortest prefix whose mass reaches ``top_p`` (within
@@ -508,14 +544,11 @@ def keep_top(probs, top_k, top_p, out):
         work = np.empty(live)
         flag = np.empty(live, dtype=np.int64)
         i = 0
-        total = 0.0
         for j in range(v):
             if probs[c, j] > 0.0:
                 q[i] = probs[c, j]
-                total += probs[c, j]
                 i += 1
-        keep, smallest = top_count(q, live, top_k, top_p, total, work)
-        mass = top_flags(q, live, keep, smallest, flag)
+        mass = kept_mass(q, live, top_k, top_p, work, flag)
         i = 0
         for j in range(v):
             x = probs[c, j]

@@ -49,6 +49,7 @@ from .categorical import (
     _shuffled_tokens,
     _tail_sums,
     _xoshiro,
+    alias_counts,
     next_binomial,
 )
 from .rng import shuffle
@@ -389,25 +390,18 @@ def draw_live(states, probs, n, region, o_off, o_live, o_ids, o_vals):
     p = probs[0]
     v = p.shape[0]
     idx, kk, thresh, alias, use_alias = _shared_tables(p, n)
-    # the local category (index into idx) of every alias code
-    local = np.arange(kk).astype(np.int64)
-    targets = np.empty(2 * kk, dtype=np.int32)
-    if use_alias:
-        _alias_targets(local, alias, kk, targets)
     chains = states.shape[0]
     for q in nb.prange((chains + CHAIN_BLOCK - 1) // CHAIN_BLOCK):
         lo, hi = _block(q, chains)
         cnt = np.zeros(kk if use_alias else v, dtype=np.int64)
-        items = np.empty(n if use_alias else 0, dtype=np.int32)
+        codes = np.empty(n if use_alias else 0, dtype=np.int32)
+        hist = np.empty(2 * kk if use_alias else 0, dtype=np.int64)
         b = region[q]
         for c in range(lo, hi):
             out = 0
-            if use_alias:  # items as local categories, counted, then compacted
-                _alias_items(states[c], kk, thresh, targets, n, items)
-                for i in range(n):
-                    cnt[items[i]] += 1
+            if use_alias:  # counts of local categories (indices into idx), compacted
+                alias_counts(states[c], kk, thresh, alias, n, codes, hist, cnt)
                 out = _compact(idx, 0, kk, cnt, o_ids, o_vals, b)
-                cnt[:] = 0
             else:
                 cnt[:] = 0
                 _binomial_tail_counts(states[c], p, n, cnt, thresh)
