@@ -4,14 +4,18 @@ Run as ``python benchmarks/w2_accuracy.py`` (about 10 s on 2 cores).
 
 The ``w2`` metric of a Gaussian-mixture model integrates
 :math:`\\int(F^{-1}(\\Phi(z)) - G^{-1}(\\Phi(z)))^2\\varphi(z)\\,dz` by the trapezoid rule on
-1025 normal scores in [-8, 8]; where the model's or the truth's quantile function nearly
-jumps between two of them (separated modes, a collapsed spike, a point mass) those
-intervals are integrated by local refinement instead
+1025 normal scores in [-8, 8] (or on 1025 points of the truth's own variable, the same
+integral written :math:`\\int(F^{-1}(G(v)) - v)^2 g(v)\\,dv`, for a truth of two or more
+components of similar widths); where a quantile function nearly jumps between two nodes
+(separated modes, a collapsed spike, a point mass) those intervals are integrated by
+local refinement instead
 (``collapse_sim._kernels.mixture_metrics``). For each case below this script prints the
 relative error of :math:`W_2` against an independent reference (scipy's adaptive ``quad``
 of the same integral with brentq quantiles, ``tests/test_mixture_metrics_fast.py``'s
 :func:`quad_reference`), for the refined sum and for the plain full-grid trapezoid sum
-(what the metric was before the refinement), and the model quantiles each solved.
+(what the metric was before the refinement), the model quantiles each solved, and the
+variable the metric integrates in (``z``: normal scores; ``truth``: the truth's own
+variable, where the truth has two or more components of similar widths).
 
 Cases (truth / model, all 1-D): two unit modes ``sep`` standard deviations apart against
 a Gaussian and against a two-component fit whose second mode sits 1 sd short; spikes of
@@ -78,10 +82,12 @@ def measure(truth, model) -> tuple[float, float, int, float]:
 
 
 def main() -> None:
-    print(f"{'case':<48} {'refined':>9} {'grid':>9} {'quantiles':>9} {'ms':>6}")
+    print(f"{'case':<48} {'refined':>9} {'grid':>9} {'quantiles':>9} {'ms':>6}  variable")
     for name, truth, model in cases():
         refined, grid, nodes, ms = measure(truth, model)
-        print(f"{name:<48} {refined:9.1e} {grid:9.1e} {nodes:9d} {ms:6.2f}")
+        vform = mm._mixture_context(truth).w2_grid([None])[6][0]
+        print(f"{name:<48} {refined:9.1e} {grid:9.1e} {nodes:9d} {ms:6.2f}  "
+              f"{'truth' if vform else 'z'}")
 
 
 if __name__ == "__main__":

@@ -120,22 +120,27 @@ def test_w2_lanes_same_bits_on_both_builds(d):
     m[5, 0], m[5, 1] = -10.0, 10.0
     model = mx.GaussianMixture._from_arrays(w, m, c)
     directions = [None] if d == 1 else list(mx.slice_directions(d))
-    truth = mx.GaussianMixture([0.4, 0.6], [[-1.0] * d, [1.0] * d],
-                               [np.eye(d), 0.5 * np.eye(d)])
-    table, tw, tmu, tsd, slopes = mx._mixture_context(truth).truth_side(directions)
     mus = np.stack([m @ u if u is not None else m[:, :, 0] for u in directions], axis=1)
     sds = np.stack([np.sqrt(np.einsum("i,bkij,j->bk", u, c, u)) if u is not None
                     else np.sqrt(c[:, :, 0, 0]) for u in directions], axis=1)
-    args = (np.ascontiguousarray(w), np.ascontiguousarray(mus), np.ascontiguousarray(sds),
-            mx._Z, mx._ZW, mx._TARGET, mx._PHI, table, tw, tmu, tsd, slopes)
-    out_s, out_p = np.empty(mus.shape[:2]), np.empty(mus.shape[:2])
-    n_s, n_p = (np.empty(mus.shape[:2], dtype=np.int64) for _ in range(2))
-    _mm.w2_squared.serial(*args, out_s, n_s)
-    _mm.w2_squared.parallel(*args, out_p, n_p)
-    np.testing.assert_array_equal(out_s, out_p)
-    np.testing.assert_array_equal(n_s, n_p)
-    assert np.isnan(out_s[3]).all() and np.isinf(out_s[4]).all()
-    assert np.any(n_s > mx.Z_POINTS)  # some directions were refined
+    for truth, vform in ((mx.GaussianMixture([0.4, 0.6], [[-1.0] * d, [1.0] * d],
+                                             [np.eye(d), 0.5 * np.eye(d)]), True),
+                         (mx.GaussianMixture([1.0], [[0.5] * d], [np.eye(d)]), False)):
+        ctx = mx._mixture_context(truth)
+        _, tw, tmu, tsd, _ = ctx.truth_side(directions)
+        var, z, dens, curv, weights, target, vf, tq, tqp = ctx.w2_grid(directions)
+        assert np.all(vf == vform)  # both integration variables
+        args = (np.ascontiguousarray(w), np.ascontiguousarray(mus),
+                np.ascontiguousarray(sds), var, z, dens, curv, weights, target, vf, tq, tw,
+                tmu, tsd, tqp)
+        out_s, out_p = np.empty(mus.shape[:2]), np.empty(mus.shape[:2])
+        n_s, n_p = (np.empty(mus.shape[:2], dtype=np.int64) for _ in range(2))
+        _mm.w2_squared.serial(*args, out_s, n_s)
+        _mm.w2_squared.parallel(*args, out_p, n_p)
+        np.testing.assert_array_equal(out_s, out_p)
+        np.testing.assert_array_equal(n_s, n_p)
+        assert np.isnan(out_s[3]).all() and np.isinf(out_s[4]).all()
+        assert np.any(n_s > mx.Z_POINTS)  # some directions were refined
     assert np.all(np.isfinite(np.delete(out_s, [3, 4], axis=0)))
 
 

@@ -4,37 +4,54 @@ r"""Sliced Wasserstein-2 quadrature of batches of Gaussian mixtures, jitted (pri
 
 .. math::
 
-    T_{bs} = \sum_j \omega_j\,(x_{bsj} - t_{sj})^2
+    T_{bs} = \sum_j \omega_{sj}\,(x_{bsj} - t_{sj})^2
 
-over the normal scores ``z`` (``omega = zw``: the trapezoid weights times the normal
-density), where :math:`x_{bsj}` is the :math:`\Phi(z_j)`-quantile of the 1-D mixture
-``(weights[b], mus[b, s], sds[b, s])`` and ``t`` the truth's quantiles. It gives the sum on
-the full grid up to rounding, while solving far fewer quantiles where the integrand is
-smooth (see :func:`_row`): the grid (``len(z) = 64 m + 1`` points) is visited in nested
-levels of strides 64, 32, ..., 1 (each level's trapezoid sum reuses the previous one);
-from the third level on (65 points) the sum is accepted when the trapezoid rule is visibly in its
-geometric regime (each halving of the step squares the error, as for integrands
+over equally spaced nodes :math:`v_j` of an integration variable, with
+:math:`\omega_{sj}` (``zw``) the trapezoid weights times the variable's density
+:math:`\rho`, :math:`x_{bsj}` the model's quantile at the node's probability (of the 1-D
+mixture ``(weights[b], mus[b, s], sds[b, s])``) and ``t`` the truth's. The variable is
+either the normal score (:math:`v = z`, :math:`\rho = \varphi`, probability
+:math:`\Phi(z_j)`, ``t`` the truth's quantiles: the integral
+:math:`\int (F^{-1}(\Phi(z)) - G^{-1}(\Phi(z)))^2\varphi(z)\,dz`) or, per direction
+(``vform``), the truth's own variable (:math:`\rho = g`, the truth's density;
+probability :math:`G(v_j)`, ``t`` the nodes themselves: the same integral written
+:math:`\int (F^{-1}(G(v)) - v)^2 g(v)\,dv`). Where the truth's density dips between two
+modes its quantile function is steep in normal scores, and most directions needed the
+full grid and refinement; in its own variable the dip costs nothing (the caller,
+:meth:`collapse_sim.families.mixture.MixtureContext.w2_grid`, chooses). Every node
+carries its normal score ``z`` too: the quantile solves, their brackets and first
+guesses work in it.
+
+The sum is that of the full grid up to rounding, while solving far fewer quantiles where
+the integrand is smooth: the grid (``64 m + 1`` points) is visited in nested levels of
+strides 64, 32, ..., 1 (each level's trapezoid sum reuses the previous one); from the
+third level on (65 points) the sum is accepted when the trapezoid rule is visibly in
+its geometric regime (each halving of the step squares the error, as for integrands
 analytic in a strip) and the extrapolated error of the last level is at most
-:data:`REL_TOL` of the sum. Components narrower than a quarter of the projected mixture's
-standard deviation with a weight below 0.1 (features the coarse levels could miss) always
-use the full grid, as do non-smooth integrands (point masses, near-jumps between
-separated components), which never pass the test.
+:data:`REL_TOL` of the sum. Components narrower than a quarter of the projected
+mixture's standard deviation with a weight below 0.1 (features the coarse levels could
+miss) always use the full grid, as do non-smooth integrands (point masses, near-jumps
+between separated components), which never pass the test.
 
 Where a direction needed the full grid, its trapezoid sum is then corrected where the
 grid is too coarse (:func:`_corrections`): a grid interval is rough where the model's or
 the truth's quantile function changes across it by more than :data:`ROUGH` off the
-trapezoid of its derivatives :math:`dx/dz = \varphi(z)/f(x)` (a near-jump changes by
-far more than its derivatives at the ends say). Each run of rough intervals, widened
-over its neighbours rougher than :data:`EDGE`, is integrated by adaptive Simpson with
-new quantiles of both distributions (:func:`_refine`), and the trapezoid sums beside it
-get their Euler--Maclaurin end terms, since they are no longer sums over the whole
-line. A direction without rough intervals keeps the grid's sum, bit for bit. Measured
-against adaptive quadrature of the quantile formula (``benchmarks/w2_accuracy.py``):
-within 1.2e-9 relative on separated modes, collapsed spikes and point masses, where the
-grid alone was off by 1e-5 to 7e-3, for 1.2 to 1.6 times the full grid's quantiles; on
-the EM fits of two unit modes 4 apart in 2-D (``bench_jax``'s truth) 7% of the
-full-grid directions (3% of all) are refined, the metric moves by up to 2e-5 (to within
-1e-9 of the reference) and takes 1.2 times as long.
+trapezoid of its derivatives (:math:`dx/dv = \rho(v)/f(x)`; a near-jump changes by far
+more than its derivatives at the ends say). Each run of rough intervals, widened over
+its neighbours rougher than :data:`EDGE` and bridging gaps of up to :data:`RUN_GAP`
+smooth ones, is integrated by adaptive Simpson in normal scores with new quantiles of
+both distributions (:func:`_refine`), within a share of :data:`REFINE_TOL` per
+interval, and the trapezoid sums beside it get their Euler--Maclaurin end terms, since
+they are no longer sums over the whole line. A direction without rough intervals keeps
+the grid's sum, bit for bit. Measured against adaptive quadrature of the quantile
+formula (``benchmarks/w2_accuracy.py``): within 1.1e-9 relative on separated modes,
+collapsed spikes and point masses, where the normal scores' grid alone was off by 1e-5
+to 7e-3; a two-mode truth against a single Gaussian now takes 129 nodes in its own
+variable (within 2e-14) where normal scores took 1262 to 1374 with refinement; a model
+whose modes are about as far apart as the truth's takes 1.1 to 1.7 times as many as
+before (its transport map nearly jumps inside one of the truth's modes). On the EM fits
+of ``bench_jax``'s two-mode truth, see the ``w2`` section of
+:mod:`collapse_sim.families.mixture`.
 
 Quantiles are solved as in :func:`collapse_sim._kernels.mixdens.quantiles_1d` (CDF below
 the median, survival function above, to relative accuracy 1e-14 of the tail
@@ -182,7 +199,9 @@ def _evaluate_lanes(w, mus, sds, slc, n, ws):
 @nb.njit(error_model="numpy")
 def _solve_lanes(w, mus, sds, smin, z, target, x, p_out, dp_out, n, lanes, ws):
     """Solve the quantiles of the lanes ``i < n`` (direction ``lanes[0, i]``, grid point
-    ``lanes[1, i]``, bracket ``lanes[2:4, i]``) together, in place in ``x`` (guesses in);
+    ``lanes[1, i]``, bracket ``lanes[2:4, i]``) together, in place in ``x`` (guesses in):
+    the tail probability ``target[s, j]``, lower tail where the normal score ``z[s, j]``
+    is negative, upper tail elsewhere;
     ``p_out``/``dp_out`` receive ``(f, f')`` at the last evaluated point.
 
     Every lane takes the steps of a scalar safeguarded Halley solve (bisection where a
@@ -205,7 +224,7 @@ def _solve_lanes(w, mus, sds, smin, z, target, x, p_out, dp_out, n, lanes, ws):
             break
         for i in range(n):
             xs[i] = x[slc[i], pts[i]]
-            up[i] = z[pts[i]] >= 0.0
+            up[i] = z[slc[i], pts[i]] >= 0.0
         _evaluate_lanes(w, mus, sds, slc, n, ws)
         kept = 0
         for i in range(n):
@@ -216,7 +235,7 @@ def _solve_lanes(w, mus, sds, smin, z, target, x, p_out, dp_out, n, lanes, ws):
             dp = ws[3, i]
             p_out[s, j] = p
             dp_out[s, j] = dp
-            tj = target[j]
+            tj = target[s, j]
             g = (tj - ws[1, i]) if up[i] else (ws[1, i] - tj)  # increasing in x
             if abs(g) <= 1e-14 * tj:
                 continue
@@ -271,7 +290,8 @@ EDGE = 1e-4
 #: a jump between the Simpson points (the error test alone could miss a narrow spike
 #: of the integrand between two of them).
 JUMP = 0.25
-#: Largest error accepted from one refined piece, relative to the direction's sum.
+#: Largest error accepted from the refinement of a direction, relative to its sum (shared
+#: out over its refined grid intervals: each piece of one is accepted within its share).
 REFINE_TOL = 1e-9
 #: Most bisections below a grid interval (its pieces are then about 1e-17 wide).
 MAX_DEPTH = 50
@@ -459,10 +479,19 @@ def _noise(x):
     return 1e-14 * (abs(x[0]) + abs(x[x.shape[0] - 1]) + (x[x.shape[0] - 1] - x[0]) / 16.0)
 
 
+#: Smooth intervals between two rough ones, at most this many in a row, belong to the run:
+#: in the middle of a near-jump the change over one interval can match the trapezoid of
+#: its end slopes by chance, and the Euler--Maclaurin end terms taken there would be
+#: wrong (measured: 5e-6 off on a transport map through a model's dip, integrated in the
+#: truth's variable).
+RUN_GAP = 4
+
+
 @nb.njit
 def _next_run(level, j):
     """``(start, stop)`` of the next run of rough intervals from ``j`` on: consecutive
-    intervals of ``level`` >= 1 with at least one of 2 (``(m, m)`` when there is none)."""
+    intervals of ``level`` >= 1, bridging gaps of at most :data:`RUN_GAP` smooth ones,
+    with at least one of level 2 (``(m, m)`` when there is none)."""
     m = level.shape[0]
     while j < m:
         if level[j] == 0:
@@ -473,65 +502,89 @@ def _next_run(level, j):
         while j < m and level[j] > 0:
             core = core or level[j] == 2
             j += 1
+            gap = j
+            while gap < m and gap - j < RUN_GAP and level[gap] == 0:
+                gap += 1
+            if j < gap < m and level[gap] > 0:  # a short gap: the run goes on
+                j = gap
         if core:
             return start, j
     return m, m
 
 
 @nb.njit
-def _corrections(w, mu, sd, tw, tmu, tsd, z, phi, x, xp, tq, tqp, tol, stack, vals, res,
-                 slope, level):
-    r"""The error of the full-grid trapezoid sum of :math:`I = (x - t)^2\varphi` where
-    the model's or the truth's quantile function is too rough for the grid
+def _corrections(w, mu, sd, tw, tmu, tsd, var, z, dens, curv, vform, x, xp, tq, tqp, tol,
+                 stack, vals, res, slope, level):
+    r"""The error of the full-grid trapezoid sum of :math:`I = (x - t)^2\rho` over the
+    integration variable ``var`` (:math:`v`, of density :math:`\rho` = ``dens``, with
+    :math:`-\rho'/\rho` = ``curv``: the normal score with :math:`\varphi`, or the
+    truth's own variable with its density when ``vform``; ``z`` the nodes' normal scores)
+    where the model's or the truth's quantile function is too rough for the grid
     (:func:`_level`, :func:`_next_run`). Returns the correction and the number of model
     quantiles solved.
 
-    Each run of rough intervals :math:`[z_a, z_b]` is integrated by :func:`_refine`
-    instead of the trapezoid rule. The trapezoid sums left and right of the run are
-    then no longer sums over the whole line, whose errors vanish for a smooth integrand:
-    each gets its Euler--Maclaurin end term, together
-    :math:`-\tfrac{h^2}{12}(I'(z_a) - I'(z_b))` with
-    :math:`I' = (2(x - t)(x' - t') - z(x - t)^2)\varphi`. ``slope`` and ``level``
-    ``(Z,)`` are scratch.
+    Each run of rough intervals :math:`[v_a, v_b]` is integrated by :func:`_refine`
+    instead of the trapezoid rule, over the same interval in normal scores
+    :math:`[z_a, z_b]` (the integral does not depend on the variable; the slopes are
+    converted by :math:`dv/dz = \varphi(z)/\rho(v)`). The trapezoid sums left and right
+    of the run are then no longer sums over the whole line, whose errors vanish for a
+    smooth integrand: each gets its Euler--Maclaurin end term, together
+    :math:`-\tfrac{h^2}{12}(I'(v_a) - I'(v_b))` with
+    :math:`I' = (2(x - t)(x' - t') - (-\rho'/\rho)(x - t)^2)\rho`. ``slope`` and
+    ``level`` ``(Z,)`` are scratch.
     """
     m = z.shape[0]
     for j in range(m):
         slope[j] = _grid_slope(w, mu, sd, x[j], xp[j])
-    h = z[1] - z[0]
+    h = var[1] - var[0]
     noise_x = _noise(x)
     noise_t = _noise(tq)
     for j in range(m - 1):
         level[j] = max(_level(x, slope, j, h, noise_x), _level(tq, tqp, j, h, noise_t))
+    # the tolerance is shared out over the refined intervals: a long run (a near-jump
+    # the grid spreads over many intervals) would otherwise add up many pieces' errors
+    intervals = 0
+    start, stop = _next_run(level[:m - 1], 0)
+    while start < m - 1:
+        intervals += stop - start
+        start, stop = _next_run(level[:m - 1], stop)
+    tol = tol / max(intervals, 1)
     corr = 0.0
     solved = 0
     start, stop = _next_run(level[:m - 1], 0)
     while start < m - 1:
         for j in range(start, stop):
             res[0] = 0.0
+            c0 = 1.0
+            c1 = 1.0
+            if vform:  # slopes in normal scores
+                c0 = math.exp(-0.5 * z[j] * z[j]) / _SQRT2PI / dens[j]
+                c1 = math.exp(-0.5 * z[j + 1] * z[j + 1]) / _SQRT2PI / dens[j + 1]
             solved += _refine(w, mu, sd, tw, tmu, tsd, z[j], z[j + 1], x[j], x[j + 1],
-                              slope[j], slope[j + 1], tq[j], tq[j + 1], tqp[j], tqp[j + 1],
-                              tol, noise_x, noise_t, True, res, stack, vals)
+                              slope[j] * c0, slope[j + 1] * c1, tq[j], tq[j + 1],
+                              tqp[j] * c0, tqp[j + 1] * c1, tol, noise_x, noise_t, True, res,
+                              stack, vals)
             e0 = x[j] - tq[j]
             e1 = x[j + 1] - tq[j + 1]
-            corr += res[0] - 0.5 * h * (phi[j] * e0 * e0 + phi[j + 1] * e1 * e1)
+            corr += res[0] - 0.5 * h * (dens[j] * e0 * e0 + dens[j + 1] * e1 * e1)
         for end, sign in ((start, -1.0), (stop, 1.0)):
             if 0 < end < m - 1:  # the grid's own ends: the integrand is ~1e-15 there
                 e = x[end] - tq[end]
-                de = (2.0 * e * (slope[end] - tqp[end]) - z[end] * e * e) * phi[end]
+                de = (2.0 * e * (slope[end] - tqp[end]) - curv[end] * e * e) * dens[end]
                 corr += sign * h * h / 12.0 * de
         start, stop = _next_run(level[:m - 1], stop)
     return corr, solved
 
 
 @nb.njit(error_model="numpy")
-def _member(w, mus, sds, z, zw, target, phi, tq, floor, out, nodes, x, xp, xpp, p, dp,
-            state, lanes, ws, tw, tmu, tsd, tqp, stack, vals, res):
+def _member(w, mus, sds, var, z, dens, curv, zw, target, vform, tq, floor, out, nodes, x, xp,
+            xpp, p, dp, state, lanes, ws, tw, tmu, tsd, tqp, stack, vals, res):
     """``out[s]``, ``nodes[s]`` of one member for every direction ``s``: the levels of all
     directions still unconverged are solved together (:func:`_solve_lanes`); a direction
     leaves when its sum is accepted (the rule of the module docstring). A direction that
     needed the full grid then gets the :func:`_corrections` of its rough intervals."""
     slices, k_count = mus.shape
-    m = z.shape[0]
+    m = z.shape[1]
     active = state[0]  # 1.0 while the direction's sum is not accepted
     smin = state[1]
     smooth = state[2]
@@ -586,17 +639,17 @@ def _member(w, mus, sds, z, zw, target, phi, tq, floor, out, nodes, x, xp, xpp, 
             if active[s] == 0.0:
                 continue
             for j in range(first, m, stride if first == 0 else 2 * first):
-                blo, bhi = _component_range(w, mus[s], sds[s], z[j])
+                blo, bhi = _component_range(w, mus[s], sds[s], z[s, j])
                 if first == 0:
                     lo = blo
                     hi = bhi
-                    guess = _coarse_guess(w, mus[s], sds[s], mean[s], spread[s], z[j])
+                    guess = _coarse_guess(w, mus[s], sds[s], mean[s], spread[s], z[s, j])
                 else:
                     a = j - first
                     b = j + first
                     lo = max(blo, x[s, a])
                     hi = min(bhi, x[s, b])
-                    span = z[b] - z[a]
+                    span = var[s, b] - var[s, a]
                     guess = (0.5 * (x[s, a] + x[s, b]) + 0.15625 * span * (xp[s, a] - xp[s, b])
                              + 0.015625 * span * span * (xpp[s, a] + xpp[s, b]))
                     if not np.isfinite(guess):
@@ -617,15 +670,15 @@ def _member(w, mus, sds, z, zw, target, phi, tq, floor, out, nodes, x, xp, xpp, 
             part = 0.0
             for j in range(first, m, stride if first == 0 else 2 * first):
                 pj = p[s, j]
-                if pj > 0.0:
-                    d1 = phi[j] / pj
+                if pj > 0.0:  # dx/dv = rho(v)/f(x), d2x/dv2 = -x'(-rho'/rho + f'/f x')
+                    d1 = dens[s, j] / pj
                     xp[s, j] = d1
-                    xpp[s, j] = -d1 * (z[j] + dp[s, j] / pj * d1)
+                    xpp[s, j] = -d1 * (curv[s, j] + dp[s, j] / pj * d1)
                 else:  # no density: no Hermite guess from here
                     xp[s, j] = np.nan
                     xpp[s, j] = np.nan
                 d = x[s, j] - tq[s, j]
-                part += zw[j] * d * d
+                part += zw[s, j] * d * d
             if first == 0:
                 total[s] = stride * part
                 count[s] = (m - 1) // stride + 1
@@ -655,27 +708,34 @@ def _member(w, mus, sds, z, zw, target, phi, tq, floor, out, nodes, x, xp, xpp, 
     for s in range(slices):
         if full[s] != 0.0:
             tol = REFINE_TOL * (out[s] + floor[s])
-            corr, solved = _corrections(w, mus[s], sds[s], tw, tmu[s], tsd[s], z, phi, x[s],
-                                        xp[s], tq[s], tqp[s], tol, stack, vals, res, p[s],
-                                        xpp[s])
+            corr, solved = _corrections(w, mus[s], sds[s], tw, tmu[s], tsd[s], var[s], z[s],
+                                        dens[s], curv[s], vform[s], x[s], xp[s], tq[s],
+                                        tqp[s], tol, stack, vals, res, p[s], xpp[s])
             out[s] = max(out[s] + corr, 0.0)
             nodes[s] += solved
 
 
 @chain_kernel(error_model="numpy")
-def w2_squared(weights, mus, sds, z, zw, target, phi, tq, tw, tmu, tsd, tqp, out, nodes):
+def w2_squared(weights, mus, sds, var, z, dens, curv, zw, target, vform, tq, tw, tmu, tsd, tqp,
+               out, nodes):
     r"""``out[b, s]``: the quadrature sum of member ``b`` projected on direction ``s``
     (``mus[b, s]``, ``sds[b, s]``) against the truth's quantiles ``tq[s]``; ``nodes[b, s]``
     the number of quantiles solved (0 where a parameter is not finite: ``out`` is NaN for
-    a NaN, else inf). ``target[j]`` is :math:`\Phi(-|z_j|)` and ``phi[j]``
-    :math:`\varphi(z_j)`. See the module docstring."""
+    a NaN, else inf). Per direction ``s`` and node ``j`` (all ``(S, Z)``): the
+    integration variable ``var`` (equally spaced), the node's normal score ``z``, the
+    variable's density ``dens`` and ``curv`` :math:`= -\rho'/\rho`, the trapezoid
+    weights times the density ``zw``, the tail probability ``target`` the quantile solves
+    for (lower tail where ``z < 0``), the truth's quantile ``tq`` and its slope ``tqp``
+    in ``var``; ``vform[s]`` is True where ``var`` is the truth's own variable (else the
+    normal score: ``var = curv = z``, ``dens`` :math:`=\varphi(z)`). See the module
+    docstring."""
     chains, slices, _ = mus.shape
-    m = z.shape[0]
+    m = z.shape[1]
     floor = np.empty(slices)
     for s in range(slices):
         acc = 0.0
         for j in range(m):
-            acc += zw[j] * tq[s, j] * tq[s, j]
+            acc += zw[s, j] * tq[s, j] * tq[s, j]
         floor[s] = acc * 1e-26
     for b in nb.prange(chains):
         x = np.empty((slices, m))
@@ -689,8 +749,9 @@ def w2_squared(weights, mus, sds, z, zw, target, phi, tq, tw, tmu, tsd, tqp, out
         stack = np.empty((MAX_DEPTH + 3, _FIELDS))
         vals = np.empty((4, 7))
         res = np.zeros(4)
-        _member(weights[b], mus[b], sds[b], z, zw, target, phi, tq, floor, out[b], nodes[b],
-                x, xp, xpp, p, dp, state, lanes, ws, tw, tmu, tsd, tqp, stack, vals, res)
+        _member(weights[b], mus[b], sds[b], var, z, dens, curv, zw, target, vform, tq, floor,
+                out[b], nodes[b], x, xp, xpp, p, dp, state, lanes, ws, tw, tmu, tsd, tqp, stack,
+                vals, res)
 
 
 @nb.njit(cache=True)

@@ -8,17 +8,23 @@ Every model is handled as a mixture: a Gaussian is one component of weight 1.
 ``w2``. 1-D: exact up to quadrature, :math:`W_2^2=\int_0^1(F^{-1}(u)-G^{-1}(u))^2du`
 with :math:`u=\Phi(z)`, the trapezoid rule on :data:`Z_POINTS` points of
 :math:`z\in[-8,8]` (the mass beyond is 1e-15) and quantiles solved by
-safeguarded Newton on the CDF (lower half) or survival function (upper half). Where a
-quantile function nearly jumps between two grid points (modes several standard
-deviations apart, a collapsed narrow component, a point mass) the trapezoid rule alone
-is off by up to 7e-3; there the grid's intervals are integrated by local refinement
-(adaptive Simpson with new quantiles of both distributions) and the sums beside them get
-their Euler--Maclaurin end terms (``collapse_sim._kernels.mixture_metrics``). Measured
-relative error against adaptive quadrature of the quantile formula
-(``python benchmarks/w2_accuracy.py``): below 2e-15 where nothing needs refinement
-(modes within about 4 standard deviations), below 1.2e-9 on separated modes (6 to 12
-sd), spikes of sd 0.01 and a point mass, where the plain grid was off by 1e-5 to 7e-3.
-Those directions solve 1.2 to 1.6 times the full grid's quantiles. d >= 2: the
+safeguarded Newton on the CDF (lower half) or survival function (upper half). Where the
+truth has two or more components of similar widths (standard deviations within
+:data:`VFORM_SD_RATIO`), the same integral is written in the truth's own variable,
+:math:`\int(F^{-1}(G(v)) - v)^2 g(v)\,dv`, on :data:`Z_POINTS` equally spaced
+:math:`v` between the truth's quantiles at :math:`z=\mp 8`
+(:meth:`MixtureContext.w2_grid`): where the truth's density dips between its modes its
+quantile function is steep in :math:`z`, and the rule needed the full grid and
+refinement; in :math:`v` the dip costs nothing. Where a
+quantile function (or the transport map :math:`F^{-1}\circ G`) nearly jumps between
+two grid points (modes several standard deviations apart, a collapsed narrow
+component, a point mass) the trapezoid rule alone is off by up to 7e-3; there the grid's
+intervals are integrated by local refinement (adaptive Simpson with new quantiles of
+both distributions) and the sums beside them get their Euler--Maclaurin end terms
+(``collapse_sim._kernels.mixture_metrics``). Measured relative error against adaptive
+quadrature of the quantile formula (``python benchmarks/w2_accuracy.py``): below 2e-14
+where nothing needs refinement, below 1.1e-9 on separated modes (6 to 12 sd), spikes of
+sd 0.01 and a point mass, where the plain grid was off by 1e-5 to 7e-3. d >= 2: the
 *sliced* Wasserstein-2 distance
 :math:`SW_2^2=E_\theta[W_2^2(\theta_\#p,\theta_\#q)]` over :data:`SLICES` fixed
 directions — a different distance from :math:`W_2` (:math:`SW_2 \le W_2`; it is
@@ -27,16 +33,20 @@ what scales to mixtures), estimated with the directions' quadrature error. In 2-
 (two unit modes 4 apart) relative of the angular integral on EM fits, medians 2e-11 and
 5e-7 (8 angles: 3e-4 and 2.6e-3); this, not the per-direction sums, bounds the metric's
 accuracy there (``benchmarks/w2_slices_accuracy.py`` re-measures it). For mixture
-models the grid is visited in nested levels (every 32nd point, then every 16th, ...):
-where the integrand is smooth, the sum is taken from the first level at stride 8 or
-finer whose extrapolated error is below 1e-13 of the sum (typically 129 or 257 points,
+models the grid is visited in nested levels (every 64th point, then every 32nd, ...):
+where the integrand is smooth, the sum is taken from the first level from 65 points on
+whose extrapolated error is below 1e-13 of the sum (typically 65 to 257 points,
 about 1.4 quantile evaluations each), elsewhere from the full grid, refined as above
 where needed: equal to the full-grid sum up to rounding where nothing is refined
 (relative differences below 5e-13 measured on 16,000 fitted models;
 ``tests/test_mixture_metrics_fast.py``), 10-20 times faster
-(:func:`w2_squared_sums`, ``collapse_sim._kernels.mixture_metrics``). A Gaussian model
-(:func:`_w2_squared_gaussian`) takes the same refinement through its closed form: the
-truth's moments over its rough intervals are refined once per direction.
+(:func:`w2_squared_sums`, ``collapse_sim._kernels.mixture_metrics``). On 1000 EM fits
+of two unit modes 4 apart in 2-D (``bench_jax``'s truth) the truth's variable halves
+the quantiles solved and the time (``python benchmarks/w2_truth_variable.py``, which
+measures both). A Gaussian model
+(:func:`_w2_squared_gaussian`) takes the same refinement through its closed form, in
+normal scores: the truth's moments over its rough intervals are refined once per
+direction.
 
 ``kl``. :math:`\mathrm{KL}(p\|q)=E_p[\log p]-E_p[\log q]`. For a Gaussian model the
 cross-entropy :math:`-E_p[\log q]` depends on :math:`p` only through its mean and
@@ -884,6 +894,22 @@ class MixtureContext:
                                     slopes)
         return self._quantiles[key]
 
+    def w2_grid(self, directions) -> tuple[np.ndarray, ...]:
+        r"""The nodes :func:`w2_squared_sums` integrates on, per direction (cached):
+        ``(var, z, dens, curv, weights, target, vform, tq, tqp)``, each ``(S, Z_POINTS)``
+        but ``vform`` ``(S,)`` bool; see :func:`_truth_variable_grid` for when a direction
+        integrates in the truth's own variable (``vform``) rather than in normal scores."""
+        key = ("grid", tuple(None if u is None else tuple(np.round(u, 15))
+                             for u in directions))
+        if key not in self._quantiles:
+            table, tw, tmu, tsd, slopes = self.truth_side(directions)
+            rows = [_truth_variable_grid(tw, tmu[s], tsd[s], table[s])
+                    or (_Z, _Z, _PHI, _Z, _ZW, _TARGET, False, table[s], slopes[s])
+                    for s in range(len(directions))]
+            grid = [np.ascontiguousarray(np.stack([r[i] for r in rows])) for i in range(9)]
+            self._quantiles[key] = tuple(grid)
+        return self._quantiles[key]
+
     def gaussian_moments(self, direction) -> tuple[tuple[float, ...], np.ndarray]:
         r"""``(moments, corrections)`` of :func:`_w2_squared_gaussian` for one direction
         (cached). ``moments`` is ``(A0, A1, A2, P0, P1, P2)``: the trapezoid sums
@@ -1032,19 +1058,25 @@ def w2(ctx: MixtureContext, model) -> np.ndarray:
         block = slice(start, start + W2_BLOCK)
         part = GaussianMixture._from_arrays(model.weights[block], model.means[block],
                                             model.covs[block])
-        sums, _ = w2_squared_sums(part, directions, ctx)
-        # a member equal to the truth: its quantiles through the truth's own solver, so
-        # its distance is exactly 0 (as row 0 of every run), not rounding
+        # a member equal to the truth (row 0 of every run): its quantiles through the
+        # truth's own solver, so its distance is exactly 0, not rounding (the quadrature
+        # would take the full grid on its rounding noise)
         tw, tm, tc = components(ctx.truth)
+        same = np.zeros(part.batch_size, dtype=bool)
         if tw.shape[1] == part.n_components:
             same = (np.all(part.weights == tw, axis=1) & np.all(part.means == tm, axis=(1, 2))
                     & np.all(part.covs == tc, axis=(1, 2, 3)))
-            if same.any():
-                twin = GaussianMixture._from_arrays(part.weights[same], part.means[same],
-                                                    part.covs[same])
-                sums[same] = np.stack(
-                    [np.sum((project_quantiles(twin, u, _Z) - table[s]) ** 2 * _ZW, axis=1)
-                     for s, u in enumerate(directions)], axis=1)
+        sums = np.empty((part.batch_size, len(directions)))
+        if not same.all():
+            rest = part if not same.any() else GaussianMixture._from_arrays(
+                part.weights[~same], part.means[~same], part.covs[~same])
+            sums[~same] = w2_squared_sums(rest, directions, ctx)[0]
+        if same.any():
+            twin = GaussianMixture._from_arrays(part.weights[same], part.means[same],
+                                                part.covs[same])
+            sums[same] = np.stack(
+                [np.sum((project_quantiles(twin, u, _Z) - table[s]) ** 2 * _ZW, axis=1)
+                 for s, u in enumerate(directions)], axis=1)
         total = np.zeros(part.batch_size)
         for s in range(len(directions)):  # summed over directions in the order of old
             total += sums[:, s]
@@ -1086,11 +1118,12 @@ def w2_squared_sums(model: GaussianMixture, directions, ctx: MixtureContext):
     if not isinstance(ctx, MixtureContext):
         raise TypeError(f"ctx must be a MixtureContext, got {type(ctx).__name__}")
     w, mus, sds = _projected(model, directions)
-    table, tw, tmu, tsd, slopes = ctx.truth_side(directions)
+    _, tw, tmu, tsd, _ = ctx.truth_side(directions)
+    var, z, dens, curv, weights, target, vform, tq, tqp = ctx.w2_grid(directions)
     sums = np.empty(mus.shape[:2])
     nodes = np.empty(mus.shape[:2], dtype=np.int64)
-    _mm.w2_squared(np.ascontiguousarray(w, dtype=np.float64), mus, sds, _Z, _ZW, _TARGET,
-                   _PHI, table, tw, tmu, tsd, slopes, sums, nodes)
+    _mm.w2_squared(np.ascontiguousarray(w, dtype=np.float64), mus, sds, var, z, dens, curv,
+                   weights, target, vform, tq, tw, tmu, tsd, tqp, sums, nodes)
     return sums, nodes
 
 
@@ -1115,6 +1148,54 @@ def _projected(model, directions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         sds.append(np.sqrt(np.clip(var, 0.0, None)))
     return (w, np.ascontiguousarray(np.stack(mus, axis=1)),
             np.ascontiguousarray(np.stack(sds, axis=1)))
+
+
+#: A truth projected on a direction is integrated in its own variable when it has two or
+#: more live components, none a point mass, whose standard deviations are within this
+#: factor of each other (:func:`_truth_variable_grid`).
+VFORM_SD_RATIO = 4.0
+
+
+def _truth_variable_grid(w, mu, sd, t):
+    r"""The quadrature nodes of :math:`W_2^2` in the truth's own variable, or ``None``.
+
+    :math:`W_2^2 = \int (F^{-1}(\Phi(z)) - G^{-1}(\Phi(z)))^2\varphi(z)\,dz
+    = \int (F^{-1}(G(v)) - v)^2 g(v)\,dv`: in the second form the grid is equally
+    spaced in :math:`v` between the truth's quantiles at :math:`z = \mp 8` (``t[0]``,
+    ``t[-1]``), where a dip of the truth's density between two modes costs nothing (in
+    normal scores its quantile function is steep there, and the trapezoid rule needs the
+    full grid and refinement: ``benchmarks/w2_truth_variable.py``). Taken for a truth
+    ``(w, mu, sd)`` of two or more live components, no point mass, standard deviations
+    within :data:`VFORM_SD_RATIO` of each other (a narrow component would get few nodes
+    of an equally spaced grid), and a density positive and finite on every node; a
+    single Gaussian's two forms are the same grid, and it keeps normal scores.
+
+    Returns ``(var, z, dens, curv, weights, target, True, tq, tqp)``: the nodes
+    :math:`v_j`, their normal scores :math:`z_j = \Phi^{-1}(G(v_j))`, the density
+    :math:`g(v_j)`, :math:`-g'(v_j)/g(v_j)`, the trapezoid weights times :math:`g`, the
+    tail probability :math:`\min(G, 1 - G)` each model quantile solves for (each tail
+    summed from its own end), the truth's quantiles (the nodes themselves) and their
+    slope 1.
+    """
+    live = w > 0.0
+    w, mu, sd = w[live], mu[live], sd[live]
+    if w.size < 2 or not np.all(sd > 0.0) or sd.max() > VFORM_SD_RATIO * sd.min():
+        return None
+    var = np.linspace(t[0], t[-1], t.size)
+    u = (var[:, None] - mu) / sd
+    cdf = special.ndtr(u) @ w
+    sf = special.ndtr(-u) @ w
+    k = np.exp(-0.5 * u * u) * (w / (sd * math.sqrt(2 * math.pi)))
+    dens = k.sum(axis=1)
+    if not (np.all(dens > 0.0) and np.all(np.isfinite(dens))):
+        return None
+    curv = (k * (u / sd)).sum(axis=1) / dens
+    upper = sf <= cdf
+    target = np.where(upper, sf, cdf)
+    z = np.where(upper, -special.ndtri(sf), special.ndtri(cdf))
+    weights = np.full(t.size, var[1] - var[0]) * dens
+    weights[[0, -1]] *= 0.5
+    return var, z, dens, curv, weights, target, True, var, np.ones(t.size)
 
 
 def _slopes(w, mu, sd, t) -> np.ndarray:
