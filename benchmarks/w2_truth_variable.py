@@ -113,7 +113,7 @@ def metric_on_em_fits() -> None:
     try:
         for label, ratio in (("normal scores", 0.0), ("truth's variable", built)):
             mx.VFORM_SD_RATIO = ratio
-            ctx = mx._mixture_context(truth)
+            ctx = mx.MixtureContext(truth, np.zeros((1, 2)))  # its own grid cache
             sums[label], nodes = mx.w2_squared_sums(model, directions, ctx)
             best = np.inf
             for _ in range(5):
