@@ -2,12 +2,12 @@
 
 ``w2`` of mixture models sums its quadrature on nested grids and stops early where the
 sum has converged (``collapse_sim._kernels.mixture_metrics``); where no interval of the
-grid needed refinement it must equal the full-grid sum of the old implementation
-(:func:`old_w2`, kept here) up to rounding; where one did (a quantile function nearly
-jumps between grid points) it must equal an independent adaptive quadrature of the
-quantile formula (:func:`quad_reference`) within the accuracy the module documents. ``kl``/``nll``
-give the same bits on the serial and the chain-parallel build, and the values of
-scikit-learn's ``score_samples``.
+grid needed refinement it must equal the sum over every node of its grid
+(:func:`full_grid`: normal scores, or the truth's own variable) up to rounding; where
+one did (a quantile function nearly jumps between grid points) it must equal an
+independent adaptive quadrature of the quantile formula (:func:`quad_reference`) within
+the accuracy the module documents. ``kl``/``nll`` give the same bits on the serial and
+the chain-parallel build, and the values of scikit-learn's ``score_samples``.
 """
 
 from __future__ import annotations
@@ -37,16 +37,6 @@ RTOL_GRID = 1e-11
 
 
 # -- slow references -----------------------------------------------------------------------
-
-def old_w2(ctx, model) -> np.ndarray:
-    """The replaced implementation: every model quantile of the full grid, then the sum."""
-    directions = [None] if model.dim == 1 else list(mm.slice_directions(model.dim))
-    total = np.zeros(model.batch_size)
-    for u in directions:
-        q = mm.project_quantiles(model, u, mm._Z)
-        total += np.sum((q - ctx.truth_quantiles(u)) ** 2 * mm._ZW, axis=1)
-    return np.sqrt(total if model.dim == 1 else total / mm.SLICES)
-
 
 def _brentq_quantile(w, mu, sd, z) -> float:
     """The Phi(z)-quantile of one 1-D mixture by brentq on its CDF (z < 0) or survival
