@@ -93,62 +93,79 @@ def exact_run_1d(states, n, ddof, real_k, fresh, synth, pool_all, mu0, var0, sta
     sr, kp, mp, sp)`` — and is filled by the block that contains generation 1. The
     four words of each chain's generator state stay in local variables for the whole
     block (stored back around the draws that read the state array).
+
+    Each chain is :func:`_exact_chain`, a function of its own: the parallel build's loop
+    body is then one call, and numba's passes over a parallel loop (which copy its
+    intermediate form block by block) do not run over the inlined draws. Its parallel
+    build compiles in about 4 s instead of 6 s with the body inline
+    (``python benchmarks/kernel_compile.py``; docs/performance.rst).
     """
-    block, chains = means.shape
     fast_synth = 0.5 * (synth - 1) >= 1.0
     scale = 1.0 / math.sqrt(synth) if synth > 0 else 0.0
     d_mt = 0.5 * (synth - 1) - 1.0 / 3.0
     c_mt = 1.0 / math.sqrt(9.0 * d_mt) if fast_synth else 0.0
-    for c in nb.prange(chains):
-        s = states[c]
-        s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
-        mean, var = carry[c, 0], carry[c, 1]
-        kr, mr, sr = np.int64(carry[c, 2]), carry[c, 3], carry[c, 4]
-        kp, mp, sp = np.int64(carry[c, 5]), carry[c, 6], carry[c, 7]
-        for i in range(block):
-            t = start + i
-            if t == 1:
-                s[0], s[1], s[2], s[3] = s0, s1, s2, s3
-                if 0 < real_k < n:
-                    # the real sample as every policy draws it, then its first real_k
-                    # points' moments by their law given it (paired policies)
-                    ma, sa = _draw(s, n, mu0, var0)
-                    ka = n
-                    mr, sr = split_1d(s, n, real_k, ma, sa)
-                    kr = real_k
-                else:
-                    ma, sa = _draw(s, n, mu0, var0)
-                    ka = n
-                    kr, mr, sr = ka, ma, sa
-                s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
-                kp, mp, sp = ka, ma, sa  # the accumulated pool starts as the real sample
-                mean = ma
-                var = sa / (ka - ddof)
+    for c in nb.prange(states.shape[0]):
+        # c passed on as int64: the loop's index is unsigned in the parallel body, and
+        # _exact_chain would be compiled a second time for it
+        _exact_chain(states, np.int64(c), n, ddof, real_k, fresh, synth, pool_all, mu0, var0,
+                     start, carry, syn_scale, fast_synth, scale, d_mt, c_mt, means, variances)
+
+
+@nb.njit
+def _exact_chain(states, c, n, ddof, real_k, fresh, synth, pool_all, mu0, var0, start, carry,
+                 syn_scale, fast_synth, scale, d_mt, c_mt, means, variances):
+    """Chain ``c`` of :func:`exact_run_1d` (``fast_synth``, ``scale``, ``d_mt``, ``c_mt``:
+    the constants of :func:`_draw_fixed_local` for ``synth`` points)."""
+    block = means.shape[0]
+    s = states[c]
+    s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
+    mean, var = carry[c, 0], carry[c, 1]
+    kr, mr, sr = np.int64(carry[c, 2]), carry[c, 3], carry[c, 4]
+    kp, mp, sp = np.int64(carry[c, 5]), carry[c, 6], carry[c, 7]
+    for i in range(block):
+        t = start + i
+        if t == 1:
+            s[0], s[1], s[2], s[3] = s0, s1, s2, s3
+            if 0 < real_k < n:
+                # the real sample as every policy draws it, then its first real_k
+                # points' moments by their law given it (paired policies)
+                ma, sa = _draw(s, n, mu0, var0)
+                ka = n
+                mr, sr = split_1d(s, n, real_k, ma, sa)
+                kr = real_k
             else:
-                kt, mt, st = 0, 0.0, 0.0
-                if real_k > 0:
-                    kt, mt, st = kr, mr, sr
-                if fresh > 0:
-                    mf, sf, s0, s1, s2, s3 = _draw_stored(s, s0, s1, s2, s3, fresh, mu0, var0)
-                    kt, mt, st = _add(kt, mt, st, fresh, mf, sf)
-                if synth > 0:
-                    drawn = var * syn_scale
-                    if fast_synth:
-                        my, sy, s0, s1, s2, s3 = _draw_fixed_local(s0, s1, s2, s3, scale,
-                                                                   d_mt, c_mt, mean, drawn)
-                    else:
-                        my, sy, s0, s1, s2, s3 = _draw_stored(s, s0, s1, s2, s3, synth, mean,
-                                                              drawn)
-                    if pool_all:
-                        kp, mp, sp = _add(kp, mp, sp, synth, my, sy)
-                        kt, mt, st = kp, mp, sp
-                    else:
-                        kt, mt, st = _add(kt, mt, st, synth, my, sy)
-                mean = mt
-                var = st / (kt - ddof)
-            means[i, c] = mean
-            variances[i, c] = var
-        s[0], s[1], s[2], s[3] = s0, s1, s2, s3
-        carry[c, 0], carry[c, 1] = mean, var
-        carry[c, 2], carry[c, 3], carry[c, 4] = kr, mr, sr
-        carry[c, 5], carry[c, 6], carry[c, 7] = kp, mp, sp
+                ma, sa = _draw(s, n, mu0, var0)
+                ka = n
+                kr, mr, sr = ka, ma, sa
+            s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
+            kp, mp, sp = ka, ma, sa  # the accumulated pool starts as the real sample
+            mean = ma
+            var = sa / (ka - ddof)
+        else:
+            kt, mt, st = 0, 0.0, 0.0
+            if real_k > 0:
+                kt, mt, st = kr, mr, sr
+            if fresh > 0:
+                mf, sf, s0, s1, s2, s3 = _draw_stored(s, s0, s1, s2, s3, fresh, mu0, var0)
+                kt, mt, st = _add(kt, mt, st, fresh, mf, sf)
+            if synth > 0:
+                drawn = var * syn_scale
+                if fast_synth:
+                    my, sy, s0, s1, s2, s3 = _draw_fixed_local(s0, s1, s2, s3, scale,
+                                                               d_mt, c_mt, mean, drawn)
+                else:
+                    my, sy, s0, s1, s2, s3 = _draw_stored(s, s0, s1, s2, s3, synth, mean,
+                                                          drawn)
+                if pool_all:
+                    kp, mp, sp = _add(kp, mp, sp, synth, my, sy)
+                    kt, mt, st = kp, mp, sp
+                else:
+                    kt, mt, st = _add(kt, mt, st, synth, my, sy)
+            mean = mt
+            var = st / (kt - ddof)
+        means[i, c] = mean
+        variances[i, c] = var
+    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
+    carry[c, 0], carry[c, 1] = mean, var
+    carry[c, 2], carry[c, 3], carry[c, 4] = kr, mr, sr
+    carry[c, 5], carry[c, 6], carry[c, 7] = kp, mp, sp
