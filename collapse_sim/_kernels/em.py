@@ -446,8 +446,9 @@ def _em_iteration_2d_full_k2(x, reg_covar, weights, means, covs, chol, block):
             q110 += r1 * d11 * d10
             q111 += r1 * d11 * d11
         total += math.log(prod)
-    w0 = _m_2d_full(0, n0, a00, a01, q000, q010, q011, reg_covar, means, covs)
-    w1 = _m_2d_full(1, n1, a10, a11, q100, q110, q111, reg_covar, means, covs)
+    # np.int64: literal 0 and 1 would each compile _m_2d_full once more
+    w0 = _m_2d_full(np.int64(0), n0, a00, a01, q000, q010, q011, reg_covar, means, covs)
+    w1 = _m_2d_full(np.int64(1), n1, a10, a11, q100, q110, q111, reg_covar, means, covs)
     weights[0] = w0 / (w0 + w1)
     weights[1] = w1 / (w0 + w1)
     return total / n

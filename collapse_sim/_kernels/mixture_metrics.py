@@ -544,14 +544,14 @@ def _corrections(w, mu, sd, tw, tmu, tsd, var, z, dens, curv, vform, x, xp, tq, 
     # the tolerance is shared out over the refined intervals: a long run (a near-jump
     # the grid spreads over many intervals) would otherwise add up many pieces' errors
     intervals = 0
-    start, stop = _next_run(level[:m - 1], 0)
+    start, stop = _next_run(level[:m - 1], np.int64(0))
     while start < m - 1:
         intervals += stop - start
         start, stop = _next_run(level[:m - 1], stop)
     tol = tol / max(intervals, 1)
     corr = 0.0
     solved = 0
-    start, stop = _next_run(level[:m - 1], 0)
+    start, stop = _next_run(level[:m - 1], np.int64(0))
     while start < m - 1:
         for j in range(start, stop):
             res[0] = 0.0
@@ -633,8 +633,9 @@ def _member(w, mus, sds, var, z, dens, curv, zw, target, vform, tq, floor, out, 
     stride = COARSE
     first = 0
     while True:
-        # the lanes of this level: guesses and brackets
-        n = 0
+        # the lanes of this level: guesses and brackets (n an int64 from the start: a
+        # literal 0 made numba compile _solve_lanes a second time, for Literal[int](0))
+        n = np.int64(0)
         for s in range(slices):
             if active[s] == 0.0:
                 continue
@@ -782,7 +783,7 @@ def truth_moment_corrections(tw, tmu, tsd, z, phi, tq, tqp, tol, out):
     for j in range(m - 1):
         level[j] = _level(tq, tqp, j, h, noise_t)
     solved = 0
-    start, stop = _next_run(level, 0)
+    start, stop = _next_run(level, np.int64(0))
     while start < m - 1:
         for j in range(start, stop):
             a = z[j]

@@ -337,7 +337,9 @@ class Categorical(Model):
         if self._resamples(k):
             self._resample(k, streams, tokens)
         elif self.batch_size == 1:
-            _kl.draw_shared_tokens(streams.states, self.probs, k, tokens)
+            # a writable copy of read-only probabilities (a truth's): one compiled version
+            probs = np.require(self.probs, np.float64, "CW")
+            _kl.draw_shared_tokens(streams.states, probs, k, tokens)
         else:
             scratch = np.zeros((streams.chains, self.n_categories), dtype=np.int64)
             _kc.categorical_draw(streams.states, self.probs, k, tokens, scratch)
@@ -358,7 +360,7 @@ class Categorical(Model):
         if self._resamples(k):
             return self._resample(k, streams, np.empty((chains, 0), dtype=np.int32))
         if self.batch_size == 1 and k < 2**31:
-            probs = self.probs
+            probs = np.require(self.probs, np.float64, "CW")  # as in draw
             capacity = np.full(chains, min(k, np.count_nonzero(probs[0])), dtype=np.int64)
             out, region = _blocked_live(capacity, self.n_categories)
             _kl.draw_live(streams.states, probs, k, region, out.off, out.live, out.ids,

@@ -171,7 +171,8 @@ class Gaussian(PointModel):
         """Lower factors ``L`` with ``L L^T = cov``, ``(B, d, d)`` (rank-deficient allowed)."""
         if self._chol is None:
             chol = np.empty_like(self.cov, shape=self.cov.shape)
-            _linalg.psd_cholesky(np.ascontiguousarray(self.cov), chol)
+            # a writable copy of a read-only covariance (a truth's): one compiled version
+            _linalg.psd_cholesky(np.require(self.cov, np.float64, "CW"), chol)
             self._chol = chol
         return self._chol
 

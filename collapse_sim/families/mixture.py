@@ -277,7 +277,7 @@ class GaussianMixture(PointModel):
         """Lower factors of every component covariance, ``(B, K, d, d)``."""
         if self._chol is None:
             b, k, d = self.batch_size, self.n_components, self.dim
-            flat = np.ascontiguousarray(self.covs).reshape(b * k, d, d)
+            flat = np.require(self.covs, np.float64, "CW").reshape(b * k, d, d)
             chol = np.empty_like(flat)
             _linalg.psd_cholesky(flat, chol)
             self._chol = chol.reshape(b, k, d, d)
@@ -791,7 +791,7 @@ def components(model):
 
 def _chol(covs):
     b, k, d, _ = covs.shape
-    flat = np.ascontiguousarray(covs).reshape(b * k, d, d)
+    flat = np.require(covs, np.float64, "CW").reshape(b * k, d, d)
     out = np.empty_like(flat)
     _linalg.psd_cholesky(flat, out)
     return out.reshape(b, k, d, d)
@@ -812,8 +812,9 @@ def mean_logpdf(model, pts) -> np.ndarray:
     work = w.shape[0] * pts.shape[0] * w.shape[1]
     kernel = (_md.mean_logpdf.parallel if w.shape[0] > 1 and _dispatch.use_parallel(work)
               else _md.mean_logpdf.serial)
-    kernel(np.ascontiguousarray(w), np.ascontiguousarray(m), _chol(c),
-           np.ascontiguousarray(pts.T), out)
+    # writable copies of read-only arrays (a truth's): one compiled version serves all
+    kernel(np.require(w, np.float64, "CW"), np.require(m, np.float64, "CW"), _chol(c),
+           np.require(pts.T, np.float64, "CW"), out)
     model._mean_logpdf_memo = (pts, out)
     return out
 
